@@ -1,0 +1,164 @@
+// Command pwctl is the operator's tool of the PIN reset service. Today it has
+// one subcommand, sign, which prints the X-KM headers (or a complete curl
+// command) for a request body, so that anyone with the ASP's credentials can
+// call the API by hand.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"net/http"
+	"os"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/kmwallet/pinreset/internal/asp"
+	"github.com/kmwallet/pinreset/internal/kmheader"
+)
+
+func main() {
+	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+		if !errors.Is(err, flag.ErrHelp) {
+			fmt.Fprintln(os.Stderr, "pwctl:", err)
+		}
+		os.Exit(2)
+	}
+}
+
+const usage = `usage: pwctl <command> [flags]
+
+commands:
+  sign   print the X-KM headers, or a curl command, for a request body
+
+Run 'pwctl <command> -h' for its flags.
+`
+
+func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, usage)
+		if len(args) == 0 {
+			return errors.New("no command")
+		}
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "sign":
+		return sign(args[1:], stdin, stdout, stderr, time.Now())
+	default:
+		fmt.Fprint(stderr, usage)
+		return fmt.Errorf("unknown command %q", args[0])
+	}
+}
+
+func sign(args []string, stdin io.Reader, stdout, stderr io.Writer, now time.Time) error {
+	fs := flag.NewFlagSet("pwctl sign", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	aspFile := fs.String("asp-file", "deployments/sandbox/asps.json", "ASP registry file holding the ASP's credentials")
+	aspID := fs.String("asp", "", "ASP id (default: the only or first ASP of -asp-file)")
+	bodyArg := fs.String("body", "", "request body: a file path, - for standard input, or inline JSON starting with {")
+	cid := fs.String("correlation-id", "", "X-KM-Correlation-Id (default: a fresh one)")
+	zone := fs.String("zone", "UTC", "X-KM-Time-Zone, and the zone the times are written in")
+	curl := fs.Bool("curl", false, "print a complete curl command instead of header lines")
+	url := fs.String("url", "http://127.0.0.1:8080/api/v1/user/password/reset", "API URL for -curl")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *bodyArg == "" {
+		fs.Usage()
+		return errors.New("-body is required")
+	}
+	if _, ok := kmheader.Zone(*zone); !ok {
+		return fmt.Errorf("-zone %q is not a known zone abbreviation", *zone)
+	}
+	creds, err := credentials(*aspFile, *aspID)
+	if err != nil {
+		return err
+	}
+	body, bodyFile, err := readBody(*bodyArg, stdin)
+	if err != nil {
+		return err
+	}
+	hd := kmheader.SignedHeaders(creds, body, *cid, now, *zone)
+	h := http.Header{}
+	kmheader.Set(h, hd)
+	h.Set("Content-Type", "application/json")
+	names := make([]string, 0, len(h))
+	for k := range h {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	if !*curl {
+		for _, k := range names {
+			fmt.Fprintf(stdout, "%s: %s\n", k, h.Get(k))
+		}
+		return nil
+	}
+	var b strings.Builder
+	fmt.Fprintf(&b, "curl -sS -i -X POST %s", shellQuote(*url))
+	for _, k := range names {
+		fmt.Fprintf(&b, " \\\n  -H %s", shellQuote(k+": "+h.Get(k)))
+	}
+	// The MAC covers the exact bytes, so curl must send them unchanged.
+	if bodyFile != "" {
+		fmt.Fprintf(&b, " \\\n  --data-binary %s", shellQuote("@"+bodyFile))
+	} else {
+		fmt.Fprintf(&b, " \\\n  --data-binary %s", shellQuote(string(body)))
+	}
+	fmt.Fprintln(stdout, b.String())
+	return nil
+}
+
+func credentials(path, id string) (kmheader.Credentials, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return kmheader.Credentials{}, fmt.Errorf("-asp-file: %w", err)
+	}
+	reg, err := asp.Parse(b)
+	if err != nil {
+		return kmheader.Credentials{}, fmt.Errorf("-asp-file %s: %w", path, err)
+	}
+	if _, err := asp.New(reg.ASPs); err != nil {
+		return kmheader.Credentials{}, fmt.Errorf("-asp-file %s: %w", path, err)
+	}
+	if len(reg.ASPs) == 0 {
+		return kmheader.Credentials{}, fmt.Errorf("-asp-file %s: no ASP", path)
+	}
+	a := reg.ASPs[0]
+	if id != "" {
+		found := false
+		for _, x := range reg.ASPs {
+			if x.ID == id {
+				a, found = x, true
+			}
+		}
+		if !found {
+			return kmheader.Credentials{}, fmt.Errorf("-asp %s: not in %s", id, path)
+		}
+	}
+	// The newest credential is the last one: during a rotation, sign with it.
+	c := a.Credentials[len(a.Credentials)-1]
+	return kmheader.Credentials{ASPID: a.ID, AccessKey: c.AccessKey, SecretKey: []byte(c.SecretKey)}, nil
+}
+
+func readBody(arg string, stdin io.Reader) (body []byte, file string, err error) {
+	switch {
+	case arg == "-":
+		body, err = io.ReadAll(io.LimitReader(stdin, 1<<20))
+	case strings.HasPrefix(strings.TrimSpace(arg), "{"):
+		body = []byte(arg)
+	default:
+		body, err = os.ReadFile(arg)
+		file = arg
+	}
+	if err != nil {
+		return nil, "", fmt.Errorf("-body: %w", err)
+	}
+	return body, file, nil
+}
+
+// shellQuote quotes s for a POSIX shell.
+func shellQuote(s string) string { return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'" }

@@ -1,0 +1,223 @@
+// Command sandbox runs the whole service on one machine with nothing else
+// installed: an embedded Kafka-protocol broker and an embedded MongoDB-wire
+// database (durable under -data-dir), the topics and indexes, the sandbox ASP
+// and members from deployments/sandbox/, and the ingress and the worker.
+// With -infra-only it starts only the broker and the database, so ingress and
+// worker can run as separate processes.
+package main
+
+import (
+	"bufio"
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/ingress"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/logging"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/sandbox"
+	"github.com/kmwallet/pinreset/internal/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stdout, os.Stderr, nil); err != nil {
+		fmt.Fprintln(os.Stderr, "sandbox:", err)
+		os.Exit(1)
+	}
+}
+
+// Env is what a started sandbox tells its caller (tests use it).
+type Env struct {
+	HTTPAddr   string // empty with -infra-only
+	Brokers    []string
+	MongoURI   string
+	Database   string
+	SandboxDir string
+	Getenv     func(string) string // the settings the services run with
+	Infra      *sandbox.Infra
+}
+
+type options struct {
+	dataDir, sandboxDir            string
+	httpAddr, kafkaAddr, mongoAddr string
+	infraOnly                      bool
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(Env)) error {
+	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	var o options
+	fs.StringVar(&o.dataDir, "data-dir", ".sandbox", "directory for the broker's log and the database files (kept across restarts)")
+	fs.StringVar(&o.sandboxDir, "sandbox-dir", "deployments/sandbox", "directory of asps.json, members.jsonl and sandbox.env")
+	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "ingress listen address")
+	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker listen address")
+	fs.StringVar(&o.mongoAddr, "mongo-addr", "127.0.0.1:27017", "embedded MongoDB-wire database listen address")
+	fs.BoolVar(&o.infraOnly, "infra-only", false, "start only the broker and the database (and load the seed data)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	fileEnv, err := readEnvFile(filepath.Join(o.sandboxDir, "sandbox.env"))
+	if err != nil {
+		return err
+	}
+
+	logLevel := getenv("PINRESET_LOG_LEVEL")
+	if logLevel == "" {
+		logLevel = "info"
+	}
+	log, err := logging.New(stderr, logLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+
+	infra, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{
+		DataDir: o.dataDir, KafkaAddr: o.kafkaAddr, MongoAddr: o.mongoAddr,
+		Log: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
+	})
+	if err != nil {
+		return err
+	}
+	defer infra.Close()
+
+	// The services' settings: the process environment wins over sandbox.env,
+	// which wins over the sandbox's own addresses.
+	env := func(k string) string {
+		if v := getenv(k); v != "" {
+			return v
+		}
+		if v, ok := fileEnv[k]; ok {
+			return v
+		}
+		switch k {
+		case "PINRESET_KAFKA_BROKERS":
+			return strings.Join(infra.Brokers(), ",")
+		case "PINRESET_MONGO_URI":
+			return infra.MongoURI()
+		case "PINRESET_HTTP_ADDR":
+			return o.httpAddr
+		case "PINRESET_ASP_FILE":
+			return filepath.Join(o.sandboxDir, "asps.json")
+		}
+		return ""
+	}
+	wcfg, err := config.LoadWorker(env)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	if err := prepare(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl")); err != nil {
+		return err
+	}
+	e := Env{Brokers: infra.Brokers(), MongoURI: infra.MongoURI(), Database: wcfg.MongoDatabase,
+		SandboxDir: o.sandboxDir, Getenv: env, Infra: infra}
+
+	if o.infraOnly {
+		fmt.Fprintf(stdout, "\nEmbedded infrastructure is up (data in %s):\n  Kafka   %s\n  MongoDB %s\nRun ingress and worker with PINRESET_KAFKA_BROKERS=%s PINRESET_MONGO_URI=%s and the settings of %s.\nCtrl-C stops it.\n",
+			o.dataDir, strings.Join(infra.Brokers(), ","), infra.MongoURI(), strings.Join(infra.Brokers(), ","), infra.MongoURI(), filepath.Join(o.sandboxDir, "sandbox.env"))
+		if started != nil {
+			started(e)
+		}
+		<-ctx.Done()
+		return nil
+	}
+
+	icfg, err := config.LoadIngress(env)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return worker.Run(gctx, wcfg, log.Named("worker")) })
+	g.Go(func() error {
+		return ingress.Run(gctx, icfg, log.Named("ingress"), func(addr string) {
+			e.HTTPAddr = addr
+			printUsage(stdout, addr, o)
+			if started != nil {
+				started(e)
+			}
+		})
+	})
+	err = g.Wait()
+	if errors.Is(err, context.Canceled) {
+		return nil
+	}
+	return err
+}
+
+// prepare creates topics and indexes and puts the seed members in their seed state.
+func prepare(ctx context.Context, cfg config.Worker, seedFile string) error {
+	if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
+		return err
+	}
+	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	members, err := sandbox.LoadSeed(seedFile)
+	if err != nil {
+		return err
+	}
+	hasher, err := worker.NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	return sandbox.Seed(ctx, store, hasher, members, time.Now())
+}
+
+func printUsage(w io.Writer, addr string, o options) {
+	fmt.Fprintf(w, `
+PIN reset sandbox is up.
+  API      http://%[1]s/api/v1/user/password/reset
+  Kafka    %[2]s   (kcat -b %[2]s -L)
+  MongoDB  %[3]s   (mongosh mongodb://%[3]s/pinreset)
+  Data     %[4]s   (kept across restarts; seed members are restored at every start)
+
+Try the four sandbox cases (each prints the response):
+  go run ./cmd/pwctl sign -body %[5]s/requests/success.json -curl | sh         # 000_000
+  go run ./cmd/pwctl sign -body %[5]s/requests/user-not-found.json -curl | sh  # 001_006
+  go run ./cmd/pwctl sign -body %[5]s/requests/same-pin.json -curl | sh        # 001_043
+  go run ./cmd/pwctl sign -body %[5]s/requests/info-mismatch.json -curl | sh   # 001_035
+Ctrl-C stops it.
+`, addr, o.kafkaAddr, o.mongoAddr, o.dataDir, o.sandboxDir)
+}
+
+// readEnvFile reads KEY=VALUE lines; # starts a comment line.
+func readEnvFile(path string) (map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("sandbox settings: %w", err)
+	}
+	defer f.Close()
+	out := map[string]string{}
+	sc := bufio.NewScanner(f)
+	for n := 1; sc.Scan(); n++ {
+		line := strings.TrimSpace(sc.Text())
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s line %d: want KEY=VALUE", path, n)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, sc.Err()
+}

@@ -1,0 +1,43 @@
+// Command worker consumes password.commands, decides each command against the
+// member document in MongoDB and publishes its result. Configuration is by
+// environment variables (README, Configuration).
+package main
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/logging"
+	"github.com/kmwallet/pinreset/internal/worker"
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Getenv, os.Stderr); err != nil {
+		fmt.Fprintln(os.Stderr, "worker:", err)
+		os.Exit(1)
+	}
+}
+
+func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) > 0 {
+		fmt.Fprintln(stderr, "usage: worker (no arguments; configured by PINRESET_* environment variables, see README.md)")
+		return fmt.Errorf("unexpected arguments %q", args)
+	}
+	cfg, err := config.LoadWorker(getenv)
+	if err != nil {
+		return fmt.Errorf("configuration: %w", err)
+	}
+	log, err := logging.New(stderr, cfg.LogLevel)
+	if err != nil {
+		return err
+	}
+	defer log.Sync()
+	return worker.Run(ctx, cfg, log.Named("worker"))
+}

@@ -1,0 +1,131 @@
+// Package asp is the registry of the service providers (ASPs) allowed to call
+// the API, and their credentials. The ingress loads it from a file at start;
+// it never reads the database.
+package asp
+
+import (
+	"bytes"
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+)
+
+// Credential is one access key and the secret key that signs tran tokens.
+// An ASP has one, or two while it rotates them.
+type Credential struct {
+	AccessKey string `json:"accessKey"` // 40 characters
+	SecretKey string `json:"secretKey"` // the HMAC key of X-KM-Tran-Token
+}
+
+// ASP is one registered service provider.
+type ASP struct {
+	ID          string       `json:"id"` // 15 characters
+	Name        string       `json:"name"`
+	Credentials []Credential `json:"credentials"`
+}
+
+// Registry finds ASPs by id.
+type Registry struct {
+	byID map[string]*ASP
+}
+
+// File is the JSON layout of a registry file.
+type File struct {
+	ASPs []ASP `json:"asps"`
+}
+
+var (
+	idRe  = regexp.MustCompile(`^[A-Za-z0-9_-]{15}$`)
+	keyRe = regexp.MustCompile(`^[A-Za-z0-9]{40}$`)
+)
+
+// Load reads a registry file.
+func Load(path string) (*Registry, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read asp registry: %w", err)
+	}
+	f, err := Parse(b)
+	if err != nil {
+		return nil, fmt.Errorf("asp registry %s: %w", path, err)
+	}
+	return New(f.ASPs)
+}
+
+// Parse decodes a registry file's content. Unknown fields are refused, so
+// that a misspelt key is caught at start rather than ignored.
+func Parse(b []byte) (File, error) {
+	var f File
+	dec := json.NewDecoder(bytes.NewReader(b))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&f); err != nil {
+		return File{}, fmt.Errorf("parse: %w", err)
+	}
+	return f, nil
+}
+
+// New validates asps and builds a registry.
+func New(asps []ASP) (*Registry, error) {
+	r := &Registry{byID: make(map[string]*ASP, len(asps))}
+	for i := range asps {
+		a := asps[i]
+		if !idRe.MatchString(a.ID) {
+			return nil, fmt.Errorf("asp #%d: id must be 15 letters, digits, _ or -", i+1)
+		}
+		if _, dup := r.byID[a.ID]; dup {
+			return nil, fmt.Errorf("asp %s: listed twice", a.ID)
+		}
+		if len(a.Credentials) == 0 || len(a.Credentials) > 2 {
+			return nil, fmt.Errorf("asp %s: needs one credential, or two while rotating", a.ID)
+		}
+		for j, c := range a.Credentials {
+			if !keyRe.MatchString(c.AccessKey) {
+				return nil, fmt.Errorf("asp %s credential #%d: access key must be 40 letters or digits", a.ID, j+1)
+			}
+			if len(c.SecretKey) < 32 {
+				return nil, fmt.Errorf("asp %s credential #%d: secret key must be at least 32 characters", a.ID, j+1)
+			}
+		}
+		r.byID[a.ID] = &a
+	}
+	return r, nil
+}
+
+// Lookup returns the ASP with id.
+func (r *Registry) Lookup(id string) (*ASP, bool) {
+	a, ok := r.byID[id]
+	return a, ok
+}
+
+// dummy stands in for an unknown ASP so that authentication of an unknown ASP
+// costs the same as that of a known one.
+var dummy = Credential{AccessKey: "0000000000000000000000000000000000000000", SecretKey: "00000000000000000000000000000000"}
+
+// Authenticate returns the secret keys that may have signed a request with
+// accessKey, when aspID is registered and accessKey is one of its access keys.
+// Keys are compared as SHA-256 digests in constant time, every credential is
+// compared, and an unknown ASP does the same work, so timing tells nothing.
+func (r *Registry) Authenticate(aspID, accessKey string) (secrets [][]byte, ok bool) {
+	a, known := r.byID[aspID]
+	creds := []Credential{dummy}
+	if known {
+		creds = a.Credentials
+	}
+	given := sha256.Sum256([]byte(accessKey))
+	match := 0
+	for _, c := range creds {
+		want := sha256.Sum256([]byte(c.AccessKey))
+		eq := subtle.ConstantTimeCompare(given[:], want[:])
+		match |= eq
+		if eq == 1 {
+			secrets = append(secrets, []byte(c.SecretKey))
+		}
+	}
+	if !known || match != 1 {
+		return nil, false
+	}
+	return secrets, true
+}

@@ -1,0 +1,253 @@
+// Package config loads the settings of the ingress and the worker from
+// environment variables, once, at start, with defaults and with errors that
+// name the setting. Secrets can be given inline or as a path (NAME_FILE), so
+// that they come from a mounted Kubernetes Secret rather than the process
+// environment; no secret value ever appears in an error.
+package config
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"runtime"
+	"strconv"
+	"strings"
+	"time"
+)
+
+// Common are the settings both binaries share.
+type Common struct {
+	// KafkaBrokers: PINRESET_KAFKA_BROKERS, comma-separated host:port. Default 127.0.0.1:9092.
+	KafkaBrokers []string
+	// SealKeys: PINRESET_SEAL_KEYS (or _FILE), comma-separated "id:base64(32 bytes)";
+	// the first seals new commands, all open. Required.
+	SealKeys []string
+	// LogLevel: PINRESET_LOG_LEVEL, debug|info|warn|error. Default info.
+	LogLevel string
+	// TopicPartitions: PINRESET_TOPIC_PARTITIONS, partitions per topic when the
+	// service creates its topics. Default 12.
+	TopicPartitions int
+	// TopicReplication: PINRESET_TOPIC_REPLICATION, replication factor when the
+	// service creates its topics. Default 1 (3 in production).
+	TopicReplication int
+	// CreateTopics: PINRESET_CREATE_TOPICS, create missing topics at start. Default true.
+	CreateTopics bool
+}
+
+// Ingress are the ingress settings.
+type Ingress struct {
+	Common
+	// HTTPAddr: PINRESET_HTTP_ADDR. Default 127.0.0.1:8080.
+	HTTPAddr string
+	// ASPFile: PINRESET_ASP_FILE, the JSON registry of ASPs and their
+	// credentials. Required.
+	ASPFile string
+	// TranWindow: PINRESET_TRAN_WINDOW, how far the tran time may be from the
+	// server clock. Default 5m.
+	TranWindow time.Duration
+	// ResultWait: PINRESET_RESULT_WAIT, how long a request waits for its
+	// result before answering 202. Default 5s.
+	ResultWait time.Duration
+	// CommandTTL: PINRESET_COMMAND_TTL, how long after acceptance a command
+	// may still be applied. Default 2m.
+	CommandTTL time.Duration
+	// MaxBodyBytes: PINRESET_MAX_BODY_BYTES, the request body limit. Default 8192.
+	MaxBodyBytes int64
+	// PINPolicy: PINRESET_PIN_POLICY, refuse easy PINs (three identical or
+	// consecutive digits). Default true.
+	PINPolicy bool
+	// ShutdownTimeout: PINRESET_SHUTDOWN_TIMEOUT, how long in-flight requests
+	// may take to finish on SIGTERM. Default 15s.
+	ShutdownTimeout time.Duration
+}
+
+// Worker are the worker settings.
+type Worker struct {
+	Common
+	// MongoURI: PINRESET_MONGO_URI (or _FILE, as it may hold a password).
+	// Default mongodb://127.0.0.1:27017/.
+	MongoURI string
+	// MongoDatabase: PINRESET_MONGO_DATABASE. Default pinreset.
+	MongoDatabase string
+	// Peppers: PINRESET_PEPPERS (or _FILE), comma-separated "id:base64(>=16
+	// bytes)"; the first hashes new PINs, all verify. Required.
+	Peppers []string
+	// Argon2MemoryKiB: PINRESET_ARGON2_MEMORY_KIB. Default 19456 (19 MiB, OWASP).
+	Argon2MemoryKiB uint32
+	// Argon2Time: PINRESET_ARGON2_TIME, iterations. Default 2.
+	Argon2Time uint32
+	// Argon2Threads: PINRESET_ARGON2_THREADS. Default 1.
+	Argon2Threads uint8
+	// Concurrency: PINRESET_WORKER_CONCURRENCY, commands processed at once.
+	// Default: the number of usable cores (GOMAXPROCS).
+	Concurrency int
+	// ConsumerGroup: PINRESET_CONSUMER_GROUP. Default pinreset-worker.
+	ConsumerGroup string
+	// LockAfter: PINRESET_LOCK_AFTER, wrong currentPassword attempts before
+	// the PIN locks; 0 disables. Default 5.
+	LockAfter int
+	// LockFor: PINRESET_LOCK_FOR, how long a PIN stays locked. Default 15m.
+	LockFor time.Duration
+	// WorkerID: PINRESET_WORKER_ID, names this instance in logs. Default the host name.
+	WorkerID string
+}
+
+// env reads variables and collects errors that name the variable.
+type env struct {
+	get  func(string) string
+	errs []error
+}
+
+func (e *env) str(name, def string) string {
+	if v := strings.TrimSpace(e.get(name)); v != "" {
+		return v
+	}
+	return def
+}
+
+// secret reads NAME, or the file named by NAME_FILE; never both.
+func (e *env) secret(name string) string {
+	v, file := e.get(name), e.get(name+"_FILE")
+	if v != "" && file != "" {
+		e.errs = append(e.errs, fmt.Errorf("%s and %s_FILE are both set; set one", name, name))
+		return ""
+	}
+	if file != "" {
+		b, err := os.ReadFile(file)
+		if err != nil {
+			e.errs = append(e.errs, fmt.Errorf("%s_FILE: %w", name, err))
+			return ""
+		}
+		return strings.TrimSpace(string(b))
+	}
+	return strings.TrimSpace(v)
+}
+
+func (e *env) list(name string, secret bool, def string) []string {
+	v := def
+	if secret {
+		if s := e.secret(name); s != "" {
+			v = s
+		}
+	} else {
+		v = e.str(name, def)
+	}
+	var out []string
+	for _, p := range strings.Split(v, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+func (e *env) duration(name string, def time.Duration) time.Duration {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	d, err := time.ParseDuration(v)
+	if err != nil || d <= 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a positive duration such as 5s or 2m", name, v))
+		return def
+	}
+	return d
+}
+
+func (e *env) integer(name string, def, lo, hi int) int {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < lo || n > hi {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a whole number from %d to %d", name, v, lo, hi))
+		return def
+	}
+	return n
+}
+
+func (e *env) boolean(name string, def bool) bool {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	b, err := strconv.ParseBool(v)
+	if err != nil {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not true or false", name, v))
+		return def
+	}
+	return b
+}
+
+func (e *env) required(name string, v []string) {
+	if len(v) == 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s (or %s_FILE) is required", name, name))
+	}
+}
+
+func loadCommon(e *env) Common {
+	c := Common{
+		KafkaBrokers:     e.list("PINRESET_KAFKA_BROKERS", false, "127.0.0.1:9092"),
+		SealKeys:         e.list("PINRESET_SEAL_KEYS", true, ""),
+		LogLevel:         e.str("PINRESET_LOG_LEVEL", "info"),
+		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", 12, 1, 10000),
+		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", 1, 1, 100),
+		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS", true),
+	}
+	e.required("PINRESET_SEAL_KEYS", c.SealKeys)
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		e.errs = append(e.errs, fmt.Errorf("PINRESET_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel))
+	}
+	return c
+}
+
+// LoadIngress reads the ingress settings through getenv.
+func LoadIngress(getenv func(string) string) (Ingress, error) {
+	e := &env{get: getenv}
+	c := Ingress{
+		Common:          loadCommon(e),
+		HTTPAddr:        e.str("PINRESET_HTTP_ADDR", "127.0.0.1:8080"),
+		ASPFile:         e.str("PINRESET_ASP_FILE", ""),
+		TranWindow:      e.duration("PINRESET_TRAN_WINDOW", 5*time.Minute),
+		ResultWait:      e.duration("PINRESET_RESULT_WAIT", 5*time.Second),
+		CommandTTL:      e.duration("PINRESET_COMMAND_TTL", 2*time.Minute),
+		MaxBodyBytes:    int64(e.integer("PINRESET_MAX_BODY_BYTES", 8192, 256, 1<<20)),
+		PINPolicy:       e.boolean("PINRESET_PIN_POLICY", true),
+		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", 15*time.Second),
+	}
+	if c.ASPFile == "" {
+		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))
+	}
+	if c.ResultWait >= c.CommandTTL {
+		e.errs = append(e.errs, errors.New("PINRESET_RESULT_WAIT must be shorter than PINRESET_COMMAND_TTL"))
+	}
+	return c, errors.Join(e.errs...)
+}
+
+// LoadWorker reads the worker settings through getenv.
+func LoadWorker(getenv func(string) string) (Worker, error) {
+	e := &env{get: getenv}
+	host, _ := os.Hostname()
+	c := Worker{
+		Common:          loadCommon(e),
+		MongoURI:        e.secret("PINRESET_MONGO_URI"),
+		MongoDatabase:   e.str("PINRESET_MONGO_DATABASE", "pinreset"),
+		Peppers:         e.list("PINRESET_PEPPERS", true, ""),
+		Argon2MemoryKiB: uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
+		Argon2Time:      uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),
+		Argon2Threads:   uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 1, 255)),
+		Concurrency:     e.integer("PINRESET_WORKER_CONCURRENCY", runtime.GOMAXPROCS(0), 1, 1024),
+		ConsumerGroup:   e.str("PINRESET_CONSUMER_GROUP", "pinreset-worker"),
+		LockAfter:       e.integer("PINRESET_LOCK_AFTER", 5, 0, 1000),
+		LockFor:         e.duration("PINRESET_LOCK_FOR", 15*time.Minute),
+		WorkerID:        e.str("PINRESET_WORKER_ID", host),
+	}
+	if c.MongoURI == "" {
+		c.MongoURI = "mongodb://127.0.0.1:27017/"
+	}
+	e.required("PINRESET_PEPPERS", c.Peppers)
+	return c, errors.Join(e.errs...)
+}

@@ -1,0 +1,107 @@
+package ingress
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kmwallet/pinreset/internal/asp"
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/wire"
+)
+
+// Run serves the API on cfg.HTTPAddr until ctx ends. If listening is non-nil
+// it receives the bound address once the server accepts requests (tests bind
+// port 0). Shutdown order: stop accepting, let in-flight requests finish (up
+// to ShutdownTimeout), stop tailing results, flush the producer.
+func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening func(addr string)) error {
+	registry, err := asp.Load(cfg.ASPFile)
+	if err != nil {
+		return fmt.Errorf("PINRESET_ASP_FILE: %w", err)
+	}
+	ring, err := seal.ParseKeyring("PINRESET_SEAL_KEYS", cfg.SealKeys)
+	if err != nil {
+		return err
+	}
+	if cfg.CreateTopics {
+		if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
+			return err
+		}
+	}
+	// The tail is positioned before the first request is accepted, so no
+	// result of ours can be produced before we read from there.
+	tail, err := kafkabus.StartTail(ctx, cfg.KafkaBrokers, kafkabus.TopicResults, log)
+	if err != nil {
+		return err
+	}
+	defer tail.Close()
+	producer := kafkabus.NewProducer(cfg.KafkaBrokers, kafkabus.ProducerConfig{})
+	defer producer.Close()
+
+	ready := func(ctx context.Context) error {
+		return kafkabus.Ping(ctx, cfg.KafkaBrokers, kafkabus.TopicCommands, kafkabus.TopicResults)
+	}
+	srv := NewServer(registry, producer, ring, Options{
+		TranWindow: cfg.TranWindow, ResultWait: cfg.ResultWait, CommandTTL: cfg.CommandTTL,
+		MaxBodyBytes: cfg.MaxBodyBytes, PINPolicy: pinreset.PINPolicy{Enabled: cfg.PINPolicy},
+	}, log, ready)
+
+	httpSrv := &http.Server{
+		Handler:           srv.Handler(),
+		ReadHeaderTimeout: 5 * time.Second,
+		ReadTimeout:       10 * time.Second,
+		WriteTimeout:      cfg.ResultWait + 10*time.Second,
+		IdleTimeout:       60 * time.Second,
+		MaxHeaderBytes:    16 << 10,
+		ErrorLog:          zap.NewStdLog(log.Named("http")),
+	}
+	ln, err := net.Listen("tcp", cfg.HTTPAddr)
+	if err != nil {
+		return fmt.Errorf("PINRESET_HTTP_ADDR: %w", err)
+	}
+
+	tailCtx, stopTail := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopTail()
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		return tail.Run(tailCtx, func(m kafka.Message) {
+			r, err := wire.DecodeResult(m.Value)
+			if err != nil {
+				log.Warn("undecodable result", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
+				return
+			}
+			srv.Deliver(r)
+		})
+	})
+	g.Go(func() error {
+		if err := httpSrv.Serve(ln); !errors.Is(err, http.ErrServerClosed) {
+			return fmt.Errorf("serve http: %w", err)
+		}
+		return nil
+	})
+	g.Go(func() error {
+		<-gctx.Done()
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)
+		defer cancel()
+		err := httpSrv.Shutdown(sctx)
+		stopTail() // only once no request waits any more
+		return err
+	})
+	log.Info("ingress listening", zap.String("addr", ln.Addr().String()))
+	if listening != nil {
+		listening(ln.Addr().String())
+	}
+	err = g.Wait()
+	log.Info("ingress stopped", zap.Error(err))
+	return err
+}

@@ -1,0 +1,268 @@
+// Package ingress is the thin HTTP front of the service: it authenticates and
+// validates POST /api/v1/user/password/reset, publishes the command to
+// password.commands and waits for its result on password.results. It never
+// touches the database.
+package ingress
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"mime"
+	"net/http"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/wire"
+)
+
+// ResetPath is the route of the API.
+const ResetPath = "/api/v1/user/password/reset"
+
+// Authenticator finds the secret keys of an ASP whose access key matches.
+type Authenticator interface {
+	Authenticate(aspID, accessKey string) (secrets [][]byte, ok bool)
+}
+
+// Publisher publishes messages.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafkabus.Message) error
+}
+
+// Options are the request rules of the server.
+type Options struct {
+	TranWindow   time.Duration // default 5 min
+	ResultWait   time.Duration // default 5 s
+	CommandTTL   time.Duration // default 2 min
+	MaxBodyBytes int64         // default 8 KiB
+	PINPolicy    pinreset.PINPolicy
+}
+
+// Server serves the API.
+type Server struct {
+	auth    Authenticator
+	pub     Publisher
+	sealer  wire.Sealer
+	opts    Options
+	log     *zap.Logger
+	now     func() time.Time
+	waiters *waiters
+	ready   func(context.Context) error
+}
+
+// NewServer builds the server. ready is called by /readyz.
+func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Options, log *zap.Logger, ready func(context.Context) error) *Server {
+	if opts.TranWindow == 0 {
+		opts.TranWindow = 5 * time.Minute
+	}
+	if opts.ResultWait == 0 {
+		opts.ResultWait = 5 * time.Second
+	}
+	if opts.CommandTTL == 0 {
+		opts.CommandTTL = 2 * time.Minute
+	}
+	if opts.MaxBodyBytes == 0 {
+		opts.MaxBodyBytes = 8 << 10
+	}
+	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), ready: ready}
+}
+
+// Handler returns the HTTP handler with its middleware.
+func (s *Server) Handler() http.Handler {
+	mux := http.NewServeMux()
+	mux.HandleFunc("POST "+ResetPath, s.handleReset)
+	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		_, _ = io.WriteString(w, "ok\n")
+	})
+	mux.HandleFunc("GET /readyz", s.handleReady)
+	return s.recoverer(s.accessLog(mux))
+}
+
+// Deliver hands a result read from password.results to the waiting request, if any.
+func (s *Server) Deliver(r pinreset.Result) { s.waiters.deliver(r) }
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
+	defer cancel()
+	w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+	if err := s.ready(ctx); err != nil {
+		s.log.Warn("not ready", zap.Error(err))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		_, _ = io.WriteString(w, "not ready\n")
+		return
+	}
+	_, _ = io.WriteString(w, "ready\n")
+}
+
+func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
+	log := loggerFrom(r.Context(), s.log)
+	hd, err := kmheader.Parse(r.Header, true)
+	if err != nil {
+		s.writeError(w, log, err)
+		return
+	}
+	if !isJSON(r.Header.Get("Content-Type")) {
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnsupportedMediaType, ""))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil {
+		var tooBig *http.MaxBytesError
+		if errors.As(err, &tooBig) {
+			s.writeError(w, log, pinreset.Errorf(pinreset.CodeTooLarge, ""))
+			return
+		}
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeInvalidInput, "body"))
+		return
+	}
+	now := s.now()
+	if err := s.authenticate(hd, body, now); err != nil {
+		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnauthorized, ""))
+		return
+	}
+	req, err := pinreset.ParseRequest(body)
+	if err != nil {
+		s.writeError(w, log, err)
+		return
+	}
+	if err := s.opts.PINPolicy.Check(req.NewPIN); err != nil {
+		s.writeError(w, log, err)
+		return
+	}
+
+	cmd := pinreset.NewCommand(hd.CorrelationID, hd.ASPID, req, now, s.opts.CommandTTL)
+	value, err := wire.EncodeCommand(cmd, s.sealer)
+	if err != nil {
+		s.writeError(w, log, err)
+		return
+	}
+	results, done := s.waiters.add(hd.ASPID, hd.CorrelationID)
+	defer done()
+	if err := s.pub.Publish(r.Context(), kafkabus.Message{
+		Topic: kafkabus.TopicCommands, Key: []byte(hd.CorrelationID), Value: value,
+	}); err != nil {
+		log.Error("publish command", zap.Error(err))
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnavailable, ""))
+		return
+	}
+
+	timer := time.NewTimer(s.opts.ResultWait)
+	defer timer.Stop()
+	select {
+	case res := <-results:
+		s.writeCode(w, log, res.Code, res.Message)
+	case <-timer.C:
+		// The command is on Kafka and will be decided; the client asks later.
+		w.Header().Set("Location", ResetPath+"/"+hd.CorrelationID)
+		s.writeCode(w, log, pinreset.CodeAccepted, pinreset.CodeAccepted.Message())
+	case <-r.Context().Done():
+		log.Info("client gone before the result", zap.Error(r.Context().Err()))
+	}
+}
+
+// authenticate checks the ASP, its access key, the token's MAC over the raw
+// body and the freshness of both times. The reason it returns is for the log
+// only; the client is told no more than 401.
+func (s *Server) authenticate(hd kmheader.Headers, body []byte, now time.Time) error {
+	secrets, ok := s.auth.Authenticate(hd.ASPID, hd.AccessKey)
+	tok, err := kmheader.ParseToken(hd.TranToken)
+	if err != nil {
+		return errors.New("token unparsable")
+	}
+	// The MAC is computed even for an unknown ASP or a wrong access key,
+	// against a dummy secret, so that every failure costs the same.
+	if !ok {
+		secrets = [][]byte{make([]byte, 32)}
+	}
+	macOK := kmheader.VerifyMAC(tok, body, secrets...)
+	switch {
+	case !ok:
+		return errors.New("unknown asp or wrong access key")
+	case !macOK:
+		return errors.New("bad mac")
+	}
+	tranTime, tokenTime, err := hd.Times()
+	if err != nil {
+		return fmt.Errorf("times: %w", err)
+	}
+	if err := kmheader.CheckFresh(tranTime, tokenTime, now, s.opts.TranWindow); err != nil {
+		return errors.New("stale or future tran time")
+	}
+	return nil
+}
+
+func isJSON(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && mt == "application/json"
+}
+
+// StatusOf maps an outcome code to its HTTP status: the one place that does.
+func StatusOf(c pinreset.Code) int {
+	switch c {
+	case pinreset.CodeSuccess:
+		return http.StatusOK
+	case pinreset.CodeAccepted:
+		return http.StatusAccepted
+	case pinreset.CodeInvalidInput, pinreset.CodeMissing, pinreset.CodeLength,
+		pinreset.CodeUserNotFound, pinreset.CodeInvalidUserInfo, pinreset.CodeSamePIN,
+		pinreset.CodeWeakPIN, pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable:
+		return http.StatusBadRequest
+	case pinreset.CodeUnauthorized:
+		return http.StatusUnauthorized
+	case pinreset.CodeNotFound:
+		return http.StatusNotFound
+	case pinreset.CodeExpired:
+		return http.StatusRequestTimeout
+	case pinreset.CodeCorrelationReused:
+		return http.StatusConflict
+	case pinreset.CodeTooLarge:
+		return http.StatusRequestEntityTooLarge
+	case pinreset.CodeUnsupportedMediaType:
+		return http.StatusUnsupportedMediaType
+	case pinreset.CodeRejected:
+		return http.StatusUnprocessableEntity
+	case pinreset.CodePINLocked:
+		return http.StatusLocked
+	case pinreset.CodeUnavailable:
+		return http.StatusServiceUnavailable
+	default:
+		return http.StatusInternalServerError
+	}
+}
+
+// Body is the JSON body of every API response.
+type Body struct {
+	Code    pinreset.Code `json:"code"`
+	Message string        `json:"message"`
+}
+
+// writeError answers err: an application error with its code and message,
+// anything else as a generic 500 whose detail goes to the log only.
+func (s *Server) writeError(w http.ResponseWriter, log *zap.Logger, err error) {
+	code := pinreset.ErrorCode(err)
+	if code == pinreset.CodeInternal {
+		log.Error("internal error", zap.Error(err))
+	}
+	s.writeCode(w, log, code, pinreset.ErrorMessage(err))
+}
+
+func (s *Server) writeCode(w http.ResponseWriter, log *zap.Logger, code pinreset.Code, message string) {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	h.Set("Cache-Control", "no-store")
+	w.WriteHeader(StatusOf(code))
+	if err := json.NewEncoder(w).Encode(Body{Code: code, Message: message}); err != nil {
+		log.Debug("write response", zap.Error(err))
+	}
+	if rec, ok := w.(*recorder); ok {
+		rec.code = code
+	}
+}

@@ -1,0 +1,179 @@
+// Package kafkabus is the service's Kafka plumbing on segmentio/kafka-go: one
+// producer for every topic, the worker's consumer-group loop (concurrent, in
+// order per key, committing only behind completed work), the ingress's tail of
+// password.results, and topic bootstrap.
+package kafkabus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// Topic names (SPEC section 1).
+const (
+	TopicCommands    = "password.commands"
+	TopicCommandsDLQ = "password.commands.dlq"
+	TopicResults     = "password.results"
+	TopicEvents      = "password.events"
+)
+
+// Message is what the service publishes. Headers keep their order.
+type Message struct {
+	Topic   string
+	Key     []byte
+	Value   []byte
+	Headers []kafka.Header
+}
+
+// Producer publishes to any topic. Safe for concurrent use.
+type Producer struct {
+	w *kafka.Writer
+}
+
+// ProducerConfig tunes the producer. The zero value is usable.
+type ProducerConfig struct {
+	// BatchTimeout is how long the writer waits to fill a batch before it
+	// sends it. kafka-go's own default is 1 s, which would add up to a second
+	// to every request; ours is 1 ms: the ingress publishes one command per
+	// request and waits for it, so a batch only forms under load.
+	BatchTimeout time.Duration
+	// WriteTimeout bounds one produce request. Default 5 s.
+	WriteTimeout time.Duration
+	// MaxAttempts is how many times a batch is tried before Publish fails.
+	// Default 3, with kafka-go's backoff of 100 ms to 1 s between tries.
+	MaxAttempts int
+}
+
+// NewProducer returns a producer for brokers. Every write waits for all
+// in-sync replicas (acks=all): an accepted command must survive a broker loss.
+// Keys are partitioned with murmur2 like the Java client, so any other
+// producer of the same keys agrees on partitions.
+func NewProducer(brokers []string, cfg ProducerConfig) *Producer {
+	if cfg.BatchTimeout == 0 {
+		cfg.BatchTimeout = time.Millisecond
+	}
+	if cfg.WriteTimeout == 0 {
+		cfg.WriteTimeout = 5 * time.Second
+	}
+	if cfg.MaxAttempts == 0 {
+		cfg.MaxAttempts = 3
+	}
+	return &Producer{w: &kafka.Writer{
+		Addr:                   kafka.TCP(brokers...),
+		Balancer:               &kafka.Murmur2Balancer{},
+		RequiredAcks:           kafka.RequireAll,
+		BatchTimeout:           cfg.BatchTimeout,
+		BatchSize:              100,
+		WriteTimeout:           cfg.WriteTimeout,
+		ReadTimeout:            cfg.WriteTimeout,
+		MaxAttempts:            cfg.MaxAttempts,
+		AllowAutoTopicCreation: false,
+	}}
+}
+
+// Publish writes msgs and returns once the broker acknowledged them all.
+func (p *Producer) Publish(ctx context.Context, msgs ...Message) error {
+	km := make([]kafka.Message, len(msgs))
+	for i, m := range msgs {
+		km[i] = kafka.Message{Topic: m.Topic, Key: m.Key, Value: m.Value, Headers: m.Headers}
+	}
+	if err := p.w.WriteMessages(ctx, km...); err != nil {
+		return fmt.Errorf("publish %d message(s) to %s: %w", len(msgs), msgs[0].Topic, err)
+	}
+	return nil
+}
+
+// Close flushes and closes the producer.
+func (p *Producer) Close() error { return p.w.Close() }
+
+// TopicSpec is one topic to create.
+type TopicSpec struct {
+	Name              string
+	Partitions        int
+	ReplicationFactor int
+}
+
+// Topics returns the service's topics with the given partition count and
+// replication factor (the DLQ gets one partition: it is read by people).
+func Topics(partitions, replication int) []TopicSpec {
+	return []TopicSpec{
+		{TopicCommands, partitions, replication},
+		{TopicResults, partitions, replication},
+		{TopicEvents, partitions, replication},
+		{TopicCommandsDLQ, 1, replication},
+	}
+}
+
+// EnsureTopics creates the topics that do not exist yet. Idempotent.
+func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	req := &kafka.CreateTopicsRequest{}
+	for _, t := range topics {
+		req.Topics = append(req.Topics, kafka.TopicConfig{
+			Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
+		})
+	}
+	res, err := client.CreateTopics(ctx, req)
+	if err != nil {
+		return fmt.Errorf("create topics: %w", err)
+	}
+	for name, err := range res.Errors {
+		if err != nil && !errors.Is(err, kafka.TopicAlreadyExists) {
+			return fmt.Errorf("create topic %s: %w", name, err)
+		}
+	}
+	return nil
+}
+
+// Ping checks that the cluster answers and that topics exist.
+func Ping(ctx context.Context, brokers []string, topics ...string) error {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
+	if err != nil {
+		return fmt.Errorf("kafka metadata: %w", err)
+	}
+	for _, t := range md.Topics {
+		if t.Error != nil {
+			return fmt.Errorf("kafka topic %s: %w", t.Name, t.Error)
+		}
+	}
+	return nil
+}
+
+// zapLogger adapts zap to kafka-go's Logger.
+func zapLogger(l *zap.Logger) kafka.LoggerFunc {
+	s := l.Sugar()
+	return func(msg string, args ...any) { s.Debugf(msg, args...) }
+}
+
+func zapErrorLogger(l *zap.Logger) kafka.LoggerFunc {
+	s := l.Sugar()
+	return func(msg string, args ...any) { s.Warnf(msg, args...) }
+}
+
+// partitions lists the partition ids of topic.
+func partitions(ctx context.Context, client *kafka.Client, topic string) ([]int, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("metadata of %s: %w", topic, t.Error)
+		}
+		ids := make([]int, 0, len(t.Partitions))
+		for _, p := range t.Partitions {
+			ids = append(ids, p.ID)
+		}
+		return ids, nil
+	}
+	return nil, fmt.Errorf("metadata of %s: topic not found", topic)
+}

@@ -1,0 +1,117 @@
+package kafkabus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+)
+
+// Tail reads every partition of a topic from the offsets that were its end
+// when Start returned, outside any consumer group, and hands each message to
+// a callback. Every ingress instance tails password.results this way and
+// picks out the results its own requests wait for: a reply reaches whichever
+// instance waits for it, at the cost of every instance reading every result.
+type Tail struct {
+	brokers []string
+	topic   string
+	log     *zap.Logger
+	readers []*kafka.Reader
+}
+
+// StartTail positions one reader per partition at the current end of topic.
+// Once it returns, every message produced later is seen by Run.
+func StartTail(ctx context.Context, brokers []string, topic string, log *zap.Logger) (*Tail, error) {
+	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+	ids, err := partitions(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, id := range ids {
+		req.Topics[topic] = append(req.Topics[topic], kafka.LastOffsetOf(id))
+	}
+	res, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
+	}
+	t := &Tail{brokers: brokers, topic: topic, log: log}
+	for _, po := range res.Topics[topic] {
+		if po.Error != nil {
+			t.Close()
+			return nil, fmt.Errorf("end offset of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:   brokers,
+			Topic:     topic,
+			Partition: po.Partition,
+			MinBytes:  1,
+			MaxBytes:  1 << 20,
+			// MaxWait is the broker's long-poll time: results arrive as soon
+			// as they are written; this only bounds an idle fetch.
+			MaxWait:        500 * time.Millisecond,
+			ReadBackoffMin: 50 * time.Millisecond,
+			ReadBackoffMax: time.Second,
+			Logger:         zapLogger(log),
+			ErrorLogger:    zapErrorLogger(log),
+		})
+		if err := r.SetOffset(po.LastOffset); err != nil {
+			r.Close()
+			t.Close()
+			return nil, fmt.Errorf("seek %s/%d: %w", topic, po.Partition, err)
+		}
+		t.readers = append(t.readers, r)
+	}
+	return t, nil
+}
+
+// Run calls handle for every message until ctx ends. It returns nil on
+// cancellation. handle must not block for long: it runs on the partition's
+// reading goroutine.
+func (t *Tail) Run(ctx context.Context, handle func(kafka.Message)) error {
+	var wg sync.WaitGroup
+	errc := make(chan error, len(t.readers))
+	for _, r := range t.readers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for {
+				m, err := r.ReadMessage(ctx)
+				if err != nil {
+					if ctx.Err() != nil {
+						return
+					}
+					// kafka-go retries broker errors inside ReadMessage; an
+					// error here is terminal for this reader.
+					errc <- fmt.Errorf("tail %s/%d: %w", t.topic, r.Config().Partition, err)
+					return
+				}
+				handle(m)
+			}
+		}()
+	}
+	wg.Wait()
+	close(errc)
+	return errors.Join(collect(errc)...)
+}
+
+// Close closes every reader.
+func (t *Tail) Close() error {
+	var errs []error
+	for _, r := range t.readers {
+		errs = append(errs, r.Close())
+	}
+	return errors.Join(errs...)
+}
+
+func collect(c <-chan error) []error {
+	var out []error
+	for err := range c {
+		out = append(out, err)
+	}
+	return out
+}

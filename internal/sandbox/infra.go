@@ -1,0 +1,199 @@
+// Package sandbox runs the embedded infrastructure of the sandbox and the
+// tests: a Kafka-protocol broker (franz-go's kfake) and a MongoDB-wire
+// database (FerretDB v1 on SQLite), both durable under one data directory,
+// and loads the sandbox's seed data. It is linked into cmd/sandbox and the
+// tests only, never into the production binaries.
+package sandbox
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net"
+	"os"
+	"path/filepath"
+	"strconv"
+	"time"
+
+	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/twmb/franz-go/pkg/kfake"
+)
+
+// InfraConfig says where the embedded servers listen and keep their data.
+type InfraConfig struct {
+	// DataDir holds kafka/ (the broker's log and committed offsets) and
+	// mongo/ (the SQLite files). Required; created if missing.
+	DataDir string
+	// KafkaAddr is the broker's listen address. Default 127.0.0.1:9092;
+	// "127.0.0.1:0" picks a free port.
+	KafkaAddr string
+	// MongoAddr is the database's listen address. Default 127.0.0.1:27017.
+	MongoAddr string
+	// Log receives the servers' own logs. Default: discarded.
+	Log *slog.Logger
+}
+
+// Infra is the running embedded infrastructure.
+type Infra struct {
+	cfg     InfraConfig
+	kafka   *kfake.Cluster
+	ferret  *ferretdb.FerretDB
+	stopDB  context.CancelFunc
+	dbDone  chan struct{}
+	brokers []string
+}
+
+// StartInfra starts the broker and the database and returns once both accept
+// connections.
+func StartInfra(ctx context.Context, cfg InfraConfig) (*Infra, error) {
+	if cfg.DataDir == "" {
+		return nil, errors.New("sandbox: DataDir is required")
+	}
+	if cfg.KafkaAddr == "" {
+		cfg.KafkaAddr = "127.0.0.1:9092"
+	}
+	if cfg.MongoAddr == "" {
+		cfg.MongoAddr = "127.0.0.1:27017"
+	}
+	if cfg.Log == nil {
+		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	kafkaDir, mongoDir := filepath.Join(cfg.DataDir, "kafka"), filepath.Join(cfg.DataDir, "mongo")
+	for _, d := range []string{kafkaDir, mongoDir} {
+		if err := os.MkdirAll(d, 0o700); err != nil {
+			return nil, fmt.Errorf("sandbox data dir: %w", err)
+		}
+	}
+	in := &Infra{cfg: cfg}
+	if err := in.startKafka(kafkaDir); err != nil {
+		return nil, err
+	}
+	if err := in.startMongo(mongoDir); err != nil {
+		in.kafka.Close()
+		return nil, err
+	}
+	if err := waitTCP(ctx, in.MongoAddr()); err != nil {
+		in.Close()
+		return nil, err
+	}
+	return in, nil
+}
+
+func (in *Infra) startKafka(dir string) error {
+	host, port, err := splitAddr(in.cfg.KafkaAddr)
+	if err != nil {
+		return fmt.Errorf("kafka address: %w", err)
+	}
+	opts := []kfake.Opt{
+		kfake.NumBrokers(1),
+		// Every produce is fsynced before it is acknowledged, so a killed
+		// sandbox loses nothing it acknowledged.
+		kfake.DataDir(dir), kfake.SyncWrites(),
+		kfake.ClusterID("pinreset-sandbox"),
+		kfake.ListenFn(func(network, _ string) (net.Listener, error) {
+			return net.Listen(network, net.JoinHostPort(host, strconv.Itoa(port)))
+		}),
+		// Workers that are killed must lose their partitions quickly.
+		kfake.GroupMinSessionTimeout(time.Second),
+	}
+	c, err := kfake.NewCluster(opts...)
+	if err != nil {
+		return fmt.Errorf("start embedded kafka on %s: %w", in.cfg.KafkaAddr, err)
+	}
+	in.kafka = c
+	in.brokers = c.ListenAddrs()
+	return nil
+}
+
+func (in *Infra) startMongo(dir string) error {
+	f, err := ferretdb.New(&ferretdb.Config{
+		Listener:  ferretdb.ListenerConfig{TCP: in.cfg.MongoAddr},
+		Handler:   "sqlite",
+		SQLiteURL: "file:" + dir + string(filepath.Separator),
+		Logger:    in.cfg.Log,
+	})
+	if err != nil {
+		return fmt.Errorf("start embedded database on %s: %w", in.cfg.MongoAddr, err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	in.ferret, in.stopDB, in.dbDone = f, cancel, make(chan struct{})
+	go func() {
+		defer close(in.dbDone)
+		_ = f.Run(ctx)
+	}()
+	return nil
+}
+
+// Brokers are the broker's addresses.
+func (in *Infra) Brokers() []string { return in.brokers }
+
+// MongoURI is the database's connection string.
+func (in *Infra) MongoURI() string { return in.ferret.MongoDBURI() }
+
+// MongoAddr is the database's host:port.
+func (in *Infra) MongoAddr() string {
+	u := in.ferret.MongoDBURI()
+	// mongodb://host:port/
+	return u[len("mongodb://") : len(u)-1]
+}
+
+// Kafka is the embedded cluster, for tests that inject faults.
+func (in *Infra) Kafka() *kfake.Cluster { return in.kafka }
+
+// StopMongo stops the database (tests of an outage); StartMongo starts it
+// again on the same address and files.
+func (in *Infra) StopMongo() {
+	in.stopDB()
+	<-in.dbDone
+}
+
+// StartMongo restarts a database stopped by StopMongo.
+func (in *Infra) StartMongo(ctx context.Context) error {
+	addr := in.MongoAddr()
+	in.cfg.MongoAddr = addr
+	if err := in.startMongo(filepath.Join(in.cfg.DataDir, "mongo")); err != nil {
+		return err
+	}
+	return waitTCP(ctx, addr)
+}
+
+// Close stops both servers; their data stays on disk.
+func (in *Infra) Close() {
+	if in.stopDB != nil {
+		in.StopMongo()
+	}
+	if in.kafka != nil {
+		in.kafka.Close()
+	}
+}
+
+func splitAddr(addr string) (string, int, error) {
+	host, p, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "", 0, err
+	}
+	port, err := strconv.Atoi(p)
+	if err != nil {
+		return "", 0, fmt.Errorf("port %q: %w", p, err)
+	}
+	return host, port, nil
+}
+
+// waitTCP waits until addr accepts connections (FerretDB listens in Run's goroutine).
+func waitTCP(ctx context.Context, addr string) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	for {
+		c, err := (&net.Dialer{}).DialContext(ctx, "tcp", addr)
+		if err == nil {
+			return c.Close()
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("wait for %s: %w", addr, err)
+		case <-time.After(20 * time.Millisecond):
+		}
+	}
+}

@@ -1,0 +1,246 @@
+// Package seal encrypts the secret fields of a command (the PINs) before the
+// command is published on Kafka, so that no PIN is ever on Kafka in clear
+// (SPEC section 4). The envelope names the key it was sealed with so keys can
+// rotate; the caller passes the command's correlation id as associated data
+// so a sealed field cannot be replayed into another command.
+//
+// The cipher is XChaCha20-Poly1305 (golang.org/x/crypto/chacha20poly1305.NewX)
+// with a fresh 24-byte random nonce per message. It is chosen over AES-GCM
+// because its 192-bit nonce makes random nonces safe for any realistic number
+// of messages under one key (collision odds stay negligible far past 2^64
+// messages), whereas GCM's 96-bit random nonces must be limited to about 2^32
+// messages per key; no nonce counter has to be coordinated between producers.
+//
+// A Keyring is immutable once built by NewKeyring and safe for concurrent use.
+package seal
+
+import (
+	"crypto/cipher"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"strings"
+
+	"golang.org/x/crypto/chacha20poly1305"
+)
+
+const (
+	// KeySize is the length of a Key's Secret in bytes.
+	KeySize = chacha20poly1305.KeySize // 32
+	// NonceSize is the length of an Envelope's Nonce in bytes.
+	NonceSize = chacha20poly1305.NonceSizeX // 24
+
+	maxIDLen = 32 // characters of a key id
+)
+
+// Errors returned by Open; test with errors.Is.
+var (
+	// ErrUnknownKey: the envelope names a key id the Keyring does not hold.
+	ErrUnknownKey = errors.New("seal: unknown key id")
+	// ErrOpen: the envelope does not authenticate (tampered ciphertext, nonce
+	// or key id, wrong associated data, wrong key) or is malformed. Deliberately
+	// one error: the caller learns nothing of which part failed.
+	ErrOpen = errors.New("seal: cannot open envelope")
+)
+
+// Key is a 32-byte XChaCha20-Poly1305 key with an id, the id being written in
+// every envelope sealed under it.
+//
+// Key formats and logs as its id only; the secret never appears in fmt, slog
+// or JSON output.
+type Key struct {
+	ID     string // [a-zA-Z0-9_-]{1,32}
+	Secret []byte // exactly 32 bytes, from a CSPRNG
+}
+
+// String returns the id and a redaction marker, never the secret.
+func (k Key) String() string { return "seal.Key{ID:" + k.ID + " Secret:[redacted]}" }
+
+// GoString keeps %#v from printing the secret.
+func (k Key) GoString() string { return k.String() }
+
+// Format keeps every fmt verb (%v, %+v, %x, %d, ...) from printing the secret.
+func (k Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
+
+// LogValue keeps slog handlers from printing the secret.
+func (k Key) LogValue() slog.Value {
+	return slog.GroupValue(slog.String("id", k.ID), slog.String("secret", "[redacted]"))
+}
+
+// MarshalJSON keeps an accidental json.Marshal of a configuration struct from
+// publishing the secret.
+func (k Key) MarshalJSON() ([]byte, error) {
+	return []byte(`{"id":` + strconv.Quote(k.ID) + `,"secret":"[redacted]"}`), nil
+}
+
+// ParseKey parses a configuration value "<id>:<base64>", where base64 is the
+// standard padded encoding of exactly 32 bytes (e.g. `openssl rand -base64 32`).
+// Surrounding white space is ignored. The error never contains key material.
+func ParseKey(s string) (Key, error) {
+	id, b64, ok := strings.Cut(strings.TrimSpace(s), ":")
+	if !ok {
+		return Key{}, errors.New("seal: key: want <id>:<base64 key>")
+	}
+	if !validID(id) {
+		return Key{}, errors.New("seal: key: id must match [a-zA-Z0-9_-]{1,32}")
+	}
+	secret, err := base64.StdEncoding.Strict().DecodeString(b64)
+	if err != nil {
+		// The decoder's error is not wrapped: keep even offsets into the
+		// secret out of logs.
+		return Key{}, fmt.Errorf("seal: key %q: secret is not valid standard base64", id)
+	}
+	if len(secret) != KeySize {
+		return Key{}, fmt.Errorf("seal: key %q: secret is %d bytes, want %d", id, len(secret), KeySize)
+	}
+	return Key{ID: id, Secret: secret}, nil
+}
+
+// validID reports whether id matches [a-zA-Z0-9_-]{1,32}. Such an id contains
+// no 0x00, which is what makes kid || 0x00 || aad an unambiguous encoding.
+func validID(id string) bool {
+	if len(id) < 1 || len(id) > maxIDLen {
+		return false
+	}
+	for i := 0; i < len(id); i++ {
+		c := id[i]
+		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
+			return false
+		}
+	}
+	return true
+}
+
+// Envelope is a sealed value as carried in a Kafka command. []byte fields are
+// standard padded base64 in JSON.
+type Envelope struct {
+	KeyID      string `json:"kid"`
+	Nonce      []byte `json:"nonce"` // NonceSize bytes
+	Ciphertext []byte `json:"ct"`    // plaintext length + 16-byte Poly1305 tag
+}
+
+// Keyring seals with its current key and opens with any key it holds. Build it
+// with NewKeyring; the zero value holds no key and every method returns an error.
+type Keyring struct {
+	current string
+	aeads   map[string]cipher.AEAD // id -> XChaCha20-Poly1305, current and old
+}
+
+// NewKeyring returns a Keyring that seals under current and opens envelopes
+// sealed under current or any of old. Ids must be well formed and unique and
+// every secret exactly 32 bytes. The secrets are copied (by NewX).
+func NewKeyring(current Key, old ...Key) (*Keyring, error) {
+	k := &Keyring{current: current.ID, aeads: make(map[string]cipher.AEAD, 1+len(old))}
+	for i, key := range append([]Key{current}, old...) {
+		what := "current key"
+		if i > 0 {
+			what = fmt.Sprintf("old key #%d", i)
+		}
+		if !validID(key.ID) {
+			return nil, fmt.Errorf("seal: %s: id must match [a-zA-Z0-9_-]{1,32}", what)
+		}
+		if len(key.Secret) != KeySize {
+			return nil, fmt.Errorf("seal: %s %q: secret is %d bytes, want %d", what, key.ID, len(key.Secret), KeySize)
+		}
+		if _, dup := k.aeads[key.ID]; dup {
+			return nil, fmt.Errorf("seal: %s: duplicate key id %q", what, key.ID)
+		}
+		aead, err := chacha20poly1305.NewX(key.Secret)
+		if err != nil { // unreachable after the length check
+			return nil, fmt.Errorf("seal: %s %q: bad secret", what, key.ID)
+		}
+		k.aeads[key.ID] = aead
+	}
+	return k, nil
+}
+
+// Format prints the current key id and the number of keys, never a secret.
+func (k *Keyring) Format(f fmt.State, _ rune) {
+	if k == nil {
+		_, _ = f.Write([]byte("seal.Keyring(nil)"))
+		return
+	}
+	_, _ = fmt.Fprintf(f, "seal.Keyring{current=%s,keys=%d}", k.current, len(k.aeads))
+}
+
+func (k *Keyring) ready() error {
+	if k == nil || k.aeads == nil {
+		return errors.New("seal: Keyring not built with NewKeyring")
+	}
+	return nil
+}
+
+// Seal encrypts plaintext under the current key with a fresh random nonce.
+// aad (the command's correlation id) is authenticated but not encrypted, and
+// must be given again to Open. The current key id is bound into the
+// authenticated data as well.
+func (k *Keyring) Seal(plaintext, aad []byte) (Envelope, error) {
+	if err := k.ready(); err != nil {
+		return Envelope{}, err
+	}
+	nonce := make([]byte, NonceSize)
+	if _, err := rand.Read(nonce); err != nil {
+		return Envelope{}, fmt.Errorf("seal: reading nonce: %w", err)
+	}
+	ct := k.aeads[k.current].Seal(nil, nonce, plaintext, boundAAD(k.current, aad))
+	return Envelope{KeyID: k.current, Nonce: nonce, Ciphertext: ct}, nil
+}
+
+// Open authenticates and decrypts e with the key named by e.KeyID and the same
+// aad given to Seal. It returns ErrUnknownKey if the Keyring does not hold that
+// key and ErrOpen for anything else that fails; it never returns a partial
+// plaintext.
+func (k *Keyring) Open(e Envelope, aad []byte) ([]byte, error) {
+	if err := k.ready(); err != nil {
+		return nil, err
+	}
+	aead, ok := k.aeads[e.KeyID]
+	if !ok {
+		if validID(e.KeyID) { // safe to quote into a log line
+			return nil, fmt.Errorf("%w %q", ErrUnknownKey, e.KeyID)
+		}
+		return nil, ErrUnknownKey
+	}
+	if len(e.Nonce) != NonceSize { // NewX's Open would panic
+		return nil, ErrOpen
+	}
+	pt, err := aead.Open(nil, e.Nonce, e.Ciphertext, boundAAD(e.KeyID, aad))
+	if err != nil {
+		return nil, ErrOpen
+	}
+	return pt, nil
+}
+
+// boundAAD is the associated data actually authenticated: kid || 0x00 || aad.
+// Binding the id means an envelope re-labelled to another key id fails to
+// open even if both ids were given the same secret.
+func boundAAD(kid string, aad []byte) []byte {
+	b := make([]byte, 0, len(kid)+1+len(aad))
+	b = append(b, kid...)
+	b = append(b, 0)
+	return append(b, aad...)
+}
+
+// ParseKeyring builds a keyring from configuration values "<id>:<base64>":
+// the first seals, all open. The setting name prefixes every error.
+func ParseKeyring(setting string, specs []string) (*Keyring, error) {
+	keys := make([]Key, 0, len(specs))
+	for i, s := range specs {
+		k, err := ParseKey(s)
+		if err != nil {
+			return nil, fmt.Errorf("%s #%d: %w", setting, i+1, err)
+		}
+		keys = append(keys, k)
+	}
+	if len(keys) == 0 {
+		return nil, fmt.Errorf("%s: no key", setting)
+	}
+	ring, err := NewKeyring(keys[0], keys[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", setting, err)
+	}
+	return ring, nil
+}

@@ -1,0 +1,180 @@
+// Package wire encodes and decodes the Kafka message values of the service:
+// the command on password.commands (secret fields sealed) and the result on
+// password.results. schemas/ describes the same formats.
+package wire
+
+import (
+	"bytes"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
+)
+
+// Version is the format version written in every message ("v").
+const Version = 1
+
+// MaxMessageBytes bounds a message value we agree to decode; the ingress
+// never writes one over 2 KiB.
+const MaxMessageBytes = 16 << 10
+
+// ErrPoison marks a message that can never be processed (undecodable,
+// invalid, or failing authentication). Such a message goes to the DLQ.
+var ErrPoison = errors.New("poison message")
+
+// command is the JSON value of a password.commands message.
+type command struct {
+	V             int           `json:"v"`
+	CorrelationID string        `json:"correlationId"`
+	ASPID         string        `json:"aspId"`
+	Kind          pinreset.Kind `json:"kind"`
+	AcceptedAt    time.Time     `json:"acceptedAt"`
+	ExpiresAt     time.Time     `json:"expiresAt"`
+	Sealed        seal.Envelope `json:"sealed"`
+}
+
+// secrets is the plaintext of the sealed envelope: everything personal or secret.
+type secrets struct {
+	LoginID    string `json:"loginId"`
+	CI         string `json:"ci,omitempty"`
+	CurrentPIN string `json:"currentPassword,omitempty"`
+	NewPIN     string `json:"newPassword"`
+}
+
+// Sealer seals and opens the secret part of a command.
+type Sealer interface {
+	Seal(plaintext, aad []byte) (seal.Envelope, error)
+	Open(e seal.Envelope, aad []byte) ([]byte, error)
+}
+
+// EncodeCommand returns the Kafka value of c, its secrets sealed with the
+// correlation id as associated data, so a sealed part cannot be moved to
+// another command.
+func EncodeCommand(c pinreset.Command, s Sealer) ([]byte, error) {
+	plain, err := json.Marshal(secrets{LoginID: c.LoginID, CI: c.CI, CurrentPIN: c.CurrentPIN, NewPIN: c.NewPIN})
+	if err != nil {
+		return nil, fmt.Errorf("encode command secrets: %w", err)
+	}
+	env, err := s.Seal(plain, []byte(c.CorrelationID))
+	clear(plain)
+	if err != nil {
+		return nil, fmt.Errorf("seal command %s: %w", c.CorrelationID, err)
+	}
+	b, err := json.Marshal(command{
+		V: Version, CorrelationID: c.CorrelationID, ASPID: c.ASPID, Kind: c.Kind,
+		AcceptedAt: c.AcceptedAt, ExpiresAt: c.ExpiresAt, Sealed: env,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("encode command %s: %w", c.CorrelationID, err)
+	}
+	return b, nil
+}
+
+// DecodeCommand parses and opens a command. key is the Kafka message key,
+// which must equal the correlation id. Every failure wraps ErrPoison: a
+// message that fails here fails the same way on every retry.
+func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
+	if len(value) > MaxMessageBytes {
+		return pinreset.Command{}, fmt.Errorf("%w: value of %d bytes", ErrPoison, len(value))
+	}
+	var m command
+	dec := json.NewDecoder(bytes.NewReader(value))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(&m); err != nil {
+		return pinreset.Command{}, fmt.Errorf("%w: decode: %v", ErrPoison, err)
+	}
+	if dec.More() {
+		return pinreset.Command{}, fmt.Errorf("%w: trailing data", ErrPoison)
+	}
+	switch {
+	case m.V != Version:
+		return pinreset.Command{}, fmt.Errorf("%w: version %d", ErrPoison, m.V)
+	case m.CorrelationID == "" || m.CorrelationID != string(key):
+		return pinreset.Command{}, fmt.Errorf("%w: correlation id does not match the key", ErrPoison)
+	case m.ASPID == "":
+		return pinreset.Command{}, fmt.Errorf("%w: no aspId", ErrPoison)
+	case m.Kind != pinreset.KindReset && m.Kind != pinreset.KindChange:
+		return pinreset.Command{}, fmt.Errorf("%w: kind %q", ErrPoison, m.Kind)
+	case m.AcceptedAt.IsZero() || m.ExpiresAt.IsZero():
+		return pinreset.Command{}, fmt.Errorf("%w: no acceptedAt or expiresAt", ErrPoison)
+	}
+	plain, err := s.Open(m.Sealed, []byte(m.CorrelationID))
+	if err != nil {
+		return pinreset.Command{}, fmt.Errorf("%w: open sealed part: %v", ErrPoison, err)
+	}
+	var sec secrets
+	err = json.Unmarshal(plain, &sec)
+	clear(plain)
+	if err != nil {
+		return pinreset.Command{}, fmt.Errorf("%w: decode sealed part: %v", ErrPoison, err)
+	}
+	c := pinreset.Command{
+		CorrelationID: m.CorrelationID, ASPID: m.ASPID, Kind: m.Kind,
+		LoginID: sec.LoginID, CI: sec.CI, CurrentPIN: sec.CurrentPIN, NewPIN: sec.NewPIN,
+		AcceptedAt: m.AcceptedAt, ExpiresAt: m.ExpiresAt,
+	}
+	if err := validSecrets(c); err != nil {
+		return pinreset.Command{}, fmt.Errorf("%w: %v", ErrPoison, err)
+	}
+	return c, nil
+}
+
+// validSecrets re-checks what the ingress validated: a command is only as
+// trustworthy as whoever could write to the topic.
+func validSecrets(c pinreset.Command) error {
+	if c.LoginID == "" || len(c.LoginID) > 80 {
+		return errors.New("bad loginId")
+	}
+	if c.CI != "" && len(c.CI) != 88 {
+		return errors.New("bad ci")
+	}
+	if !sixDigits(c.NewPIN) {
+		return errors.New("bad newPassword")
+	}
+	if c.Kind == pinreset.KindChange && !sixDigits(c.CurrentPIN) {
+		return errors.New("bad currentPassword")
+	}
+	return nil
+}
+
+func sixDigits(s string) bool {
+	if len(s) != 6 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// result is the JSON value of a password.results message.
+type result struct {
+	V int `json:"v"`
+	pinreset.Result
+}
+
+// EncodeResult returns the Kafka value of r.
+func EncodeResult(r pinreset.Result) ([]byte, error) {
+	b, err := json.Marshal(result{V: Version, Result: r})
+	if err != nil {
+		return nil, fmt.Errorf("encode result %s: %w", r.CorrelationID, err)
+	}
+	return b, nil
+}
+
+// DecodeResult parses a result value.
+func DecodeResult(value []byte) (pinreset.Result, error) {
+	var m result
+	if err := json.Unmarshal(value, &m); err != nil {
+		return pinreset.Result{}, fmt.Errorf("decode result: %w", err)
+	}
+	if m.V != Version || m.CorrelationID == "" || !m.Code.Known() {
+		return pinreset.Result{}, fmt.Errorf("decode result: invalid (v=%d, code=%q)", m.V, m.Code)
+	}
+	return m.Result, nil
+}

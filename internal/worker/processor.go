@@ -1,0 +1,158 @@
+// Package worker decides PIN commands: it takes a command from
+// password.commands, checks it against the member document, applies it with
+// one compare-and-set, and publishes the result. It is the only writer of
+// member documents.
+package worker
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/wire"
+)
+
+// Members is what the processor needs of the member store.
+type Members interface {
+	FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error)
+	UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64) error
+}
+
+// Publisher publishes messages.
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafkabus.Message) error
+}
+
+// Processor handles one command message at a time; it is safe for concurrent use.
+type Processor struct {
+	Members   Members
+	Publisher Publisher
+	Sealer    wire.Sealer
+	Hasher    pinreset.PINHasher
+	Rules     pinreset.Rules
+	Log       *zap.Logger
+	// WorkerID names this instance in results' logs and the DLQ headers.
+	WorkerID string
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+	// MaxConflicts bounds the compare-and-set retries of one command when
+	// other commands keep changing the same member. Default 16.
+	MaxConflicts int
+}
+
+// DLQ header names.
+const (
+	HeaderDLQReason = "x-dlq-reason"
+	HeaderDLQWorker = "x-dlq-worker"
+	HeaderDLQSource = "x-dlq-source"
+)
+
+func (p *Processor) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
+	}
+	return time.Now()
+}
+
+// Handle processes one message of password.commands. It returns an error only
+// for failures worth retrying (database or broker unavailable).
+func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
+	log := p.Log.With(zap.String("correlation_id", string(m.Key)), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
+	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
+	if err != nil {
+		return p.deadLetter(ctx, log, m, err)
+	}
+	start := p.now()
+	res, err := p.Decide(ctx, cmd)
+	if err != nil {
+		return fmt.Errorf("decide command %s: %w", cmd.CorrelationID, err)
+	}
+	if err := p.publishResult(ctx, res); err != nil {
+		return err
+	}
+	log.Info("command done", zap.String("asp_id", cmd.ASPID), zap.String("kind", string(cmd.Kind)),
+		zap.String("code", string(res.Code)), zap.String("member_id", res.MemberID),
+		zap.Duration("took", p.now().Sub(start)), zap.Duration("since_accepted", p.now().Sub(cmd.AcceptedAt)))
+	return nil
+}
+
+// Decide applies cmd and returns its result. A compare-and-set conflict
+// (another command changed the member meanwhile) reloads and decides again.
+func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.Result, error) {
+	limit := p.MaxConflicts
+	if limit <= 0 {
+		limit = 16
+	}
+	for attempt := 0; attempt < limit; attempt++ {
+		now := p.now()
+		m, err := p.Members.FindMember(ctx, cmd.ASPID, cmd.LoginID)
+		if errors.Is(err, mongostore.ErrNotFound) {
+			code := pinreset.CodeUserNotFound
+			if cmd.Expired(now) {
+				code = pinreset.CodeExpired
+			}
+			return pinreset.NewResult(cmd, code, "", now), nil
+		}
+		if err != nil {
+			return pinreset.Result{}, err
+		}
+		d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
+		if err != nil {
+			return pinreset.Result{}, err
+		}
+		if !d.Changed {
+			return pinreset.NewResult(cmd, d.Code, m.ID, now), nil
+		}
+		err = p.Members.UpdateMember(ctx, d.Member, m.Version)
+		if errors.Is(err, mongostore.ErrConflict) {
+			continue
+		}
+		if err != nil {
+			return pinreset.Result{}, err
+		}
+		return pinreset.NewResult(cmd, d.Code, m.ID, now), nil
+	}
+	return pinreset.Result{}, fmt.Errorf("member of command %s: %d compare-and-set conflicts in a row", cmd.CorrelationID, limit)
+}
+
+func (p *Processor) publishResult(ctx context.Context, r pinreset.Result) error {
+	v, err := wire.EncodeResult(r)
+	if err != nil {
+		return err
+	}
+	return p.Publisher.Publish(ctx, kafkabus.Message{Topic: kafkabus.TopicResults, Key: []byte(r.CorrelationID), Value: v})
+}
+
+// deadLetter moves a message that can never be processed to the DLQ, with the
+// reason, and tells a waiting client that its command was rejected. The
+// reason names what failed, never a secret: DecodeCommand's errors hold none.
+func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Message, reason error) error {
+	headers := append([]kafka.Header{}, m.Headers...)
+	headers = append(headers,
+		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason.Error())},
+		kafka.Header{Key: HeaderDLQWorker, Value: []byte(p.WorkerID)},
+		kafka.Header{Key: HeaderDLQSource, Value: fmt.Appendf(nil, "%s/%d/%d", m.Topic, m.Partition, m.Offset)},
+	)
+	msgs := []kafkabus.Message{{Topic: kafkabus.TopicCommandsDLQ, Key: m.Key, Value: m.Value, Headers: headers}}
+	if len(m.Key) > 0 && len(m.Key) <= 64 {
+		r := pinreset.Result{CorrelationID: string(m.Key), Code: pinreset.CodeRejected,
+			Message: pinreset.CodeRejected.Message(), CompletedAt: p.now().UTC()}
+		v, err := wire.EncodeResult(r)
+		if err != nil {
+			return err
+		}
+		msgs = append(msgs, kafkabus.Message{Topic: kafkabus.TopicResults, Key: m.Key, Value: v})
+	}
+	if err := p.Publisher.Publish(ctx, msgs...); err != nil {
+		return fmt.Errorf("dead-letter %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
+	}
+	log.Warn("command dead-lettered", zap.Error(reason))
+	return nil
+}

@@ -1,0 +1,106 @@
+package worker
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinhash"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
+)
+
+// NewHasher builds the PIN hasher from the worker settings.
+func NewHasher(cfg config.Worker) (*pinhash.Hasher, error) {
+	peppers := make([]pinhash.Pepper, 0, len(cfg.Peppers))
+	for i, s := range cfg.Peppers {
+		p, err := pinhash.ParsePepper(s)
+		if err != nil {
+			return nil, fmt.Errorf("PINRESET_PEPPERS #%d: %w", i+1, err)
+		}
+		peppers = append(peppers, p)
+	}
+	params := pinhash.DefaultParams()
+	params.Memory, params.Time, params.Threads = cfg.Argon2MemoryKiB, cfg.Argon2Time, cfg.Argon2Threads
+	h, err := pinhash.New(params, peppers[0], peppers[1:]...)
+	if err != nil {
+		return nil, fmt.Errorf("pin hasher: %w", err)
+	}
+	return h, nil
+}
+
+// Run runs a worker until ctx ends, then finishes the commands in hand,
+// commits them and returns. Shutdown order: stop fetching, drain and commit,
+// leave the consumer group, flush the producer, disconnect the database.
+func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
+	ring, err := seal.ParseKeyring("PINRESET_SEAL_KEYS", cfg.SealKeys)
+	if err != nil {
+		return err
+	}
+	hasher, err := NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
+	if err != nil {
+		return err
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		_ = store.Close(cctx)
+	}()
+	if err := retry(ctx, log, "prepare database and topics", func() error {
+		if cfg.CreateTopics {
+			if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
+				return err
+			}
+		}
+		return store.EnsureIndexes(ctx)
+	}); err != nil {
+		return err
+	}
+
+	producer := kafkabus.NewProducer(cfg.KafkaBrokers, kafkabus.ProducerConfig{})
+	defer producer.Close()
+	rules := pinreset.DefaultRules()
+	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
+	proc := &Processor{
+		Members: store, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
+		Log: log, WorkerID: cfg.WorkerID,
+	}
+	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
+		Brokers: cfg.KafkaBrokers, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
+		Concurrency: cfg.Concurrency,
+	}, log)
+	defer consumer.Close()
+	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
+		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
+	err = consumer.Run(ctx, proc.Handle)
+	log.Info("worker stopped", zap.Error(err))
+	return err
+}
+
+// retry runs fn until it succeeds or ctx ends, backing off from 200 ms to 5 s:
+// at start a dependency may still be coming up.
+func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
+	backoff := 200 * time.Millisecond
+	for {
+		err := fn()
+		if err == nil {
+			return nil
+		}
+		log.Warn(what+" failed, retrying", zap.Duration("backoff", backoff), zap.Error(err))
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%s: %w", what, err)
+		case <-time.After(backoff):
+		}
+		backoff = min(backoff*2, 5*time.Second)
+	}
+}
