@@ -52,7 +52,7 @@ type Env struct {
 	Infra      *sandbox.Infra
 }
 
-type options struct {
+type sandboxFlags struct {
 	dataDir, sandboxDir            string
 	httpAddr, kafkaAddr, mongoAddr string
 	infraOnly                      bool
@@ -61,7 +61,7 @@ type options struct {
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(Env)) error {
 	fs := flag.NewFlagSet("sandbox", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	var o options
+	var o sandboxFlags
 	fs.StringVar(&o.dataDir, "data-dir", ".sandbox", "directory for the broker's log and the database files (kept across restarts)")
 	fs.StringVar(&o.sandboxDir, "sandbox-dir", "deployments/sandbox", "directory of asps.json, members.jsonl and sandbox.env")
 	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "ingress listen address")
@@ -182,7 +182,7 @@ func prepare(ctx context.Context, cfg config.Worker, seedFile string) error {
 	return sandbox.Seed(ctx, store, hasher, members, time.Now())
 }
 
-func printUsage(w io.Writer, addr string, o options) {
+func printUsage(w io.Writer, addr string, o sandboxFlags) {
 	fmt.Fprintf(w, `
 PIN reset sandbox is up.
   API      http://%[1]s/api/v1/user/password/reset

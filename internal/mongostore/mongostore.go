@@ -1,12 +1,24 @@
-// Package mongostore keeps member documents in MongoDB (or FerretDB). Every
-// change is one single-document compare-and-set on a version field, because
-// FerretDB v1 has no multi-document transactions and none are needed.
+// Package mongostore keeps member documents in MongoDB (or FerretDB).
+//
+// Every change of a member is claimed by inserting its next version into
+// member_versions under the unique _id "<member id>:<version>": of two
+// writers that read the same version, exactly one insert succeeds and the
+// other gets ErrConflict. The insert is the commit; members then holds a copy
+// of the newest version for lookups and tools, which readers roll forward.
+//
+// Why not a plain replace with a version filter? On MongoDB that is an atomic
+// compare-and-set, but FerretDB v1 runs an update as a query followed by a
+// write by _id, so two concurrent replaces of the same version both succeed
+// and one update is lost (the concurrency test caught it). A unique-key
+// insert is atomic on both, needs no multi-document transaction, and works
+// the same on a production replica set.
 package mongostore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -27,13 +39,23 @@ var ErrNotFound = errors.New("member not found")
 
 // Collection names.
 const (
-	MembersCollection = "members"
+	MembersCollection  = "members"
+	VersionsCollection = "member_versions"
 )
+
+// KeepVersions is how many past versions of a member stay in
+// member_versions; older ones are deleted as new ones are written, so the
+// collection stays bounded without a TTL index (FerretDB v1 has none).
+const KeepVersions = 16
+
+// maxRollForward bounds how many unmaterialized versions a read follows.
+const maxRollForward = 1000
 
 // Store reads and writes members.
 type Store struct {
-	client  *mongo.Client
-	members *mongo.Collection
+	client   *mongo.Client
+	members  *mongo.Collection
+	versions *mongo.Collection
 }
 
 // Config says where the database is.
@@ -69,7 +91,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
 	db := client.Database(cfg.Database)
-	return &Store{client: client, members: db.Collection(MembersCollection)}, nil
+	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection)}, nil
 }
 
 // Close disconnects.
@@ -139,55 +161,127 @@ func (d memberDoc) member() *pinreset.Member {
 	return m
 }
 
+// versionDoc is one committed version of a member.
+type versionDoc struct {
+	ID       string    `bson:"_id"` // "<member id>:<version>"
+	MemberID string    `bson:"memberId"`
+	Version  int64     `bson:"version"`
+	State    memberDoc `bson:"state"`
+}
+
+func versionID(memberID string, version int64) string {
+	return memberID + ":" + strconv.FormatInt(version, 10)
+}
+
 // FindMember loads the member with loginID in the ASP aspID. Tenancy is in
 // the filter itself: an ASP can never load another ASP's member.
 func (s *Store) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
-	var d memberDoc
-	err := s.members.FindOne(ctx, bson.D{{Key: "aspId", Value: aspID}, {Key: "loginId", Value: loginID}}).Decode(&d)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find member of asp %s: %w", aspID, err)
-	}
-	return d.member(), nil
+	return s.findOne(ctx, bson.D{{Key: "aspId", Value: aspID}, {Key: "loginId", Value: loginID}})
 }
 
 // FindMemberByID loads a member by its id.
 func (s *Store) FindMemberByID(ctx context.Context, id string) (*pinreset.Member, error) {
+	return s.findOne(ctx, bson.D{{Key: "_id", Value: id}})
+}
+
+func (s *Store) findOne(ctx context.Context, filter bson.D) (*pinreset.Member, error) {
 	var d memberDoc
-	err := s.members.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Decode(&d)
+	err := s.members.FindOne(ctx, filter).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
-		return nil, fmt.Errorf("find member %s: %w", id, err)
+		return nil, fmt.Errorf("find member: %w", err)
 	}
-	return d.member(), nil
+	latest, err := s.rollForward(ctx, d)
+	if err != nil {
+		return nil, err
+	}
+	return latest.member(), nil
 }
 
-// UpdateMember stores m if and only if the stored version is still
-// expectVersion: one atomic single-document replace. It returns ErrConflict
-// when another writer got there first; the caller reloads and decides again.
-func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64) error {
-	res, err := s.members.ReplaceOne(ctx,
-		bson.D{{Key: "_id", Value: m.ID}, {Key: "version", Value: expectVersion}},
-		toDoc(m))
-	if err != nil {
-		return fmt.Errorf("update member %s: %w", m.ID, err)
+// rollForward returns the newest committed version at or after d: the copy
+// in members may lag behind member_versions when a writer died between its
+// commit and its copy, or is between the two right now.
+func (s *Store) rollForward(ctx context.Context, d memberDoc) (memberDoc, error) {
+	latest := d
+	for range maxRollForward {
+		var v versionDoc
+		err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: versionID(d.ID, latest.Version+1)}}).Decode(&v)
+		if errors.Is(err, mongo.ErrNoDocuments) {
+			if latest.Version != d.Version {
+				s.materialize(ctx, latest)
+			}
+			return latest, nil
+		}
+		if err != nil {
+			return memberDoc{}, fmt.Errorf("find version %d of member %s: %w", latest.Version+1, d.ID, err)
+		}
+		latest = v.State
 	}
-	if res.MatchedCount == 0 {
+	return memberDoc{}, fmt.Errorf("member %s: more than %d versions ahead of its copy", d.ID, maxRollForward)
+}
+
+// UpdateMember commits m as the version after expectVersion. It returns
+// ErrConflict when another writer committed that version first; the caller
+// reloads and decides again. Any other error leaves it unknown whether the
+// commit happened: the caller retries, reloads, and finds its own command in
+// the member's history if it did.
+func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64) error {
+	if m.Version != expectVersion+1 {
+		return fmt.Errorf("update member %s: version %d does not follow %d", m.ID, m.Version, expectVersion)
+	}
+	d := toDoc(m)
+	_, err := s.versions.InsertOne(ctx, versionDoc{ID: versionID(m.ID, m.Version), MemberID: m.ID, Version: m.Version, State: d})
+	if mongo.IsDuplicateKeyError(err) {
 		return ErrConflict
 	}
+	if err != nil {
+		return fmt.Errorf("commit version %d of member %s: %w", m.Version, m.ID, err)
+	}
+	s.materialize(ctx, d)
+	if old := m.Version - KeepVersions; old > 1 {
+		// Best effort: a version left behind is deleted by a later write's
+		// sweep or stays as harmless history.
+		_, _ = s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: versionID(m.ID, old)}})
+	}
 	return nil
 }
 
-// PutMember inserts m or replaces the member with the same id whatever its
-// version (seeding and operator tools only, never the command path).
+// materialize copies a committed version into members unless members
+// already holds a newer one. Best effort: the commit is already durable, and
+// a reader rolls a stale copy forward.
+func (s *Store) materialize(ctx context.Context, d memberDoc) {
+	_, _ = s.members.ReplaceOne(ctx,
+		bson.D{{Key: "_id", Value: d.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: d.Version}}}}, d)
+}
+
+// PutMember sets a member's state whatever its current state (seeding and
+// operator tools only, never the command path): a new member is inserted at
+// version 1; an existing one gets m's fields as its next version.
 func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
-	_, err := s.members.ReplaceOne(ctx, bson.D{{Key: "_id", Value: m.ID}}, toDoc(m), options.Replace().SetUpsert(true))
-	if err != nil {
-		return fmt.Errorf("put member %s: %w", m.ID, err)
+	for range 100 {
+		cur, err := s.FindMemberByID(ctx, m.ID)
+		if errors.Is(err, ErrNotFound) {
+			m.Version = 1
+			_, err := s.members.InsertOne(ctx, toDoc(m))
+			if mongo.IsDuplicateKeyError(err) {
+				continue
+			}
+			if err != nil {
+				return fmt.Errorf("insert member %s: %w", m.ID, err)
+			}
+			return nil
+		}
+		if err != nil {
+			return err
+		}
+		m.Version = cur.Version + 1
+		err = s.UpdateMember(ctx, m, cur.Version)
+		if errors.Is(err, ErrConflict) {
+			continue
+		}
+		return err
 	}
-	return nil
+	return fmt.Errorf("put member %s: too many concurrent changes", m.ID)
 }
