@@ -26,7 +26,7 @@ import (
 
 // startSandbox runs the real sandbox wiring (this command's run) on free
 // ports and a fresh data directory, and stops it when the test ends.
-func startSandbox(t *testing.T, env map[string]string) Env {
+func startSandbox(t *testing.T, env map[string]string, extraArgs ...string) Env {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: starts the embedded broker and database")
@@ -38,10 +38,10 @@ func startSandbox(t *testing.T, env map[string]string) Env {
 	var logs bytes.Buffer
 	logw := &lockedWriter{w: &logs}
 	go func() {
-		done <- run(ctx, []string{
+		done <- run(ctx, append([]string{
 			"-data-dir", t.TempDir(), "-sandbox-dir", "../../deployments/sandbox",
 			"-http-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-mongo-addr", "127.0.0.1:0",
-		}, getenv, io.Discard, logw, func(e Env) { started <- e })
+		}, extraArgs...), getenv, io.Discard, logw, func(e Env) { started <- e })
 	}()
 	t.Cleanup(func() {
 		cancel()
@@ -126,6 +126,11 @@ func (c *client) post(body []byte, cid string, edit func(http.Header)) response 
 	if edit != nil {
 		edit(req.Header)
 	}
+	return c.send(req)
+}
+
+func (c *client) send(req *http.Request) response {
+	c.t.Helper()
 	res, err := http.DefaultClient.Do(req)
 	if err != nil {
 		c.t.Fatal(err)

@@ -90,6 +90,10 @@ type Worker struct {
 	LockFor time.Duration
 	// WorkerID: PINRESET_WORKER_ID, names this instance in logs. Default the host name.
 	WorkerID string
+	// OutcomeRetention: PINRESET_OUTCOME_RETENTION, how long a command's
+	// outcome is kept for retries with the same correlation id and for status
+	// queries. Default 168h (7 days).
+	OutcomeRetention time.Duration
 }
 
 // env reads variables and collects errors that name the variable.
@@ -232,18 +236,19 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 	e := &env{get: getenv}
 	host, _ := os.Hostname()
 	c := Worker{
-		Common:          loadCommon(e),
-		MongoURI:        e.secret("PINRESET_MONGO_URI"),
-		MongoDatabase:   e.str("PINRESET_MONGO_DATABASE", "pinreset"),
-		Peppers:         e.list("PINRESET_PEPPERS", true, ""),
-		Argon2MemoryKiB: uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
-		Argon2Time:      uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),
-		Argon2Threads:   uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 1, 255)),
-		Concurrency:     e.integer("PINRESET_WORKER_CONCURRENCY", runtime.GOMAXPROCS(0), 1, 1024),
-		ConsumerGroup:   e.str("PINRESET_CONSUMER_GROUP", "pinreset-worker"),
-		LockAfter:       e.integer("PINRESET_LOCK_AFTER", 5, 0, 1000),
-		LockFor:         e.duration("PINRESET_LOCK_FOR", 15*time.Minute),
-		WorkerID:        e.str("PINRESET_WORKER_ID", host),
+		Common:           loadCommon(e),
+		MongoURI:         e.secret("PINRESET_MONGO_URI"),
+		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", "pinreset"),
+		Peppers:          e.list("PINRESET_PEPPERS", true, ""),
+		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
+		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),
+		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 1, 255)),
+		Concurrency:      e.integer("PINRESET_WORKER_CONCURRENCY", runtime.GOMAXPROCS(0), 1, 1024),
+		ConsumerGroup:    e.str("PINRESET_CONSUMER_GROUP", "pinreset-worker"),
+		LockAfter:        e.integer("PINRESET_LOCK_AFTER", 5, 0, 1000),
+		LockFor:          e.duration("PINRESET_LOCK_FOR", 15*time.Minute),
+		WorkerID:         e.str("PINRESET_WORKER_ID", host),
+		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION", 7*24*time.Hour),
 	}
 	if c.MongoURI == "" {
 		c.MongoURI = "mongodb://127.0.0.1:27017/"

@@ -6,6 +6,8 @@ package ingress
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -14,6 +16,7 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -77,6 +80,7 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("POST "+ResetPath, s.handleReset)
+	mux.HandleFunc("GET "+ResetPath+"/{correlationId}", s.handleStatus)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		_, _ = io.WriteString(w, "ok\n")
@@ -138,16 +142,54 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 
-	cmd := pinreset.NewCommand(hd.CorrelationID, hd.ASPID, req, now, s.opts.CommandTTL)
+	cmd := pinreset.NewCommand(hd.CorrelationID, newRequestID(), hd.ASPID, req, now, s.opts.CommandTTL)
+	s.submit(w, r, log, cmd)
+}
+
+// handleStatus answers GET .../reset/{correlationId}: the outcome of that
+// transaction once known, 202 while it is pending, 404 if there is none. It
+// is authenticated like the POST, with the MAC over the empty body. The
+// ingress never reads the database: the question goes to the worker as a
+// status query keyed by the correlation id, which puts it on the partition of
+// the command it asks about, behind that command.
+func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
+	log := loggerFrom(r.Context(), s.log)
+	hd, err := kmheader.Parse(r.Header, true)
+	if err != nil {
+		s.writeError(w, log, err)
+		return
+	}
+	if r.PathValue("correlationId") != hd.CorrelationID {
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeInvalidInput, "correlationId"))
+		return
+	}
+	body, err := io.ReadAll(http.MaxBytesReader(w, r.Body, s.opts.MaxBodyBytes))
+	if err != nil || len(body) > 0 {
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeInvalidInput, "body"))
+		return
+	}
+	now := s.now()
+	if err := s.authenticate(hd, body, now); err != nil {
+		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnauthorized, ""))
+		return
+	}
+	s.submit(w, r, log, pinreset.NewStatusQuery(hd.CorrelationID, newRequestID(), hd.ASPID, now, s.opts.CommandTTL))
+}
+
+// submit publishes cmd and answers with its result, or 202 when the result
+// takes longer than ResultWait.
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger, cmd pinreset.Command) {
 	value, err := wire.EncodeCommand(cmd, s.sealer)
 	if err != nil {
 		s.writeError(w, log, err)
 		return
 	}
-	results, done := s.waiters.add(hd.ASPID, hd.CorrelationID)
+	results, done := s.waiters.add(cmd.ASPID, cmd.CorrelationID, cmd.RequestID)
 	defer done()
 	if err := s.pub.Publish(r.Context(), kafkabus.Message{
-		Topic: kafkabus.TopicCommands, Key: []byte(hd.CorrelationID), Value: value,
+		Topic: kafkabus.TopicCommands, Key: []byte(cmd.CorrelationID), Value: value,
+		Headers: []kafka.Header{{Key: wire.HeaderRequestID, Value: []byte(cmd.RequestID)}},
 	}); err != nil {
 		log.Error("publish command", zap.Error(err))
 		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnavailable, ""))
@@ -161,11 +203,18 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		s.writeCode(w, log, res.Code, res.Message)
 	case <-timer.C:
 		// The command is on Kafka and will be decided; the client asks later.
-		w.Header().Set("Location", ResetPath+"/"+hd.CorrelationID)
+		w.Header().Set("Location", ResetPath+"/"+cmd.CorrelationID)
 		s.writeCode(w, log, pinreset.CodeAccepted, pinreset.CodeAccepted.Message())
 	case <-r.Context().Done():
 		log.Info("client gone before the result", zap.Error(r.Context().Err()))
 	}
+}
+
+// newRequestID names one HTTP request: 16 hex digits from crypto/rand.
+func newRequestID() string {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // never fails since Go 1.24
+	return hex.EncodeToString(b[:])
 }
 
 // authenticate checks the ASP, its access key, the token's MAC over the raw

@@ -14,17 +14,17 @@ type waiters struct {
 }
 
 type waiter struct {
-	aspID string
-	ch    chan pinreset.Result // buffered 1: deliver never blocks
+	aspID, requestID string
+	ch               chan pinreset.Result // buffered 1: deliver never blocks
 }
 
 func newWaiters() *waiters { return &waiters{m: map[string][]*waiter{}} }
 
-// add registers interest in the result of (aspID, correlationID). Call the
-// returned func when done waiting. Register before publishing the command,
-// so a fast result cannot slip past.
-func (ws *waiters) add(aspID, correlationID string) (<-chan pinreset.Result, func()) {
-	w := &waiter{aspID: aspID, ch: make(chan pinreset.Result, 1)}
+// add registers interest in the result of the request requestID, which
+// carries (aspID, correlationID). Call the returned func when done waiting.
+// Register before publishing the command, so a fast result cannot slip past.
+func (ws *waiters) add(aspID, correlationID, requestID string) (<-chan pinreset.Result, func()) {
+	w := &waiter{aspID: aspID, requestID: requestID, ch: make(chan pinreset.Result, 1)}
 	ws.mu.Lock()
 	ws.m[correlationID] = append(ws.m[correlationID], w)
 	ws.mu.Unlock()
@@ -48,19 +48,22 @@ func (ws *waiters) remove(correlationID string, w *waiter) {
 	}
 }
 
-// deliver hands r to every waiter of its correlation id and ASP. A result
-// without an ASP (a command rejected before it could be read) goes to every
-// waiter of the correlation id.
+// deliver hands r to the waiter of its request. A result without a request
+// id (a command too broken to say which request it was) goes to every waiter
+// of its correlation id and ASP, or of its correlation id when it has no ASP.
 func (ws *waiters) deliver(r pinreset.Result) {
 	ws.mu.Lock()
 	defer ws.mu.Unlock()
 	for _, w := range ws.m[r.CorrelationID] {
+		if r.RequestID != "" && r.RequestID != w.requestID {
+			continue
+		}
 		if r.ASPID != "" && r.ASPID != w.aspID {
 			continue
 		}
 		select {
 		case w.ch <- r:
-		default: // already has a result: the same outcome, delivered twice
+		default: // already has its result: a redelivered duplicate
 		}
 	}
 }

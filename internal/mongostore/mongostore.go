@@ -56,6 +56,7 @@ type Store struct {
 	client   *mongo.Client
 	members  *mongo.Collection
 	versions *mongo.Collection
+	outcomes *mongo.Collection
 }
 
 // Config says where the database is.
@@ -91,7 +92,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
 	db := client.Database(cfg.Database)
-	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection)}, nil
+	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), outcomes: db.Collection(OutcomesCollection)}, nil
 }
 
 // Close disconnects.
@@ -113,6 +114,12 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	})
 	if err != nil {
 		return fmt.Errorf("create index members(aspId, loginId): %w", err)
+	}
+	_, err = s.outcomes.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "completedAt", Value: 1}}, Options: options.Index().SetName("completed_at"),
+	})
+	if err != nil {
+		return fmt.Errorf("create index outcomes(completedAt): %w", err)
 	}
 	return nil
 }

@@ -10,26 +10,36 @@ type Kind string
 const (
 	KindReset  Kind = "reset"
 	KindChange Kind = "change"
+	// KindStatus asks for the outcome of an earlier command with the same
+	// correlation id (GET .../reset/{correlationId}). It changes nothing and
+	// carries no secrets. Keyed like the command it asks about, it lands on
+	// the same partition behind it, so it is answered after that command.
+	KindStatus Kind = "status"
 )
 
 // Command is one PIN command as the worker decides it, secrets in clear.
 // It exists in this form only in memory: on Kafka its secret fields are sealed.
 type Command struct {
 	CorrelationID string
-	ASPID         string
-	Kind          Kind
-	LoginID       string
-	CI            string // empty when the request gave none
-	CurrentPIN    string // empty for a reset
-	NewPIN        string
-	AcceptedAt    time.Time // when the ingress accepted it
-	ExpiresAt     time.Time // a worker past this time records CodeExpired instead of applying it
+	// RequestID names one HTTP request; its result carries it back, so that
+	// two requests with the same correlation id (a retry, or a reuse with
+	// another body) each get their own answer.
+	RequestID  string
+	ASPID      string
+	Kind       Kind
+	LoginID    string
+	CI         string // empty when the request gave none
+	CurrentPIN string // empty for a reset
+	NewPIN     string
+	AcceptedAt time.Time // when the ingress accepted it
+	ExpiresAt  time.Time // a worker past this time records CodeExpired instead of applying it
 }
 
 // NewCommand builds the command for an accepted request.
-func NewCommand(correlationID, aspID string, r Request, acceptedAt time.Time, ttl time.Duration) Command {
+func NewCommand(correlationID, requestID, aspID string, r Request, acceptedAt time.Time, ttl time.Duration) Command {
 	c := Command{
 		CorrelationID: correlationID,
+		RequestID:     requestID,
 		ASPID:         aspID,
 		Kind:          KindChange,
 		LoginID:       r.LoginID,
@@ -44,6 +54,29 @@ func NewCommand(correlationID, aspID string, r Request, acceptedAt time.Time, tt
 		c.CurrentPIN = ""
 	}
 	return c
+}
+
+// NewStatusQuery builds the query for the outcome of correlationID.
+func NewStatusQuery(correlationID, requestID, aspID string, at time.Time, ttl time.Duration) Command {
+	return Command{CorrelationID: correlationID, RequestID: requestID, ASPID: aspID, Kind: KindStatus,
+		AcceptedAt: at.UTC(), ExpiresAt: at.Add(ttl).UTC()}
+}
+
+// Content is the canonical encoding of what the request asked for: the same
+// request sent twice has the same content, any change of ASP, kind, member or
+// PIN changes it. (Times and ids are not content.) It holds secrets: only a
+// keyed fingerprint of it is ever stored.
+func (c Command) Content() []byte {
+	cur := c.CurrentPIN
+	if c.Kind == KindReset {
+		cur = "" // ignored for a reset, so not part of what was asked
+	}
+	var b []byte
+	for _, f := range []string{c.ASPID, string(c.Kind), c.LoginID, c.CI, cur, c.NewPIN} {
+		b = append(b, byte(len(f)>>8), byte(len(f)))
+		b = append(b, f...)
+	}
+	return b
 }
 
 // Expired reports whether the command must not be applied any more at now.
@@ -61,6 +94,7 @@ func (c Command) GoString() string { return c.String() }
 // returned to the client.
 type Result struct {
 	CorrelationID string    `json:"correlationId"`
+	RequestID     string    `json:"requestId,omitempty"`
 	ASPID         string    `json:"aspId"`
 	Code          Code      `json:"code"`
 	Message       string    `json:"message"`
@@ -72,6 +106,7 @@ type Result struct {
 func NewResult(cmd Command, code Code, memberID string, at time.Time) Result {
 	return Result{
 		CorrelationID: cmd.CorrelationID,
+		RequestID:     cmd.RequestID,
 		ASPID:         cmd.ASPID,
 		Code:          code,
 		Message:       code.Message(),

@@ -27,14 +27,19 @@ var ErrPoison = errors.New("poison message")
 
 // command is the JSON value of a password.commands message.
 type command struct {
-	V             int           `json:"v"`
-	CorrelationID string        `json:"correlationId"`
-	ASPID         string        `json:"aspId"`
-	Kind          pinreset.Kind `json:"kind"`
-	AcceptedAt    time.Time     `json:"acceptedAt"`
-	ExpiresAt     time.Time     `json:"expiresAt"`
-	Sealed        seal.Envelope `json:"sealed"`
+	V             int            `json:"v"`
+	CorrelationID string         `json:"correlationId"`
+	RequestID     string         `json:"requestId"`
+	ASPID         string         `json:"aspId"`
+	Kind          pinreset.Kind  `json:"kind"`
+	AcceptedAt    time.Time      `json:"acceptedAt"`
+	ExpiresAt     time.Time      `json:"expiresAt"`
+	Sealed        *seal.Envelope `json:"sealed,omitempty"` // absent for a status query
 }
+
+// HeaderRequestID carries the command's request id as a Kafka header too, so
+// that a command too broken to decode can still be answered to its request.
+const HeaderRequestID = "x-request-id"
 
 // secrets is the plaintext of the sealed envelope: everything personal or secret.
 type secrets struct {
@@ -54,23 +59,35 @@ type Sealer interface {
 // correlation id as associated data, so a sealed part cannot be moved to
 // another command.
 func EncodeCommand(c pinreset.Command, s Sealer) ([]byte, error) {
-	plain, err := json.Marshal(secrets{LoginID: c.LoginID, CI: c.CI, CurrentPIN: c.CurrentPIN, NewPIN: c.NewPIN})
-	if err != nil {
-		return nil, fmt.Errorf("encode command secrets: %w", err)
+	m := command{
+		V: Version, CorrelationID: c.CorrelationID, RequestID: c.RequestID, ASPID: c.ASPID, Kind: c.Kind,
+		AcceptedAt: c.AcceptedAt, ExpiresAt: c.ExpiresAt,
 	}
-	env, err := s.Seal(plain, []byte(c.CorrelationID))
-	clear(plain)
-	if err != nil {
-		return nil, fmt.Errorf("seal command %s: %w", c.CorrelationID, err)
+	if c.Kind != pinreset.KindStatus {
+		env, err := sealSecrets(c, s)
+		if err != nil {
+			return nil, err
+		}
+		m.Sealed = &env
 	}
-	b, err := json.Marshal(command{
-		V: Version, CorrelationID: c.CorrelationID, ASPID: c.ASPID, Kind: c.Kind,
-		AcceptedAt: c.AcceptedAt, ExpiresAt: c.ExpiresAt, Sealed: env,
-	})
+	b, err := json.Marshal(m)
 	if err != nil {
 		return nil, fmt.Errorf("encode command %s: %w", c.CorrelationID, err)
 	}
 	return b, nil
+}
+
+func sealSecrets(c pinreset.Command, s Sealer) (seal.Envelope, error) {
+	plain, err := json.Marshal(secrets{LoginID: c.LoginID, CI: c.CI, CurrentPIN: c.CurrentPIN, NewPIN: c.NewPIN})
+	if err != nil {
+		return seal.Envelope{}, fmt.Errorf("encode command secrets: %w", err)
+	}
+	env, err := s.Seal(plain, []byte(c.CorrelationID))
+	clear(plain)
+	if err != nil {
+		return seal.Envelope{}, fmt.Errorf("seal command %s: %w", c.CorrelationID, err)
+	}
+	return env, nil
 }
 
 // DecodeCommand parses and opens a command. key is the Kafka message key,
@@ -96,12 +113,27 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 		return pinreset.Command{}, fmt.Errorf("%w: correlation id does not match the key", ErrPoison)
 	case m.ASPID == "":
 		return pinreset.Command{}, fmt.Errorf("%w: no aspId", ErrPoison)
-	case m.Kind != pinreset.KindReset && m.Kind != pinreset.KindChange:
+	case m.Kind != pinreset.KindReset && m.Kind != pinreset.KindChange && m.Kind != pinreset.KindStatus:
 		return pinreset.Command{}, fmt.Errorf("%w: kind %q", ErrPoison, m.Kind)
 	case m.AcceptedAt.IsZero() || m.ExpiresAt.IsZero():
 		return pinreset.Command{}, fmt.Errorf("%w: no acceptedAt or expiresAt", ErrPoison)
+	case len(m.RequestID) > 64:
+		return pinreset.Command{}, fmt.Errorf("%w: requestId too long", ErrPoison)
 	}
-	plain, err := s.Open(m.Sealed, []byte(m.CorrelationID))
+	c := pinreset.Command{
+		CorrelationID: m.CorrelationID, RequestID: m.RequestID, ASPID: m.ASPID, Kind: m.Kind,
+		AcceptedAt: m.AcceptedAt, ExpiresAt: m.ExpiresAt,
+	}
+	if m.Kind == pinreset.KindStatus {
+		if m.Sealed != nil {
+			return pinreset.Command{}, fmt.Errorf("%w: status query with a sealed part", ErrPoison)
+		}
+		return c, nil
+	}
+	if m.Sealed == nil {
+		return pinreset.Command{}, fmt.Errorf("%w: no sealed part", ErrPoison)
+	}
+	plain, err := s.Open(*m.Sealed, []byte(m.CorrelationID))
 	if err != nil {
 		return pinreset.Command{}, fmt.Errorf("%w: open sealed part: %v", ErrPoison, err)
 	}
@@ -111,11 +143,7 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 	if err != nil {
 		return pinreset.Command{}, fmt.Errorf("%w: decode sealed part: %v", ErrPoison, err)
 	}
-	c := pinreset.Command{
-		CorrelationID: m.CorrelationID, ASPID: m.ASPID, Kind: m.Kind,
-		LoginID: sec.LoginID, CI: sec.CI, CurrentPIN: sec.CurrentPIN, NewPIN: sec.NewPIN,
-		AcceptedAt: m.AcceptedAt, ExpiresAt: m.ExpiresAt,
-	}
+	c.LoginID, c.CI, c.CurrentPIN, c.NewPIN = sec.LoginID, sec.CI, sec.CurrentPIN, sec.NewPIN
 	if err := validSecrets(c); err != nil {
 		return pinreset.Command{}, fmt.Errorf("%w: %v", ErrPoison, err)
 	}

@@ -25,6 +25,18 @@ type Members interface {
 	UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64) error
 }
 
+// Outcomes records each command's outcome once.
+type Outcomes interface {
+	FindOutcome(ctx context.Context, aspID, correlationID string) (mongostore.Outcome, error)
+	InsertOutcome(ctx context.Context, o mongostore.Outcome) error
+}
+
+// Fingerprinter makes and checks keyed fingerprints of request content.
+type Fingerprinter interface {
+	Fingerprint(content []byte) (string, error)
+	SameFingerprint(fp string, content []byte) (bool, error)
+}
+
 // Publisher publishes messages.
 type Publisher interface {
 	Publish(ctx context.Context, msgs ...kafkabus.Message) error
@@ -32,12 +44,14 @@ type Publisher interface {
 
 // Processor handles one command message at a time; it is safe for concurrent use.
 type Processor struct {
-	Members   Members
-	Publisher Publisher
-	Sealer    wire.Sealer
-	Hasher    pinreset.PINHasher
-	Rules     pinreset.Rules
-	Log       *zap.Logger
+	Members       Members
+	Outcomes      Outcomes
+	Fingerprinter Fingerprinter
+	Publisher     Publisher
+	Sealer        wire.Sealer
+	Hasher        pinreset.PINHasher
+	Rules         pinreset.Rules
+	Log           *zap.Logger
 	// WorkerID names this instance in results' logs and the DLQ headers.
 	WorkerID string
 	// Now is the clock. Default time.Now.
@@ -70,17 +84,78 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 		return p.deadLetter(ctx, log, m, err)
 	}
 	start := p.now()
-	res, err := p.Decide(ctx, cmd)
+	res, how, err := p.outcome(ctx, cmd)
 	if err != nil {
-		return fmt.Errorf("decide command %s: %w", cmd.CorrelationID, err)
+		return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
 	}
 	if err := p.publishResult(ctx, res); err != nil {
 		return err
 	}
 	log.Info("command done", zap.String("asp_id", cmd.ASPID), zap.String("kind", string(cmd.Kind)),
-		zap.String("code", string(res.Code)), zap.String("member_id", res.MemberID),
+		zap.String("code", string(res.Code)), zap.String("member_id", res.MemberID), zap.String("how", how),
 		zap.Duration("took", p.now().Sub(start)), zap.Duration("since_accepted", p.now().Sub(cmd.AcceptedAt)))
 	return nil
+}
+
+// outcome finds the result of cmd: the recorded outcome of its correlation
+// id if there is one (a retry gets the same answer, a different request with
+// the same id a 409, a status query the outcome), else a new decision, which
+// is recorded before it is published. how says which, for the log.
+func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinreset.Result, how string, err error) {
+	rec, err := p.Outcomes.FindOutcome(ctx, cmd.ASPID, cmd.CorrelationID)
+	switch {
+	case errors.Is(err, mongostore.ErrNotFound):
+		if cmd.Kind == pinreset.KindStatus {
+			// Keyed like its command, the query sits behind it on the same
+			// partition and lane: no record now means no such command.
+			return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", nil
+		}
+	case err != nil:
+		return pinreset.Result{}, "", err
+	default:
+		return p.recorded(cmd, rec)
+	}
+
+	fp, err := p.Fingerprinter.Fingerprint(cmd.Content())
+	if err != nil {
+		return pinreset.Result{}, "", err
+	}
+	res, err = p.Decide(ctx, cmd)
+	if err != nil {
+		return pinreset.Result{}, "", err
+	}
+	err = p.Outcomes.InsertOutcome(ctx, mongostore.Outcome{
+		ASPID: cmd.ASPID, CorrelationID: cmd.CorrelationID, Kind: cmd.Kind, Fingerprint: fp,
+		Code: res.Code, MemberID: res.MemberID, AcceptedAt: cmd.AcceptedAt, CompletedAt: res.CompletedAt, WorkerID: p.WorkerID,
+	})
+	if errors.Is(err, mongostore.ErrDuplicate) {
+		// Another worker recorded it meanwhile (a rebalance handed the
+		// partition over mid-command): its record is the outcome.
+		rec, err := p.Outcomes.FindOutcome(ctx, cmd.ASPID, cmd.CorrelationID)
+		if err != nil {
+			return pinreset.Result{}, "", err
+		}
+		return p.recorded(cmd, rec)
+	}
+	if err != nil {
+		return pinreset.Result{}, "", err
+	}
+	return res, "decided", nil
+}
+
+// recorded answers cmd from the recorded outcome of its correlation id.
+func (p *Processor) recorded(cmd pinreset.Command, rec mongostore.Outcome) (pinreset.Result, string, error) {
+	if cmd.Kind == pinreset.KindStatus {
+		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", nil
+	}
+	same, err := p.Fingerprinter.SameFingerprint(rec.Fingerprint, cmd.Content())
+	if err != nil {
+		return pinreset.Result{}, "", fmt.Errorf("compare with the recorded request: %w", err)
+	}
+	if !same {
+		return pinreset.NewResult(cmd, pinreset.CodeCorrelationReused, "", p.now()), "reused", nil
+	}
+	return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "repeated", nil
 }
 
 // Decide applies cmd and returns its result. A compare-and-set conflict
@@ -142,7 +217,7 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	)
 	msgs := []kafkabus.Message{{Topic: kafkabus.TopicCommandsDLQ, Key: m.Key, Value: m.Value, Headers: headers}}
 	if len(m.Key) > 0 && len(m.Key) <= 64 {
-		r := pinreset.Result{CorrelationID: string(m.Key), Code: pinreset.CodeRejected,
+		r := pinreset.Result{CorrelationID: string(m.Key), RequestID: header(m, wire.HeaderRequestID), Code: pinreset.CodeRejected,
 			Message: pinreset.CodeRejected.Message(), CompletedAt: p.now().UTC()}
 		v, err := wire.EncodeResult(r)
 		if err != nil {
@@ -155,4 +230,13 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	}
 	log.Warn("command dead-lettered", zap.Error(reason))
 	return nil
+}
+
+func header(m kafka.Message, key string) string {
+	for _, h := range m.Headers {
+		if h.Key == key && len(h.Value) <= 64 {
+			return string(h.Value)
+		}
+	}
+	return ""
 }

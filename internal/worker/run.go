@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	rules := pinreset.DefaultRules()
 	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
 	proc := &Processor{
-		Members: store, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
+		Members: store, Outcomes: store, Fingerprinter: hasher, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
@@ -81,9 +81,38 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	defer consumer.Close()
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
 		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
+	sweepCtx, stopSweep := context.WithCancel(ctx)
+	swept := make(chan struct{})
+	go func() {
+		defer close(swept)
+		sweepOutcomes(sweepCtx, store, cfg.OutcomeRetention, log)
+	}()
 	err = consumer.Run(ctx, proc.Handle)
+	stopSweep()
+	<-swept
 	log.Info("worker stopped", zap.Error(err))
 	return err
+}
+
+// sweepOutcomes deletes outcome records older than retention, hourly (and
+// once at start), until ctx ends. Several workers sweeping at once is
+// harmless: the deletes are idempotent.
+func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.Duration, log *zap.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
+	for {
+		n, err := store.DeleteOutcomesBefore(ctx, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("sweep outcomes", zap.Error(err))
+		} else if n > 0 {
+			log.Info("swept outcomes", zap.Int64("deleted", n), zap.Duration("retention", retention))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
 }
 
 // retry runs fn until it succeeds or ctx ends, backing off from 200 ms to 5 s:

@@ -1,0 +1,278 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"net/http"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/ingress"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/worker"
+)
+
+// The tests here start the embedded infrastructure alone (-infra-only) and
+// run the ingress and the worker themselves, with the same Run functions as
+// cmd/ingress and cmd/worker, so that each can be started late or stopped.
+
+func overlay(base func(string) string, over map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := over[k]; ok {
+			return v
+		}
+		return base(k)
+	}
+}
+
+// startIngress runs an ingress on a free port until the test ends.
+func startIngress(t *testing.T, e Env, over map[string]string) string {
+	t.Helper()
+	cfg, err := config.LoadIngress(overlay(e.Getenv, over))
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.HTTPAddr = "127.0.0.1:0"
+	ctx, cancel := context.WithCancel(context.Background())
+	addr := make(chan string, 1)
+	done := make(chan error, 1)
+	go func() { done <- ingress.Run(ctx, cfg, zap.NewNop(), func(a string) { addr <- a }) }()
+	t.Cleanup(func() { cancel(); <-done })
+	select {
+	case a := <-addr:
+		return a
+	case err := <-done:
+		t.Fatalf("ingress: %v", err)
+	}
+	return ""
+}
+
+// startWorker runs a worker until stop is called or the test ends.
+func startWorker(t *testing.T, e Env, over map[string]string) (stop func()) {
+	t.Helper()
+	cfg, err := config.LoadWorker(overlay(e.Getenv, over))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- worker.Run(ctx, cfg, zap.NewNop()) }()
+	var stopped bool
+	stop = func() {
+		if stopped {
+			return
+		}
+		stopped = true
+		cancel()
+		if err := <-done; err != nil {
+			t.Errorf("worker: %v", err)
+		}
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// get asks for the outcome of cid.
+func (c *client) get(cid string) response {
+	c.t.Helper()
+	req, err := http.NewRequest(http.MethodGet, c.url+"/"+cid, nil)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	kmheader.Set(req.Header, kmheader.SignedHeaders(c.creds, nil, cid, time.Now(), "UTC"))
+	return c.send(req)
+}
+
+func memberVersion(t *testing.T, e Env, loginID string) int64 {
+	t.Helper()
+	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Disconnect(context.Background())
+	var doc struct {
+		Version int64 `bson:"version"`
+	}
+	if err := mc.Database(e.Database).Collection("members").FindOne(context.Background(), bson.M{"loginId": loginID}).Decode(&doc); err != nil {
+		t.Fatal(err)
+	}
+	return doc.Version
+}
+
+func TestIdempotencyByCorrelationID(t *testing.T) {
+	e := startSandbox(t, nil)
+	c := newClient(t, e)
+	change := []byte(`{"loginId":"success@sandbox.example","currentPassword":"246810","newPassword":"581379"}`)
+	cid := kmheader.NewCorrelationID(time.Now(), nil)
+
+	first := c.post(change, cid, nil)
+	if first.body.Code != "000_000" {
+		t.Fatalf("first: %+v", first.body)
+	}
+	v := memberVersion(t, e, "success@sandbox.example")
+
+	t.Run("same id, same body: the same outcome, applied once", func(t *testing.T) {
+		// Applied twice, the change would now fail: 246810 is no longer the PIN.
+		again := c.post(change, cid, nil)
+		if again.status != 200 || again.body.Code != "000_000" {
+			t.Fatalf("repeat: %d %+v, want the first outcome 200 000_000", again.status, again.body)
+		}
+		if got := memberVersion(t, e, "success@sandbox.example"); got != v {
+			t.Fatalf("version %d -> %d: the repeat was applied again", v, got)
+		}
+	})
+	t.Run("same id, different body: 409", func(t *testing.T) {
+		other := []byte(`{"loginId":"success@sandbox.example","currentPassword":"581379","newPassword":"703152"}`)
+		r := c.post(other, cid, nil)
+		if r.status != 409 || r.body.Code != "000_409" {
+			t.Fatalf("reuse: %d %+v, want 409 000_409", r.status, r.body)
+		}
+		if got := memberVersion(t, e, "success@sandbox.example"); got != v {
+			t.Fatalf("version %d -> %d: the reused id was applied", v, got)
+		}
+	})
+	t.Run("GET of an id never used: 404", func(t *testing.T) {
+		// Status of an id this ASP never used.
+		r := c.get(kmheader.NewCorrelationID(time.Now(), nil))
+		if r.status != 404 || r.body.Code != "000_404" {
+			t.Fatalf("unknown id: %d %+v, want 404 000_404", r.status, r.body)
+		}
+	})
+	t.Run("GET answers the recorded outcome", func(t *testing.T) {
+		r := c.get(cid)
+		if r.status != 200 || r.body.Code != "000_000" {
+			t.Fatalf("status: %d %+v, want 200 000_000", r.status, r.body)
+		}
+	})
+	t.Run("concurrent duplicates get one outcome", func(t *testing.T) {
+		reset := []byte(`{"loginId":"samepin@sandbox.example","newPassword":"703152","isResetPassword":true}`)
+		cid := kmheader.NewCorrelationID(time.Now(), nil)
+		before := memberVersion(t, e, "samepin@sandbox.example")
+		results := make(chan response, 5)
+		for range 5 {
+			go func() { results <- c.post(reset, cid, nil) }()
+		}
+		for range 5 {
+			if r := <-results; r.body.Code != "000_000" {
+				t.Errorf("duplicate got %+v, want the one outcome 000_000", r.body)
+			}
+		}
+		if after := memberVersion(t, e, "samepin@sandbox.example"); after != before+1 {
+			t.Fatalf("version %d -> %d: want exactly one change", before, after)
+		}
+	})
+}
+
+// TestLateResultAndExpiry: with no worker running, the ingress answers 202
+// with a Location; a worker started later decides the command, and GET
+// answers its outcome. A command whose expiry passed before a worker reached
+// it is not applied, and its outcome is the expired code.
+func TestLateResultAndExpiry(t *testing.T) {
+	e := startSandbox(t, nil, "-infra-only")
+	addr := startIngress(t, e, map[string]string{"PINRESET_RESULT_WAIT": "300ms", "PINRESET_COMMAND_TTL": "3s"})
+	e.HTTPAddr = addr
+	c := newClient(t, e)
+
+	late := kmheader.NewCorrelationID(time.Now(), nil)
+	r := c.post([]byte(`{"loginId":"success@sandbox.example","currentPassword":"246810","newPassword":"581379"}`), late, nil)
+	if r.status != 202 || r.body.Code != "000_202" || r.header.Get("Location") != ingress.ResetPath+"/"+late {
+		t.Fatalf("no worker: got %d %+v Location=%q, want 202 000_202 and a Location", r.status, r.body, r.header.Get("Location"))
+	}
+	if g := c.get(late); g.status != 202 {
+		t.Fatalf("pending: GET got %d %+v, want 202", g.status, g.body)
+	}
+	stop := startWorker(t, e, nil)
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		g := c.get(late)
+		if g.status == 200 && g.body.Code == "000_000" {
+			break
+		}
+		if g.status != 202 || time.Now().After(deadline) {
+			t.Fatalf("late result: GET got %d %+v, want 200 000_000 once decided", g.status, g.body)
+		}
+	}
+	stop()
+
+	expired := kmheader.NewCorrelationID(time.Now(), nil)
+	before := memberVersion(t, e, "samepin@sandbox.example")
+	r = c.post([]byte(`{"loginId":"samepin@sandbox.example","newPassword":"703152","isResetPassword":true}`), expired, nil)
+	if r.status != 202 {
+		t.Fatalf("no worker: got %d %+v, want 202", r.status, r.body)
+	}
+	time.Sleep(3500 * time.Millisecond) // past PINRESET_COMMAND_TTL
+	startWorker(t, e, nil)
+	deadline = time.Now().Add(30 * time.Second)
+	for {
+		g := c.get(expired)
+		if g.status == 408 && g.body.Code == "000_408" {
+			break
+		}
+		if g.status != 202 || time.Now().After(deadline) {
+			t.Fatalf("expired: GET got %d %+v, want 408 000_408", g.status, g.body)
+		}
+	}
+	if after := memberVersion(t, e, "samepin@sandbox.example"); after != before {
+		t.Fatalf("version %d -> %d: an expired command was applied", before, after)
+	}
+}
+
+// TestPoisonCommands: undecodable and unopenable commands mixed with valid
+// ones go to the DLQ with a reason; the valid ones complete; the partition
+// is not blocked.
+func TestPoisonCommands(t *testing.T) {
+	e := startSandbox(t, nil)
+	c := newClient(t, e)
+	w := &kafka.Writer{Addr: kafka.TCP(e.Brokers...), Topic: kafkabus.TopicCommands, Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	poison := []kafka.Message{
+		{Key: []byte("261125120000-aaaaaa1"), Value: []byte("not json")},
+		{Key: []byte("261125120000-aaaaaa2"), Value: []byte(`{"v":1,"correlationId":"261125120000-aaaaaa2","aspId":"KMSANDBOXASP001","kind":"reset","acceptedAt":"2026-01-01T00:00:00Z","expiresAt":"2030-01-01T00:00:00Z","sealed":{"kid":"sbx1","nonce":"AAAA","ct":"AAAA"}}`)},
+		{Key: []byte("261125120000-aaaaaa3"), Value: []byte(`{"v":9}`)},
+		{Key: nil, Value: []byte(`{}`)},
+	}
+	var valid []string
+	for i := range 8 {
+		if i%2 == 0 {
+			if err := w.WriteMessages(context.Background(), poison[i/2]); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cid := kmheader.NewCorrelationID(time.Now(), nil)
+		valid = append(valid, cid)
+		r := c.post([]byte(fmt.Sprintf(`{"loginId":"samepin@sandbox.example","newPassword":"%06d","isResetPassword":true}`, 240810+i*1357)), cid, nil)
+		if r.body.Code != "000_000" && r.body.Code != "001_044" {
+			t.Errorf("valid command %d: %+v", i, r.body)
+		}
+	}
+	var dlq []kafka.Message
+	deadline := time.Now().Add(20 * time.Second)
+	for len(dlq) < len(poison) && time.Now().Before(deadline) {
+		dlq = readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ)
+		time.Sleep(100 * time.Millisecond)
+	}
+	if len(dlq) != len(poison) {
+		t.Fatalf("DLQ holds %d messages, want %d", len(dlq), len(poison))
+	}
+	for _, m := range dlq {
+		reason := ""
+		for _, h := range m.Headers {
+			if h.Key == worker.HeaderDLQReason {
+				reason = string(h.Value)
+			}
+		}
+		if !strings.Contains(reason, "poison") {
+			t.Errorf("DLQ message %q has reason %q", m.Key, reason)
+		}
+	}
+}
