@@ -89,6 +89,19 @@ func (c *client) get(cid string) response {
 		c.t.Fatal(err)
 	}
 	kmheader.Set(req.Header, kmheader.SignedHeaders(c.creds, nil, cid, time.Now(), "UTC"))
+	r, err := c.send(req)
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+func (c *client) tryGet(cid string) (response, error) {
+	req, err := http.NewRequest(http.MethodGet, c.url+"/"+cid, nil)
+	if err != nil {
+		return response{}, err
+	}
+	kmheader.Set(req.Header, kmheader.SignedHeaders(c.creds, nil, cid, time.Now(), "UTC"))
 	return c.send(req)
 }
 

@@ -117,6 +117,19 @@ type response struct {
 // post sends body signed, after edit (if any) changes the headers.
 func (c *client) post(body []byte, cid string, edit func(http.Header)) response {
 	c.t.Helper()
+	r, err := c.send(c.postRequest(body, cid, edit))
+	if err != nil {
+		c.t.Fatal(err)
+	}
+	return r
+}
+
+// tryPost is post for callers that expect transport errors (a killed ingress).
+func (c *client) tryPost(body []byte, cid string) (response, error) {
+	return c.send(c.postRequest(body, cid, nil))
+}
+
+func (c *client) postRequest(body []byte, cid string, edit func(http.Header)) *http.Request {
 	req, err := http.NewRequest(http.MethodPost, c.url, bytes.NewReader(body))
 	if err != nil {
 		c.t.Fatal(err)
@@ -126,24 +139,26 @@ func (c *client) post(body []byte, cid string, edit func(http.Header)) response 
 	if edit != nil {
 		edit(req.Header)
 	}
-	return c.send(req)
+	return req
 }
 
-func (c *client) send(req *http.Request) response {
-	c.t.Helper()
-	res, err := http.DefaultClient.Do(req)
+// send does req and decodes the {code, message} body, which every answer must have.
+func (c *client) send(req *http.Request) (response, error) {
+	res, err := httpClient.Do(req)
 	if err != nil {
-		c.t.Fatal(err)
+		return response{}, err
 	}
 	defer res.Body.Close()
 	var r response
 	r.status, r.header = res.StatusCode, res.Header
 	raw, _ := io.ReadAll(res.Body)
 	if err := json.Unmarshal(raw, &r.body); err != nil {
-		c.t.Fatalf("response %d is not the JSON body: %q", res.StatusCode, raw)
+		return r, fmt.Errorf("response %d is not the JSON body: %q", res.StatusCode, raw)
 	}
-	return r
+	return r, nil
 }
+
+var httpClient = &http.Client{Timeout: 30 * time.Second}
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()

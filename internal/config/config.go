@@ -94,6 +94,10 @@ type Worker struct {
 	// outcome is kept for retries with the same correlation id and for status
 	// queries. Default 168h (7 days).
 	OutcomeRetention time.Duration
+	// SessionTimeout: PINRESET_KAFKA_SESSION_TIMEOUT, how long the consumer
+	// group waits for a silent worker (one that was killed) before giving its
+	// partitions to the others: the worst-case pause after a crash. Default 10s.
+	SessionTimeout time.Duration
 }
 
 // env reads variables and collects errors that name the variable.
@@ -249,6 +253,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		LockFor:          e.duration("PINRESET_LOCK_FOR", 15*time.Minute),
 		WorkerID:         e.str("PINRESET_WORKER_ID", host),
 		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION", 7*24*time.Hour),
+		SessionTimeout:   e.duration("PINRESET_KAFKA_SESSION_TIMEOUT", 10*time.Second),
 	}
 	if c.MongoURI == "" {
 		c.MongoURI = "mongodb://127.0.0.1:27017/"

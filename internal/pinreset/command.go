@@ -1,6 +1,10 @@
 package pinreset
 
 import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"log/slog"
 	"time"
 )
 
@@ -89,6 +93,16 @@ func (c Command) String() string {
 
 // GoString redacts like String.
 func (c Command) GoString() string { return c.String() }
+
+// Format makes every fmt verb (%d and %x too, which skip String) redact.
+func (c Command) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, c.String()) }
+
+// LogValue redacts for log/slog.
+func (c Command) LogValue() slog.Value { return slog.StringValue(c.String()) }
+
+// MarshalJSON redacts, so json.Marshal or a reflecting logger cannot leak:
+// the wire format is written by package wire, never by marshalling a Command.
+func (c Command) MarshalJSON() ([]byte, error) { return json.Marshal(c.String()) }
 
 // Result is the outcome of one command, as published on password.results and
 // returned to the client.

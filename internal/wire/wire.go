@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -103,16 +104,16 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 	if err := dec.Decode(&m); err != nil {
 		return pinreset.Command{}, fmt.Errorf("%w: decode: %v", ErrPoison, err)
 	}
-	if dec.More() {
+	if _, err := dec.Token(); err != io.EOF {
 		return pinreset.Command{}, fmt.Errorf("%w: trailing data", ErrPoison)
 	}
 	switch {
 	case m.V != Version:
 		return pinreset.Command{}, fmt.Errorf("%w: version %d", ErrPoison, m.V)
-	case m.CorrelationID == "" || m.CorrelationID != string(key):
-		return pinreset.Command{}, fmt.Errorf("%w: correlation id does not match the key", ErrPoison)
-	case m.ASPID == "":
-		return pinreset.Command{}, fmt.Errorf("%w: no aspId", ErrPoison)
+	case len(m.CorrelationID) != 20 || m.CorrelationID != string(key):
+		return pinreset.Command{}, fmt.Errorf("%w: correlation id not 20 characters or not the key", ErrPoison)
+	case len(m.ASPID) != 15:
+		return pinreset.Command{}, fmt.Errorf("%w: aspId not 15 characters", ErrPoison)
 	case m.Kind != pinreset.KindReset && m.Kind != pinreset.KindChange && m.Kind != pinreset.KindStatus:
 		return pinreset.Command{}, fmt.Errorf("%w: kind %q", ErrPoison, m.Kind)
 	case m.AcceptedAt.IsZero() || m.ExpiresAt.IsZero():

@@ -76,7 +76,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Brokers: cfg.KafkaBrokers, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
-		Concurrency: cfg.Concurrency,
+		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
 	}, log)
 	defer consumer.Close()
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
