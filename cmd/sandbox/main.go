@@ -41,6 +41,9 @@ func main() {
 	}
 }
 
+// ReadyLine is printed once the infrastructure is up (scripts and tests wait for it).
+const ReadyLine = "sandbox: infrastructure ready"
+
 // Env is what a started sandbox tells its caller (tests use it).
 type Env struct {
 	HTTPAddr   string // empty with -infra-only
@@ -49,13 +52,13 @@ type Env struct {
 	Database   string
 	SandboxDir string
 	Getenv     func(string) string // the settings the services run with
-	Infra      *sandbox.Infra
 }
 
 type sandboxFlags struct {
 	dataDir, sandboxDir            string
 	httpAddr, kafkaAddr, mongoAddr string
 	infraOnly                      bool
+	infra                          string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(Env)) error {
@@ -68,6 +71,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker listen address")
 	fs.StringVar(&o.mongoAddr, "mongo-addr", "127.0.0.1:27017", "embedded MongoDB-wire database listen address")
 	fs.BoolVar(&o.infraOnly, "infra-only", false, "start only the broker and the database (and load the seed data)")
+	fs.StringVar(&o.infra, "infra", "kafka,mongo", "with -infra-only: which embedded servers to start (kafka, mongo or both)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
@@ -86,8 +90,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	}
 	defer log.Sync()
 
+	kafkaOn, mongoOn := true, true
+	if o.infraOnly {
+		kafkaOn, mongoOn = strings.Contains(o.infra, "kafka"), strings.Contains(o.infra, "mongo")
+		if !kafkaOn && !mongoOn {
+			return fmt.Errorf("-infra %q names neither kafka nor mongo", o.infra)
+		}
+	}
 	infra, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{
-		DataDir: o.dataDir, KafkaAddr: o.kafkaAddr, MongoAddr: o.mongoAddr,
+		DataDir: o.dataDir, KafkaAddr: o.kafkaAddr, MongoAddr: o.mongoAddr, NoKafka: !kafkaOn, NoMongo: !mongoOn,
 		Log: slog.New(slog.NewJSONHandler(stderr, &slog.HandlerOptions{Level: slog.LevelError})),
 	})
 	if err != nil {
@@ -120,15 +131,23 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
-	if err := prepare(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl")); err != nil {
-		return err
+	if kafkaOn {
+		if err := kafkabus.EnsureTopics(ctx, wcfg.KafkaBrokers, kafkabus.Topics(wcfg.TopicPartitions, wcfg.TopicReplication)); err != nil {
+			return err
+		}
+	}
+	if mongoOn {
+		if err := prepareDatabase(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl")); err != nil {
+			return err
+		}
 	}
 	e := Env{Brokers: infra.Brokers(), MongoURI: infra.MongoURI(), Database: wcfg.MongoDatabase,
-		SandboxDir: o.sandboxDir, Getenv: env, Infra: infra}
+		SandboxDir: o.sandboxDir, Getenv: env}
 
 	if o.infraOnly {
 		fmt.Fprintf(stdout, "\nEmbedded infrastructure is up (data in %s):\n  Kafka   %s\n  MongoDB %s\nRun ingress and worker with PINRESET_KAFKA_BROKERS=%s PINRESET_MONGO_URI=%s and the settings of %s.\nCtrl-C stops it.\n",
 			o.dataDir, strings.Join(infra.Brokers(), ","), infra.MongoURI(), strings.Join(infra.Brokers(), ","), infra.MongoURI(), filepath.Join(o.sandboxDir, "sandbox.env"))
+		fmt.Fprintln(stdout, ReadyLine)
 		if started != nil {
 			started(e)
 		}
@@ -158,11 +177,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// prepare creates topics and indexes and puts the seed members in their seed state.
-func prepare(ctx context.Context, cfg config.Worker, seedFile string) error {
-	if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
-		return err
-	}
+// prepareDatabase creates the indexes and puts the seed members in their seed state.
+func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) error {
 	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
 	if err != nil {
 		return err

@@ -56,6 +56,7 @@ type Server struct {
 	log     *zap.Logger
 	now     func() time.Time
 	waiters *waiters
+	seen    *outcomeCache
 	ready   func(context.Context) error
 }
 
@@ -73,7 +74,8 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = 8 << 10
 	}
-	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), ready: ready}
+	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(),
+		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready}
 }
 
 // Handler returns the HTTP handler with its middleware.
@@ -89,8 +91,12 @@ func (s *Server) Handler() http.Handler {
 	return s.recoverer(s.accessLog(mux))
 }
 
-// Deliver hands a result read from password.results to the waiting request, if any.
-func (s *Server) Deliver(r pinreset.Result) { s.waiters.deliver(r) }
+// Deliver hands a result read from password.results to the waiting request,
+// if any, and remembers it for status queries.
+func (s *Server) Deliver(r pinreset.Result) {
+	s.seen.put(r, s.now())
+	s.waiters.deliver(r)
+}
 
 func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), 2*time.Second)
@@ -172,6 +178,10 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 	if err := s.authenticate(hd, body, now); err != nil {
 		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
 		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnauthorized, ""))
+		return
+	}
+	if res, ok := s.seen.get(hd.ASPID, hd.CorrelationID, now); ok {
+		s.writeCode(w, log, res.Code, res.Message)
 		return
 	}
 	s.submit(w, r, log, pinreset.NewStatusQuery(hd.CorrelationID, newRequestID(), hd.ASPID, now, s.opts.CommandTTL))

@@ -31,6 +31,9 @@ type InfraConfig struct {
 	KafkaAddr string
 	// MongoAddr is the database's listen address. Default 127.0.0.1:27017.
 	MongoAddr string
+	// NoKafka and NoMongo leave one of the two servers out (a test that
+	// stops the database alone runs them as two processes).
+	NoKafka, NoMongo bool
 	// Log receives the servers' own logs. Default: discarded.
 	Log *slog.Logger
 }
@@ -67,16 +70,20 @@ func StartInfra(ctx context.Context, cfg InfraConfig) (*Infra, error) {
 		}
 	}
 	in := &Infra{cfg: cfg}
-	if err := in.startKafka(kafkaDir); err != nil {
-		return nil, err
+	if !cfg.NoKafka {
+		if err := in.startKafka(kafkaDir); err != nil {
+			return nil, err
+		}
 	}
-	if err := in.startMongo(mongoDir); err != nil {
-		in.kafka.Close()
-		return nil, err
-	}
-	if err := waitTCP(ctx, in.MongoAddr()); err != nil {
-		in.Close()
-		return nil, err
+	if !cfg.NoMongo {
+		if err := in.startMongo(mongoDir); err != nil {
+			in.Close()
+			return nil, err
+		}
+		if err := waitTCP(ctx, in.MongoAddr()); err != nil {
+			in.Close()
+			return nil, err
+		}
 	}
 	return in, nil
 }
@@ -126,11 +133,16 @@ func (in *Infra) startMongo(dir string) error {
 	return nil
 }
 
-// Brokers are the broker's addresses.
+// Brokers are the broker's addresses (none with NoKafka).
 func (in *Infra) Brokers() []string { return in.brokers }
 
-// MongoURI is the database's connection string.
-func (in *Infra) MongoURI() string { return in.ferret.MongoDBURI() }
+// MongoURI is the database's connection string ("" with NoMongo).
+func (in *Infra) MongoURI() string {
+	if in.ferret == nil {
+		return ""
+	}
+	return in.ferret.MongoDBURI()
+}
 
 // MongoAddr is the database's host:port.
 func (in *Infra) MongoAddr() string {
@@ -139,30 +151,11 @@ func (in *Infra) MongoAddr() string {
 	return u[len("mongodb://") : len(u)-1]
 }
 
-// Kafka is the embedded cluster, for tests that inject faults.
-func (in *Infra) Kafka() *kfake.Cluster { return in.kafka }
-
-// StopMongo stops the database (tests of an outage); StartMongo starts it
-// again on the same address and files.
-func (in *Infra) StopMongo() {
-	in.stopDB()
-	<-in.dbDone
-}
-
-// StartMongo restarts a database stopped by StopMongo.
-func (in *Infra) StartMongo(ctx context.Context) error {
-	addr := in.MongoAddr()
-	in.cfg.MongoAddr = addr
-	if err := in.startMongo(filepath.Join(in.cfg.DataDir, "mongo")); err != nil {
-		return err
-	}
-	return waitTCP(ctx, addr)
-}
-
 // Close stops both servers; their data stays on disk.
 func (in *Infra) Close() {
 	if in.stopDB != nil {
-		in.StopMongo()
+		in.stopDB()
+		<-in.dbDone
 	}
 	if in.kafka != nil {
 		in.kafka.Close()
