@@ -28,6 +28,13 @@ import (
 // ports and a fresh data directory, and stops it when the test ends.
 func startSandbox(t *testing.T, env map[string]string, extraArgs ...string) Env {
 	t.Helper()
+	e, _ := startSandboxWithLogs(t, env, extraArgs...)
+	return e
+}
+
+// startSandboxWithLogs is startSandbox that also returns what the services logged so far.
+func startSandboxWithLogs(t *testing.T, env map[string]string, extraArgs ...string) (Env, func() string) {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("end-to-end: starts the embedded broker and database")
 	}
@@ -59,13 +66,13 @@ func startSandbox(t *testing.T, env map[string]string, extraArgs ...string) Env 
 	})
 	select {
 	case e := <-started:
-		return e
+		return e, logw.String
 	case err := <-done:
 		t.Fatalf("sandbox did not start: %v\n%s", err, logw.String())
 	case <-time.After(60 * time.Second):
 		t.Fatalf("sandbox did not start within 60 s\n%s", logw.String())
 	}
-	return Env{}
+	return Env{}, nil
 }
 
 type lockedWriter struct {

@@ -94,6 +94,11 @@ type Worker struct {
 	// outcome is kept for retries with the same correlation id and for status
 	// queries. Default 168h (7 days).
 	OutcomeRetention time.Duration
+	// ReplayWindow: PINRESET_REPLAY_WINDOW, how long the content of a decided
+	// request stays tied to its correlation id: the same content under
+	// another id within it is a replay (001_409). At most the outcome
+	// retention. Default 24h.
+	ReplayWindow time.Duration
 	// SessionTimeout: PINRESET_KAFKA_SESSION_TIMEOUT, how long the consumer
 	// group waits for a silent worker (one that was killed) before giving its
 	// partitions to the others: the worst-case pause after a crash. Default 10s.
@@ -254,6 +259,10 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		WorkerID:         e.str("PINRESET_WORKER_ID", host),
 		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION", 7*24*time.Hour),
 		SessionTimeout:   e.duration("PINRESET_KAFKA_SESSION_TIMEOUT", 10*time.Second),
+		ReplayWindow:     e.duration("PINRESET_REPLAY_WINDOW", 24*time.Hour),
+	}
+	if c.ReplayWindow > c.OutcomeRetention {
+		e.errs = append(e.errs, errors.New("PINRESET_REPLAY_WINDOW must not be longer than PINRESET_OUTCOME_RETENTION"))
 	}
 	if c.MongoURI == "" {
 		c.MongoURI = "mongodb://127.0.0.1:27017/"

@@ -126,6 +126,7 @@ func TestDefaults(t *testing.T) {
 			WorkerID:         host,
 			OutcomeRetention: 7 * 24 * time.Hour,
 			SessionTimeout:   10 * time.Second,
+			ReplayWindow:     24 * time.Hour,
 		}
 		if got := loadWorker(t, workerEnv(nil)); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadWorker =\n%+v\nwant\n%+v", got, want)
@@ -185,13 +186,14 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_LOCK_FOR":              "1h",
 			"PINRESET_WORKER_ID":             "worker-7",
 			"PINRESET_OUTCOME_RETENTION":     "48h",
+			"PINRESET_REPLAY_WINDOW":         "12h",
 			"PINRESET_KAFKA_SESSION_TIMEOUT": "30s",
 		}, common)
 		want := config.Worker{
 			Common: wantCommon, MongoURI: "mongodb://m1,m2/?replicaSet=rs0", MongoDatabase: "pins",
 			Peppers: []string{"p1:AAAA", "p0:BBBB"}, Argon2MemoryKiB: 65536, Argon2Time: 3, Argon2Threads: 4,
 			Concurrency: 17, ConsumerGroup: "g2", LockAfter: 0, LockFor: time.Hour, WorkerID: "worker-7",
-			OutcomeRetention: 48 * time.Hour, SessionTimeout: 30 * time.Second,
+			OutcomeRetention: 48 * time.Hour, SessionTimeout: 30 * time.Second, ReplayWindow: 12 * time.Hour,
 		}
 		if got := loadWorker(t, env); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadWorker =\n%+v\nwant\n%+v", got, want)
@@ -245,6 +247,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{rule: "a negative duration names its variable", edits: map[string]string{"PINRESET_RESULT_WAIT": "-5s"}, want: []string{"PINRESET_RESULT_WAIT"}},
 		{rule: "a negative worker duration names its variable", worker: true, edits: map[string]string{"PINRESET_LOCK_FOR": "-15m"}, want: []string{"PINRESET_LOCK_FOR"}},
 		{rule: "a bad retention names its variable", worker: true, edits: map[string]string{"PINRESET_OUTCOME_RETENTION": "7d"}, want: []string{"PINRESET_OUTCOME_RETENTION"}},
+		{rule: "a replay window longer than the retention is refused", worker: true, edits: map[string]string{"PINRESET_OUTCOME_RETENTION": "1h", "PINRESET_REPLAY_WINDOW": "2h"}, want: []string{"PINRESET_REPLAY_WINDOW"}},
 		{rule: "a bad session timeout names its variable", worker: true, edits: map[string]string{"PINRESET_KAFKA_SESSION_TIMEOUT": "ten"}, want: []string{"PINRESET_KAFKA_SESSION_TIMEOUT"}},
 		{rule: "an integer that does not parse names its variable", edits: map[string]string{"PINRESET_MAX_BODY_BYTES": "8k"}, want: []string{"PINRESET_MAX_BODY_BYTES"}},
 		{rule: "an integer below its range names its variable", edits: map[string]string{"PINRESET_MAX_BODY_BYTES": "255"}, want: []string{"PINRESET_MAX_BODY_BYTES"}},

@@ -280,7 +280,7 @@ func StatusOf(c pinreset.Code) int {
 		return http.StatusNotFound
 	case pinreset.CodeExpired:
 		return http.StatusRequestTimeout
-	case pinreset.CodeCorrelationReused:
+	case pinreset.CodeCorrelationReused, pinreset.CodeDuplicateRequest:
 		return http.StatusConflict
 	case pinreset.CodeTooLarge:
 		return http.StatusRequestEntityTooLarge

@@ -57,6 +57,7 @@ type Store struct {
 	members  *mongo.Collection
 	versions *mongo.Collection
 	outcomes *mongo.Collection
+	contents *mongo.Collection
 }
 
 // Config says where the database is.
@@ -92,7 +93,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
 	db := client.Database(cfg.Database)
-	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), outcomes: db.Collection(OutcomesCollection)}, nil
+	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection)}, nil
 }
 
 // Close disconnects.
@@ -133,6 +134,7 @@ type memberDoc struct {
 	PINHash        string       `bson:"pinHash"`
 	Version        int64        `bson:"version"`
 	FailedAttempts int          `bson:"failedAttempts"`
+	WrongPINs      []string     `bson:"wrongPins,omitempty"`
 	LockedUntil    time.Time    `bson:"lockedUntil,omitempty"`
 	Recent         []appliedDoc `bson:"recent"`
 	UpdatedAt      time.Time    `bson:"updatedAt"`
@@ -147,7 +149,7 @@ type appliedDoc struct {
 func toDoc(m pinreset.Member) memberDoc {
 	d := memberDoc{
 		ID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
-		Version: m.Version, FailedAttempts: m.FailedAttempts, LockedUntil: m.LockedUntil,
+		Version: m.Version, FailedAttempts: m.FailedAttempts, WrongPINs: m.WrongPINs, LockedUntil: m.LockedUntil,
 		UpdatedAt: m.UpdatedAt, Recent: make([]appliedDoc, 0, len(m.Recent)),
 	}
 	for _, a := range m.Recent {
@@ -159,7 +161,7 @@ func toDoc(m pinreset.Member) memberDoc {
 func (d memberDoc) member() *pinreset.Member {
 	m := &pinreset.Member{
 		ID: d.ID, ASPID: d.ASPID, LoginID: d.LoginID, CI: d.CI, PINHash: d.PINHash,
-		Version: d.Version, FailedAttempts: d.FailedAttempts, LockedUntil: d.LockedUntil,
+		Version: d.Version, FailedAttempts: d.FailedAttempts, WrongPINs: d.WrongPINs, LockedUntil: d.LockedUntil,
 		UpdatedAt: d.UpdatedAt, Recent: make([]pinreset.Applied, 0, len(d.Recent)),
 	}
 	for _, a := range d.Recent {

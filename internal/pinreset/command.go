@@ -37,6 +37,10 @@ type Command struct {
 	NewPIN     string
 	AcceptedAt time.Time // when the ingress accepted it
 	ExpiresAt  time.Time // a worker past this time records CodeExpired instead of applying it
+	// AttemptKey is a keyed fingerprint of the currentPassword tried, set by
+	// the worker before deciding. A wrong PIN tried again (a replayed
+	// request) is not counted twice toward the lock. Empty: always counted.
+	AttemptKey string
 }
 
 // NewCommand builds the command for an accepted request.
@@ -75,8 +79,19 @@ func (c Command) Content() []byte {
 	if c.Kind == KindReset {
 		cur = "" // ignored for a reset, so not part of what was asked
 	}
+	return canonical(c.ASPID, string(c.Kind), c.LoginID, c.CI, cur, c.NewPIN)
+}
+
+// AttemptContent is what AttemptKey fingerprints: the currentPassword tried,
+// scoped to the member, so the same wrong PIN of two members differs.
+func (c Command) AttemptContent() []byte {
+	return canonical("attempt", c.ASPID, c.LoginID, c.CurrentPIN)
+}
+
+// canonical length-prefixes each field, so no two field lists encode alike.
+func canonical(fields ...string) []byte {
 	var b []byte
-	for _, f := range []string{c.ASPID, string(c.Kind), c.LoginID, c.CI, cur, c.NewPIN} {
+	for _, f := range fields {
 		b = append(b, byte(len(f)>>8), byte(len(f)))
 		b = append(b, f...)
 	}

@@ -54,6 +54,10 @@ const (
 	CodeUnknownCryptoKey Code = "000_030"
 	// CodeUndecryptable: the JWE body could not be decrypted.
 	CodeUndecryptable Code = "000_031"
+	// CodeDuplicateRequest: the same request content (same ASP, member, kind
+	// and PINs) was already decided under another correlation id within the
+	// replay window: a replay, and nothing is applied.
+	CodeDuplicateRequest Code = "001_409"
 )
 
 var messages = map[Code]string{
@@ -78,6 +82,7 @@ var messages = map[Code]string{
 	CodeUnsupportedMediaType: "Unsupported content type.",
 	CodeUnknownCryptoKey:     "Unknown crypto key id.",
 	CodeUndecryptable:        "Message could not be decrypted.",
+	CodeDuplicateRequest:     "Duplicate of an earlier request; nothing was changed.",
 }
 
 // Codes returns every code of the catalogue, for documentation checks.

@@ -3,6 +3,7 @@ package pinreset
 import (
 	"crypto/subtle"
 	"fmt"
+	"slices"
 	"time"
 )
 
@@ -15,7 +16,11 @@ type Member struct {
 	PINHash        string // argon2id PHC string, never a PIN
 	Version        int64  // incremented by every change; the compare-and-set guard
 	FailedAttempts int    // consecutive wrong currentPassword attempts
-	LockedUntil    time.Time
+	// WrongPINs holds the AttemptKeys of the distinct wrong PINs counted in
+	// FailedAttempts, so that the same wrong PIN sent again is not counted
+	// again: replaying a captured request cannot lock a member out.
+	WrongPINs   []string
+	LockedUntil time.Time
 	// Recent is the bounded history of the commands that changed this
 	// document, newest last. A redelivered command finds itself here and is
 	// answered from it instead of being applied twice.
@@ -121,6 +126,7 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	next := m.next(cmd, CodeSuccess, rules, now)
 	next.PINHash = hash
 	next.FailedAttempts = 0
+	next.WrongPINs = nil
 	next.LockedUntil = time.Time{}
 	return Decision{Code: CodeSuccess, Changed: true, Member: next}, nil
 }
@@ -131,11 +137,19 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 // redelivery of it is not counted twice.
 func (m *Member) failedAttempt(cmd Command, rules Rules, now time.Time) Decision {
 	code := CodeInvalidUserInfo
+	if cmd.AttemptKey != "" && slices.Contains(m.WrongPINs, cmd.AttemptKey) {
+		// This wrong PIN was counted already.
+		return Decision{Code: code, Member: *m}
+	}
 	next := m.next(cmd, code, rules, now)
 	next.FailedAttempts++
+	if cmd.AttemptKey != "" {
+		next.WrongPINs = append(slices.Clone(m.WrongPINs), cmd.AttemptKey)
+	}
 	if rules.LockAfter > 0 && next.FailedAttempts >= rules.LockAfter {
 		next.LockedUntil = now.Add(rules.LockFor).UTC()
 		next.FailedAttempts = 0
+		next.WrongPINs = nil
 	}
 	return Decision{Code: code, Changed: true, Member: next}
 }

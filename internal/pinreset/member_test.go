@@ -671,7 +671,7 @@ func TestCodeCatalogue(t *testing.T) {
 		pinreset.CodeUnauthorized, pinreset.CodeTooLarge, pinreset.CodeCorrelationReused, pinreset.CodeAccepted,
 		pinreset.CodeNotFound, pinreset.CodeExpired, pinreset.CodeRejected, pinreset.CodeUnavailable,
 		pinreset.CodeInternal, pinreset.CodePINLocked, pinreset.CodeWeakPIN, pinreset.CodeUnsupportedMediaType,
-		pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable,
+		pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable, pinreset.CodeDuplicateRequest,
 	}
 	codes := pinreset.Codes()
 	t.Run("every code of the catalogue is known and has a message", func(t *testing.T) {
@@ -760,4 +760,48 @@ func TestErrorMessages(t *testing.T) {
 			}
 		})
 	}
+}
+
+func TestWrongPINCountedOncePerDistinctPIN(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	rules := pinreset.Rules{LockAfter: 3, LockFor: time.Minute, RecentLimit: 32}
+	m := &pinreset.Member{ID: "m1", ASPID: "KMTESTASP000001", LoginID: "a@b.c", PINHash: "h:246810", Version: 1}
+	wrong := func(cid, pin string) pinreset.Command {
+		return pinreset.Command{CorrelationID: cid, Kind: pinreset.KindChange, CurrentPIN: pin, NewPIN: "581379",
+			AttemptKey: "k:" + pin, ExpiresAt: now.Add(time.Minute)}
+	}
+	d, err := m.Decide(wrong("c1", "111111"), testHasher{}, rules, now)
+	if err != nil || d.Code != pinreset.CodeInvalidUserInfo || !d.Changed || d.Member.FailedAttempts != 1 {
+		t.Fatalf("first wrong PIN: %+v %v", d, err)
+	}
+	m1 := d.Member
+	t.Run("the same wrong PIN again (a replay) is not counted", func(t *testing.T) {
+		d, err := m1.Decide(wrong("c2", "111111"), testHasher{}, rules, now)
+		if err != nil || d.Code != pinreset.CodeInvalidUserInfo || d.Changed || d.Member.FailedAttempts != 1 {
+			t.Fatalf("got %+v %v, want 001_035 with nothing counted", d, err)
+		}
+	})
+	t.Run("distinct wrong PINs count and lock at LockAfter", func(t *testing.T) {
+		d, _ := m1.Decide(wrong("c3", "222222"), testHasher{}, rules, now)
+		d, _ = d.Member.Decide(wrong("c4", "333333"), testHasher{}, rules, now)
+		if !d.Member.LockedUntil.Equal(now.Add(time.Minute)) || len(d.Member.WrongPINs) != 0 {
+			t.Fatalf("third distinct wrong PIN: LockedUntil %v WrongPINs %v, want locked and cleared", d.Member.LockedUntil, d.Member.WrongPINs)
+		}
+	})
+	t.Run("a success forgets the wrong PINs", func(t *testing.T) {
+		ok := pinreset.Command{CorrelationID: "c5", Kind: pinreset.KindChange, CurrentPIN: "246810", NewPIN: "581379", ExpiresAt: now.Add(time.Minute)}
+		d, err := m1.Decide(ok, testHasher{}, rules, now)
+		if err != nil || d.Code != pinreset.CodeSuccess || d.Member.FailedAttempts != 0 || d.Member.WrongPINs != nil {
+			t.Fatalf("got %+v %v", d, err)
+		}
+	})
+	t.Run("deciding does not alias the receiver's WrongPINs", func(t *testing.T) {
+		before := slices.Clone(m1.WrongPINs)
+		d, _ := m1.Decide(wrong("c6", "444444"), testHasher{}, rules, now)
+		d.Member.WrongPINs[0] = "changed"
+		if !slices.Equal(m1.WrongPINs, before) {
+			t.Fatalf("receiver's WrongPINs changed: %v", m1.WrongPINs)
+		}
+	})
 }

@@ -31,6 +31,13 @@ type Outcomes interface {
 	InsertOutcome(ctx context.Context, o mongostore.Outcome) error
 }
 
+// Contents remembers the content of the requests that set a PIN, to detect
+// replays: the same content under a new correlation id.
+type Contents interface {
+	FindContent(ctx context.Context, aspID, fp string) (correlationID string, at time.Time, err error)
+	RecordContent(ctx context.Context, aspID, fp, correlationID string, at time.Time) error
+}
+
 // Fingerprinter makes and checks keyed fingerprints of request content.
 type Fingerprinter interface {
 	Fingerprint(content []byte) (string, error)
@@ -46,6 +53,7 @@ type Publisher interface {
 type Processor struct {
 	Members       Members
 	Outcomes      Outcomes
+	Contents      Contents
 	Fingerprinter Fingerprinter
 	Publisher     Publisher
 	Sealer        wire.Sealer
@@ -56,6 +64,11 @@ type Processor struct {
 	WorkerID string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
+	// ReplayWindow is how long the content of a decided request stays
+	// claimed by its correlation id: the same content under another id in
+	// that time is a replay and is refused with CodeDuplicateRequest.
+	// Default 24 h.
+	ReplayWindow time.Duration
 	// MaxConflicts bounds the compare-and-set retries of one command when
 	// other commands keep changing the same member. Default 16.
 	MaxConflicts int
@@ -120,9 +133,42 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	if err != nil {
 		return pinreset.Result{}, "", err
 	}
-	res, err = p.Decide(ctx, cmd)
-	if err != nil {
+	now := p.now()
+	window := p.ReplayWindow
+	if window <= 0 {
+		window = 24 * time.Hour
+	}
+	// KMV1 binds only the body, so a captured request can be sent again
+	// under a fresh correlation id and fresh times. Deciding it again is
+	// harmless, but for one case: content that set a PIN would set it again
+	// (a captured reset undoing a later change). So content that set a PIN
+	// is refused under any other correlation id within the replay window.
+	// A wrong PIN sent again is not counted again (AttemptKey); any other
+	// refusal changed nothing and may be retried.
+	prev, prevAt, err := p.Contents.FindContent(ctx, cmd.ASPID, fp)
+	switch {
+	case err == nil && prev != cmd.CorrelationID && now.Sub(prevAt) < window:
+		how = "replay"
+		res = pinreset.NewResult(cmd, pinreset.CodeDuplicateRequest, "", now)
+	case err != nil && !errors.Is(err, mongostore.ErrNotFound):
 		return pinreset.Result{}, "", err
+	default:
+		how = "decided"
+		if cmd.Kind == pinreset.KindChange {
+			if cmd.AttemptKey, err = p.Fingerprinter.Fingerprint(cmd.AttemptContent()); err != nil {
+				return pinreset.Result{}, "", err
+			}
+		}
+		if res, err = p.Decide(ctx, cmd); err != nil {
+			return pinreset.Result{}, "", err
+		}
+		if res.Code == pinreset.CodeSuccess {
+			// A crash before this line leaves the replay window open for this
+			// content until it is redelivered, which records it.
+			if err := p.Contents.RecordContent(ctx, cmd.ASPID, fp, cmd.CorrelationID, now); err != nil {
+				return pinreset.Result{}, "", err
+			}
+		}
 	}
 	err = p.Outcomes.InsertOutcome(ctx, mongostore.Outcome{
 		ASPID: cmd.ASPID, CorrelationID: cmd.CorrelationID, Kind: cmd.Kind, Fingerprint: fp,
@@ -140,7 +186,7 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	if err != nil {
 		return pinreset.Result{}, "", err
 	}
-	return res, "decided", nil
+	return res, how, nil
 }
 
 // recorded answers cmd from the recorded outcome of its correlation id.

@@ -71,7 +71,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	rules := pinreset.DefaultRules()
 	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
 	proc := &Processor{
-		Members: store, Outcomes: store, Fingerprinter: hasher, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
+		Members: store, Outcomes: store, Contents: store, Fingerprinter: hasher, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
@@ -85,7 +85,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	swept := make(chan struct{})
 	go func() {
 		defer close(swept)
-		sweepOutcomes(sweepCtx, store, cfg.OutcomeRetention, log)
+		sweepOutcomes(sweepCtx, store, cfg.OutcomeRetention, cfg.ReplayWindow, log)
 	}()
 	err = consumer.Run(ctx, proc.Handle)
 	stopSweep()
@@ -94,10 +94,10 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	return err
 }
 
-// sweepOutcomes deletes outcome records older than retention, hourly (and
-// once at start), until ctx ends. Several workers sweeping at once is
-// harmless: the deletes are idempotent.
-func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.Duration, log *zap.Logger) {
+// sweepOutcomes deletes outcome records older than retention and content
+// claims older than the replay window, hourly (and once at start), until ctx
+// ends. Several workers sweeping at once is harmless: deletes are idempotent.
+func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention, window time.Duration, log *zap.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -106,6 +106,9 @@ func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.
 			log.Warn("sweep outcomes", zap.Error(err))
 		} else if n > 0 {
 			log.Info("swept outcomes", zap.Int64("deleted", n), zap.Duration("retention", retention))
+		}
+		if _, err := store.DeleteContentsBefore(ctx, time.Now().Add(-window)); err != nil && ctx.Err() == nil {
+			log.Warn("sweep request contents", zap.Error(err))
 		}
 		select {
 		case <-ctx.Done():
