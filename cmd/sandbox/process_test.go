@@ -559,3 +559,77 @@ func TestDatabaseOutage(t *testing.T) {
 	}
 	checkExactlyOnce(t, e, jobs)
 }
+
+// TestGracefulShutdown: on SIGTERM a worker finishes the commands in hand,
+// commits and exits 0, and its successor carries on exactly once; an
+// ingress stops accepting but answers the requests it holds, and exits 0.
+func TestGracefulShutdown(t *testing.T) {
+	in := startInfraProcesses(t)
+	e := in.Env
+	members := seedMembers(t, e, 20)
+	ing, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "5s"})
+	e.HTTPAddr = addr
+	c := newClient(t, e)
+	w1 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w1"}))
+
+	jobs := makeJobs(members, 5)
+	var progress atomic.Int64
+	done := make(chan struct{})
+	go func() {
+		runJobs(t, []*client{c}, jobs[:80], 40, time.Now().Add(2*time.Minute), &progress)
+		close(done)
+	}()
+	for progress.Load() < 20 {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err := w1.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-w1.done
+	if code := w1.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("worker exited %d on SIGTERM, want 0", code)
+	}
+	if len(w1.logTimes(`"msg":"worker stopped"`)) != 1 {
+		t.Errorf("worker did not log its orderly stop")
+	}
+	w2 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w2"}))
+	<-done
+
+	// Twenty requests held by the ingress when it is told to stop all get
+	// an HTTP answer. No worker runs, so each is held for the whole wait.
+	if err := w2.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	<-w2.done
+	answers := make(chan error, 20)
+	for _, j := range jobs[80:] {
+		go func() {
+			r, err := c.tryPost(j.body, j.cid)
+			if err == nil && r.status != 202 {
+				err = fmt.Errorf("status %d %+v, want 202", r.status, r.body)
+			}
+			answers <- err
+		}()
+	}
+	time.Sleep(time.Second)
+	if err := ing.cmd.Process.Signal(syscall.SIGTERM); err != nil {
+		t.Fatal(err)
+	}
+	for range 20 {
+		if err := <-answers; err != nil {
+			t.Errorf("a request held at SIGTERM: %v", err)
+		}
+	}
+	<-ing.done
+	if code := ing.cmd.ProcessState.ExitCode(); code != 0 {
+		t.Errorf("ingress exited %d on SIGTERM, want 0", code)
+	}
+
+	// A new ingress and worker decide the held commands, each once.
+	_, addr = startIngressProcess(t, e, nil)
+	e.HTTPAddr = addr
+	c = newClient(t, e)
+	startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w3"}))
+	runJobs(t, []*client{c}, jobs[80:], 20, time.Now().Add(time.Minute), &progress)
+	checkExactlyOnce(t, e, jobs)
+}
