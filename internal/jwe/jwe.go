@@ -150,7 +150,7 @@ func (k *Keyring) PublicKey(kid string) (*rsa.PublicKey, bool) {
 // by kid, each with kid, kty "RSA", use "enc" and alg "RSA-OAEP-256". It is the
 // body of GET /.well-known/jwks.json. The caller may modify the returned slice.
 func (k *Keyring) JWKS() []byte {
-	if k == nil {
+	if k == nil || k.jwks == nil {
 		return []byte(`{"keys":[]}`)
 	}
 	return bytes.Clone(k.jwks)
@@ -243,7 +243,7 @@ func open(priv *rsa.PrivateKey, body []byte, checkKid bool, kid string) ([]byte,
 		return nil, undecryptable(fmt.Sprintf("alg %q", obj.Header.Algorithm), nil)
 	}
 	if enc, _ := obj.Header.ExtraHeaders["enc"].(string); enc != string(contentEncryption) {
-		return nil, undecryptable(fmt.Sprintf("enc %q", obj.Header.ExtraHeaders["enc"]), nil)
+		return nil, undecryptable(fmt.Sprintf("enc %v", obj.Header.ExtraHeaders["enc"]), nil)
 	}
 	// go-jose would inflate a "zip":"DEF" plaintext (up to 250 kB or 10x) after
 	// the GCM check; anyone can encrypt to our public key, so refuse it here,
