@@ -124,6 +124,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return o.httpAddr
 		case "PINRESET_ASP_FILE":
 			return filepath.Join(o.sandboxDir, "asps.json")
+		case "PINRESET_JWE_KEYS_DIR":
+			return filepath.Join(o.sandboxDir, "jwe")
 		}
 		return ""
 	}

@@ -26,6 +26,11 @@ type ASP struct {
 	ID          string       `json:"id"` // 15 characters
 	Name        string       `json:"name"`
 	Credentials []Credential `json:"credentials"`
+	// ClientPublicKey is the PEM RSA public key (2048 bits or more) that
+	// responses to encrypted requests are encrypted to, and ClientKeyID the
+	// kid they carry. Without one, the ASP cannot send encrypted requests.
+	ClientPublicKey string `json:"clientPublicKey,omitempty"`
+	ClientKeyID     string `json:"clientKeyId,omitempty"`
 }
 
 // Registry finds ASPs by id.
@@ -96,6 +101,15 @@ func New(asps []ASP) (*Registry, error) {
 		r.byID[a.ID] = &a
 	}
 	return r, nil
+}
+
+// All returns every registered ASP, in no particular order.
+func (r *Registry) All() []*ASP {
+	out := make([]*ASP, 0, len(r.byID))
+	for _, a := range r.byID {
+		out = append(out, a)
+	}
+	return out
 }
 
 // Lookup returns the ASP with id.

@@ -56,6 +56,11 @@ type Ingress struct {
 	// PINPolicy: PINRESET_PIN_POLICY, refuse easy PINs (three identical or
 	// consecutive digits). Default true.
 	PINPolicy bool
+	// JWEKeysDir: PINRESET_JWE_KEYS_DIR, a directory of PEM RSA private keys,
+	// each named <kid>.pem (32-character kid), that open encrypted request
+	// bodies; their public halves are served at /.well-known/jwks.json.
+	// Default none: encrypted requests are refused with 000_030.
+	JWEKeysDir string
 	// ShutdownTimeout: PINRESET_SHUTDOWN_TIMEOUT, how long in-flight requests
 	// may take to finish on SIGTERM. Default 15s.
 	ShutdownTimeout time.Duration
@@ -230,6 +235,7 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 		MaxBodyBytes:    int64(e.integer("PINRESET_MAX_BODY_BYTES", 8192, 256, 1<<20)),
 		PINPolicy:       e.boolean("PINRESET_PIN_POLICY", true),
 		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", 15*time.Second),
+		JWEKeysDir:      e.str("PINRESET_JWE_KEYS_DIR", ""),
 	}
 	if c.ASPFile == "" {
 		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))

@@ -20,11 +20,22 @@ func loggerFrom(ctx context.Context, def *zap.Logger) *zap.Logger {
 	return def
 }
 
-// recorder remembers the status and outcome code written, for the access log.
+// recorder remembers the status and outcome code written, for the access
+// log, and holds the response encryption of an encrypted request.
 type recorder struct {
 	http.ResponseWriter
 	status int
 	code   pinreset.Code
+	seal   func(plain []byte) ([]byte, error)
+	log    *zap.Logger
+}
+
+// loggerFromWriter is loggerFrom for code that has the writer, not the request.
+func loggerFromWriter(w http.ResponseWriter, def *zap.Logger) *zap.Logger {
+	if rec, ok := w.(*recorder); ok && rec.log != nil {
+		return rec.log
+	}
+	return def
 }
 
 func (r *recorder) WriteHeader(status int) {
@@ -55,7 +66,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 			w.Header().Set("X-KM-Correlation-Id", cid)
 		}
 		log := s.log.With(zap.String("correlation_id", cid))
-		rec := &recorder{ResponseWriter: w}
+		rec := &recorder{ResponseWriter: w, log: log}
 		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, log)))
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			return

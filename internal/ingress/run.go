@@ -2,6 +2,7 @@ package ingress
 
 import (
 	"context"
+	"crypto/rsa"
 	"errors"
 	"fmt"
 	"net"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
@@ -33,6 +35,21 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	if err != nil {
 		return err
 	}
+	opts := Options{
+		TranWindow: cfg.TranWindow, ResultWait: cfg.ResultWait, CommandTTL: cfg.CommandTTL,
+		MaxBodyBytes: cfg.MaxBodyBytes, PINPolicy: pinreset.PINPolicy{Enabled: cfg.PINPolicy},
+	}
+	if cfg.JWEKeysDir != "" {
+		keys, err := jwe.LoadKeyring(cfg.JWEKeysDir)
+		if err != nil {
+			return fmt.Errorf("PINRESET_JWE_KEYS_DIR: %w", err)
+		}
+		clients, err := clientKeys(registry)
+		if err != nil {
+			return fmt.Errorf("PINRESET_ASP_FILE: %w", err)
+		}
+		opts.JWE, opts.ClientKeys = keys, clients
+	}
 	if cfg.CreateTopics {
 		if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
 			return err
@@ -51,10 +68,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	ready := func(ctx context.Context) error {
 		return kafkabus.Ping(ctx, cfg.KafkaBrokers, kafkabus.TopicCommands, kafkabus.TopicResults)
 	}
-	srv := NewServer(registry, producer, ring, Options{
-		TranWindow: cfg.TranWindow, ResultWait: cfg.ResultWait, CommandTTL: cfg.CommandTTL,
-		MaxBodyBytes: cfg.MaxBodyBytes, PINPolicy: pinreset.PINPolicy{Enabled: cfg.PINPolicy},
-	}, log, ready)
+	srv := NewServer(registry, producer, ring, opts, log, ready)
 
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
@@ -104,4 +118,27 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	err = g.Wait()
 	log.Info("ingress stopped", zap.Error(err))
 	return err
+}
+
+// clientKeys parses the registered client public keys once, at start.
+func clientKeys(reg *asp.Registry) (ClientKeys, error) {
+	type clientKey struct {
+		key *rsa.PublicKey
+		kid string
+	}
+	keys := map[string]clientKey{}
+	for _, a := range reg.All() {
+		if a.ClientPublicKey == "" {
+			continue
+		}
+		k, err := jwe.ParsePublicKeyPEM([]byte(a.ClientPublicKey))
+		if err != nil {
+			return nil, fmt.Errorf("asp %s clientPublicKey: %w", a.ID, err)
+		}
+		keys[a.ID] = clientKey{k, a.ClientKeyID}
+	}
+	return func(aspID string) (*rsa.PublicKey, string, bool) {
+		k, ok := keys[aspID]
+		return k.key, k.kid, ok
+	}, nil
 }

@@ -7,6 +7,7 @@ package ingress
 import (
 	"context"
 	"crypto/rand"
+	"crypto/rsa"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -19,6 +20,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -33,6 +35,15 @@ type Authenticator interface {
 	Authenticate(aspID, accessKey string) (secrets [][]byte, ok bool)
 }
 
+// Decrypter opens JWE request bodies with the server's keys (package jwe).
+type Decrypter interface {
+	Decrypt(kid string, body []byte) ([]byte, error)
+	JWKS() []byte
+}
+
+// ClientKeys finds the key an ASP registered for encrypted responses.
+type ClientKeys func(aspID string) (key *rsa.PublicKey, kid string, ok bool)
+
 // Publisher publishes messages.
 type Publisher interface {
 	Publish(ctx context.Context, msgs ...kafkabus.Message) error
@@ -45,6 +56,10 @@ type Options struct {
 	CommandTTL   time.Duration // default 2 min
 	MaxBodyBytes int64         // default 8 KiB
 	PINPolicy    pinreset.PINPolicy
+	// JWE and ClientKeys enable message encryption (X-KM-Crypto-Key-Id).
+	// Without them an encrypted request is refused with 000_030.
+	JWE        Decrypter
+	ClientKeys ClientKeys
 }
 
 // Server serves the API.
@@ -88,6 +103,7 @@ func (s *Server) Handler() http.Handler {
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)
+	mux.HandleFunc("GET /.well-known/jwks.json", s.handleJWKS)
 	return s.recoverer(s.accessLog(mux))
 }
 
@@ -111,6 +127,16 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	_, _ = io.WriteString(w, "ready\n")
 }
 
+func (s *Server) handleJWKS(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/jwk-set+json")
+	w.Header().Set("Cache-Control", "public, max-age=300")
+	if s.opts.JWE == nil {
+		_, _ = io.WriteString(w, `{"keys":[]}`)
+		return
+	}
+	_, _ = w.Write(s.opts.JWE.JWKS())
+}
+
 func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	log := loggerFrom(r.Context(), s.log)
 	hd, err := kmheader.Parse(r.Header, true)
@@ -118,7 +144,7 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, log, err)
 		return
 	}
-	if !isJSON(r.Header.Get("Content-Type")) {
+	if !isJSON(r.Header.Get("Content-Type")) && !(hd.CryptoKeyID != "" && isJOSE(r.Header.Get("Content-Type"))) {
 		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnsupportedMediaType, ""))
 		return
 	}
@@ -137,6 +163,14 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
 		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnauthorized, ""))
 		return
+	}
+	if hd.CryptoKeyID != "" {
+		// The MAC above covered the bytes sent, the JWE; the rules below
+		// apply to what it holds.
+		if body, err = s.openBody(w, hd, body); err != nil {
+			s.writeError(w, log, err)
+			return
+		}
 	}
 	req, err := pinreset.ParseRequest(body)
 	if err != nil {
@@ -179,6 +213,12 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
 		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnauthorized, ""))
 		return
+	}
+	if hd.CryptoKeyID != "" {
+		if err := s.sealResponses(w, hd); err != nil {
+			s.writeError(w, log, err)
+			return
+		}
 	}
 	if res, ok := s.seen.get(hd.ASPID, hd.CorrelationID, now); ok {
 		s.writeCode(w, log, res.Code, res.Message)
@@ -227,6 +267,40 @@ func newRequestID() string {
 	return hex.EncodeToString(b[:])
 }
 
+// sealResponses arranges for every response to this request to be a JWE to
+// the ASP's registered client key. Until a request is authenticated its
+// errors are answered in clear: its ASP is not known yet.
+func (s *Server) sealResponses(w http.ResponseWriter, hd kmheader.Headers) error {
+	if s.opts.JWE == nil || s.opts.ClientKeys == nil {
+		return pinreset.Errorf(pinreset.CodeUnknownCryptoKey, "")
+	}
+	key, kid, ok := s.opts.ClientKeys(hd.ASPID)
+	if !ok {
+		return pinreset.Errorf(pinreset.CodeUnknownCryptoKey, "")
+	}
+	rec, ok := w.(*recorder)
+	if !ok {
+		return errors.New("response writer without the access log recorder")
+	}
+	rec.seal = func(plain []byte) ([]byte, error) { return jwe.Encrypt(plain, key, kid) }
+	w.Header().Set("X-KM-Crypto-Key-Id", hd.CryptoKeyID)
+	return nil
+}
+
+// openBody decrypts a JWE request body, after arranging for the response
+// to be encrypted too.
+func (s *Server) openBody(w http.ResponseWriter, hd kmheader.Headers, body []byte) ([]byte, error) {
+	if err := s.sealResponses(w, hd); err != nil {
+		return nil, err
+	}
+	plain, err := s.opts.JWE.Decrypt(hd.CryptoKeyID, body)
+	if err != nil {
+		loggerFromWriter(w, s.log).Info("undecryptable body", zap.Error(err))
+		return nil, err
+	}
+	return plain, nil
+}
+
 // authenticate checks the ASP, its access key, the token's MAC over the raw
 // body and the freshness of both times. The reason it returns is for the log
 // only; the client is told no more than 401.
@@ -261,6 +335,12 @@ func (s *Server) authenticate(hd kmheader.Headers, body []byte, now time.Time) e
 func isJSON(contentType string) bool {
 	mt, _, err := mime.ParseMediaType(contentType)
 	return err == nil && mt == "application/json"
+}
+
+// isJOSE accepts the media type of a JWE compact serialization.
+func isJOSE(contentType string) bool {
+	mt, _, err := mime.ParseMediaType(contentType)
+	return err == nil && (mt == "application/jose" || mt == "text/plain")
 }
 
 // StatusOf maps an outcome code to its HTTP status: the one place that does.
@@ -315,13 +395,30 @@ func (s *Server) writeError(w http.ResponseWriter, log *zap.Logger, err error) {
 
 func (s *Server) writeCode(w http.ResponseWriter, log *zap.Logger, code pinreset.Code, message string) {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
 	h.Set("Cache-Control", "no-store")
-	w.WriteHeader(StatusOf(code))
-	if err := json.NewEncoder(w).Encode(Body{Code: code, Message: message}); err != nil {
-		log.Debug("write response", zap.Error(err))
-	}
-	if rec, ok := w.(*recorder); ok {
+	body, _ := json.Marshal(Body{Code: code, Message: message}) // cannot fail: two strings
+	body = append(body, '\n')
+	h.Set("Content-Type", "application/json")
+	rec, _ := w.(*recorder)
+	if rec != nil {
 		rec.code = code
+		if rec.seal != nil {
+			sealed, err := rec.seal(body)
+			if err != nil {
+				// The client's registered key is unusable: say so in clear
+				// rather than send the answer unencrypted.
+				log.Error("encrypt response", zap.Error(err))
+				h.Del("X-KM-Crypto-Key-Id")
+				code = pinreset.CodeInternal
+				body, _ = json.Marshal(Body{Code: code, Message: code.Message()})
+			} else {
+				body = sealed
+				h.Set("Content-Type", "application/jose")
+			}
+		}
+	}
+	w.WriteHeader(StatusOf(code))
+	if _, err := w.Write(body); err != nil {
+		log.Debug("write response", zap.Error(err))
 	}
 }
