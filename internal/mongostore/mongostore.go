@@ -58,6 +58,7 @@ type Store struct {
 	versions *mongo.Collection
 	outcomes *mongo.Collection
 	contents *mongo.Collection
+	outbox   *mongo.Collection
 }
 
 // Config says where the database is.
@@ -93,7 +94,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
 	db := client.Database(cfg.Database)
-	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection)}, nil
+	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection), outbox: db.Collection(OutboxCollection)}, nil
 }
 
 // Close disconnects.
@@ -231,22 +232,35 @@ func (s *Store) rollForward(ctx context.Context, d memberDoc) (memberDoc, error)
 	return memberDoc{}, fmt.Errorf("member %s: more than %d versions ahead of its copy", d.ID, maxRollForward)
 }
 
-// UpdateMember commits m as the version after expectVersion. It returns
-// ErrConflict when another writer committed that version first; the caller
-// reloads and decides again. Any other error leaves it unknown whether the
-// commit happened: the caller retries, reloads, and finds its own command in
-// the member's history if it did.
-func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64) error {
+// UpdateMember commits m as the version after expectVersion, made by the
+// command correlationID, with the change's events. It returns the outbox
+// entry holding the events ("" when none): the caller publishes them and
+// deletes the entry; if it dies first, Relay does. It returns ErrConflict
+// when another writer committed that version first; the caller reloads and
+// decides again. Any other error leaves it unknown whether the commit
+// happened: the caller retries, reloads, and finds its own command in the
+// member's history if it did.
+func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64, correlationID string, events []pinreset.Event) (string, error) {
 	if m.Version != expectVersion+1 {
-		return fmt.Errorf("update member %s: version %d does not follow %d", m.ID, m.Version, expectVersion)
+		return "", fmt.Errorf("update member %s: version %d does not follow %d", m.ID, m.Version, expectVersion)
+	}
+	var outbox string
+	if len(events) > 0 {
+		var err error
+		if outbox, err = s.prepareOutbox(ctx, m, correlationID, events); err != nil {
+			return "", err
+		}
 	}
 	d := toDoc(m)
 	_, err := s.versions.InsertOne(ctx, versionDoc{ID: versionID(m.ID, m.Version), MemberID: m.ID, Version: m.Version, State: d})
 	if mongo.IsDuplicateKeyError(err) {
-		return ErrConflict
+		if outbox != "" {
+			_ = s.DeleteOutbox(ctx, outbox) // best effort: the relay voids it otherwise
+		}
+		return "", ErrConflict
 	}
 	if err != nil {
-		return fmt.Errorf("commit version %d of member %s: %w", m.Version, m.ID, err)
+		return "", fmt.Errorf("commit version %d of member %s: %w", m.Version, m.ID, err)
 	}
 	s.materialize(ctx, d)
 	if old := m.Version - KeepVersions; old > 1 {
@@ -254,7 +268,7 @@ func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersi
 		// sweep or stays as harmless history.
 		_, _ = s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: versionID(m.ID, old)}})
 	}
-	return nil
+	return outbox, nil
 }
 
 // materialize copies a committed version into members unless members
@@ -286,7 +300,7 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 			return err
 		}
 		m.Version = cur.Version + 1
-		err = s.UpdateMember(ctx, m, cur.Version)
+		_, err = s.UpdateMember(ctx, m, cur.Version, "", nil)
 		if errors.Is(err, ErrConflict) {
 			continue
 		}

@@ -65,6 +65,9 @@ type Decision struct {
 	// Replayed is true when the command had already been applied and its
 	// recorded outcome is returned without applying anything.
 	Replayed bool
+	// Events are the domain events of the change, to be published if and
+	// only if Member is stored. Empty unless Changed.
+	Events []Event
 }
 
 // Find returns the recorded outcome of a command in the member's history.
@@ -94,7 +97,28 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	if now.Before(m.LockedUntil) {
 		return Decision{Code: CodePINLocked, Member: *m}, nil
 	}
+	if m.LockedUntil.IsZero() {
+		d, err := m.decide(cmd, h, rules, now)
+		d.Events = d.Member.stamp(d.Events, cmd)
+		return d, err
+	}
+	// The lock has ended. The first command after it records the unlock,
+	// with its event, whatever else it decides.
+	cur := *m
+	cur.LockedUntil = time.Time{}
+	d, err := cur.decide(cmd, h, rules, now)
+	if err != nil {
+		return d, err
+	}
+	if !d.Changed {
+		d.Member, d.Changed = cur.next(cmd, d.Code, rules, now), true
+	}
+	d.Events = d.Member.stamp(append([]Event{{Type: EventUnlocked, At: m.LockedUntil}}, d.Events...), cmd)
+	return d, nil
+}
 
+// decide applies the PIN rules to an unlocked member.
+func (m *Member) decide(cmd Command, h PINHasher, rules Rules, now time.Time) (Decision, error) {
 	switch cmd.Kind {
 	case KindChange:
 		ok, _, err := h.Verify(cmd.CurrentPIN, m.PINHash)
@@ -128,7 +152,8 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	next.FailedAttempts = 0
 	next.WrongPINs = nil
 	next.LockedUntil = time.Time{}
-	return Decision{Code: CodeSuccess, Changed: true, Member: next}, nil
+	return Decision{Code: CodeSuccess, Changed: true, Member: next,
+		Events: []Event{{Type: EventPINSet, Kind: cmd.Kind, At: now}}}, nil
 }
 
 // failedAttempt counts a wrong currentPassword and locks the PIN when the
@@ -146,12 +171,14 @@ func (m *Member) failedAttempt(cmd Command, rules Rules, now time.Time) Decision
 	if cmd.AttemptKey != "" {
 		next.WrongPINs = append(slices.Clone(m.WrongPINs), cmd.AttemptKey)
 	}
+	d := Decision{Code: code, Changed: true, Member: next}
 	if rules.LockAfter > 0 && next.FailedAttempts >= rules.LockAfter {
-		next.LockedUntil = now.Add(rules.LockFor).UTC()
-		next.FailedAttempts = 0
-		next.WrongPINs = nil
+		d.Member.LockedUntil = now.Add(rules.LockFor).UTC()
+		d.Member.FailedAttempts = 0
+		d.Member.WrongPINs = nil
+		d.Events = []Event{{Type: EventLocked, At: now, LockedUntil: d.Member.LockedUntil}}
 	}
-	return Decision{Code: code, Changed: true, Member: next}
+	return d
 }
 
 // next copies m with the version incremented and cmd recorded in Recent.

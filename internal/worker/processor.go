@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -22,7 +23,10 @@ import (
 // Members is what the processor needs of the member store.
 type Members interface {
 	FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error)
-	UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64) error
+	// UpdateMember commits m with its events, returning the outbox entry
+	// that holds them until they are published.
+	UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64, correlationID string, events []pinreset.Event) (outbox string, err error)
+	DeleteOutbox(ctx context.Context, id string) error
 }
 
 // Outcomes records each command's outcome once.
@@ -231,16 +235,45 @@ func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.
 		if !d.Changed {
 			return pinreset.NewResult(cmd, d.Code, m.ID, now), nil
 		}
-		err = p.Members.UpdateMember(ctx, d.Member, m.Version)
+		outbox, err := p.Members.UpdateMember(ctx, d.Member, m.Version, cmd.CorrelationID, d.Events)
 		if errors.Is(err, mongostore.ErrConflict) {
 			continue
 		}
 		if err != nil {
 			return pinreset.Result{}, err
 		}
+		if outbox != "" {
+			p.publishEvents(ctx, outbox, d.Events)
+		}
 		return pinreset.NewResult(cmd, d.Code, m.ID, now), nil
 	}
 	return pinreset.Result{}, fmt.Errorf("member of command %s: %d compare-and-set conflicts in a row", cmd.CorrelationID, limit)
+}
+
+// publishEvents publishes the events of a committed change and clears its
+// outbox entry. A failure is left to the relay, which publishes the entry
+// later: the change is committed, so its events must go out.
+func (p *Processor) publishEvents(ctx context.Context, outbox string, evs []pinreset.Event) {
+	if err := PublishOutbox(ctx, p.Publisher, p.Members, mongostore.Pending{ID: outbox, Events: evs}); err != nil {
+		p.Log.Warn("publish events; the relay will retry", zap.String("outbox", outbox), zap.Error(err))
+	}
+}
+
+// OutboxDeleter clears outbox entries.
+type OutboxDeleter interface {
+	DeleteOutbox(ctx context.Context, id string) error
+}
+
+// PublishOutbox publishes an entry's events, then deletes the entry.
+func PublishOutbox(ctx context.Context, pub Publisher, del OutboxDeleter, e mongostore.Pending) error {
+	msgs, err := events.Messages(e.Events)
+	if err != nil {
+		return err
+	}
+	if err := pub.Publish(ctx, msgs...); err != nil {
+		return err
+	}
+	return del.DeleteOutbox(ctx, e.ID)
 }
 
 func (p *Processor) publishResult(ctx context.Context, r pinreset.Result) error {

@@ -3,6 +3,7 @@ package worker
 import (
 	"context"
 	"fmt"
+	"sync"
 	"time"
 
 	"go.uber.org/zap"
@@ -81,15 +82,19 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	defer consumer.Close()
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
 		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
-	sweepCtx, stopSweep := context.WithCancel(ctx)
-	swept := make(chan struct{})
+	// The sweeper and the relay stop with ctx; Run waits for them.
+	var background sync.WaitGroup
+	background.Add(2)
 	go func() {
-		defer close(swept)
-		sweepOutcomes(sweepCtx, store, cfg.OutcomeRetention, cfg.ReplayWindow, log)
+		defer background.Done()
+		sweepOutcomes(ctx, store, cfg.OutcomeRetention, cfg.ReplayWindow, log)
+	}()
+	go func() {
+		defer background.Done()
+		relay(ctx, store, producer, log)
 	}()
 	err = consumer.Run(ctx, proc.Handle)
-	stopSweep()
-	<-swept
+	background.Wait()
 	log.Info("worker stopped", zap.Error(err))
 	return err
 }
@@ -134,5 +139,43 @@ func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) e
 		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, 5*time.Second)
+	}
+}
+
+// relay publishes the events of changes whose writer died (or failed to
+// publish) between committing and publishing, and voids the entries of
+// changes that were never committed. Every worker runs one; two relays
+// publishing the same entry send the same event ids, which consumers drop.
+func relay(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap.Logger) {
+	t := time.NewTicker(5 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		// An entry younger than 10 s may belong to a writer still at work.
+		committed, void, err := store.StaleOutbox(ctx, time.Now().Add(-10*time.Second), 500)
+		if err != nil {
+			if ctx.Err() == nil {
+				log.Warn("relay: read outbox", zap.Error(err))
+			}
+			continue
+		}
+		for _, e := range committed {
+			if err := PublishOutbox(ctx, pub, store, e); err != nil {
+				log.Warn("relay: publish events", zap.String("outbox", e.ID), zap.Error(err))
+				break
+			}
+			log.Info("relay: published events", zap.String("outbox", e.ID), zap.Int("events", len(e.Events)))
+		}
+		for _, e := range void {
+			if err := store.DeleteOutbox(ctx, e.ID); err != nil {
+				log.Warn("relay: void entry", zap.String("outbox", e.ID), zap.Error(err))
+				break
+			}
+			log.Info("relay: voided the events of an uncommitted change", zap.String("outbox", e.ID))
+		}
 	}
 }

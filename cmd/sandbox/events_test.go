@@ -1,0 +1,211 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"testing"
+	"time"
+
+	cloudevents "github.com/cloudevents/sdk-go/v2/event"
+	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/kmwallet/pinreset/internal/events"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+)
+
+// decodeEvent reads a password.events message back into a CloudEvent with
+// the CloudEvents SDK, as a downstream consumer would, and validates it.
+func decodeEvent(t *testing.T, m kafka.Message) (cloudevents.Event, events.Data) {
+	t.Helper()
+	h := map[string]string{}
+	for _, x := range m.Headers {
+		h[x.Key] = string(x.Value)
+	}
+	e := cloudevents.New(h["ce_specversion"])
+	e.SetID(h["ce_id"])
+	e.SetSource(h["ce_source"])
+	e.SetType(h["ce_type"])
+	e.SetSubject(h["ce_subject"])
+	e.SetDataSchema(h["ce_dataschema"])
+	at, err := time.Parse(time.RFC3339Nano, h["ce_time"])
+	if err != nil {
+		t.Fatalf("ce_time %q: %v", h["ce_time"], err)
+	}
+	e.SetTime(at)
+	if err := e.SetData(h["content-type"], m.Value); err != nil {
+		t.Fatal(err)
+	}
+	if err := e.Validate(); err != nil {
+		t.Fatalf("event %s is not a valid CloudEvent: %v", h["ce_id"], err)
+	}
+	if h["ce_specversion"] != "1.0" || h["content-type"] != "application/json" || string(m.Key) != e.Subject() {
+		t.Fatalf("event %s: specversion %q, content-type %q, key %q, subject %q", e.ID(), h["ce_specversion"], h["content-type"], m.Key, e.Subject())
+	}
+	var d events.Data
+	if err := json.Unmarshal(m.Value, &d); err != nil {
+		t.Fatal(err)
+	}
+	if !d.OccurredAt.Equal(at) {
+		t.Fatalf("event %s: data occurredAt %v != ce_time %v", e.ID(), d.OccurredAt, at)
+	}
+	return e, d
+}
+
+// waitEvents reads password.events until it holds n messages (or 20 s pass).
+func waitEvents(t *testing.T, e Env, n int) []kafka.Message {
+	t.Helper()
+	deadline := time.Now().Add(20 * time.Second)
+	for {
+		msgs := readAll(t, e.Brokers, kafkabus.TopicEvents)
+		if len(msgs) >= n || time.Now().After(deadline) {
+			return msgs
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+func TestEvents(t *testing.T) {
+	e := startSandbox(t, map[string]string{"PINRESET_LOCK_FOR": "3s", "PINRESET_LOCK_AFTER": "2"})
+	c := newClient(t, e)
+	// A change, a reset, nothing for a refusal, a lock after two wrong
+	// PINs, and an unlock recorded by the first command after the lock.
+	steps := []struct {
+		body, code string
+	}{
+		{`{"loginId":"success@sandbox.example","currentPassword":"246810","newPassword":"581379"}`, "000_000"},
+		{`{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`, "000_000"},
+		{`{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`, "001_409"},
+		{`{"loginId":"samepin@sandbox.example","currentPassword":"111357","newPassword":"581379"}`, "001_035"},
+		{`{"loginId":"samepin@sandbox.example","currentPassword":"222468","newPassword":"581379"}`, "001_035"},
+		{`{"loginId":"samepin@sandbox.example","currentPassword":"135792","newPassword":"581379"}`, "001_423"},
+	}
+	for i, s := range steps {
+		if r := c.post([]byte(s.body), "", nil); string(r.body.Code) != s.code {
+			t.Fatalf("step %d: %+v, want %s", i, r.body, s.code)
+		}
+	}
+	time.Sleep(3500 * time.Millisecond)
+	if r := c.post([]byte(`{"loginId":"samepin@sandbox.example","currentPassword":"135792","newPassword":"581379"}`), "", nil); r.body.Code != "000_000" {
+		t.Fatalf("after the lock: %+v", r.body)
+	}
+
+	msgs := waitEvents(t, e, 5)
+	type seen struct{ typ, member, kind string }
+	var got []seen
+	ids := map[string]bool{}
+	for _, m := range msgs {
+		ev, d := decodeEvent(t, m)
+		if ids[ev.ID()] {
+			t.Errorf("event id %s twice", ev.ID())
+		}
+		ids[ev.ID()] = true
+		got = append(got, seen{ev.Type(), d.MemberID, string(d.Kind)})
+		if ev.Type() == string(pinreset.EventLocked) && (d.LockedUntil == nil || !d.LockedUntil.After(d.OccurredAt)) {
+			t.Errorf("locked event without a lockedUntil after its time: %+v", d)
+		}
+	}
+	want := map[seen]int{
+		{string(pinreset.EventPINSet), "sbx-member-success", "change"}: 1,
+		{string(pinreset.EventPINSet), "sbx-member-success", "reset"}:  1,
+		{string(pinreset.EventLocked), "sbx-member-samepin", ""}:       1,
+		{string(pinreset.EventUnlocked), "sbx-member-samepin", ""}:     1,
+		{string(pinreset.EventPINSet), "sbx-member-samepin", "change"}: 1,
+	}
+	count := map[seen]int{}
+	for _, g := range got {
+		count[g]++
+	}
+	for k, n := range want {
+		if count[k] != n {
+			t.Errorf("%d events %+v, want %d (all: %+v)", count[k], k, n, got)
+		}
+	}
+	if len(got) != 5 {
+		t.Errorf("%d events, want 5: %+v", len(got), got)
+	}
+}
+
+// TestOutboxAfterCrash builds, with the store itself, the state a worker
+// leaves when it dies between committing a change and publishing its events
+// (and the state of one that died before its commit), then starts a worker:
+// the relay publishes the committed change's event once and voids the other.
+func TestOutboxAfterCrash(t *testing.T) {
+	e := startSandbox(t, nil, "-infra-only")
+	store, err := mongostore.Open(mongostore.Config{URI: e.MongoURI, Database: e.Database})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(context.Background())
+	ctx := context.Background()
+	m, err := store.FindMember(ctx, "KMSANDBOXASP001", "success@sandbox.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	committed := *m
+	committed.Version++
+	committed.Recent = append(committed.Recent, pinreset.Applied{CorrelationID: "261125120000-c0ffee1", Code: pinreset.CodeSuccess, At: time.Now()})
+	ev := pinreset.Event{ID: m.ID + ":crash:0", Type: pinreset.EventPINSet, MemberID: m.ID, ASPID: m.ASPID,
+		CorrelationID: "261125120000-c0ffee1", Kind: pinreset.KindReset, At: time.Now()}
+	if _, err := store.UpdateMember(ctx, committed, m.Version, "261125120000-c0ffee1", []pinreset.Event{ev}); err != nil {
+		t.Fatal(err) // committed, events never published: the worker "died" here
+	}
+	// A change that lost its compare-and-set and whose writer died before
+	// cleaning up: its entry names a version made by another command.
+	lost := committed
+	lost.Recent = append(lost.Recent[:len(lost.Recent)-1:len(lost.Recent)-1], pinreset.Applied{CorrelationID: "261125120000-dead001", Code: pinreset.CodeSuccess})
+	voidEv := ev
+	voidEv.ID, voidEv.CorrelationID = m.ID+":void:0", "261125120000-dead001"
+	if _, err := store.UpdateMember(ctx, lost, m.Version, "261125120000-dead001", []pinreset.Event{voidEv}); err != mongostore.ErrConflict {
+		t.Fatalf("second writer of the same version: %v, want ErrConflict", err)
+	}
+	// (UpdateMember cleans up after a conflict; put the entry back as a dead writer would leave it.)
+	reinsertOutbox(t, e, lost, "261125120000-dead001", voidEv)
+
+	startWorker(t, e, nil)
+	deadline := time.Now().Add(40 * time.Second)
+	var msgs []kafka.Message
+	for time.Now().Before(deadline) {
+		if msgs = readAll(t, e.Brokers, kafkabus.TopicEvents); len(msgs) > 0 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	time.Sleep(6 * time.Second) // one more relay round: nothing else may appear
+	msgs = readAll(t, e.Brokers, kafkabus.TopicEvents)
+	if len(msgs) != 1 {
+		t.Fatalf("%d events after the relay ran, want exactly the committed change's one", len(msgs))
+	}
+	got, _ := decodeEvent(t, msgs[0])
+	if got.ID() != ev.ID {
+		t.Fatalf("published %s, want %s", got.ID(), ev.ID)
+	}
+	if committed, void, err := store.StaleOutbox(ctx, time.Now(), 10); err != nil || len(committed)+len(void) != 0 {
+		t.Fatalf("outbox after the relay: %d committed, %d void, %v; want empty", len(committed), len(void), err)
+	}
+}
+
+// reinsertOutbox writes an outbox entry as mongostore lays it out, as a
+// writer that died after preparing it would leave it (created a minute ago).
+func reinsertOutbox(t *testing.T, e Env, m pinreset.Member, correlationID string, ev pinreset.Event) {
+	t.Helper()
+	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Disconnect(context.Background())
+	_, err = mc.Database(e.Database).Collection(mongostore.OutboxCollection).InsertOne(context.Background(), bson.M{
+		"_id": fmt.Sprintf("%s:%d:%s", m.ID, m.Version, correlationID), "memberId": m.ID, "version": m.Version,
+		"correlationId": correlationID, "createdAt": time.Now().Add(-time.Minute),
+		"events": bson.A{bson.M{"id": ev.ID, "type": string(ev.Type), "memberId": ev.MemberID, "aspId": ev.ASPID,
+			"correlationId": ev.CorrelationID, "kind": string(ev.Kind), "at": ev.At}},
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+}
