@@ -805,3 +805,54 @@ func TestWrongPINCountedOncePerDistinctPIN(t *testing.T) {
 		}
 	})
 }
+
+func TestDecideEvents(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
+	rules := pinreset.Rules{LockAfter: 1, LockFor: time.Minute, RecentLimit: 32}
+	base := pinreset.Member{ID: "m1", ASPID: "KMTESTASP000001", PINHash: "h:246810", Version: 7}
+	cmd := func(kind pinreset.Kind, cur string) pinreset.Command {
+		return pinreset.Command{CorrelationID: "c-" + cur, Kind: kind, CurrentPIN: cur, NewPIN: "581379", ExpiresAt: now.Add(time.Minute)}
+	}
+	t.Run("a set emits one password.changed with its kind and a stable id", func(t *testing.T) {
+		for _, kind := range []pinreset.Kind{pinreset.KindChange, pinreset.KindReset} {
+			m := base
+			d, err := m.Decide(cmd(kind, "246810"), testHasher{}, rules, now)
+			if err != nil || len(d.Events) != 1 {
+				t.Fatalf("%s: %+v %v", kind, d.Events, err)
+			}
+			ev := d.Events[0]
+			if ev.Type != pinreset.EventPINSet || ev.Kind != kind || ev.ID != "m1:8:0" || ev.MemberID != "m1" ||
+				ev.ASPID != "KMTESTASP000001" || ev.CorrelationID != "c-246810" || !ev.At.Equal(now) {
+				t.Fatalf("%s: event %+v", kind, ev)
+			}
+		}
+	})
+	t.Run("a refusal that changes nothing emits nothing", func(t *testing.T) {
+		m := base
+		d, _ := m.Decide(pinreset.Command{CorrelationID: "c", Kind: pinreset.KindReset, NewPIN: "246810", ExpiresAt: now.Add(time.Minute)}, testHasher{}, rules, now)
+		if d.Code != pinreset.CodeSamePIN || len(d.Events) != 0 {
+			t.Fatalf("%+v", d)
+		}
+	})
+	t.Run("the locking attempt emits password.locked with its end", func(t *testing.T) {
+		m := base
+		d, _ := m.Decide(cmd(pinreset.KindChange, "999999"), testHasher{}, rules, now)
+		if len(d.Events) != 1 || d.Events[0].Type != pinreset.EventLocked || !d.Events[0].LockedUntil.Equal(now.Add(time.Minute)) {
+			t.Fatalf("%+v", d.Events)
+		}
+	})
+	t.Run("the first command after a lock ends records the unlock, even a refusal", func(t *testing.T) {
+		m := base
+		m.LockedUntil = now.Add(-time.Second)
+		d, _ := m.Decide(pinreset.Command{CorrelationID: "c", Kind: pinreset.KindReset, NewPIN: "246810", ExpiresAt: now.Add(time.Minute)}, testHasher{}, rules, now)
+		if d.Code != pinreset.CodeSamePIN || !d.Changed || !d.Member.LockedUntil.IsZero() ||
+			len(d.Events) != 1 || d.Events[0].Type != pinreset.EventUnlocked || !d.Events[0].At.Equal(m.LockedUntil) {
+			t.Fatalf("%+v", d)
+		}
+		d, _ = m.Decide(cmd(pinreset.KindChange, "246810"), testHasher{}, rules, now)
+		if len(d.Events) != 2 || d.Events[0].Type != pinreset.EventUnlocked || d.Events[1].Type != pinreset.EventPINSet || d.Events[1].ID != "m1:8:1" {
+			t.Fatalf("unlock then set: %+v", d.Events)
+		}
+	})
+}
