@@ -12,8 +12,10 @@ import (
 	"io"
 	"net/http"
 	"os"
+	"os/signal"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/asp"
@@ -21,7 +23,9 @@ import (
 )
 
 func main() {
-	if err := run(context.Background(), os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
 		if !errors.Is(err, flag.ErrHelp) {
 			fmt.Fprintln(os.Stderr, "pwctl:", err)
 		}
@@ -32,7 +36,8 @@ func main() {
 const usage = `usage: pwctl <command> [flags]
 
 commands:
-  sign   print the X-KM headers, or a curl command, for a request body
+  sign     print the X-KM headers, or a curl command, for a request body
+  events   follow password.events and print each event (the example consumer)
 
 Run 'pwctl <command> -h' for its flags.
 `
@@ -48,6 +53,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 	switch args[0] {
 	case "sign":
 		return sign(args[1:], stdin, stdout, stderr, time.Now())
+	case "events":
+		return eventsCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

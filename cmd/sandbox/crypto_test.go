@@ -125,7 +125,7 @@ func TestMessageEncryption(t *testing.T) {
 		"unknown key id":         {encrypt(success, "unknownkey000000000000000000000x"), "unknownkey000000000000000000000x", "000_030"},
 		"kid header mismatch":    {encrypt(success, "unknownkey000000000000000000000x"), sandboxServerKID, "000_031"},
 		"plain JSON, not a JWE":  {[]byte(success), sandboxServerKID, "000_031"},
-		"alg none":               {[]byte(b64(`{"alg":"none","enc":"A256GCM","kid":"` + sandboxServerKID + `"}`) + "...."), sandboxServerKID, "000_031"},
+		"alg none":               {[]byte(b64(`{"alg":"none","enc":"A256GCM","kid":"`+sandboxServerKID+`"}`) + "...."), sandboxServerKID, "000_031"},
 		"tampered ciphertext":    {tamper(encrypt(success, sandboxServerKID), 3), sandboxServerKID, "000_031"},
 		"tampered encrypted key": {tamper(encrypt(success, sandboxServerKID), 1), sandboxServerKID, "000_031"},
 		"truncated":              {encrypt(success, sandboxServerKID)[:100], sandboxServerKID, "000_031"},
