@@ -289,3 +289,27 @@ func TestPoisonCommands(t *testing.T) {
 		}
 	}
 }
+
+// TestRejectedCommandIsRecorded: a command the worker cannot open (sealed
+// under a key it does not hold) is dead-lettered, and its rejection is the
+// transaction's one recorded outcome: the client is told 422, a GET says
+// 422, and a retry with the same correlation id says 422 without a decision.
+func TestRejectedCommandIsRecorded(t *testing.T) {
+	e := startSandbox(t, nil, "-infra-only")
+	unknownKey := "other:" + strings.Repeat("A", 43) + "="
+	addr := startIngress(t, e, map[string]string{"PINRESET_SEAL_KEYS": unknownKey})
+	e.HTTPAddr = addr
+	startWorker(t, e, nil)
+	c := newClient(t, e)
+	cid := kmheader.NewCorrelationID(time.Now(), nil)
+	body := []byte(`{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`)
+	if r := c.post(body, cid, nil); r.status != 422 || r.body.Code != "000_422" {
+		t.Fatalf("unopenable command: %d %+v, want 422 000_422", r.status, r.body)
+	}
+	if r := c.get(cid); r.status != 422 || r.body.Code != "000_422" {
+		t.Fatalf("GET: %d %+v, want the recorded 422", r.status, r.body)
+	}
+	if r := c.post(body, cid, nil); r.status != 422 {
+		t.Fatalf("retry with the same id: %d %+v, want the recorded 422", r.status, r.body)
+	}
+}

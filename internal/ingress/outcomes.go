@@ -30,11 +30,10 @@ func newOutcomeCache(max int, ttl time.Duration) *outcomeCache {
 }
 
 // isOutcome tells a transaction's own outcome from answers about a request:
-// a 409 belongs to a request that reused the id, a 404 to a status query, a
-// 422 to a command that never decoded.
+// a 409 belongs to a request that reused the id, a 404 to a status query.
 func isOutcome(c pinreset.Code) bool {
 	switch c {
-	case pinreset.CodeCorrelationReused, pinreset.CodeNotFound, pinreset.CodeRejected,
+	case pinreset.CodeCorrelationReused, pinreset.CodeNotFound,
 		pinreset.CodeAccepted, pinreset.CodeUnavailable, pinreset.CodeInternal:
 		return false
 	}

@@ -207,3 +207,20 @@ func DecodeResult(value []byte) (pinreset.Result, error) {
 	}
 	return m.Result, nil
 }
+
+// PeekIDs reads only the correlation id and the ASP id of a command that
+// could not be decoded, so that its rejection can still be recorded under
+// them. ok is false unless both are well-formed and the id is the key.
+func PeekIDs(key, value []byte) (correlationID, aspID string, ok bool) {
+	if len(value) > MaxMessageBytes {
+		return "", "", false
+	}
+	var ids struct {
+		CorrelationID string `json:"correlationId"`
+		ASPID         string `json:"aspId"`
+	}
+	if json.Unmarshal(value, &ids) != nil || ids.CorrelationID != string(key) || len(ids.CorrelationID) != 20 || len(ids.ASPID) != 15 {
+		return "", "", false
+	}
+	return ids.CorrelationID, ids.ASPID, true
+}

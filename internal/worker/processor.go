@@ -198,6 +198,11 @@ func (p *Processor) recorded(cmd pinreset.Command, rec mongostore.Outcome) (pinr
 	if cmd.Kind == pinreset.KindStatus {
 		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", nil
 	}
+	if rec.Fingerprint == "" {
+		// A rejected command has no fingerprint; its correlation id keeps
+		// its one outcome, and a retry must use a new one.
+		return pinreset.NewResult(cmd, rec.Code, "", rec.CompletedAt), "repeated", nil
+	}
 	same, err := p.Fingerprinter.SameFingerprint(rec.Fingerprint, cmd.Content())
 	if err != nil {
 		return pinreset.Result{}, "", fmt.Errorf("compare with the recorded request: %w", err)
@@ -285,9 +290,19 @@ func (p *Processor) publishResult(ctx context.Context, r pinreset.Result) error 
 }
 
 // deadLetter moves a message that can never be processed to the DLQ, with the
-// reason, and tells a waiting client that its command was rejected. The
-// reason names what failed, never a secret: DecodeCommand's errors hold none.
+// reason, records the rejection as the command's outcome when its ids can be
+// read, and tells a waiting client. The reason names what failed, never a
+// secret: DecodeCommand's errors hold none.
 func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Message, reason error) error {
+	now := p.now().UTC()
+	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
+	if known {
+		err := p.Outcomes.InsertOutcome(ctx, mongostore.Outcome{ASPID: aspID, CorrelationID: cid,
+			Code: pinreset.CodeRejected, CompletedAt: now, WorkerID: p.WorkerID})
+		if err != nil && !errors.Is(err, mongostore.ErrDuplicate) {
+			return err
+		}
+	}
 	headers := append([]kafka.Header{}, m.Headers...)
 	headers = append(headers,
 		kafka.Header{Key: HeaderDLQReason, Value: []byte(reason.Error())},
@@ -296,8 +311,8 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	)
 	msgs := []kafkabus.Message{{Topic: kafkabus.TopicCommandsDLQ, Key: m.Key, Value: m.Value, Headers: headers}}
 	if len(m.Key) > 0 && len(m.Key) <= 64 {
-		r := pinreset.Result{CorrelationID: string(m.Key), RequestID: header(m, wire.HeaderRequestID), Code: pinreset.CodeRejected,
-			Message: pinreset.CodeRejected.Message(), CompletedAt: p.now().UTC()}
+		r := pinreset.Result{CorrelationID: string(m.Key), ASPID: aspID, RequestID: header(m, wire.HeaderRequestID), Code: pinreset.CodeRejected,
+			Message: pinreset.CodeRejected.Message(), CompletedAt: now}
 		v, err := wire.EncodeResult(r)
 		if err != nil {
 			return err
