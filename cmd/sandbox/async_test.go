@@ -41,7 +41,7 @@ func startIngress(t *testing.T, e Env, over map[string]string) string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.HTTPAddr = "127.0.0.1:0"
+	cfg.HTTPAddr, cfg.AdminAddr = "127.0.0.1:0", ""
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
@@ -63,6 +63,7 @@ func startWorker(t *testing.T, e Env, over map[string]string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	cfg.AdminAddr = ""
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- worker.Run(ctx, cfg, zap.NewNop()) }()

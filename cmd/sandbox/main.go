@@ -59,6 +59,7 @@ type sandboxFlags struct {
 	httpAddr, kafkaAddr, mongoAddr string
 	infraOnly                      bool
 	infra                          string
+	ingressAdmin, workerAdmin      string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(Env)) error {
@@ -70,6 +71,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "ingress listen address")
 	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker listen address")
 	fs.StringVar(&o.mongoAddr, "mongo-addr", "127.0.0.1:27017", "embedded MongoDB-wire database listen address")
+	fs.StringVar(&o.ingressAdmin, "ingress-admin-addr", "127.0.0.1:9090", "ingress admin listener (/metrics, /healthz, /readyz); off disables it")
+	fs.StringVar(&o.workerAdmin, "worker-admin-addr", "127.0.0.1:9091", "worker admin listener (/metrics, /healthz, /readyz); off disables it")
 	fs.BoolVar(&o.infraOnly, "infra-only", false, "start only the broker and the database (and load the seed data)")
 	fs.StringVar(&o.infra, "infra", "kafka,mongo", "with -infra-only: which embedded servers to start (kafka, mongo or both)")
 	if err := fs.Parse(args); err != nil {
@@ -161,6 +164,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err != nil {
 		return fmt.Errorf("configuration: %w", err)
 	}
+	// Both run in this process, so each gets its own admin listener.
+	icfg.AdminAddr, wcfg.AdminAddr = strings.TrimSuffix(o.ingressAdmin, "off"), strings.TrimSuffix(o.workerAdmin, "off")
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return worker.Run(gctx, wcfg, log.Named("worker")) })
 	g.Go(func() error {
@@ -204,6 +209,7 @@ func printUsage(w io.Writer, addr string, o sandboxFlags) {
 	fmt.Fprintf(w, `
 PIN reset sandbox is up.
   API      http://%[1]s/api/v1/user/password/reset
+  Metrics  http://%[6]s/metrics (ingress)  http://%[7]s/metrics (worker)
   Kafka    %[2]s   (kcat -b %[2]s -L)
   MongoDB  %[3]s   (mongosh mongodb://%[3]s/pinreset)
   Data     %[4]s   (kept across restarts; seed members are restored at every start)
@@ -214,7 +220,7 @@ Try the four sandbox cases (each prints the response):
   go run ./cmd/pwctl sign -body %[5]s/requests/same-pin.json -curl | sh        # 001_043
   go run ./cmd/pwctl sign -body %[5]s/requests/info-mismatch.json -curl | sh   # 001_035
 Ctrl-C stops it.
-`, addr, o.kafkaAddr, o.mongoAddr, o.dataDir, o.sandboxDir)
+`, addr, o.kafkaAddr, o.mongoAddr, o.dataDir, o.sandboxDir, o.ingressAdmin, o.workerAdmin)
 }
 
 // readEnvFile reads KEY=VALUE lines; # starts a comment line.

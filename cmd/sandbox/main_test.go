@@ -48,6 +48,7 @@ func startSandboxWithLogs(t *testing.T, env map[string]string, extraArgs ...stri
 		done <- run(ctx, append([]string{
 			"-data-dir", t.TempDir(), "-sandbox-dir", "../../deployments/sandbox",
 			"-http-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-mongo-addr", "127.0.0.1:0",
+			"-ingress-admin-addr", "127.0.0.1:0", "-worker-admin-addr", "127.0.0.1:0",
 		}, extraArgs...), getenv, io.Discard, logw, func(e Env) { started <- e })
 	}()
 	t.Cleanup(func() {

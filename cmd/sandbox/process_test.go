@@ -208,6 +208,7 @@ func processEnv(e Env, over map[string]string) map[string]string {
 	env["PINRESET_ARGON2_MEMORY_KIB"] = "64"
 	env["PINRESET_ARGON2_TIME"] = "1"
 	env["PINRESET_KAFKA_SESSION_TIMEOUT"] = "3s"
+	env["PINRESET_ADMIN_ADDR"] = "127.0.0.1:0"
 	for k, v := range over {
 		env[k] = v
 	}
@@ -225,30 +226,41 @@ func freeAddr(t *testing.T) string {
 }
 
 // startIngressProcess starts an ingress binary and waits until it is ready.
+// A port picked free can be taken by another process before the ingress
+// binds it, so a start that fails is retried on another port.
 func startIngressProcess(t *testing.T, e Env, over map[string]string) (*process, string) {
 	t.Helper()
-	addr := freeAddr(t)
-	env := processEnv(e, over)
-	env["PINRESET_HTTP_ADDR"] = addr
-	p := startProcess(t, "ingress", env)
-	deadline := time.Now().Add(60 * time.Second)
-	for {
-		res, err := http.Get("http://" + addr + "/readyz")
-		if err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return p, addr
+	for attempt := 1; ; attempt++ {
+		addr := freeAddr(t)
+		env := processEnv(e, over)
+		env["PINRESET_HTTP_ADDR"] = addr
+		p := startProcess(t, "ingress", env)
+		deadline := time.Now().Add(60 * time.Second)
+		for {
+			res, err := http.Get("http://" + addr + "/readyz")
+			if err == nil {
+				res.Body.Close()
+				if res.StatusCode == 200 {
+					return p, addr
+				}
 			}
+			exited := false
+			select {
+			case <-p.done:
+				exited = true
+			default:
+			}
+			if exited && attempt < 3 {
+				break
+			}
+			if exited {
+				t.Fatalf("ingress exited before it was ready")
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("ingress not ready after 60 s")
+			}
+			time.Sleep(50 * time.Millisecond)
 		}
-		select {
-		case <-p.done:
-			t.Fatalf("ingress exited before it was ready")
-		default:
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("ingress not ready after 60 s")
-		}
-		time.Sleep(50 * time.Millisecond)
 	}
 }
 

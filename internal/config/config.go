@@ -32,6 +32,10 @@ type Common struct {
 	TopicReplication int
 	// CreateTopics: PINRESET_CREATE_TOPICS, create missing topics at start. Default true.
 	CreateTopics bool
+	// AdminAddr: PINRESET_ADMIN_ADDR, the admin listener (/healthz, /readyz,
+	// /metrics), apart from the API. Default 127.0.0.1:9090 for the ingress,
+	// 127.0.0.1:9091 for the worker; empty string "off" disables it.
+	AdminAddr string
 }
 
 // Ingress are the ingress settings.
@@ -204,7 +208,7 @@ func (e *env) required(name string, v []string) {
 	}
 }
 
-func loadCommon(e *env) Common {
+func loadCommon(e *env, adminAddr string) Common {
 	c := Common{
 		KafkaBrokers:     e.list("PINRESET_KAFKA_BROKERS", false, "127.0.0.1:9092"),
 		SealKeys:         e.list("PINRESET_SEAL_KEYS", true, ""),
@@ -212,6 +216,10 @@ func loadCommon(e *env) Common {
 		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", 12, 1, 10000),
 		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", 1, 1, 100),
 		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS", true),
+		AdminAddr:        e.str("PINRESET_ADMIN_ADDR", adminAddr),
+	}
+	if c.AdminAddr == "off" {
+		c.AdminAddr = ""
 	}
 	e.required("PINRESET_SEAL_KEYS", c.SealKeys)
 	switch c.LogLevel {
@@ -226,7 +234,7 @@ func loadCommon(e *env) Common {
 func LoadIngress(getenv func(string) string) (Ingress, error) {
 	e := &env{get: getenv}
 	c := Ingress{
-		Common:          loadCommon(e),
+		Common:          loadCommon(e, "127.0.0.1:9090"),
 		HTTPAddr:        e.str("PINRESET_HTTP_ADDR", "127.0.0.1:8080"),
 		ASPFile:         e.str("PINRESET_ASP_FILE", ""),
 		TranWindow:      e.duration("PINRESET_TRAN_WINDOW", 5*time.Minute),
@@ -251,7 +259,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 	e := &env{get: getenv}
 	host, _ := os.Hostname()
 	c := Worker{
-		Common:           loadCommon(e),
+		Common:           loadCommon(e, "127.0.0.1:9091"),
 		MongoURI:         e.secret("PINRESET_MONGO_URI"),
 		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", "pinreset"),
 		Peppers:          e.list("PINRESET_PEPPERS", true, ""),

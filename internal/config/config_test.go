@@ -89,12 +89,15 @@ func defaultCommon() config.Common {
 	}
 }
 
+// The admin listener's default differs per binary.
+func withAdmin(c config.Common, addr string) config.Common { c.AdminAddr = addr; return c }
+
 func TestDefaults(t *testing.T) {
 	t.Parallel()
 	t.Run("the ingress defaults are the documented ones", func(t *testing.T) {
 		t.Parallel()
 		want := config.Ingress{
-			Common:          defaultCommon(),
+			Common:          withAdmin(defaultCommon(), "127.0.0.1:9090"),
 			HTTPAddr:        "127.0.0.1:8080",
 			ASPFile:         "/etc/pinreset/asps.json",
 			TranWindow:      5 * time.Minute,
@@ -112,7 +115,7 @@ func TestDefaults(t *testing.T) {
 		t.Parallel()
 		host, _ := os.Hostname()
 		want := config.Worker{
-			Common:           defaultCommon(),
+			Common:           withAdmin(defaultCommon(), "127.0.0.1:9091"),
 			MongoURI:         "mongodb://127.0.0.1:27017/",
 			MongoDatabase:    "pinreset",
 			Peppers:          []string{peppersValue},
@@ -145,10 +148,11 @@ func TestEverySettingIsRead(t *testing.T) {
 		"PINRESET_TOPIC_PARTITIONS":  "24",
 		"PINRESET_TOPIC_REPLICATION": "3",
 		"PINRESET_CREATE_TOPICS":     "false",
+		"PINRESET_ADMIN_ADDR":        ":9999",
 	}
 	wantCommon := config.Common{
 		KafkaBrokers: []string{"k1:9092", "k2:9092", "k3:9092"}, SealKeys: []string{"a:AAAA", "b:BBBB"},
-		LogLevel: "debug", TopicPartitions: 24, TopicReplication: 3, CreateTopics: false,
+		LogLevel: "debug", TopicPartitions: 24, TopicReplication: 3, CreateTopics: false, AdminAddr: ":9999",
 	}
 	t.Run("every ingress variable is read", func(t *testing.T) {
 		t.Parallel()
@@ -161,11 +165,12 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_MAX_BODY_BYTES":   "4096",
 			"PINRESET_PIN_POLICY":       "false",
 			"PINRESET_SHUTDOWN_TIMEOUT": "1m",
+			"PINRESET_JWE_KEYS_DIR":     "/keys",
 		}, common)
 		want := config.Ingress{
 			Common: wantCommon, HTTPAddr: ":9000", ASPFile: "/x/asps.json", TranWindow: 90 * time.Second,
 			ResultWait: 1500 * time.Millisecond, CommandTTL: 10 * time.Minute, MaxBodyBytes: 4096,
-			PINPolicy: false, ShutdownTimeout: time.Minute,
+			PINPolicy: false, ShutdownTimeout: time.Minute, JWEKeysDir: "/keys",
 		}
 		if got := loadIngress(t, env); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadIngress =\n%+v\nwant\n%+v", got, want)

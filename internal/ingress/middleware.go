@@ -3,6 +3,7 @@ package ingress
 import (
 	"context"
 	"net/http"
+	"strconv"
 	"time"
 
 	"go.uber.org/zap"
@@ -67,7 +68,20 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		}
 		log := s.log.With(zap.String("correlation_id", cid))
 		rec := &recorder{ResponseWriter: w, log: log}
-		next.ServeHTTP(rec, r.WithContext(context.WithValue(r.Context(), ctxKey{}, log)))
+		r2 := r.WithContext(context.WithValue(r.Context(), ctxKey{}, log))
+		next.ServeHTTP(rec, r2)
+		if s.metrics != nil {
+			route := r2.Pattern // set by the mux: a bounded label, unlike the path
+			if route == "" {
+				route = "unmatched"
+			}
+			status := rec.status
+			if status == 0 {
+				status = http.StatusOK
+			}
+			s.metrics.Requests.WithLabelValues(route, strconv.Itoa(status), string(rec.code)).Inc()
+			s.metrics.RequestDuration.WithLabelValues(route).Observe(time.Since(start).Seconds())
+		}
 		if r.URL.Path == "/healthz" || r.URL.Path == "/readyz" {
 			return
 		}

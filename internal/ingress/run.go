@@ -13,10 +13,12 @@ import (
 	"go.uber.org/zap"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kmwallet/pinreset/internal/admin"
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/wire"
@@ -69,6 +71,8 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		return kafkabus.Ping(ctx, cfg.KafkaBrokers, kafkabus.TopicCommands, kafkabus.TopicResults)
 	}
 	srv := NewServer(registry, producer, ring, opts, log, ready)
+	reg := metrics.NewRegistry()
+	srv.Measure(reg)
 
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),
@@ -103,6 +107,13 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		}
 		return nil
 	})
+	if cfg.AdminAddr != "" {
+		g.Go(func() error {
+			return admin.Serve(gctx, cfg.AdminAddr, admin.Handler(reg, ready, log), func(a string) {
+				log.Info("admin listening", zap.String("addr", a))
+			})
+		})
+	}
 	g.Go(func() error {
 		<-gctx.Done()
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), cfg.ShutdownTimeout)

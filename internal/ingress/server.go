@@ -17,12 +17,14 @@ import (
 	"net/http"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
@@ -73,6 +75,7 @@ type Server struct {
 	waiters *waiters
 	seen    *outcomeCache
 	ready   func(context.Context) error
+	metrics *metrics.Ingress // nil: not measured
 }
 
 // NewServer builds the server. ready is called by /readyz.
@@ -91,6 +94,11 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 	}
 	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(),
 		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready}
+}
+
+// Measure registers the server's metrics on reg.
+func (s *Server) Measure(reg prometheus.Registerer) {
+	s.metrics = metrics.NewIngress(reg, func() float64 { return float64(s.waiters.len()) })
 }
 
 // Handler returns the HTTP handler with its middleware.
@@ -241,11 +249,17 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 		Topic: kafkabus.TopicCommands, Key: []byte(cmd.CorrelationID), Value: value,
 		Headers: []kafka.Header{{Key: wire.HeaderRequestID, Value: []byte(cmd.RequestID)}},
 	}); err != nil {
+		if s.metrics != nil {
+			s.metrics.Published.WithLabelValues(string(cmd.Kind), "error").Inc()
+		}
 		log.Error("publish command", zap.Error(err))
 		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnavailable, ""))
 		return
 	}
 
+	if s.metrics != nil {
+		s.metrics.Published.WithLabelValues(string(cmd.Kind), "ok").Inc()
+	}
 	timer := time.NewTimer(s.opts.ResultWait)
 	defer timer.Stop()
 	select {

@@ -130,19 +130,37 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) err
 	return nil
 }
 
-// Ping checks that the cluster answers and that topics exist.
+// Ping checks that a broker answers now and that the topics exist. It dials
+// afresh on purpose: a kafka.Client caches metadata for seconds, and would
+// call a dead cluster ready.
 func Ping(ctx context.Context, brokers []string, topics ...string) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 5 * time.Second}
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: topics})
-	if err != nil {
-		return fmt.Errorf("kafka metadata: %w", err)
-	}
-	for _, t := range md.Topics {
-		if t.Error != nil {
-			return fmt.Errorf("kafka topic %s: %w", t.Name, t.Error)
+	var last error
+	for _, b := range brokers {
+		conn, err := (&kafka.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", b)
+		if err != nil {
+			last = err
+			continue
 		}
+		if d, ok := ctx.Deadline(); ok {
+			_ = conn.SetDeadline(d)
+		}
+		parts, err := conn.ReadPartitions(topics...)
+		conn.Close()
+		if err != nil {
+			return fmt.Errorf("kafka metadata from %s: %w", b, err)
+		}
+		found := map[string]bool{}
+		for _, p := range parts {
+			found[p.Topic] = true
+		}
+		for _, t := range topics {
+			if !found[t] {
+				return fmt.Errorf("kafka topic %s: not found", t)
+			}
+		}
+		return nil
 	}
-	return nil
+	return fmt.Errorf("no kafka broker answers: %w", last)
 }
 
 // zapLogger adapts zap to kafka-go's Logger.

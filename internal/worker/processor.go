@@ -15,6 +15,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/wire"
@@ -73,6 +74,8 @@ type Processor struct {
 	// that time is a replay and is refused with CodeDuplicateRequest.
 	// Default 24 h.
 	ReplayWindow time.Duration
+	// Metrics, when set, counts outcomes, conflicts, locks and dead letters.
+	Metrics *metrics.Worker
 	// MaxConflicts bounds the compare-and-set retries of one command when
 	// other commands keep changing the same member. Default 16.
 	MaxConflicts int
@@ -107,6 +110,11 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 	}
 	if err := p.publishResult(ctx, res); err != nil {
 		return err
+	}
+	if p.Metrics != nil {
+		p.Metrics.Outcomes.WithLabelValues(string(cmd.Kind), string(res.Code), how).Inc()
+		p.Metrics.CommandDuration.WithLabelValues(string(cmd.Kind)).Observe(p.now().Sub(start).Seconds())
+		p.Metrics.CommandAge.Observe(p.now().Sub(cmd.AcceptedAt).Seconds())
 	}
 	log.Info("command done", zap.String("asp_id", cmd.ASPID), zap.String("kind", string(cmd.Kind)),
 		zap.String("code", string(res.Code)), zap.String("member_id", res.MemberID), zap.String("how", how),
@@ -242,10 +250,20 @@ func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.
 		}
 		outbox, err := p.Members.UpdateMember(ctx, d.Member, m.Version, cmd.CorrelationID, d.Events)
 		if errors.Is(err, mongostore.ErrConflict) {
+			if p.Metrics != nil {
+				p.Metrics.Conflicts.Inc()
+			}
 			continue
 		}
 		if err != nil {
 			return pinreset.Result{}, err
+		}
+		if p.Metrics != nil {
+			for _, e := range d.Events {
+				if e.Type == pinreset.EventLocked {
+					p.Metrics.Locks.Inc()
+				}
+			}
 		}
 		if outbox != "" {
 			p.publishEvents(ctx, outbox, d.Events)
@@ -321,6 +339,9 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	}
 	if err := p.Publisher.Publish(ctx, msgs...); err != nil {
 		return fmt.Errorf("dead-letter %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
+	}
+	if p.Metrics != nil {
+		p.Metrics.DeadLettered.Inc()
 	}
 	log.Warn("command dead-lettered", zap.Error(reason))
 	return nil

@@ -8,8 +8,10 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/admin"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -80,10 +82,31 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
 	}, log)
 	defer consumer.Close()
+	reg := metrics.NewRegistry()
+	proc.Metrics = metrics.NewWorker(reg, func() float64 { return float64(consumer.Lag()) })
+	proc.Hasher = timedHasher{hasher, proc.Metrics}
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
 		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
 	// The sweeper and the relay stop with ctx; Run waits for them.
 	var background sync.WaitGroup
+	if cfg.AdminAddr != "" {
+		ready := func(ctx context.Context) error {
+			if err := store.Ping(ctx); err != nil {
+				return err
+			}
+			return kafkabus.Ping(ctx, cfg.KafkaBrokers, kafkabus.TopicCommands, kafkabus.TopicResults, kafkabus.TopicEvents)
+		}
+		background.Add(1)
+		go func() {
+			defer background.Done()
+			err := admin.Serve(ctx, cfg.AdminAddr, admin.Handler(reg, ready, log), func(a string) {
+				log.Info("admin listening", zap.String("addr", a))
+			})
+			if err != nil {
+				log.Error("admin server", zap.Error(err))
+			}
+		}()
+	}
 	background.Add(2)
 	go func() {
 		defer background.Done()
@@ -179,3 +202,21 @@ func relay(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap
 		}
 	}
 }
+
+// timedHasher measures every argon2id hash and verification.
+type timedHasher struct {
+	h pinreset.PINHasher
+	m *metrics.Worker
+}
+
+func (t timedHasher) Hash(pin string) (string, error) {
+	defer t.observe(time.Now())
+	return t.h.Hash(pin)
+}
+
+func (t timedHasher) Verify(pin, encoded string) (bool, bool, error) {
+	defer t.observe(time.Now())
+	return t.h.Verify(pin, encoded)
+}
+
+func (t timedHasher) observe(start time.Time) { t.m.HashDuration.Observe(time.Since(start).Seconds()) }

@@ -1,0 +1,94 @@
+// Package metrics defines the service's Prometheus metrics. Each binary
+// builds one set on its own registry (no global state) and serves it on its
+// admin port; the names are the contract of the Grafana dashboard and alerts.
+package metrics
+
+import (
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+)
+
+// Latency buckets in seconds: argon2id dominates (tens of ms per hash), so
+// the interesting range is 5 ms to the 5 s result wait.
+var buckets = []float64{.005, .01, .02, .035, .05, .075, .1, .15, .25, .5, 1, 2.5, 5, 10}
+
+// Ingress are the ingress's metrics.
+type Ingress struct {
+	Requests        *prometheus.CounterVec   // by route, status and code
+	RequestDuration *prometheus.HistogramVec // by route
+	Waiting         prometheus.GaugeFunc     // requests waiting for their result
+	Published       *prometheus.CounterVec   // commands published, by kind and result (ok, error)
+}
+
+// Worker are the worker's metrics.
+type Worker struct {
+	Outcomes        *prometheus.CounterVec   // by kind, code and how (decided, repeated, reused, replay, status)
+	CommandDuration *prometheus.HistogramVec // processing time by kind
+	CommandAge      prometheus.Histogram     // from acceptance by the ingress to the result: end-to-end lag
+	HashDuration    prometheus.Histogram     // one argon2id hash or verification
+	DeadLettered    prometheus.Counter
+	Locks           prometheus.Counter
+	Conflicts       prometheus.Counter // compare-and-set conflicts (two commands for one member)
+	Lag             prometheus.GaugeFunc
+}
+
+// NewRegistry returns a registry with the Go runtime and process collectors.
+func NewRegistry() *prometheus.Registry {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	return reg
+}
+
+// NewIngress registers the ingress metrics; waiting reports the requests
+// waiting for a result.
+func NewIngress(reg prometheus.Registerer, waiting func() float64) *Ingress {
+	m := &Ingress{
+		Requests: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_http_requests_total", Help: "HTTP requests by route, status and outcome code.",
+		}, []string{"route", "status", "code"}),
+		RequestDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pinreset_http_request_duration_seconds", Help: "HTTP request latency, including the wait for the result.", Buckets: buckets,
+		}, []string{"route"}),
+		Waiting: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pinreset_commands_in_flight", Help: "Requests of this ingress waiting for their result.",
+		}, waiting),
+		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_commands_published_total", Help: "Commands published to password.commands, by kind and result.",
+		}, []string{"kind", "result"}),
+	}
+	reg.MustRegister(m.Requests, m.RequestDuration, m.Waiting, m.Published)
+	return m
+}
+
+// NewWorker registers the worker metrics; lag reports the consumer lag.
+func NewWorker(reg prometheus.Registerer, lag func() float64) *Worker {
+	m := &Worker{
+		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_outcomes_total", Help: "Command outcomes by kind, code and how they were reached.",
+		}, []string{"kind", "code", "how"}),
+		CommandDuration: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name: "pinreset_command_duration_seconds", Help: "Worker processing time of one command.", Buckets: buckets,
+		}, []string{"kind"}),
+		CommandAge: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pinreset_command_age_seconds", Help: "Time from the ingress accepting a command to its result: queueing plus processing.",
+			Buckets: append(buckets, 30, 60, 120),
+		}),
+		HashDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
+			Name: "pinreset_hash_duration_seconds", Help: "One argon2id hash or verification.", Buckets: buckets,
+		}),
+		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pinreset_dead_lettered_total", Help: "Commands moved to password.commands.dlq.",
+		}),
+		Locks: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pinreset_pin_locks_total", Help: "PINs locked after too many wrong attempts.",
+		}),
+		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pinreset_member_conflicts_total", Help: "Compare-and-set conflicts on member documents (retried).",
+		}),
+		Lag: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+			Name: "pinreset_consumer_lag", Help: "Messages of password.commands not yet read by this worker's consumer.",
+		}, lag),
+	}
+	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.DeadLettered, m.Locks, m.Conflicts, m.Lag)
+	return m
+}
