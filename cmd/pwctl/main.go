@@ -38,6 +38,7 @@ const usage = `usage: pwctl <command> [flags]
 commands:
   sign     print the X-KM headers, or a curl command, for a request body
   events   follow password.events and print each event (the example consumer)
+  audit    verify the audit trail's hash chains, or show a history
 
 Run 'pwctl <command> -h' for its flags.
 `
@@ -55,6 +56,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return sign(args[1:], stdin, stdout, stderr, time.Now())
 	case "events":
 		return eventsCmd(ctx, args[1:], stdout, stderr)
+	case "audit":
+		return auditCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

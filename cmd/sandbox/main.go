@@ -21,8 +21,10 @@ import (
 	"syscall"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/mongo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -142,7 +144,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if mongoOn {
-		if err := prepareDatabase(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl")); err != nil {
+		if err := prepareDatabase(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl"), infra.MongoDir()); err != nil {
 			return err
 		}
 	}
@@ -184,14 +186,30 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
-// prepareDatabase creates the indexes and puts the seed members in their seed state.
-func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) error {
+// prepareDatabase creates the collections and indexes and puts the seed
+// members in their seed state.
+func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir string) error {
 	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
 	if err != nil {
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
 	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	if err := audit.New(store.Database()).EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	collections := []string{mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.OutcomesCollection,
+		mongostore.ContentsCollection, mongostore.OutboxCollection, audit.Collection}
+	for _, c := range collections {
+		err := store.Database().CreateCollection(ctx, c)
+		var ce mongo.CommandError
+		if err != nil && !(errors.As(err, &ce) && ce.Name == "NamespaceExists") {
+			return fmt.Errorf("create collection %s: %w", c, err)
+		}
+	}
+	if err := sandbox.IndexIDLookups(ctx, mongoDir, cfg.MongoDatabase, collections...); err != nil {
 		return err
 	}
 	members, err := sandbox.LoadSeed(seedFile)

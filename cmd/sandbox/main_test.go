@@ -166,7 +166,9 @@ func (c *client) send(req *http.Request) (response, error) {
 	return r, nil
 }
 
-var httpClient = &http.Client{Timeout: 30 * time.Second}
+// httpClient bounds every test request; the longest legitimate wait is a
+// test's PINRESET_RESULT_WAIT under the race detector.
+var httpClient = &http.Client{Timeout: 2 * time.Minute}
 
 func readFile(t *testing.T, path string) []byte {
 	t.Helper()
@@ -221,7 +223,8 @@ func TestSandboxChangeResetAndStorage(t *testing.T) {
 		{"change", `{"loginId":"success@sandbox.example","currentPassword":"246810","newPassword":"581379"}`, 200, "000_000"},
 		{"old PIN no longer valid", `{"loginId":"success@sandbox.example","currentPassword":"246810","newPassword":"703152"}`, 400, "001_035"},
 		{"reset ignores currentPassword", `{"loginId":"success@sandbox.example","currentPassword":"xx","newPassword":"703152","isResetPassword":true}`, 200, "000_000"},
-		{"reset to the same PIN", `{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`, 400, "001_043"},
+		// (With the member's ci, so not the previous content again: that would be a replay, 001_409.)
+		{"reset to the same PIN", `{"loginId":"success@sandbox.example","ci":"` + successCI(t) + `","newPassword":"703152","isResetPassword":true}`, 400, "001_043"},
 		{"change after reset", `{"loginId":"success@sandbox.example","currentPassword":"703152","newPassword":"581379"}`, 200, "000_000"},
 		{"weak new PIN", `{"loginId":"success@sandbox.example","currentPassword":"581379","newPassword":"123580"}`, 400, "001_044"},
 	}
@@ -282,6 +285,16 @@ func TestSandboxChangeResetAndStorage(t *testing.T) {
 	if _, ok := byKey[cids[len(cids)-1]]; ok {
 		t.Errorf("a request refused by the ingress reached Kafka")
 	}
+}
+
+// successCI is the stored CI of the sandbox's success member.
+func successCI(t *testing.T) string {
+	t.Helper()
+	var body struct{ CI string }
+	if err := json.Unmarshal(readFile(t, "../../deployments/sandbox/requests/success.json"), &body); err != nil {
+		t.Fatal(err)
+	}
+	return body.CI
 }
 
 // readAll reads every message of topic up to its current end.
@@ -354,7 +367,8 @@ func TestSandboxRejectsBadToken(t *testing.T) {
 // the compare-and-set loses none: the final version counts every success and
 // the final hash is the PIN of the last one applied.
 func TestSandboxConcurrentCommandsOneMember(t *testing.T) {
-	e := startSandbox(t, map[string]string{"PINRESET_RESULT_WAIT": "90s"})
+	// Cheap hashing: this is about lost updates, not hashing cost.
+	e := startSandbox(t, map[string]string{"PINRESET_RESULT_WAIT": "90s", "PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1"})
 	c := newClient(t, e)
 	const n = 50
 	pins := make(map[string]string, n) // correlation id -> PIN set

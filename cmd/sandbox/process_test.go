@@ -47,7 +47,7 @@ func binaries(t *testing.T) string {
 		if buildErr != nil {
 			return
 		}
-		out, err := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "../../cmd/ingress", "../../cmd/worker", "../../cmd/sandbox").CombinedOutput()
+		out, err := exec.Command("go", "build", "-o", binDir+string(filepath.Separator), "../../cmd/ingress", "../../cmd/worker", "../../cmd/sandbox", "../../cmd/pwctl").CombinedOutput()
 		if err != nil {
 			buildErr = fmt.Errorf("go build: %v\n%s", err, out)
 		}

@@ -97,6 +97,10 @@ func Open(cfg Config) (*Store, error) {
 	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection), outbox: db.Collection(OutboxCollection)}, nil
 }
 
+// Database is the database the store uses, for the other collections of the
+// service (the audit trail).
+func (s *Store) Database() *mongo.Database { return s.members.Database() }
+
 // Close disconnects.
 func (s *Store) Close(ctx context.Context) error { return s.client.Disconnect(ctx) }
 

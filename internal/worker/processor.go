@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/metrics"
@@ -34,6 +35,13 @@ type Members interface {
 type Outcomes interface {
 	FindOutcome(ctx context.Context, aspID, correlationID string) (mongostore.Outcome, error)
 	InsertOutcome(ctx context.Context, o mongostore.Outcome) error
+	MarkAudited(ctx context.Context, aspID, correlationID string) error
+}
+
+// Auditor appends to the tamper-evident audit trail.
+type Auditor interface {
+	Append(ctx context.Context, r audit.Record) (audit.Record, error)
+	HasCorrelation(ctx context.Context, chain, correlationID string) (bool, error)
 }
 
 // Contents remembers the content of the requests that set a PIN, to detect
@@ -58,6 +66,7 @@ type Publisher interface {
 type Processor struct {
 	Members       Members
 	Outcomes      Outcomes
+	Audit         Auditor
 	Contents      Contents
 	Fingerprinter Fingerprinter
 	Publisher     Publisher
@@ -138,6 +147,11 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	case err != nil:
 		return pinreset.Result{}, "", err
 	default:
+		if !rec.Audited && cmd.Kind != pinreset.KindStatus && rec.Fingerprint != "" {
+			if err := p.audit(ctx, cmd, rec.Code, rec.MemberID, true); err != nil {
+				return pinreset.Result{}, "", err
+			}
+		}
 		return p.recorded(cmd, rec)
 	}
 
@@ -198,7 +212,47 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	if err != nil {
 		return pinreset.Result{}, "", err
 	}
+	if err := p.audit(ctx, cmd, res.Code, res.MemberID, false); err != nil {
+		return pinreset.Result{}, "", err
+	}
 	return res, how, nil
+}
+
+// audit appends the outcome of cmd to the audit trail and marks its outcome
+// record audited. repair is set when the record was found unaudited (a
+// worker died in between): then the trail is searched first, so a record
+// appended just before that death is not appended twice.
+func (p *Processor) audit(ctx context.Context, cmd pinreset.Command, code pinreset.Code, memberID string, repair bool) error {
+	kind := audit.KindUnknown
+	if cmd.Kind == pinreset.KindReset || cmd.Kind == pinreset.KindChange {
+		kind = string(cmd.Kind)
+	}
+	r := audit.Record{ASPID: cmd.ASPID, Kind: kind, MemberID: memberID, CorrelationID: cmd.CorrelationID,
+		Code: string(code), At: p.now().UTC(), WorkerID: p.WorkerID}
+	if memberID == "" && cmd.LoginID != "" {
+		// No member: the trail says which loginId was asked for, keyed, never in clear.
+		h, err := p.Fingerprinter.Fingerprint([]byte("audit-login\x00" + cmd.ASPID + "\x00" + cmd.LoginID))
+		if err != nil {
+			return err
+		}
+		r.LoginIDHash = h
+	}
+	if repair {
+		found, err := p.Audit.HasCorrelation(ctx, audit.ChainOf(r), cmd.CorrelationID)
+		if err != nil {
+			return err
+		}
+		if found {
+			return p.Outcomes.MarkAudited(ctx, cmd.ASPID, cmd.CorrelationID)
+		}
+	}
+	if _, err := p.Audit.Append(ctx, r); err != nil {
+		return fmt.Errorf("audit command %s: %w", cmd.CorrelationID, err)
+	}
+	if cmd.ASPID == "" {
+		return nil // an unreadable poison command has no outcome record
+	}
+	return p.Outcomes.MarkAudited(ctx, cmd.ASPID, cmd.CorrelationID)
 }
 
 // recorded answers cmd from the recorded outcome of its correlation id.
@@ -314,10 +368,27 @@ func (p *Processor) publishResult(ctx context.Context, r pinreset.Result) error 
 func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Message, reason error) error {
 	now := p.now().UTC()
 	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
+	auditIt := true
 	if known {
 		err := p.Outcomes.InsertOutcome(ctx, mongostore.Outcome{ASPID: aspID, CorrelationID: cid,
 			Code: pinreset.CodeRejected, CompletedAt: now, WorkerID: p.WorkerID})
-		if err != nil && !errors.Is(err, mongostore.ErrDuplicate) {
+		switch {
+		case errors.Is(err, mongostore.ErrDuplicate):
+			rec, err := p.Outcomes.FindOutcome(ctx, aspID, cid)
+			if err != nil {
+				return err
+			}
+			auditIt = !rec.Audited
+		case err != nil:
+			return err
+		}
+	}
+	if auditIt {
+		c := pinreset.Command{CorrelationID: string(m.Key), ASPID: aspID}
+		if len(c.CorrelationID) > 64 {
+			c.CorrelationID = c.CorrelationID[:64]
+		}
+		if err := p.audit(ctx, c, pinreset.CodeRejected, "", false); err != nil {
 			return err
 		}
 	}

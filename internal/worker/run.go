@@ -9,6 +9,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/admin"
+	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/metrics"
@@ -58,13 +59,17 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		defer cancel()
 		_ = store.Close(cctx)
 	}()
+	trail := audit.New(store.Database())
 	if err := retry(ctx, log, "prepare database and topics", func() error {
 		if cfg.CreateTopics {
 			if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
 				return err
 			}
 		}
-		return store.EnsureIndexes(ctx)
+		if err := store.EnsureIndexes(ctx); err != nil {
+			return err
+		}
+		return trail.EnsureIndexes(ctx)
 	}); err != nil {
 		return err
 	}
@@ -74,7 +79,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	rules := pinreset.DefaultRules()
 	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
 	proc := &Processor{
-		Members: store, Outcomes: store, Contents: store, Fingerprinter: hasher, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
+		Members: store, Outcomes: store, Audit: trail, Contents: store, Fingerprinter: hasher, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{

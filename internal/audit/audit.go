@@ -1,0 +1,629 @@
+// Package audit keeps the audit trail of the PIN service: one record per
+// decided command (who: the ASP; what: reset, change, or unknown for a
+// command that could not be decoded; which member; when; the correlation id;
+// the outcome code; the worker), appended to the collection "audit" and
+// never updated. A record holds ids and codes only, never a PIN, hash, CI or
+// loginId: when no member matched, the caller passes a keyed hash of the
+// loginId it was given, and the package never sees the loginId itself.
+//
+// # Tamper evidence
+//
+// Records form hash chains. Each record carries the SHA-256 hash of the
+// previous record of its chain (PrevHash, "" for the first) and its own hash
+// over a canonical encoding of all its fields, seq and prevHash included (see
+// recordHash). Verify walks every chain in seq order, recomputes every hash
+// and checks every link, so it reports a record edited in place, a record
+// deleted from the middle of a chain, and records swapped or reordered.
+//
+// What a chain alone cannot show: the hash is not keyed, so someone with
+// write access who rewrites a record and recomputes every later record of
+// its chain, who deletes the newest records of a chain (its tail), or who
+// deletes a whole chain, leaves a trail that verifies. Anchoring the chain
+// heads outside the database (for example exporting Report and the heads
+// periodically to write-once storage) closes that gap; the records are laid
+// out so that it can be added without changing them.
+//
+// # Chains
+//
+// One chain per member ("m:<member id>"), and for records without a member
+// one chain per ASP shard ("a:<asp id>:<n>", n = FNV-32a(correlation id) mod
+// 16). A single global chain would make every append of every worker
+// contend for the same head: on a conflict the losers re-read and retry, so
+// throughput would be bounded by one round trip per record for the whole
+// service and the wasted work would grow with the number of workers. A
+// member rarely has two commands decided at the same moment (and their
+// member changes are serialized by the member's version claim anyway), so a
+// per-member chain almost never sees two appends at once; memberless records (unknown loginIds, undecodable commands) are
+// spread over 16 chains per ASP by correlation id, so an ASP sending many of
+// them does not serialize on one head either, and a redelivered command maps
+// to the same chain again (HasCorrelation looks there). Chains are cheap:
+// nothing is stored per chain beyond its records.
+//
+// # Appending without compare-and-set
+//
+// FerretDB v1 runs update, replace and findAndModify as a query followed by a
+// write, so a filtered update is not an atomic compare-and-set there. The
+// only primitive that is atomic on FerretDB and MongoDB alike is an insert
+// under a unique _id, and that is the claim: a record's _id is
+// "<chain>:<seq>". Append inserts the next seq of the chain with prevHash =
+// the hash of the record before; on a duplicate key (another writer took
+// that seq) it finds the head again and retries, at most MaxAttempts times.
+//
+// Finding the head costs reads, so Append avoids them: a per-process hint
+// (bounded, guarded by a mutex) remembers the last seq of each chain it has
+// seen and that record's hash, and Append first simply tries to insert the
+// next seq (seq 1 for a chain it has never seen, the common case of a
+// member's first command). Only when that insert loses does it read: it
+// probes _id upward from the last record it knows (linearly, then in
+// doubling steps) and binary-searches between the last present and the
+// first missing seq, O(log n) point lookups for a chain of n records; seqs
+// are claimed in order, so "present" is monotone in seq. (Reading only the
+// record that won and trying the seq after it was measured too: it lost
+// about twice as many inserts when the hint was stale, the usual case for a
+// member whose commands reach different workers.)
+//
+// Measured on FerretDB v1.24 (SQLite), which shaped this: a find by
+// {_id: value} is the only filter it pushes down to SQLite, and even that
+// does not use the _id index (the query's JSON path expression ->'$._id'
+// differs from the index's ->"_id"; EXPLAIN QUERY PLAN says SCAN), so every
+// lookup scans the table in SQL and a miss scans all of it (about 20 ms at
+// 3,000 records); any other filter or sort is
+// evaluated in Go over every document (a "sort by seq descending, limit 1"
+// on one chain took 0.3 to 1 s at 5,000 records). An insert, by contrast,
+// checks the unique index and stays cheap. Hence inserts first and reads
+// only on a conflict, and no sorted query on the append path. On MongoDB
+// every one of these is an index lookup.
+//
+// Append is not idempotent by itself: if it returns an error after the
+// insert reached the server, the record may exist. A caller that retries the
+// same command asks HasCorrelation first.
+package audit
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/binary"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"sort"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+)
+
+// Collection is the name of the audit collection.
+const Collection = "audit"
+
+// Kinds of records.
+const (
+	KindReset   = "reset"
+	KindChange  = "change"
+	KindUnknown = "unknown" // a command that could not be decoded or opened
+)
+
+// Shards is the number of chains per ASP for records without a member.
+const Shards = 16
+
+// MaxAttempts bounds how many times Append retries after another writer took
+// the seq it tried.
+const MaxAttempts = 100
+
+// maxHints bounds the per-process map of chain heads; it is only a hint.
+const maxHints = 10000
+
+// ErrContention is returned by Append when other writers took the next seq
+// of the chain MaxAttempts times in a row.
+var ErrContention = errors.New("audit: too many concurrent appends to one chain")
+
+// Record is one audit record.
+type Record struct {
+	Chain         string    // set by Append
+	Seq           int64     // set by Append: 1, 2, ...
+	PrevHash      string    // hex; "" for seq 1; set by Append
+	Hash          string    // hex; set by Append
+	ASPID         string    // who
+	Kind          string    // "reset", "change" or "unknown"
+	MemberID      string    // empty when no member matched
+	LoginIDHash   string    // keyed hash from the caller, when MemberID is empty
+	CorrelationID string    //
+	Code          string    // outcome code, e.g. "000_000"
+	At            time.Time // UTC, truncated to milliseconds (BSON dates are ms)
+	WorkerID      string    //
+}
+
+// recordDoc is the stored form of a Record. Every field is always present,
+// so a stored record has exactly these keys.
+type recordDoc struct {
+	ID            string    `bson:"_id"` // "<chain>:<seq>"
+	Chain         string    `bson:"chain"`
+	Seq           int64     `bson:"seq"`
+	PrevHash      string    `bson:"prevHash"`
+	Hash          string    `bson:"hash"`
+	ASPID         string    `bson:"aspId"`
+	Kind          string    `bson:"kind"`
+	MemberID      string    `bson:"memberId"`
+	LoginIDHash   string    `bson:"loginIdHash"`
+	CorrelationID string    `bson:"correlationId"`
+	Code          string    `bson:"code"`
+	At            time.Time `bson:"at"`
+	WorkerID      string    `bson:"workerId"`
+}
+
+// docKeys are the keys of a stored record, in the order recordDoc writes them.
+var docKeys = []string{"_id", "chain", "seq", "prevHash", "hash", "aspId", "kind", "memberId", "loginIdHash", "correlationId", "code", "at", "workerId"}
+
+func toDoc(r Record) recordDoc {
+	return recordDoc{
+		ID: recordID(r.Chain, r.Seq), Chain: r.Chain, Seq: r.Seq, PrevHash: r.PrevHash, Hash: r.Hash,
+		ASPID: r.ASPID, Kind: r.Kind, MemberID: r.MemberID, LoginIDHash: r.LoginIDHash,
+		CorrelationID: r.CorrelationID, Code: r.Code, At: r.At, WorkerID: r.WorkerID,
+	}
+}
+
+func (d recordDoc) record() Record {
+	return Record{
+		Chain: d.Chain, Seq: d.Seq, PrevHash: d.PrevHash, Hash: d.Hash,
+		ASPID: d.ASPID, Kind: d.Kind, MemberID: d.MemberID, LoginIDHash: d.LoginIDHash,
+		CorrelationID: d.CorrelationID, Code: d.Code, At: d.At.UTC(), WorkerID: d.WorkerID,
+	}
+}
+
+func recordID(chain string, seq int64) string { return chain + ":" + strconv.FormatInt(seq, 10) }
+
+// ChainOf names the chain a record belongs to: "m:<member id>" when it has a
+// member, else "a:<asp id>:<n>" with n = FNV-32a(correlation id) mod 16.
+func ChainOf(r Record) string {
+	if r.MemberID != "" {
+		return "m:" + r.MemberID
+	}
+	h := fnv.New32a()
+	_, _ = h.Write([]byte(r.CorrelationID))
+	return "a:" + r.ASPID + ":" + strconv.FormatUint(uint64(h.Sum32()%Shards), 10)
+}
+
+// hashDomain separates this encoding from any other use of SHA-256.
+const hashDomain = "kmwallet/pinreset audit record v1"
+
+// recordHash is the hex SHA-256 of the canonical encoding of every field of
+// r but Hash: the domain string, then each field as its name and its value,
+// each preceded by its length as a uvarint, in a fixed order. Seq is written
+// in decimal and At as Unix milliseconds in decimal, so the encoding depends
+// on nothing but the values (not on BSON, time zones or the driver).
+func recordHash(r Record) string {
+	buf := make([]byte, 0, 512)
+	put := func(s string) {
+		buf = binary.AppendUvarint(buf, uint64(len(s)))
+		buf = append(buf, s...)
+	}
+	put(hashDomain)
+	field := func(name, value string) { put(name); put(value) }
+	field("chain", r.Chain)
+	field("seq", strconv.FormatInt(r.Seq, 10))
+	field("prevHash", r.PrevHash)
+	field("aspId", r.ASPID)
+	field("kind", r.Kind)
+	field("memberId", r.MemberID)
+	field("loginIdHash", r.LoginIDHash)
+	field("correlationId", r.CorrelationID)
+	field("code", r.Code)
+	field("at", strconv.FormatInt(r.At.UnixMilli(), 10))
+	field("workerId", r.WorkerID)
+	sum := sha256.Sum256(buf)
+	return hex.EncodeToString(sum[:])
+}
+
+// Log is the audit trail in one database. It is safe for concurrent use;
+// any number of Logs (in any number of processes) may append to the same
+// collection.
+type Log struct {
+	coll *mongo.Collection
+	now  func() time.Time
+
+	mu    sync.Mutex
+	hints map[string]head // chain -> a record known to exist, with its hash
+
+	conflicts atomic.Int64 // inserts that lost to another writer (tests, metrics)
+}
+
+type head struct {
+	seq  int64
+	hash string
+}
+
+// New returns the audit trail kept in db's collection "audit".
+func New(db *mongo.Database) *Log {
+	return &Log{coll: db.Collection(Collection), now: time.Now, hints: make(map[string]head)}
+}
+
+// EnsureIndexes creates the indexes Find, HasCorrelation and Verify use:
+// correlationId, memberId and (chain, seq), all plain. Idempotent. Append
+// needs none: it reads and claims by _id.
+func (l *Log) EnsureIndexes(ctx context.Context) error {
+	// One createIndexes per index: FerretDB v1.24 panics (and drops the
+	// connection) on a createIndexes of several indexes that already exist.
+	for _, ix := range []struct {
+		name string
+		keys bson.D
+	}{
+		{"correlation_id", bson.D{{Key: "correlationId", Value: 1}}},
+		{"member_id", bson.D{{Key: "memberId", Value: 1}}},
+		{"chain_seq", bson.D{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}}},
+	} {
+		_, err := l.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
+		if err != nil {
+			return fmt.Errorf("create audit index %s: %w", ix.name, err)
+		}
+	}
+	return nil
+}
+
+// check refuses a record that cannot be what a caller means to audit.
+func check(r Record) error {
+	switch r.Kind {
+	case KindReset, KindChange, KindUnknown:
+	default:
+		return fmt.Errorf("audit: kind %q is not reset, change or unknown", r.Kind)
+	}
+	if r.Code == "" {
+		return errors.New("audit: outcome code is empty")
+	}
+	if r.LoginIDHash != "" && !looksLikeHash(r.LoginIDHash) {
+		// A guard against a raw loginId (an e-mail address or a phone
+		// number) reaching the trail by mistake; the value is not echoed.
+		return errors.New("audit: LoginIDHash is not a keyed hash (want at least 22 characters of hex or base64, an optional key id prefix)")
+	}
+	return nil
+}
+
+// looksLikeHash: at least 22 characters (128 bits in base64), only hex,
+// base64 (standard or URL) and ':' or '.' separators, no '@'.
+func looksLikeHash(s string) bool {
+	if len(s) < 22 || len(s) > 256 {
+		return false
+	}
+	for _, c := range s {
+		switch {
+		case c >= '0' && c <= '9', c >= 'a' && c <= 'z', c >= 'A' && c <= 'Z':
+		case c == '+', c == '/', c == '=', c == '-', c == '_', c == ':', c == '.':
+		default:
+			return false
+		}
+	}
+	return true
+}
+
+// Append adds r at the head of its chain and returns it as stored, with
+// Chain, Seq, PrevHash and Hash set (what r had in them is ignored) and At
+// in UTC truncated to milliseconds (now when zero). Kind must be reset,
+// change or unknown, Code must be set, and LoginIDHash, when set, must look
+// like a hash.
+//
+// On a non-nil error other than a refused record or ErrContention, the
+// record may or may not have been stored; see HasCorrelation.
+func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
+	if err := check(r); err != nil {
+		return Record{}, err
+	}
+	if r.At.IsZero() {
+		r.At = l.now()
+	}
+	r.At = r.At.UTC().Truncate(time.Millisecond)
+	r.Chain = ChainOf(r)
+
+	// Try the seq after the last one seen (seq 1 for an unseen chain)
+	// without reading; read only after losing an insert.
+	known, _ := l.hint(r.Chain)
+	for range MaxAttempts {
+		r.Seq, r.PrevHash = known.seq+1, known.hash
+		r.Hash = recordHash(r)
+		_, err := l.coll.InsertOne(ctx, toDoc(r))
+		if err == nil {
+			l.setHint(r.Chain, head{seq: r.Seq, hash: r.Hash})
+			return r, nil
+		}
+		if !mongo.IsDuplicateKeyError(err) {
+			return Record{}, fmt.Errorf("append audit record %s: %w", recordID(r.Chain, r.Seq), err)
+		}
+		// Someone else appended r.Seq: find the head, from the last record
+		// whose hash is known here.
+		l.conflicts.Add(1)
+		if known, err = l.findHead(ctx, r.Chain, known); err != nil {
+			return Record{}, err
+		}
+	}
+	return Record{}, fmt.Errorf("%w %s", ErrContention, r.Chain)
+}
+
+// findHead returns the newest record of chain at or after from (a record
+// known to exist, or seq 0 for none): it probes from.seq+1, +2, +3, +4, then
+// in growing steps until a seq is missing, and binary-searches between the
+// last present and the first missing seq. Chains have no gaps (seqs are
+// claimed in order), so "present" is monotone in seq.
+func (l *Log) findHead(ctx context.Context, chain string, from head) (head, error) {
+	lo := from
+	hi := int64(-1) // first seq known to be missing
+	step := int64(1)
+	for probes := 0; hi < 0; probes++ {
+		s := lo.seq + step
+		h, found, err := l.hashAt(ctx, chain, s)
+		if err != nil {
+			return head{}, err
+		}
+		if !found {
+			hi = s
+			break
+		}
+		lo = head{seq: s, hash: h}
+		if probes >= 3 {
+			step *= 2
+		}
+	}
+	for hi-lo.seq > 1 {
+		mid := lo.seq + (hi-lo.seq)/2
+		h, found, err := l.hashAt(ctx, chain, mid)
+		if err != nil {
+			return head{}, err
+		}
+		if found {
+			lo = head{seq: mid, hash: h}
+		} else {
+			hi = mid
+		}
+	}
+	l.setHint(chain, lo)
+	return lo, nil
+}
+
+// hashAt reads the hash of record seq of chain.
+func (l *Log) hashAt(ctx context.Context, chain string, seq int64) (string, bool, error) {
+	var d struct {
+		Hash string `bson:"hash"`
+	}
+	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: recordID(chain, seq)}},
+		options.FindOne().SetProjection(bson.D{{Key: "hash", Value: 1}})).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", false, nil
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("read audit record %s: %w", recordID(chain, seq), err)
+	}
+	return d.Hash, true, nil
+}
+
+func (l *Log) hint(chain string) (head, bool) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h, ok := l.hints[chain]
+	return h, ok
+}
+
+func (l *Log) setHint(chain string, h head) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if cur, ok := l.hints[chain]; ok {
+		if h.seq > cur.seq {
+			l.hints[chain] = h
+		}
+		return
+	}
+	if len(l.hints) >= maxHints {
+		for k := range l.hints { // evict an arbitrary entry: a missing hint costs a few lookups
+			delete(l.hints, k)
+			break
+		}
+	}
+	l.hints[chain] = h
+}
+
+// HasCorrelation says whether chain holds a record of correlationID; a
+// caller that may have appended before a crash asks it before appending
+// again (the chain is ChainOf of the record it would append). On MongoDB it
+// is an index lookup (correlation_id); on FerretDB v1 it reads the whole
+// collection when the answer is no (0.5 to 0.9 s at 5,000 records), so ask
+// it on the redelivery path, not for every command.
+func (l *Log) HasCorrelation(ctx context.Context, chain, correlationID string) (bool, error) {
+	err := l.coll.FindOne(ctx, bson.D{{Key: "chain", Value: chain}, {Key: "correlationId", Value: correlationID}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find audit record of %s: %w", correlationID, err)
+	}
+	return true, nil
+}
+
+// Find returns the records of correlationID, or of memberID, or with both
+// given those of both, ordered by chain then seq. At least one is required.
+func (l *Log) Find(ctx context.Context, correlationID, memberID string) ([]Record, error) {
+	filter := bson.D{}
+	if correlationID != "" {
+		filter = append(filter, bson.E{Key: "correlationId", Value: correlationID})
+	}
+	if memberID != "" {
+		filter = append(filter, bson.E{Key: "memberId", Value: memberID})
+	}
+	if len(filter) == 0 {
+		return nil, errors.New("audit: find needs a correlation id or a member id")
+	}
+	cur, err := l.coll.Find(ctx, filter)
+	if err != nil {
+		return nil, fmt.Errorf("find audit records: %w", err)
+	}
+	var docs []recordDoc
+	if err := cur.All(ctx, &docs); err != nil {
+		return nil, fmt.Errorf("read audit records: %w", err)
+	}
+	out := make([]Record, 0, len(docs))
+	for _, d := range docs {
+		out = append(out, d.record())
+	}
+	sort.Slice(out, func(i, j int) bool {
+		if out[i].Chain != out[j].Chain {
+			return out[i].Chain < out[j].Chain
+		}
+		return out[i].Seq < out[j].Seq
+	})
+	return out, nil
+}
+
+// Report is what Verify found.
+type Report struct {
+	Chains  int     // chains walked
+	Records int     // records read
+	Broken  []Break // the first broken link of each broken chain, by chain
+}
+
+// OK says whether nothing is broken.
+func (r Report) OK() bool { return len(r.Broken) == 0 }
+
+// Break is the first place a chain does not verify.
+type Break struct {
+	Chain  string
+	Seq    int64 // the record that does not verify, or the first missing seq
+	Reason string
+}
+
+func (b Break) String() string { return fmt.Sprintf("%s seq %d: %s", b.Chain, b.Seq, b.Reason) }
+
+// Verify walks every chain in seq order, recomputes every record's hash and
+// checks that it is stored under "<chain>:<seq>", that its chain is the one
+// its fields name, that seqs run 1, 2, ... without gaps and that each
+// prevHash is the hash of the record before. It reports the first broken
+// link of each chain and goes on with the next chain; visit, if not nil, is
+// called with every record read (a record that cannot be decoded is reported
+// and not visited). The error is for failing to read, not for a broken chain.
+//
+// It reads the collection sorted by (chain, seq): on MongoDB the chain_seq
+// index streams it; FerretDB v1 sorts the whole collection in memory.
+func (l *Log) Verify(ctx context.Context, visit func(Record)) (Report, error) {
+	cur, err := l.coll.Find(ctx, bson.D{},
+		options.Find().SetSort(bson.D{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}, {Key: "_id", Value: 1}}).SetAllowDiskUse(true))
+	if err != nil {
+		return Report{}, fmt.Errorf("read audit records: %w", err)
+	}
+	defer cur.Close(context.WithoutCancel(ctx))
+
+	var (
+		rep      Report
+		chain    string
+		started  bool
+		broken   bool
+		expect   int64  // next seq of the chain
+		prevHash string // hash of the record before
+	)
+	fail := func(seq int64, format string, args ...any) {
+		rep.Broken = append(rep.Broken, Break{Chain: chain, Seq: seq, Reason: fmt.Sprintf(format, args...)})
+		broken = true
+	}
+	for cur.Next(ctx) {
+		raw := cur.Current
+		d, decodeErr := decode(raw)
+		if !started || d.Chain != chain {
+			started, chain, broken, expect, prevHash = true, d.Chain, false, 1, ""
+			rep.Chains++
+		}
+		rep.Records++
+		if decodeErr != nil {
+			if !broken {
+				fail(d.Seq, "record %s cannot be read: %v", idOf(raw), decodeErr)
+			}
+			continue
+		}
+		r := d.record()
+		if visit != nil {
+			visit(r)
+		}
+		if broken {
+			continue
+		}
+		switch {
+		case d.ID != recordID(r.Chain, r.Seq):
+			fail(r.Seq, "record stored as %q holds chain %q seq %d (moved or swapped)", d.ID, r.Chain, r.Seq)
+		case r.Seq < expect:
+			fail(r.Seq, "seq %d appears twice", r.Seq)
+		case r.Seq > expect && expect == r.Seq-1:
+			fail(expect, "record %d is missing (next is %d)", expect, r.Seq)
+		case r.Seq > expect:
+			fail(expect, "records %d to %d are missing (next is %d)", expect, r.Seq-1, r.Seq)
+		case ChainOf(r) != r.Chain:
+			fail(r.Seq, "record's member, ASP or correlation id belong to chain %q (altered)", ChainOf(r))
+		case recordHash(r) != r.Hash:
+			fail(r.Seq, "hash does not match the record's fields (altered)")
+		case r.PrevHash != prevHash:
+			if r.Seq == 1 {
+				fail(r.Seq, "first record has a prevHash (altered)")
+			} else {
+				fail(r.Seq, "prevHash is not the hash of record %d (a record was altered, replaced or reordered)", r.Seq-1)
+			}
+		}
+		expect, prevHash = r.Seq+1, r.Hash
+	}
+	if err := cur.Err(); err != nil {
+		return rep, fmt.Errorf("read audit records: %w", err)
+	}
+	return rep, nil
+}
+
+// decode reads a stored record strictly: exactly the keys of recordDoc, of
+// the right types. On failure it still returns the chain and seq it could
+// read, to report the break in the right place.
+func decode(raw bson.Raw) (recordDoc, error) {
+	var d recordDoc
+	if v, err := raw.LookupErr("chain"); err == nil {
+		d.Chain, _ = v.StringValueOK()
+	}
+	if v, err := raw.LookupErr("seq"); err == nil {
+		d.Seq, _ = v.AsInt64OK()
+	}
+	elems, err := raw.Elements()
+	if err != nil {
+		return d, err
+	}
+	seen := make(map[string]bool, len(elems))
+	for _, e := range elems {
+		k := e.Key()
+		if !isDocKey(k) {
+			return d, fmt.Errorf("unexpected field %q", k)
+		}
+		seen[k] = true
+	}
+	for _, k := range docKeys {
+		if !seen[k] {
+			return d, fmt.Errorf("field %q is missing", k)
+		}
+	}
+	var full recordDoc
+	if err := bson.Unmarshal(raw, &full); err != nil {
+		return d, err
+	}
+	return full, nil
+}
+
+func isDocKey(k string) bool {
+	for _, x := range docKeys {
+		if x == k {
+			return true
+		}
+	}
+	return false
+}
+
+func idOf(raw bson.Raw) string {
+	v, err := raw.LookupErr("_id")
+	if err != nil {
+		return "(no _id)"
+	}
+	if s, ok := v.StringValueOK(); ok {
+		return strconv.Quote(s)
+	}
+	return strings.TrimSpace(v.String())
+}
