@@ -38,9 +38,11 @@ fuzz:
 	$(GO) test ./internal/pinreset -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(FUZZTIME)
 	$(GO) test ./internal/wire -run='^$$' -fuzz='^FuzzDecodeCommand$$' -fuzztime=$(FUZZTIME)
 
-## bench: Go benchmarks of the hot pieces
-bench:
-	$(GO) test -run='^$$' -bench=. -benchmem ./internal/...
+## bench: the service against its hashing limit on this machine, one JSON summary
+## (about 3 minutes); then the Go benchmarks of the hot pieces
+bench: build
+	bin/pwctl bench -bin-dir bin -plot bench-latency.png
+	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/...
 
 clean:
 	rm -rf bin $(DATA)

@@ -39,6 +39,9 @@ commands:
   sign     print the X-KM headers, or a curl command, for a request body
   events   follow password.events and print each event (the example consumer)
   audit    verify the audit trail's hash chains, or show a history
+  members  seed members in bulk (benchmarks and load tests)
+  load     a load generator: throughput, latency percentiles, codes
+  bench    measure the service against its hashing limit (make bench)
 
 Run 'pwctl <command> -h' for its flags.
 `
@@ -58,6 +61,12 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return eventsCmd(ctx, args[1:], stdout, stderr)
 	case "audit":
 		return auditCmd(ctx, args[1:], stdout, stderr)
+	case "members":
+		return membersCmd(ctx, args[1:], stdout, stderr)
+	case "load":
+		return loadCmd(ctx, args[1:], stdout, stderr)
+	case "bench":
+		return benchCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

@@ -200,7 +200,7 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir 
 	if err := audit.New(store.Database()).EnsureIndexes(ctx); err != nil {
 		return err
 	}
-	collections := []string{mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.OutcomesCollection,
+	collections := []string{mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.LoginsCollection, mongostore.OutcomesCollection,
 		mongostore.ContentsCollection, mongostore.OutboxCollection, audit.Collection}
 	for _, c := range collections {
 		err := store.Database().CreateCollection(ctx, c)

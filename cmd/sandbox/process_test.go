@@ -333,12 +333,19 @@ func finish(t *testing.T, clients []*client, j *job, deadline time.Time) {
 		if err == nil && r.status != 503 {
 			for r.status == 202 && time.Now().Before(deadline) {
 				time.Sleep(200 * time.Millisecond)
-				if g, err := c.tryGet(j.cid); err == nil && g.status != 503 {
+				g, gerr := c.tryGet(j.cid)
+				if gerr != nil {
+					err = gerr // this ingress is gone: ask another one
+					break
+				}
+				if g.status != 503 {
 					r = g
 				}
 			}
-			j.final = r
-			return
+			if err == nil {
+				j.final = r
+				return
+			}
 		}
 		if time.Now().After(deadline) {
 			t.Errorf("job %s: no answer before the deadline (last error %v)", j.cid, err)

@@ -88,8 +88,14 @@ type Worker struct {
 	// Argon2Threads: PINRESET_ARGON2_THREADS. Default 1.
 	Argon2Threads uint8
 	// Concurrency: PINRESET_WORKER_CONCURRENCY, commands processed at once.
-	// Default: the number of usable cores (GOMAXPROCS).
+	// A command spends most of its time waiting for the database, so this is
+	// above the core count. Default: 4 × the usable cores (GOMAXPROCS).
 	Concurrency int
+	// HashConcurrency: PINRESET_HASH_CONCURRENCY, argon2id hashes computed at
+	// once: the admission limit that keeps the CPU at its cores and memory at
+	// this × PINRESET_ARGON2_MEMORY_KIB, whatever the load. Default: the
+	// usable cores.
+	HashConcurrency int
 	// ConsumerGroup: PINRESET_CONSUMER_GROUP. Default pinreset-worker.
 	ConsumerGroup string
 	// LockAfter: PINRESET_LOCK_AFTER, wrong currentPassword attempts before
@@ -266,7 +272,8 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
 		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),
 		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 1, 255)),
-		Concurrency:      e.integer("PINRESET_WORKER_CONCURRENCY", runtime.GOMAXPROCS(0), 1, 1024),
+		Concurrency:      e.integer("PINRESET_WORKER_CONCURRENCY", 4*runtime.GOMAXPROCS(0), 1, 1024),
+		HashConcurrency:  e.integer("PINRESET_HASH_CONCURRENCY", runtime.GOMAXPROCS(0), 1, 1024),
 		ConsumerGroup:    e.str("PINRESET_CONSUMER_GROUP", "pinreset-worker"),
 		LockAfter:        e.integer("PINRESET_LOCK_AFTER", 5, 0, 1000),
 		LockFor:          e.duration("PINRESET_LOCK_FOR", 15*time.Minute),

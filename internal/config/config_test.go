@@ -122,7 +122,8 @@ func TestDefaults(t *testing.T) {
 			Argon2MemoryKiB:  19456,
 			Argon2Time:       2,
 			Argon2Threads:    1,
-			Concurrency:      runtime.GOMAXPROCS(0),
+			Concurrency:      4 * runtime.GOMAXPROCS(0),
+			HashConcurrency:  runtime.GOMAXPROCS(0),
 			ConsumerGroup:    "pinreset-worker",
 			LockAfter:        5,
 			LockFor:          15 * time.Minute,
@@ -186,6 +187,7 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_ARGON2_TIME":           "3",
 			"PINRESET_ARGON2_THREADS":        "4",
 			"PINRESET_WORKER_CONCURRENCY":    "17",
+			"PINRESET_HASH_CONCURRENCY":      "3",
 			"PINRESET_CONSUMER_GROUP":        "g2",
 			"PINRESET_LOCK_AFTER":            "0",
 			"PINRESET_LOCK_FOR":              "1h",
@@ -197,7 +199,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		want := config.Worker{
 			Common: wantCommon, MongoURI: "mongodb://m1,m2/?replicaSet=rs0", MongoDatabase: "pins",
 			Peppers: []string{"p1:AAAA", "p0:BBBB"}, Argon2MemoryKiB: 65536, Argon2Time: 3, Argon2Threads: 4,
-			Concurrency: 17, ConsumerGroup: "g2", LockAfter: 0, LockFor: time.Hour, WorkerID: "worker-7",
+			Concurrency: 17, HashConcurrency: 3, ConsumerGroup: "g2", LockAfter: 0, LockFor: time.Hour, WorkerID: "worker-7",
 			OutcomeRetention: 48 * time.Hour, SessionTimeout: 30 * time.Second, ReplayWindow: 12 * time.Hour,
 		}
 		if got := loadWorker(t, env); !reflect.DeepEqual(got, want) {

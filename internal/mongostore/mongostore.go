@@ -41,6 +41,11 @@ var ErrNotFound = errors.New("member not found")
 const (
 	MembersCollection  = "members"
 	VersionsCollection = "member_versions"
+	// LoginsCollection maps "<asp id>:<loginId>" to the member id. It makes
+	// the lookup of the command path a read by _id: FerretDB v1 serves any
+	// other filter by loading every document of the collection into memory.
+	// (The ASP id is always 15 characters, so the key cannot be ambiguous.)
+	LoginsCollection = "member_logins"
 )
 
 // KeepVersions is how many past versions of a member stay in
@@ -56,6 +61,7 @@ type Store struct {
 	client   *mongo.Client
 	members  *mongo.Collection
 	versions *mongo.Collection
+	logins   *mongo.Collection
 	outcomes *mongo.Collection
 	contents *mongo.Collection
 	outbox   *mongo.Collection
@@ -94,7 +100,7 @@ func Open(cfg Config) (*Store, error) {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
 	db := client.Database(cfg.Database)
-	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection), outbox: db.Collection(OutboxCollection)}, nil
+	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), logins: db.Collection(LoginsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection), outbox: db.Collection(OutboxCollection)}, nil
 }
 
 // Database is the database the store uses, for the other collections of the
@@ -190,7 +196,53 @@ func versionID(memberID string, version int64) string {
 // FindMember loads the member with loginID in the ASP aspID. Tenancy is in
 // the filter itself: an ASP can never load another ASP's member.
 func (s *Store) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
-	return s.findOne(ctx, bson.D{{Key: "aspId", Value: aspID}, {Key: "loginId", Value: loginID}})
+	var l loginDoc
+	err := s.logins.FindOne(ctx, bson.D{{Key: "_id", Value: loginKey(aspID, loginID)}}).Decode(&l)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find login of asp %s: %w", aspID, err)
+	}
+	m, err := s.FindMemberByID(ctx, l.MemberID)
+	if err != nil {
+		return nil, err
+	}
+	if m.ASPID != aspID || m.LoginID != loginID {
+		return nil, ErrNotFound // a stale login entry never crosses tenants
+	}
+	return m, nil
+}
+
+type loginDoc struct {
+	ID       string `bson:"_id"`
+	MemberID string `bson:"memberId"`
+}
+
+func loginKey(aspID, login string) string { return aspID + ":" + login }
+
+// putLogins records members' logins, keeping any already there. It runs
+// before the members are inserted, so a crash in between leaves a login
+// that points at nothing (read as "not found") and is completed by a re-run.
+func (s *Store) putLogins(ctx context.Context, ms []pinreset.Member) error {
+	docs := make([]any, len(ms))
+	for i, m := range ms {
+		docs[i] = loginDoc{ID: loginKey(m.ASPID, m.LoginID), MemberID: m.ID}
+	}
+	_, err := s.logins.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	var bwe mongo.BulkWriteException
+	if err != nil && errors.As(err, &bwe) && bwe.WriteConcernError == nil {
+		for _, we := range bwe.WriteErrors {
+			if we.Code != 11000 && we.Code != 11001 {
+				return fmt.Errorf("record logins: %w", err)
+			}
+		}
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("record logins: %w", err)
+	}
+	return nil
 }
 
 // FindMemberByID loads a member by its id.
@@ -277,16 +329,27 @@ func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersi
 
 // materialize copies a committed version into members unless members
 // already holds a newer one. Best effort: the commit is already durable, and
-// a reader rolls a stale copy forward.
+// a reader rolls a stale copy forward. The check reads first and the replace
+// filters by _id alone, because FerretDB v1 serves any other filter by
+// loading the whole collection; the window between the two is harmless for
+// the same reason (a reader rolls forward).
 func (s *Store) materialize(ctx context.Context, d memberDoc) {
-	_, _ = s.members.ReplaceOne(ctx,
-		bson.D{{Key: "_id", Value: d.ID}, {Key: "version", Value: bson.D{{Key: "$lt", Value: d.Version}}}}, d)
+	var cur struct {
+		Version int64 `bson:"version"`
+	}
+	if err := s.members.FindOne(ctx, bson.D{{Key: "_id", Value: d.ID}}).Decode(&cur); err == nil && cur.Version >= d.Version {
+		return
+	}
+	_, _ = s.members.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d)
 }
 
 // PutMember sets a member's state whatever its current state (seeding and
 // operator tools only, never the command path): a new member is inserted at
 // version 1; an existing one gets m's fields as its next version.
 func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
+	if err := s.putLogins(ctx, []pinreset.Member{m}); err != nil {
+		return err
+	}
 	for range 100 {
 		cur, err := s.FindMemberByID(ctx, m.ID)
 		if errors.Is(err, ErrNotFound) {

@@ -89,7 +89,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	defer consumer.Close()
 	reg := metrics.NewRegistry()
 	proc.Metrics = metrics.NewWorker(reg, func() float64 { return float64(consumer.Lag()) })
-	proc.Hasher = timedHasher{hasher, proc.Metrics}
+	proc.Hasher = timedHasher{h: hasher, m: proc.Metrics, slots: make(chan struct{}, cfg.HashConcurrency)}
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
 		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
 	// The sweeper and the relay stop with ctx; Run waits for them.
@@ -208,20 +208,31 @@ func relay(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap
 	}
 }
 
-// timedHasher measures every argon2id hash and verification.
+// timedHasher admits at most cap(slots) argon2id computations at once, so
+// that CPU and memory stay bounded under any load (more commands wait, none
+// allocates), and measures each one.
 type timedHasher struct {
-	h pinreset.PINHasher
-	m *metrics.Worker
+	h     pinreset.PINHasher
+	m     *metrics.Worker
+	slots chan struct{}
 }
 
 func (t timedHasher) Hash(pin string) (string, error) {
-	defer t.observe(time.Now())
+	defer t.admit()()
 	return t.h.Hash(pin)
 }
 
 func (t timedHasher) Verify(pin, encoded string) (bool, bool, error) {
-	defer t.observe(time.Now())
+	defer t.admit()()
 	return t.h.Verify(pin, encoded)
 }
 
-func (t timedHasher) observe(start time.Time) { t.m.HashDuration.Observe(time.Since(start).Seconds()) }
+// admit waits for a slot and returns the func that frees it and records the time.
+func (t timedHasher) admit() func() {
+	t.slots <- struct{}{}
+	start := time.Now()
+	return func() {
+		t.m.HashDuration.Observe(time.Since(start).Seconds())
+		<-t.slots
+	}
+}

@@ -1,0 +1,238 @@
+package main
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"strings"
+	"time"
+
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/worker"
+)
+
+const membersUsage = `usage: pwctl members <command> [flags]
+
+commands:
+  seed   create load-test members in bulk, all with one PIN (pwctl load's members)
+
+pwctl members seed hashes the PIN as the worker does, so it needs the
+worker's environment: PINRESET_PEPPERS and PINRESET_SEAL_KEYS (required by
+the worker's configuration, e.g. from deployments/sandbox/sandbox.env), and
+PINRESET_ARGON2_MEMORY_KIB, PINRESET_ARGON2_TIME, PINRESET_ARGON2_THREADS if
+the worker runs with other than the defaults.
+`
+
+// membersCmd is `pwctl members`: tools for the member collection.
+func membersCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	return membersCmdEnv(ctx, args, os.Getenv, stdout, stderr)
+}
+
+// membersCmdEnv is membersCmd reading the worker's settings through getenv
+// (tests pass their own).
+func membersCmdEnv(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+		fmt.Fprint(stderr, membersUsage)
+		if len(args) == 0 {
+			return errors.New("members: no command")
+		}
+		return flag.ErrHelp
+	}
+	switch args[0] {
+	case "seed":
+		return membersSeed(ctx, args[1:], getenv, stdout, stderr)
+	default:
+		fmt.Fprint(stderr, membersUsage)
+		return fmt.Errorf("members: unknown command %q", args[0])
+	}
+}
+
+// seedSpec says which members to create.
+type seedSpec struct {
+	ASPID   string
+	Pattern string // loginId pattern with one %d, the member's index
+	Count   int
+	Batch   int
+	PINHash string // one PHC string for every member
+	Now     time.Time
+}
+
+// membersSeed creates -count members with one PIN, in bulk.
+func membersSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pwctl members seed", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	count := fs.Int("count", 1000, "number of members: indexes 0 to count-1 of -pattern")
+	pin := fs.String("pin", "240810", "the PIN every member gets (pwctl load -initial-pin)")
+	pattern := fs.String("pattern", "load%06d@sandbox.example", "loginId pattern; %d is the member's index (pwctl load -members)")
+	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id the members belong to")
+	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: PINRESET_MONGO_URI, else mongodb://127.0.0.1:27017/)")
+	db := fs.String("db", "", "database name (default: PINRESET_MONGO_DATABASE, else pinreset)")
+	batch := fs.Int("batch", 1000, "members per bulk insert")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: pwctl members seed [flags]\n\n"+
+			"Creates members in bulk (unordered inserts; members already there are\n"+
+			"left as they are, so a re-run is idempotent). Needs the worker's\n"+
+			"environment (PINRESET_PEPPERS, PINRESET_SEAL_KEYS, PINRESET_ARGON2_*) to\n"+
+			"hash the PIN as the worker does.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	switch {
+	case fs.NArg() > 0:
+		return fmt.Errorf("members seed: unexpected argument %q", fs.Arg(0))
+	case *count < 1:
+		return errors.New("-count must be at least 1")
+	case *batch < 1:
+		return errors.New("-batch must be at least 1")
+	case !isSixDigits(*pin):
+		return errors.New("-pin must be 6 digits")
+	case *aspID == "":
+		return errors.New("-asp is required")
+	}
+	if err := checkPattern(*pattern); err != nil {
+		return fmt.Errorf("-pattern: %w", err)
+	}
+	cfg, err := config.LoadWorker(getenv)
+	if err != nil {
+		return fmt.Errorf("the worker's environment is needed to hash the PIN as the worker does: %w", err)
+	}
+	if *mongoURI == "" {
+		*mongoURI = cfg.MongoURI
+	}
+	if *db == "" {
+		*db = cfg.MongoDatabase
+	}
+	hasher, err := worker.NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	// One hash, hence one salt, for every member. Salt reuse across seeded
+	// benchmark members is acceptable for load data (they are public test
+	// accounts with one known PIN) and is what makes seeding a million
+	// members take seconds instead of hours of argon2. Each member gets its
+	// own salt at its first PIN set. Never seed real members this way.
+	hash, err := hasher.Hash(*pin)
+	if err != nil {
+		return fmt.Errorf("hash the PIN: %w", err)
+	}
+	store, err := mongostore.Open(mongostore.Config{URI: *mongoURI, Database: *db})
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+
+	began := time.Now()
+	tty := isTerminal(stderr)
+	var lastShown time.Time
+	progress := func(done int) {
+		now := time.Now()
+		switch {
+		case tty && (now.Sub(lastShown) >= 250*time.Millisecond || done == *count):
+			fmt.Fprintf(stderr, "\rseeding members: %d/%d (%.0f%%) %.1fs", done, *count, 100*float64(done)/float64(*count), now.Sub(began).Seconds())
+			if done == *count {
+				fmt.Fprintln(stderr)
+			}
+		case !tty && now.Sub(lastShown) >= 5*time.Second:
+			fmt.Fprintf(stderr, "seeding members: %d/%d %.1fs\n", done, *count, now.Sub(began).Seconds())
+		default:
+			return
+		}
+		lastShown = now
+	}
+	inserted, err := seedLoadMembers(ctx, store, seedSpec{ASPID: *aspID, Pattern: *pattern, Count: *count, Batch: *batch,
+		PINHash: hash, Now: began}, progress)
+	if err != nil {
+		return err
+	}
+	took := time.Since(began)
+	fmt.Fprintf(stdout, "seeded %d members (%d new, %d already there) of %s in %s (%.0f members/s)\n",
+		*count, inserted, *count-inserted, *aspID, took.Round(time.Millisecond), float64(*count)/took.Seconds())
+	return nil
+}
+
+// seedLoadMembers inserts spec.Count members in batches of spec.Batch and
+// returns how many were new. progress, if not nil, is told how many members
+// have been handled after each batch.
+func seedLoadMembers(ctx context.Context, store *mongostore.Store, spec seedSpec, progress func(done int)) (inserted int, err error) {
+	batch := make([]pinreset.Member, 0, min(spec.Batch, spec.Count))
+	flush := func(done int) error {
+		n, err := store.InsertMembers(ctx, batch)
+		inserted += n
+		batch = batch[:0]
+		if err != nil {
+			return err
+		}
+		if progress != nil {
+			progress(done)
+		}
+		return nil
+	}
+	for i := range spec.Count {
+		loginID := fmt.Sprintf(spec.Pattern, i)
+		batch = append(batch, pinreset.Member{ID: seedMemberID(spec.ASPID, loginID), ASPID: spec.ASPID, LoginID: loginID,
+			PINHash: spec.PINHash, Version: 1, UpdatedAt: spec.Now.UTC()})
+		if len(batch) == spec.Batch || i == spec.Count-1 {
+			if err := flush(i + 1); err != nil {
+				return inserted, err
+			}
+		}
+	}
+	return inserted, nil
+}
+
+// seedMemberID derives a member id from the ASP and the loginId, so that a
+// re-run makes the same ids (and skips them) and two patterns never collide.
+func seedMemberID(aspID, loginID string) string {
+	sum := sha256.Sum256([]byte(aspID + "\x00" + loginID))
+	return "load-" + hex.EncodeToString(sum[:12])
+}
+
+// checkPattern accepts a loginId pattern with exactly one %d (any width
+// flags) and no other verb.
+func checkPattern(p string) error {
+	s := fmt.Sprintf(p, 7)
+	if strings.Contains(s, "%!") {
+		return fmt.Errorf("%q must hold exactly one %%d verb", p)
+	}
+	if fmt.Sprintf(p, 7) == fmt.Sprintf(p, 8) {
+		return fmt.Errorf("%q does not depend on the index", p)
+	}
+	if _, err := pinreset.ParseRequest([]byte(fmt.Sprintf(`{"loginId":%q,"newPassword":"240810","isResetPassword":true}`, s))); err != nil {
+		return fmt.Errorf("%q does not make a valid loginId: %v", p, err)
+	}
+	return nil
+}
+
+func isSixDigits(s string) bool {
+	if len(s) != 6 {
+		return false
+	}
+	for i := range len(s) {
+		if s[i] < '0' || s[i] > '9' {
+			return false
+		}
+	}
+	return true
+}
+
+// isTerminal reports whether w is a character device (a terminal).
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	fi, err := f.Stat()
+	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}

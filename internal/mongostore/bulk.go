@@ -1,0 +1,57 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/kmwallet/pinreset/internal/pinreset"
+)
+
+// InsertMembers inserts ms as new members at version 1, in one unordered
+// bulk insert (the driver splits it into server-sized batches), and returns
+// how many it inserted. A member already stored, by _id or by ASP and
+// loginId (the asp_login_unique index of EnsureIndexes), is left as it is
+// and not counted, so a re-run is idempotent; it does not put an existing
+// member back in the given state (PutMember does, one member at a time).
+//
+// For seeding load-test and benchmark members only: the command path never
+// inserts members. The documents have exactly the layout PutMember writes
+// for a new member (toDoc, version 1, no history).
+func (s *Store) InsertMembers(ctx context.Context, ms []pinreset.Member) (inserted int, err error) {
+	if len(ms) == 0 {
+		return 0, nil
+	}
+	if err := s.putLogins(ctx, ms); err != nil {
+		return 0, err
+	}
+	docs := make([]any, len(ms))
+	for i, m := range ms {
+		m.Version = 1
+		docs[i] = toDoc(m)
+	}
+	_, err = s.members.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
+	if err == nil {
+		return len(ms), nil
+	}
+	var bwe mongo.BulkWriteException
+	if !errors.As(err, &bwe) || bwe.WriteConcernError != nil {
+		// Nothing tells how many went in: the caller runs it again, which
+		// skips the ones that did.
+		return 0, fmt.Errorf("insert %d members: %w", len(ms), err)
+	}
+	failed := 0
+	for _, we := range bwe.WriteErrors {
+		if we.Code != 11000 && we.Code != 11001 { // not a duplicate key
+			failed++
+		}
+	}
+	inserted = len(ms) - len(bwe.WriteErrors)
+	if failed > 0 {
+		return inserted, fmt.Errorf("insert %d members: %d failed: %w", len(ms), failed, err)
+	}
+	return inserted, nil
+}
