@@ -94,7 +94,15 @@ type benchSummary struct {
 	E2EOverLimit     float64 `json:"e2e_rps_over_limit_rps"`
 	E2EOverCore      float64 `json:"e2e_rps_over_core_rps"`
 	CheapE2EOverCore float64 `json:"cheap_e2e_rps_over_core_rps"`
-	Errors           int     `json:"errors"` // transport errors and unexpected answers in all runs
+	Errors           int     `json:"errors"` // transport errors and unexpected answers in all runs but the overload
+	// Overload: an open-model run at 10 × e2e_rps for 10 s against a fresh
+	// worker with default hashing; requests give up after 15 s.
+	OverloadOfferedRPS   float64        `json:"overload_offered_rps"`
+	OverloadAnsweredRPS  float64        `json:"overload_answered_rps"`
+	OverloadByStatus     map[string]int `json:"overload_by_status"`
+	OverloadGaveUp       int            `json:"overload_gave_up"`
+	OverloadWorkerRSSMB  float64        `json:"overload_worker_peak_rss_mb"`
+	OverloadIngressRSSMB float64        `json:"overload_ingress_peak_rss_mb"`
 }
 
 type bench struct {
@@ -146,7 +154,8 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		pattern string
 		h       workerHasher
 	}{{"benchcore%06d@sandbox.example", def}, {"bench%06d@sandbox.example", def},
-		{"benchcheapcore%06d@sandbox.example", cheap}, {"benchcheap%06d@sandbox.example", cheap}} {
+		{"benchcheapcore%06d@sandbox.example", cheap}, {"benchcheap%06d@sandbox.example", cheap},
+		{"benchover%06d@sandbox.example", def}} {
 		hash, err := set.h.Hash("240810")
 		if err != nil {
 			return s, err
@@ -234,6 +243,26 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	s.WorkerPeakRSSMB = max(s.WorkerPeakRSSMB, peakRSSMB(wk))
 	s.IngressPeakRSSMB = peakRSSMB(ing)
 	b.logf("cheap e2e %.1f rps, p50 %.1f ms", ch.RPS, ch.P50ms)
+
+	// 5. Ten times the saturation rate: latency and 202s grow, memory must not.
+	b.stop(wk)
+	wk, err = b.start("worker", map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin})
+	if err != nil {
+		return s, err
+	}
+	if err := waitHTTP(ctx, "http://"+workerAdmin+"/readyz", time.Minute); err != nil {
+		return s, err
+	}
+	s.OverloadOfferedRPS = 10 * s.E2ERPS
+	ov, err := b.load(ctx, append(common, "-members", "benchover%06d@sandbox.example", "-initial-pin", "",
+		"-rate", strconv.FormatFloat(s.OverloadOfferedRPS, 'f', 2, 64), "-duration", "10s", "-timeout", "15s")...)
+	if err != nil {
+		return s, err
+	}
+	s.OverloadAnsweredRPS, s.OverloadByStatus, s.OverloadGaveUp = ov.RPS, ov.ByStatus, ov.Errors+ov.Dropped
+	s.OverloadWorkerRSSMB, s.OverloadIngressRSSMB = peakRSSMB(wk), peakRSSMB(ing)
+	b.logf("overload: offered %.0f rps, answered %.1f rps, %v, gave up %d, worker peak %.0f MiB",
+		s.OverloadOfferedRPS, ov.RPS, ov.ByStatus, s.OverloadGaveUp, s.OverloadWorkerRSSMB)
 
 	ratio := func(a, b float64) float64 {
 		if b == 0 {

@@ -1,0 +1,67 @@
+package mongostore_test
+
+import (
+	"context"
+	"fmt"
+	"testing"
+	"time"
+
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/sandbox"
+)
+
+// BenchmarkReadAndUpdateMember is the store's part of one command that sets
+// a PIN: find the member by login, commit its next version with an event,
+// clear the event's outbox entry. Against the embedded FerretDB (SQLite,
+// every write synced), the sandbox's database.
+func BenchmarkReadAndUpdateMember(b *testing.B) {
+	ctx := context.Background()
+	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: b.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer in.Close()
+	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "bench"})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer store.Close(ctx)
+	if err := store.EnsureIndexes(ctx); err != nil {
+		b.Fatal(err)
+	}
+	var ms []pinreset.Member
+	for i := range 1000 {
+		ms = append(ms, pinreset.Member{ID: fmt.Sprintf("m%04d", i), ASPID: "KMTESTASP000001", LoginID: fmt.Sprintf("m%04d@example.com", i), PINHash: "h"})
+	}
+	if _, err := store.InsertMembers(ctx, ms); err != nil {
+		b.Fatal(err)
+	}
+	for _, c := range []string{mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.LoginsCollection, mongostore.OutboxCollection} {
+		_ = store.Database().CreateCollection(ctx, c)
+	}
+	if err := sandbox.IndexIDLookups(ctx, in.MongoDir(), "bench", mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.LoginsCollection, mongostore.OutboxCollection); err != nil {
+		b.Fatal(err)
+	}
+	b.ResetTimer()
+	i := 0
+	for b.Loop() {
+		m, err := store.FindMember(ctx, "KMTESTASP000001", fmt.Sprintf("m%04d@example.com", i%1000))
+		if err != nil {
+			b.Fatal(err)
+		}
+		next := *m
+		next.Version++
+		cid := fmt.Sprintf("261125120000-%07x", i)
+		next.Recent = append(next.Recent, pinreset.Applied{CorrelationID: cid, Code: pinreset.CodeSuccess, At: time.Now()})
+		ev := []pinreset.Event{{ID: fmt.Sprintf("%s:%d:0", m.ID, next.Version), Type: pinreset.EventPINSet, MemberID: m.ID, At: time.Now()}}
+		outbox, err := store.UpdateMember(ctx, next, m.Version, cid, ev)
+		if err != nil {
+			b.Fatal(err)
+		}
+		if err := store.DeleteOutbox(ctx, outbox); err != nil {
+			b.Fatal(err)
+		}
+		i++
+	}
+}
