@@ -5,7 +5,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"errors"
 	"flag"
 	"fmt"
 	"io"
@@ -57,7 +56,7 @@ func benchCmd(ctx context.Context, args []string, stdout, stderr io.Writer) erro
 	if b.sandboxDir, err = filepath.Abs(*sandboxDir); err != nil {
 		return err
 	}
-	if b.env, err = readEnvFile(filepath.Join(b.sandboxDir, "sandbox.env")); err != nil {
+	if b.env, err = config.ReadEnvFile(filepath.Join(b.sandboxDir, "sandbox.env")); err != nil {
 		return err
 	}
 	defer b.stopAll()
@@ -534,25 +533,4 @@ func peakRSSMB(cmd *exec.Cmd) float64 {
 		}
 	}
 	return 0
-}
-
-// readEnvFile reads KEY=VALUE lines; # starts a comment line.
-func readEnvFile(path string) (map[string]string, error) {
-	b, err := os.ReadFile(path)
-	if err != nil {
-		return nil, err
-	}
-	out := map[string]string{}
-	for _, line := range strings.Split(string(b), "\n") {
-		line = strings.TrimSpace(line)
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, errors.New(path + ": want KEY=VALUE lines")
-		}
-		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	}
-	return out, nil
 }

@@ -7,7 +7,6 @@
 package main
 
 import (
-	"bufio"
 	"context"
 	"errors"
 	"flag"
@@ -80,7 +79,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	fileEnv, err := readEnvFile(filepath.Join(o.sandboxDir, "sandbox.env"))
+	fileEnv, err := config.ReadEnvFile(filepath.Join(o.sandboxDir, "sandbox.env"))
 	if err != nil {
 		return err
 	}
@@ -239,27 +238,4 @@ Try the four sandbox cases (each prints the response):
   go run ./cmd/pwctl sign -body %[5]s/requests/info-mismatch.json -curl | sh   # 001_035
 Ctrl-C stops it.
 `, addr, o.kafkaAddr, o.mongoAddr, o.dataDir, o.sandboxDir, o.ingressAdmin, o.workerAdmin)
-}
-
-// readEnvFile reads KEY=VALUE lines; # starts a comment line.
-func readEnvFile(path string) (map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("sandbox settings: %w", err)
-	}
-	defer f.Close()
-	out := map[string]string{}
-	sc := bufio.NewScanner(f)
-	for n := 1; sc.Scan(); n++ {
-		line := strings.TrimSpace(sc.Text())
-		if line == "" || strings.HasPrefix(line, "#") {
-			continue
-		}
-		k, v, ok := strings.Cut(line, "=")
-		if !ok {
-			return nil, fmt.Errorf("%s line %d: want KEY=VALUE", path, n)
-		}
-		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
-	}
-	return out, sc.Err()
 }

@@ -170,7 +170,7 @@ func startInfraProcesses(t *testing.T) *infra {
 	in := &infra{dataDir: t.TempDir(), kafkaAddr: freeAddr(t), mongoAddr: freeAddr(t)}
 	in.kafka = in.startPart(t, "kafka")
 	in.mongo = in.startPart(t, "mongo")
-	fileEnv, err := readEnvFile(filepath.Join(sandboxDir, "sandbox.env"))
+	fileEnv, err := config.ReadEnvFile(filepath.Join(sandboxDir, "sandbox.env"))
 	if err != nil {
 		t.Fatal(err)
 	}

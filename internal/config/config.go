@@ -291,3 +291,25 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 	e.required("PINRESET_PEPPERS", c.Peppers)
 	return c, errors.Join(e.errs...)
 }
+
+// ReadEnvFile reads a file of KEY=VALUE lines (blank lines and lines
+// starting with # are skipped), such as deployments/sandbox/sandbox.env.
+func ReadEnvFile(path string) (map[string]string, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("read settings file: %w", err)
+	}
+	out := map[string]string{}
+	for n, line := range strings.Split(string(b), "\n") {
+		line = strings.TrimSpace(line)
+		if line == "" || strings.HasPrefix(line, "#") {
+			continue
+		}
+		k, v, ok := strings.Cut(line, "=")
+		if !ok {
+			return nil, fmt.Errorf("%s line %d: want KEY=VALUE", path, n+1)
+		}
+		out[strings.TrimSpace(k)] = strings.TrimSpace(v)
+	}
+	return out, nil
+}

@@ -167,9 +167,8 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if err := s.authenticate(hd, body, now); err != nil {
-		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
-		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnauthorized, ""))
+	if err := s.authenticate(log, hd, body, now); err != nil {
+		s.writeError(w, log, err)
 		return
 	}
 	if hd.CryptoKeyID != "" {
@@ -217,9 +216,8 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if err := s.authenticate(hd, body, now); err != nil {
-		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
-		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnauthorized, ""))
+	if err := s.authenticate(log, hd, body, now); err != nil {
+		s.writeError(w, log, err)
 		return
 	}
 	if hd.CryptoKeyID != "" {
@@ -316,9 +314,17 @@ func (s *Server) openBody(w http.ResponseWriter, hd kmheader.Headers, body []byt
 }
 
 // authenticate checks the ASP, its access key, the token's MAC over the raw
-// body and the freshness of both times. The reason it returns is for the log
-// only; the client is told no more than 401.
-func (s *Server) authenticate(hd kmheader.Headers, body []byte, now time.Time) error {
+// body and the freshness of both times. Any failure is the one 401 code;
+// which part failed goes to the log only.
+func (s *Server) authenticate(log *zap.Logger, hd kmheader.Headers, body []byte, now time.Time) error {
+	if err := s.checkAuth(hd, body, now); err != nil {
+		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
+		return pinreset.Errorf(pinreset.CodeUnauthorized, "")
+	}
+	return nil
+}
+
+func (s *Server) checkAuth(hd kmheader.Headers, body []byte, now time.Time) error {
 	secrets, ok := s.auth.Authenticate(hd.ASPID, hd.AccessKey)
 	tok, err := kmheader.ParseToken(hd.TranToken)
 	if err != nil {
