@@ -60,6 +60,9 @@ type Ingress struct {
 	// PINPolicy: PINRESET_PIN_POLICY, refuse easy PINs (three identical or
 	// consecutive digits). Default true.
 	PINPolicy bool
+	// MaxInFlight: PINRESET_MAX_IN_FLIGHT, commands one ingress publishes and
+	// waits for at once; past it requests get 503 000_503. Default 2000.
+	MaxInFlight int
 	// JWEKeysDir: PINRESET_JWE_KEYS_DIR, a directory of PEM RSA private keys,
 	// each named <kid>.pem (32-character kid), that open encrypted request
 	// bodies; their public halves are served at /.well-known/jwks.json.
@@ -250,6 +253,7 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 		PINPolicy:       e.boolean("PINRESET_PIN_POLICY", true),
 		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", 15*time.Second),
 		JWEKeysDir:      e.str("PINRESET_JWE_KEYS_DIR", ""),
+		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", 2000, 1, 1_000_000),
 	}
 	if c.ASPFile == "" {
 		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))

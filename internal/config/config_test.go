@@ -104,6 +104,7 @@ func TestDefaults(t *testing.T) {
 			ResultWait:      5 * time.Second,
 			CommandTTL:      2 * time.Minute,
 			MaxBodyBytes:    8192,
+			MaxInFlight:     2000,
 			PINPolicy:       true,
 			ShutdownTimeout: 15 * time.Second,
 		}
@@ -164,13 +165,14 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_RESULT_WAIT":      "1500ms",
 			"PINRESET_COMMAND_TTL":      "10m",
 			"PINRESET_MAX_BODY_BYTES":   "4096",
+			"PINRESET_MAX_IN_FLIGHT":    "50",
 			"PINRESET_PIN_POLICY":       "false",
 			"PINRESET_SHUTDOWN_TIMEOUT": "1m",
 			"PINRESET_JWE_KEYS_DIR":     "/keys",
 		}, common)
 		want := config.Ingress{
 			Common: wantCommon, HTTPAddr: ":9000", ASPFile: "/x/asps.json", TranWindow: 90 * time.Second,
-			ResultWait: 1500 * time.Millisecond, CommandTTL: 10 * time.Minute, MaxBodyBytes: 4096,
+			ResultWait: 1500 * time.Millisecond, CommandTTL: 10 * time.Minute, MaxBodyBytes: 4096, MaxInFlight: 50,
 			PINPolicy: false, ShutdownTimeout: time.Minute, JWEKeysDir: "/keys",
 		}
 		if got := loadIngress(t, env); !reflect.DeepEqual(got, want) {

@@ -39,7 +39,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	}
 	opts := Options{
 		TranWindow: cfg.TranWindow, ResultWait: cfg.ResultWait, CommandTTL: cfg.CommandTTL,
-		MaxBodyBytes: cfg.MaxBodyBytes, PINPolicy: pinreset.PINPolicy{Enabled: cfg.PINPolicy},
+		MaxBodyBytes: cfg.MaxBodyBytes, PINPolicy: pinreset.PINPolicy{Enabled: cfg.PINPolicy}, MaxInFlight: cfg.MaxInFlight,
 	}
 	if cfg.JWEKeysDir != "" {
 		keys, err := jwe.LoadKeyring(cfg.JWEKeysDir)

@@ -57,7 +57,12 @@ type Options struct {
 	ResultWait   time.Duration // default 5 s
 	CommandTTL   time.Duration // default 2 min
 	MaxBodyBytes int64         // default 8 KiB
-	PINPolicy    pinreset.PINPolicy
+	// MaxInFlight bounds the commands this instance publishes and waits for
+	// at once; past it a request is refused with 503 000_503 before anything
+	// is published, so an overload costs clients a retry, not the ingress
+	// its memory. Default 2000.
+	MaxInFlight int
+	PINPolicy   pinreset.PINPolicy
 	// JWE and ClientKeys enable message encryption (X-KM-Crypto-Key-Id).
 	// Without them an encrypted request is refused with 000_030.
 	JWE        Decrypter
@@ -73,6 +78,7 @@ type Server struct {
 	log     *zap.Logger
 	now     func() time.Time
 	waiters *waiters
+	slots   chan struct{} // one per command in flight (Options.MaxInFlight)
 	seen    *outcomeCache
 	ready   func(context.Context) error
 	metrics *metrics.Ingress // nil: not measured
@@ -92,7 +98,10 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 	if opts.MaxBodyBytes == 0 {
 		opts.MaxBodyBytes = 8 << 10
 	}
-	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(),
+	if opts.MaxInFlight == 0 {
+		opts.MaxInFlight = 2000
+	}
+	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight),
 		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready}
 }
 
@@ -239,6 +248,14 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 	value, err := wire.EncodeCommand(cmd, s.sealer)
 	if err != nil {
 		s.writeError(w, log, err)
+		return
+	}
+	select {
+	case s.slots <- struct{}{}:
+		defer func() { <-s.slots }()
+	default:
+		log.Warn("too many commands in flight", zap.Int("max", cap(s.slots)))
+		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnavailable, ""))
 		return
 	}
 	results, done := s.waiters.add(cmd.ASPID, cmd.CorrelationID, cmd.RequestID)

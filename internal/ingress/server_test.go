@@ -289,6 +289,36 @@ func TestOutcomes(t *testing.T) {
 			t.Fatalf("got %d %+v", w.Code, b)
 		}
 	})
+	t.Run("past MaxInFlight waiting commands a request is refused with 503 before publishing", func(t *testing.T) {
+		f := newFixture(t, always(""))
+		f.srv.opts.ResultWait = 500 * time.Millisecond
+		f.srv.slots = make(chan struct{}, 1)
+		first := make(chan int)
+		go func() {
+			w, _ := f.do(t, request(goodBody, nil))
+			first <- w.Code
+		}()
+		deadline := time.Now().Add(2 * time.Second)
+		for f.srv.waiters.len() == 0 && time.Now().Before(deadline) {
+			time.Sleep(time.Millisecond)
+		}
+		w, b := f.do(t, request(goodBody, nil))
+		if w.Code != 503 || b.Code != pinreset.CodeUnavailable {
+			t.Fatalf("second request while one waits: %d %+v, want 503 000_503", w.Code, b)
+		}
+		if got := <-first; got != 202 {
+			t.Fatalf("first request: %d, want 202", got)
+		}
+		f.pub.mu.Lock()
+		n := len(f.pub.cmds)
+		f.pub.mu.Unlock()
+		if n != 1 {
+			t.Fatalf("%d commands published, want only the admitted one", n)
+		}
+		if w, _ := f.do(t, request(goodBody, nil)); w.Code != 202 {
+			t.Fatalf("after the first finished: %d, want admitted again (202)", w.Code)
+		}
+	})
 	t.Run("a result for another ASP's same correlation id is not ours", func(t *testing.T) {
 		f := newFixture(t, always(""))
 		f.srv.opts.ResultWait = 300 * time.Millisecond
