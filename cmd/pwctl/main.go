@@ -25,23 +25,26 @@ import (
 func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
-	if err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr); err != nil {
-		if !errors.Is(err, flag.ErrHelp) {
-			fmt.Fprintln(os.Stderr, "pwctl:", err)
-		}
-		os.Exit(2)
+	// Exit codes: 0 done (or help asked for), 1 the command failed, 2 usage.
+	err := run(ctx, os.Args[1:], os.Stdin, os.Stdout, os.Stderr)
+	switch {
+	case err == nil, errors.Is(err, flag.ErrHelp):
+	default:
+		fmt.Fprintln(os.Stderr, "pwctl:", err)
+		os.Exit(1)
 	}
 }
 
 const usage = `usage: pwctl <command> [flags]
 
 commands:
-  sign     print the X-KM headers, or a curl command, for a request body
-  events   follow password.events and print each event (the example consumer)
-  audit    verify the audit trail's hash chains, or show a history
-  members  seed members in bulk (benchmarks and load tests)
-  load     a load generator: throughput, latency percentiles, codes
-  bench    measure the service against its hashing limit (make bench)
+  sign       print the X-KM headers, or a curl command, for a request body
+  events     follow password.events and print each event (the example consumer)
+  audit      verify the audit trail's hash chains, or show a history
+  members    seed members in bulk (benchmarks and load tests)
+  load       a load generator: throughput, latency percentiles, codes
+  bench      measure the service against its hashing limit (make bench)
+  bootstrap  create the topics and indexes (an explicit, idempotent deployment step)
 
 Run 'pwctl <command> -h' for its flags.
 `
@@ -67,6 +70,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return loadCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "bootstrap":
+		return bootstrapCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

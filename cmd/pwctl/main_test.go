@@ -101,3 +101,35 @@ func TestEventsPrintsWhatWasPublished(t *testing.T) {
 		t.Fatalf("printed %v", got)
 	}
 }
+
+// TestBootstrapIsIdempotent creates the topics and indexes on the embedded
+// servers twice; the second run finds everything present.
+func TestBootstrapIsIdempotent(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the embedded broker and database")
+	}
+	ctx := context.Background()
+	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", MongoAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	for run := 1; run <= 2; run++ {
+		var out, errb bytes.Buffer
+		err := run_(ctx, []string{"bootstrap", "-brokers", strings.Join(in.Brokers(), ","), "-replication", "1", "-partitions", "4",
+			"-mongo-uri", in.MongoURI(), "-db", "boot"}, &out, &errb)
+		if err != nil {
+			t.Fatalf("run %d: %v: %s", run, err, errb.String())
+		}
+		if !strings.Contains(out.String(), "topic password.commands: present") || !strings.Contains(out.String(), "indexes present") {
+			t.Fatalf("run %d printed %q", run, out.String())
+		}
+	}
+	if err := kafkabus.Ping(ctx, in.Brokers(), kafkabus.TopicCommands, kafkabus.TopicResults, kafkabus.TopicEvents, kafkabus.TopicCommandsDLQ); err != nil {
+		t.Fatalf("topics after bootstrap: %v", err)
+	}
+}
+
+func run_(ctx context.Context, args []string, stdout, stderr *bytes.Buffer) error {
+	return run(ctx, args, strings.NewReader(""), stdout, stderr)
+}

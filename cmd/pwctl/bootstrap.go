@@ -1,0 +1,58 @@
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+)
+
+// bootstrapCmd creates the topics and the indexes the service needs, as an
+// explicit, idempotent deployment step, so that production never depends on
+// topic auto-creation (run the services with PINRESET_CREATE_TOPICS=false).
+func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pwctl bootstrap", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	brokers := fs.String("brokers", envOr("PINRESET_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap brokers, comma-separated")
+	partitions := fs.Int("partitions", 12, "partitions of password.commands, .results and .events (the DLQ gets 1)")
+	replication := fs.Int("replication", 3, "replication factor of every topic")
+	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: PINRESET_MONGO_URI, else mongodb://127.0.0.1:27017/)")
+	db := fs.String("db", envOr("PINRESET_MONGO_DATABASE", "pinreset"), "database name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *mongoURI == "" {
+		*mongoURI = envOr("PINRESET_MONGO_URI", "mongodb://127.0.0.1:27017/")
+	}
+	if *partitions < 1 || *replication < 1 {
+		return fmt.Errorf("-partitions and -replication must be at least 1")
+	}
+	ctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	topics := kafkabus.Topics(*partitions, *replication)
+	if err := kafkabus.EnsureTopics(ctx, strings.Split(*brokers, ","), topics); err != nil {
+		return err
+	}
+	for _, t := range topics {
+		fmt.Fprintf(stdout, "topic %s: present (partitions %d, replication %d when created here)\n", t.Name, t.Partitions, t.ReplicationFactor)
+	}
+	store, err := mongostore.Open(mongostore.Config{URI: *mongoURI, Database: *db})
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	if err := audit.New(store.Database()).EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "database %s: indexes present\n", *db)
+	return nil
+}
