@@ -26,8 +26,12 @@ func main() {
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stderr io.Writer) error {
+	if len(args) == 1 && (args[0] == "-h" || args[0] == "-help" || args[0] == "--help") {
+		config.PrintHelp(stderr, "worker")
+		return nil
+	}
 	if len(args) > 0 {
-		fmt.Fprintln(stderr, "usage: worker (no arguments; configured by PINRESET_* environment variables, see README.md)")
+		config.PrintHelp(stderr, "worker")
 		return fmt.Errorf("unexpected arguments %q", args)
 	}
 	cfg, err := config.LoadWorker(getenv)
