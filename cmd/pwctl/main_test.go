@@ -4,6 +4,9 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
 	"net/http"
 	"strings"
 	"testing"
@@ -132,4 +135,72 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 
 func run_(ctx context.Context, args []string, stdout, stderr *bytes.Buffer) error {
 	return run(ctx, args, strings.NewReader(""), stdout, stderr)
+}
+
+// TestMembersImport: 10,000 lines with 100 bad ones: every good line is
+// imported, every bad one reported with its line number, the run goes on
+// past them, the exit is an error; a re-run imports nothing twice.
+func TestMembersImport(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the embedded database")
+	}
+	ctx := context.Background()
+	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	env := map[string]string{
+		"PINRESET_SEAL_KEYS": "k1:" + strings.Repeat("A", 43) + "=", "PINRESET_PEPPERS": "p1:" + strings.Repeat("A", 43) + "=",
+		"PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1", "PINRESET_MONGO_URI": in.MongoURI(),
+	}
+	var file strings.Builder
+	bad := map[int]bool{}
+	for n := 1; n <= 10000; n++ {
+		switch {
+		case n%100 == 7: // 100 bad lines of assorted kinds
+			bad[n] = true
+			fmt.Fprintf(&file, "%s\n", []string{`{"aspId":"KMSANDBOXASP001","loginId":"not-an-email","pin":"240810"}`,
+				`{"aspId":"SHORT","loginId":"a@b.example","pin":"240810"}`, `{"aspId":"KMSANDBOXASP001","loginId":"c@d.example","pin":"111222"}`,
+				`not json`}[n%4])
+		default:
+			fmt.Fprintf(&file, `{"aspId":"KMSANDBOXASP001","loginId":"imp%05d@sandbox.example","pin":"240810"}`+"\n", n)
+		}
+	}
+	path := filepath.Join(t.TempDir(), "members.jsonl")
+	if err := os.WriteFile(path, []byte(file.String()), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	getenv := func(k string) string { return env[k] }
+	var out, errb bytes.Buffer
+	err = membersCmdEnv(ctx, []string{"import", path}, getenv, &out, &errb)
+	if err == nil || !strings.Contains(err.Error(), "100 line(s) refused") {
+		t.Fatalf("import: %v, want 100 refused\n%s", err, out.String())
+	}
+	if !strings.Contains(out.String(), "9900 members imported (9900 new, 0 already there), 100 refused") {
+		t.Fatalf("summary: %s", firstLines(out.String(), 3))
+	}
+	for n := range bad {
+		if !strings.Contains(out.String(), fmt.Sprintf("line %d refused: ", n)) {
+			t.Errorf("bad line %d not reported", n)
+		}
+	}
+	if strings.Contains(out.String(), "240810") || strings.Contains(out.String(), "111222") {
+		t.Errorf("the report shows a PIN")
+	}
+	out.Reset()
+	_ = membersCmdEnv(ctx, []string{"import", path}, getenv, &out, &errb)
+	if !strings.Contains(out.String(), "9900 members imported (0 new, 9900 already there)") {
+		t.Fatalf("re-run: %s", firstLines(out.String(), 1))
+	}
+	out.Reset()
+	if err := membersCmdEnv(ctx, []string{"show", "-login", "imp00001@sandbox.example", "-mongo-uri", in.MongoURI()}, getenv, &out, &errb); err != nil ||
+		!strings.Contains(out.String(), "version 1") || strings.Contains(out.String(), "argon2") {
+		t.Fatalf("show: %v\n%s", err, out.String())
+	}
+}
+
+func firstLines(s string, n int) string {
+	lines := strings.SplitN(s, "\n", n+1)
+	return strings.Join(lines[:min(n, len(lines))], "\n")
 }

@@ -21,7 +21,9 @@ import (
 const membersUsage = `usage: pwctl members <command> [flags]
 
 commands:
-  seed   create load-test members in bulk, all with one PIN (pwctl load's members)
+  seed     create load-test members in bulk, all with one PIN (pwctl load's members)
+  import   import members from JSON Lines: bad lines reported and skipped, re-runs idempotent
+  show     print a member's state (never its PIN hash)
 
 pwctl members seed hashes the PIN as the worker does, so it needs the
 worker's environment: PINRESET_PEPPERS and PINRESET_SEAL_KEYS (required by
@@ -48,6 +50,10 @@ func membersCmdEnv(ctx context.Context, args []string, getenv func(string) strin
 	switch args[0] {
 	case "seed":
 		return membersSeed(ctx, args[1:], getenv, stdout, stderr)
+	case "import":
+		return membersImport(ctx, args[1:], getenv, stdout, stderr)
+	case "show":
+		return membersShow(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, membersUsage)
 		return fmt.Errorf("members: unknown command %q", args[0])

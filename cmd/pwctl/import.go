@@ -1,0 +1,241 @@
+package main
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"flag"
+	"fmt"
+	"io"
+	"os"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/worker"
+)
+
+// importLine is one line of a members JSON Lines file.
+type importLine struct {
+	ASPID   string `json:"aspId"`
+	LoginID string `json:"loginId"`
+	CI      string `json:"ci,omitempty"`
+	PIN     string `json:"pin"`
+}
+
+// membersImport reads JSON Lines of members, refuses bad lines with their
+// line number and reason without stopping, hashes each PIN as the worker
+// does (its own salt, on every core), and inserts the good ones in bulk.
+// Member ids derive from ASP and loginId, so a re-run skips what is there.
+func membersImport(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pwctl members import", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: the worker's PINRESET_MONGO_URI)")
+	db := fs.String("db", "", "database name (default: the worker's PINRESET_MONGO_DATABASE)")
+	batch := fs.Int("batch", 500, "members per bulk insert")
+	fs.Usage = func() {
+		fmt.Fprint(fs.Output(), "usage: pwctl members import [flags] FILE.jsonl\n\n"+
+			"Each line: {\"aspId\":\"...\",\"loginId\":\"...\",\"ci\":\"...\"(optional),\"pin\":\"123456\"}.\n"+
+			"Bad lines are reported and skipped; the exit status is 1 if any was.\n"+
+			"Needs the worker's environment to hash PINs as the worker does.\n\n")
+		fs.PrintDefaults()
+	}
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if fs.NArg() != 1 {
+		fs.Usage()
+		return errors.New("members import: one FILE.jsonl is required")
+	}
+	cfg, err := config.LoadWorker(getenv)
+	if err != nil {
+		return fmt.Errorf("the worker's environment is needed to hash PINs as the worker does: %w", err)
+	}
+	if *mongoURI == "" {
+		*mongoURI = cfg.MongoURI
+	}
+	if *db == "" {
+		*db = cfg.MongoDatabase
+	}
+	hasher, err := worker.NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	f, err := os.Open(fs.Arg(0))
+	if err != nil {
+		return fmt.Errorf("members import: %w", err)
+	}
+	defer f.Close()
+	store, err := mongostore.Open(mongostore.Config{URI: *mongoURI, Database: *db})
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+
+	type parsed struct {
+		n int
+		m pinreset.Member
+	}
+	type refusal struct {
+		n      int
+		reason string
+	}
+	var (
+		lines    = make(chan parsed, 256)
+		hashed   = make(chan pinreset.Member, 256)
+		refusals []refusal
+		refuseMu sync.Mutex
+		total    int
+	)
+	refuse := func(n int, reason string) {
+		refuseMu.Lock()
+		refusals = append(refusals, refusal{n, reason})
+		refuseMu.Unlock()
+	}
+	policy := pinreset.PINPolicy{Enabled: true}
+	go func() { // reader: validates each line with the API's own rules
+		defer close(lines)
+		sc := bufio.NewScanner(f)
+		sc.Buffer(make([]byte, 64<<10), 64<<10)
+		for n := 1; sc.Scan(); n++ {
+			total = n
+			if len(sc.Bytes()) == 0 {
+				continue
+			}
+			var l importLine
+			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
+				refuse(n, "not a JSON object of aspId, loginId, ci, pin")
+				continue
+			}
+			if len(l.ASPID) != 15 {
+				refuse(n, "aspId: must be 15 characters")
+				continue
+			}
+			body, _ := json.Marshal(map[string]any{"loginId": l.LoginID, "newPassword": l.PIN, "isResetPassword": true, "ci": nilIfEmpty(l.CI)})
+			req, err := pinreset.ParseRequest(body)
+			if err == nil {
+				err = policy.Check(req.NewPIN)
+			}
+			if err != nil {
+				refuse(n, pinreset.ErrorMessage(err)) // names the field, never its value
+				continue
+			}
+			select {
+			case lines <- parsed{n, pinreset.Member{ID: seedMemberID(l.ASPID, req.LoginID), ASPID: l.ASPID, LoginID: req.LoginID, CI: req.CI, PINHash: req.NewPIN}}:
+			case <-ctx.Done():
+				return
+			}
+		}
+		if err := sc.Err(); err != nil {
+			refuse(total+1, "unreadable: "+err.Error())
+		}
+	}()
+	var wg sync.WaitGroup
+	for range runtime.GOMAXPROCS(0) { // hashers: argon2id on every core
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for p := range lines {
+				h, err := hasher.Hash(p.m.PINHash)
+				if err != nil {
+					refuse(p.n, "hashing failed")
+					continue
+				}
+				p.m.PINHash, p.m.UpdatedAt = h, time.Now().UTC()
+				hashed <- p.m
+			}
+		}()
+	}
+	go func() { wg.Wait(); close(hashed) }()
+
+	start, lastShown := time.Now(), time.Now()
+	inserted, seen := 0, 0
+	buf := make([]pinreset.Member, 0, *batch)
+	flush := func() error {
+		n, err := store.InsertMembers(ctx, buf)
+		inserted += n
+		buf = buf[:0]
+		return err
+	}
+	for m := range hashed {
+		seen++
+		buf = append(buf, m)
+		if len(buf) == *batch {
+			if err := flush(); err != nil {
+				return err
+			}
+		}
+		if time.Since(lastShown) > 500*time.Millisecond {
+			fmt.Fprintf(stderr, "\rimported %d members...", seen)
+			lastShown = time.Now()
+		}
+	}
+	if err := flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(stderr, "\r")
+	fmt.Fprintf(stdout, "%d lines: %d members imported (%d new, %d already there), %d refused, in %s\n",
+		total, seen, inserted, seen-inserted, len(refusals), time.Since(start).Round(time.Millisecond))
+	if len(refusals) == 0 {
+		return nil
+	}
+	sortRefusals := refusals
+	for i := 1; i < len(sortRefusals); i++ { // insertion sort: hashers report out of order
+		for j := i; j > 0 && sortRefusals[j].n < sortRefusals[j-1].n; j-- {
+			sortRefusals[j], sortRefusals[j-1] = sortRefusals[j-1], sortRefusals[j]
+		}
+	}
+	for _, r := range sortRefusals {
+		fmt.Fprintf(stdout, "line %d refused: %s\n", r.n, r.reason)
+	}
+	return fmt.Errorf("members import: %d line(s) refused", len(refusals))
+}
+
+func nilIfEmpty(s string) any {
+	if s == "" {
+		return nil
+	}
+	return s
+}
+
+// membersShow prints a member's state, never its PIN hash.
+func membersShow(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pwctl members show", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id")
+	login := fs.String("login", "", "the member's loginId")
+	mongoURI := fs.String("mongo-uri", envOr("PINRESET_MONGO_URI", "mongodb://127.0.0.1:27017/"), "MongoDB connection string")
+	db := fs.String("db", envOr("PINRESET_MONGO_DATABASE", "pinreset"), "database name")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *login == "" {
+		return errors.New("members show: -login is required")
+	}
+	store, err := mongostore.Open(mongostore.Config{URI: *mongoURI, Database: *db})
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	m, err := store.FindMember(ctx, *aspID, *login)
+	if err != nil {
+		return fmt.Errorf("members show: %w", err)
+	}
+	locked := "no"
+	if time.Now().Before(m.LockedUntil) {
+		locked = "until " + m.LockedUntil.Format(time.RFC3339)
+	}
+	fmt.Fprintf(stdout, "member %s\n  asp %s\n  loginId %s\n  version %d\n  updated %s\n  failed attempts %d\n  locked %s\n  ci %s\n  recent commands:\n",
+		m.ID, m.ASPID, m.LoginID, m.Version, m.UpdatedAt.Format(time.RFC3339), m.FailedAttempts, locked, map[bool]string{true: "set", false: "none"}[m.CI != ""])
+	for _, a := range m.Recent {
+		fmt.Fprintf(stdout, "    %s  %s  %s\n", a.At.Format(time.RFC3339), a.CorrelationID, a.Code)
+	}
+	return nil
+}
