@@ -45,6 +45,7 @@ commands:
   load       a load generator: throughput, latency percentiles, codes
   bench      measure the service against its hashing limit (make bench)
   bootstrap  create the topics and indexes (an explicit, idempotent deployment step)
+  asp        register an ASP, rotate and retire its credentials (the registry file)
 
 Run 'pwctl <command> -h' for its flags.
 `
@@ -72,6 +73,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return benchCmd(ctx, args[1:], stdout, stderr)
 	case "bootstrap":
 		return bootstrapCmd(ctx, args[1:], stdout, stderr)
+	case "asp":
+		return aspCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

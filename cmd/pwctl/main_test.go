@@ -5,13 +5,14 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"net/http"
 	"os"
 	"path/filepath"
-	"net/http"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
@@ -203,4 +204,54 @@ func TestMembersImport(t *testing.T) {
 func firstLines(s string, n int) string {
 	lines := strings.SplitN(s, "\n", n+1)
 	return strings.Join(lines[:min(n, len(lines))], "\n")
+}
+
+// TestASPRegistryLifecycle: add prints a credential the registry accepts;
+// rotate adds a second one, both authenticate; retire keeps only the new.
+func TestASPRegistryLifecycle(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "asps.json")
+	var out, errb bytes.Buffer
+	cred := func() (string, string) {
+		var ak, sk string
+		for _, l := range strings.Split(out.String(), "\n") {
+			if v, ok := strings.CutPrefix(l, "access key: "); ok {
+				ak = v
+			}
+			if v, ok := strings.CutPrefix(l, "secret key: "); ok {
+				sk = v
+			}
+		}
+		out.Reset()
+		return ak, sk
+	}
+	if err := run(context.Background(), []string{"asp", "add", "-file", file, "-id", "KMNEWASP0000001", "-name", "New"}, nil, &out, &errb); err != nil {
+		t.Fatalf("add: %v %s", err, errb.String())
+	}
+	ak1, sk1 := cred()
+	if err := run(context.Background(), []string{"asp", "add", "-file", file, "-id", "KMNEWASP0000001"}, nil, &out, &errb); err == nil {
+		t.Fatal("adding the same ASP twice was accepted")
+	}
+	if err := run(context.Background(), []string{"asp", "rotate", "-file", file, "-id", "KMNEWASP0000001"}, nil, &out, &errb); err != nil {
+		t.Fatalf("rotate: %v", err)
+	}
+	ak2, sk2 := cred()
+	reg, err := asp.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, c := range [][2]string{{ak1, sk1}, {ak2, sk2}} {
+		if secrets, ok := reg.Authenticate("KMNEWASP0000001", c[0]); !ok || string(secrets[0]) != c[1] {
+			t.Fatalf("credential %s does not authenticate during the rotation", c[0][:4])
+		}
+	}
+	if err := run(context.Background(), []string{"asp", "retire", "-file", file, "-id", "KMNEWASP0000001"}, nil, &out, &errb); err != nil {
+		t.Fatalf("retire: %v", err)
+	}
+	reg, _ = asp.Load(file)
+	if _, ok := reg.Authenticate("KMNEWASP0000001", ak1); ok {
+		t.Fatal("the retired credential still authenticates")
+	}
+	if _, ok := reg.Authenticate("KMNEWASP0000001", ak2); !ok {
+		t.Fatal("the new credential no longer authenticates")
+	}
 }
