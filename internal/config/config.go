@@ -36,6 +36,13 @@ type Common struct {
 	// /metrics), apart from the API. Default 127.0.0.1:9090 for the ingress,
 	// 127.0.0.1:9091 for the worker; empty string "off" disables it.
 	AdminAddr string
+	// TracesExporter: PINRESET_TRACES_EXPORTER, none, otlp (OTLP over HTTP,
+	// configured by the standard OTEL_EXPORTER_OTLP_* variables) or file.
+	// Default none.
+	TracesExporter string
+	// TracesFile: PINRESET_TRACES_FILE, where the file exporter appends spans
+	// as JSON lines.
+	TracesFile string
 }
 
 // Ingress are the ingress settings.
@@ -226,6 +233,17 @@ func loadCommon(e *env, adminAddr string) Common {
 		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", 1, 1, 100),
 		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS", true),
 		AdminAddr:        e.str("PINRESET_ADMIN_ADDR", adminAddr),
+		TracesExporter:   e.str("PINRESET_TRACES_EXPORTER", "none"),
+		TracesFile:       e.str("PINRESET_TRACES_FILE", ""),
+	}
+	switch c.TracesExporter {
+	case "none", "otlp":
+	case "file":
+		if c.TracesFile == "" {
+			e.errs = append(e.errs, errors.New("PINRESET_TRACES_FILE is required with PINRESET_TRACES_EXPORTER=file"))
+		}
+	default:
+		e.errs = append(e.errs, fmt.Errorf("PINRESET_TRACES_EXPORTER: %q is not none, otlp or file", c.TracesExporter))
 	}
 	if c.AdminAddr == "off" {
 		c.AdminAddr = ""

@@ -86,6 +86,7 @@ func defaultCommon() config.Common {
 		TopicPartitions:  12,
 		TopicReplication: 1,
 		CreateTopics:     true,
+		TracesExporter:   "none",
 	}
 }
 
@@ -151,10 +152,13 @@ func TestEverySettingIsRead(t *testing.T) {
 		"PINRESET_TOPIC_REPLICATION": "3",
 		"PINRESET_CREATE_TOPICS":     "false",
 		"PINRESET_ADMIN_ADDR":        ":9999",
+		"PINRESET_TRACES_EXPORTER":   "file",
+		"PINRESET_TRACES_FILE":       "/tmp/spans.jsonl",
 	}
 	wantCommon := config.Common{
 		KafkaBrokers: []string{"k1:9092", "k2:9092", "k3:9092"}, SealKeys: []string{"a:AAAA", "b:BBBB"},
 		LogLevel: "debug", TopicPartitions: 24, TopicReplication: 3, CreateTopics: false, AdminAddr: ":9999",
+		TracesExporter: "file", TracesFile: "/tmp/spans.jsonl",
 	}
 	t.Run("every ingress variable is read", func(t *testing.T) {
 		t.Parallel()

@@ -26,6 +26,8 @@ var Settings = []Setting{
 	{"PINRESET_CREATE_TOPICS", "both", false, "true", "create missing topics at start"},
 	{"PINRESET_TOPIC_PARTITIONS", "both", false, "12", "partitions of each topic it creates (the DLQ gets 1)"},
 	{"PINRESET_TOPIC_REPLICATION", "both", false, "1", "replication factor of topics it creates (3 in production)"},
+	{"PINRESET_TRACES_EXPORTER", "both", false, "none", "none, otlp (OTLP over HTTP, endpoint from the standard OTEL_EXPORTER_OTLP_* variables) or file"},
+	{"PINRESET_TRACES_FILE", "both", false, "none", "with the file exporter: where spans are appended as JSON lines"},
 	{"PINRESET_ADMIN_ADDR", "both", false, "ingress 127.0.0.1:9090, worker 127.0.0.1:9091", "admin listener: /healthz, /readyz, /metrics; off disables it"},
 	{"PINRESET_HTTP_ADDR", "ingress", false, "127.0.0.1:8080", "listen address"},
 	{"PINRESET_ASP_FILE", "ingress", false, "required", "the ASP registry (JSON, as deployments/sandbox/asps.json)"},

@@ -6,9 +6,13 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/propagation"
+	"go.opentelemetry.io/otel/trace"
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/tracing"
 )
 
 type ctxKey struct{}
@@ -66,10 +70,18 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if cid != "" {
 			w.Header().Set("X-KM-Correlation-Id", cid)
 		}
+		ctx := tracing.Propagator.Extract(r.Context(), propagation.HeaderCarrier(r.Header))
+		ctx, span := s.tracer.Start(ctx, r.Method+" "+r.URL.Path, trace.WithSpanKind(trace.SpanKindServer))
+		defer span.End()
 		log := s.log.With(zap.String("correlation_id", cid))
+		if sc := span.SpanContext(); sc.IsValid() {
+			log = log.With(zap.String("trace_id", sc.TraceID().String()))
+		}
 		rec := &recorder{ResponseWriter: w, log: log}
-		r2 := r.WithContext(context.WithValue(r.Context(), ctxKey{}, log))
+		r2 := r.WithContext(context.WithValue(ctx, ctxKey{}, log))
 		next.ServeHTTP(rec, r2)
+		span.SetAttributes(attribute.String("http.route", r2.Pattern), attribute.Int("http.response.status_code", rec.status),
+			attribute.String("pinreset.code", string(rec.code)), attribute.String("pinreset.correlation_id", cid))
 		if s.metrics != nil {
 			route := r2.Pattern // set by the mux: a bounded label, unlike the path
 			if route == "" {

@@ -21,6 +21,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/tracing"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
@@ -73,6 +74,12 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	srv := NewServer(registry, producer, ring, opts, log, ready)
 	reg := metrics.NewRegistry()
 	srv.Measure(reg)
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.TracesExporter, cfg.TracesFile, "pinreset-ingress")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }() // after the server stopped: flushes the last spans
+	srv.Trace(tp)
 
 	httpSrv := &http.Server{
 		Handler:           srv.Handler(),

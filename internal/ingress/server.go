@@ -19,6 +19,9 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/jwe"
@@ -26,6 +29,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/tracing"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
@@ -82,6 +86,7 @@ type Server struct {
 	seen    *outcomeCache
 	ready   func(context.Context) error
 	metrics *metrics.Ingress // nil: not measured
+	tracer  trace.Tracer
 }
 
 // NewServer builds the server. ready is called by /readyz.
@@ -101,8 +106,13 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 	if opts.MaxInFlight == 0 {
 		opts.MaxInFlight = 2000
 	}
-	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight),
+	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight), tracer: noop.NewTracerProvider().Tracer(""),
 		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready}
+}
+
+// Trace makes the server record spans with tp.
+func (s *Server) Trace(tp trace.TracerProvider) {
+	s.tracer = tp.Tracer("github.com/kmwallet/pinreset/internal/ingress")
 }
 
 // Measure registers the server's metrics on reg.
@@ -260,10 +270,15 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 	}
 	results, done := s.waiters.add(cmd.ASPID, cmd.CorrelationID, cmd.RequestID)
 	defer done()
-	if err := s.pub.Publish(r.Context(), kafkabus.Message{
-		Topic: kafkabus.TopicCommands, Key: []byte(cmd.CorrelationID), Value: value,
-		Headers: []kafka.Header{{Key: wire.HeaderRequestID, Value: []byte(cmd.RequestID)}},
-	}); err != nil {
+	ctx, span := s.tracer.Start(r.Context(), "publish "+kafkabus.TopicCommands, trace.WithSpanKind(trace.SpanKindProducer),
+		trace.WithAttributes(attribute.String("pinreset.correlation_id", cmd.CorrelationID), attribute.String("pinreset.kind", string(cmd.Kind))))
+	headers := []kafka.Header{{Key: wire.HeaderRequestID, Value: []byte(cmd.RequestID)}}
+	tracing.Inject(ctx, &headers) // the worker continues this trace
+	err = s.pub.Publish(ctx, kafkabus.Message{
+		Topic: kafkabus.TopicCommands, Key: []byte(cmd.CorrelationID), Value: value, Headers: headers,
+	})
+	span.End()
+	if err != nil {
 		if s.metrics != nil {
 			s.metrics.Published.WithLabelValues(string(cmd.Kind), "error").Inc()
 		}

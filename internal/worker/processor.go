@@ -11,6 +11,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.opentelemetry.io/otel/attribute"
+	"go.opentelemetry.io/otel/trace"
+	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/audit"
@@ -19,6 +22,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/tracing"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
@@ -85,6 +89,9 @@ type Processor struct {
 	ReplayWindow time.Duration
 	// Metrics, when set, counts outcomes, conflicts, locks and dead letters.
 	Metrics *metrics.Worker
+	// Tracer records a span per command and per store update, continuing
+	// the trace the ingress started (traceparent header). Default: none.
+	Tracer trace.Tracer
 	// MaxConflicts bounds the compare-and-set retries of one command when
 	// other commands keep changing the same member. Default 16.
 	MaxConflicts int
@@ -107,7 +114,13 @@ func (p *Processor) now() time.Time {
 // Handle processes one message of password.commands. It returns an error only
 // for failures worth retrying (database or broker unavailable).
 func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
+	ctx, span := p.tracer().Start(tracing.Extract(ctx, m.Headers), "process "+m.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
+		trace.WithAttributes(attribute.String("pinreset.correlation_id", string(m.Key)), attribute.Int("messaging.kafka.partition", m.Partition)))
+	defer span.End()
 	log := p.Log.With(zap.String("correlation_id", string(m.Key)), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
+	if sc := span.SpanContext(); sc.IsValid() {
+		log = log.With(zap.String("trace_id", sc.TraceID().String()))
+	}
 	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
 	if err != nil {
 		return p.deadLetter(ctx, log, m, err)
@@ -302,7 +315,10 @@ func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.
 		if !d.Changed {
 			return pinreset.NewResult(cmd, d.Code, m.ID, now), nil
 		}
+		_, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.member_id", m.ID),
+			attribute.Int64("pinreset.version", d.Member.Version)))
 		outbox, err := p.Members.UpdateMember(ctx, d.Member, m.Version, cmd.CorrelationID, d.Events)
+		span.End()
 		if errors.Is(err, mongostore.ErrConflict) {
 			if p.Metrics != nil {
 				p.Metrics.Conflicts.Inc()
@@ -358,7 +374,16 @@ func (p *Processor) publishResult(ctx context.Context, r pinreset.Result) error 
 	if err != nil {
 		return err
 	}
-	return p.Publisher.Publish(ctx, kafkabus.Message{Topic: kafkabus.TopicResults, Key: []byte(r.CorrelationID), Value: v})
+	var headers []kafka.Header
+	tracing.Inject(ctx, &headers)
+	return p.Publisher.Publish(ctx, kafkabus.Message{Topic: kafkabus.TopicResults, Key: []byte(r.CorrelationID), Value: v, Headers: headers})
+}
+
+func (p *Processor) tracer() trace.Tracer {
+	if p.Tracer == nil {
+		return noop.NewTracerProvider().Tracer("")
+	}
+	return p.Tracer
 }
 
 // deadLetter moves a message that can never be processed to the DLQ, with the

@@ -17,6 +17,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/tracing"
 )
 
 // NewHasher builds the PIN hasher from the worker settings.
@@ -89,6 +90,12 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	defer consumer.Close()
 	reg := metrics.NewRegistry()
 	proc.Metrics = metrics.NewWorker(reg, func() float64 { return float64(consumer.Lag()) })
+	tp, stopTracing, err := tracing.Setup(ctx, cfg.TracesExporter, cfg.TracesFile, "pinreset-worker")
+	if err != nil {
+		return err
+	}
+	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }() // after the consumer drained: flushes the last spans
+	proc.Tracer = tp.Tracer("github.com/kmwallet/pinreset/internal/worker")
 	proc.Hasher = timedHasher{h: hasher, m: proc.Metrics, slots: make(chan struct{}, cfg.HashConcurrency)}
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
 		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
