@@ -99,7 +99,6 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 		refusals = append(refusals, refusal{n, reason})
 		refuseMu.Unlock()
 	}
-	policy := pinreset.PINPolicy{Enabled: true}
 	go func() { // reader: validates each line with the API's own rules
 		defer close(lines)
 		sc := bufio.NewScanner(f)
@@ -109,26 +108,13 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 			if len(sc.Bytes()) == 0 {
 				continue
 			}
-			var l importLine
-			if err := json.Unmarshal(sc.Bytes(), &l); err != nil {
-				refuse(n, "not a JSON object of aspId, loginId, ci, pin")
-				continue
-			}
-			if len(l.ASPID) != 15 {
-				refuse(n, "aspId: must be 15 characters")
-				continue
-			}
-			body, _ := json.Marshal(map[string]any{"loginId": l.LoginID, "newPassword": l.PIN, "isResetPassword": true, "ci": nilIfEmpty(l.CI)})
-			req, err := pinreset.ParseRequest(body)
-			if err == nil {
-				err = policy.Check(req.NewPIN)
-			}
-			if err != nil {
-				refuse(n, pinreset.ErrorMessage(err)) // names the field, never its value
+			m, reason := parseMemberLine(sc.Bytes())
+			if reason != "" {
+				refuse(n, reason)
 				continue
 			}
 			select {
-			case lines <- parsed{n, pinreset.Member{ID: seedMemberID(l.ASPID, req.LoginID), ASPID: l.ASPID, LoginID: req.LoginID, CI: req.CI, PINHash: req.NewPIN}}:
+			case lines <- parsed{n, m}:
 			case <-ctx.Done():
 				return
 			}
@@ -196,6 +182,81 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintf(stdout, "line %d refused: %s\n", r.n, r.reason)
 	}
 	return fmt.Errorf("members import: %d line(s) refused", len(refusals))
+}
+
+// parseMemberLine checks one member with the API's own body rules and the
+// PIN policy. The member's PINHash holds the PIN in clear until it is
+// hashed. reason names the field at fault, never its value.
+func parseMemberLine(b []byte) (m pinreset.Member, reason string) {
+	var l importLine
+	if err := json.Unmarshal(b, &l); err != nil {
+		return m, "not a JSON object of aspId, loginId, ci, pin"
+	}
+	if len(l.ASPID) != 15 {
+		return m, "aspId: must be 15 characters"
+	}
+	body, _ := json.Marshal(map[string]any{"loginId": l.LoginID, "newPassword": l.PIN, "isResetPassword": true, "ci": nilIfEmpty(l.CI)})
+	req, err := pinreset.ParseRequest(body)
+	if err == nil {
+		err = pinreset.PINPolicy{Enabled: true}.Check(req.NewPIN)
+	}
+	if err != nil {
+		return m, pinreset.ErrorMessage(err)
+	}
+	return pinreset.Member{ID: seedMemberID(l.ASPID, req.LoginID), ASPID: l.ASPID, LoginID: req.LoginID, CI: req.CI, PINHash: req.NewPIN}, ""
+}
+
+// membersAdd adds one member, refusing one whose login exists.
+func membersAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pwctl members add", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id")
+	login := fs.String("login", "", "loginId (an email address)")
+	pin := fs.String("pin", "", "the member's PIN, 6 digits (read from PWCTL_PIN if empty, to keep it out of the shell history)")
+	ci := fs.String("ci", "", "the member's CI, 88 characters (optional)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *pin == "" {
+		*pin = getenv("PWCTL_PIN")
+	}
+	line, _ := json.Marshal(importLine{ASPID: *aspID, LoginID: *login, CI: *ci, PIN: *pin})
+	m, reason := parseMemberLine(line)
+	if reason != "" {
+		return fmt.Errorf("members add: %s", reason)
+	}
+	cfg, err := config.LoadWorker(getenv)
+	if err != nil {
+		return fmt.Errorf("the worker's environment is needed to hash the PIN as the worker does: %w", err)
+	}
+	hasher, err := worker.NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	if m.PINHash, err = hasher.Hash(m.PINHash); err != nil {
+		return fmt.Errorf("hash the PIN: %w", err)
+	}
+	m.UpdatedAt = time.Now().UTC()
+	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	if _, err := store.FindMember(ctx, m.ASPID, m.LoginID); err == nil {
+		return fmt.Errorf("members add: %s already has a member with that loginId", m.ASPID)
+	}
+	n, err := store.InsertMembers(ctx, []pinreset.Member{m})
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return fmt.Errorf("members add: the member exists already")
+	}
+	fmt.Fprintf(stdout, "member %s added to %s\n", m.ID, m.ASPID)
+	return nil
 }
 
 func nilIfEmpty(s string) any {

@@ -199,6 +199,17 @@ func TestMembersImport(t *testing.T) {
 		!strings.Contains(out.String(), "version 1") || strings.Contains(out.String(), "argon2") {
 		t.Fatalf("show: %v\n%s", err, out.String())
 	}
+	env["PWCTL_PIN"] = "581379"
+	if err := membersCmdEnv(ctx, []string{"add", "-login", "added@sandbox.example"}, getenv, &out, &errb); err != nil {
+		t.Fatalf("add: %v", err)
+	}
+	if err := membersCmdEnv(ctx, []string{"add", "-login", "added@sandbox.example"}, getenv, &out, &errb); err == nil {
+		t.Fatal("adding the same login twice was accepted")
+	}
+	if err := membersCmdEnv(ctx, []string{"add", "-login", "weak@sandbox.example", "-pin", "123456"}, getenv, &out, &errb); err == nil ||
+		strings.Contains(err.Error(), "123456") {
+		t.Fatalf("a weak PIN: %v, want refused without echoing it", err)
+	}
 }
 
 func firstLines(s string, n int) string {

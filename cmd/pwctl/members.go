@@ -24,6 +24,7 @@ commands:
   seed     create load-test members in bulk, all with one PIN (pwctl load's members)
   import   import members from JSON Lines: bad lines reported and skipped, re-runs idempotent
   show     print a member's state (never its PIN hash)
+  add      add one member (its PIN hashed as the worker does)
 
 pwctl members seed hashes the PIN as the worker does, so it needs the
 worker's environment: PINRESET_PEPPERS and PINRESET_SEAL_KEYS (required by
@@ -54,6 +55,8 @@ func membersCmdEnv(ctx context.Context, args []string, getenv func(string) strin
 		return membersImport(ctx, args[1:], getenv, stdout, stderr)
 	case "show":
 		return membersShow(ctx, args[1:], getenv, stdout, stderr)
+	case "add":
+		return membersAdd(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, membersUsage)
 		return fmt.Errorf("members: unknown command %q", args[0])
