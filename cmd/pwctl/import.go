@@ -13,10 +13,8 @@ import (
 	"sync"
 	"time"
 
-	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // importLine is one line of a members JSON Lines file.
@@ -51,33 +49,16 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 		fs.Usage()
 		return errors.New("members import: one FILE.jsonl is required")
 	}
-	cfg, err := config.LoadWorker(getenv)
-	if err != nil {
-		return fmt.Errorf("the worker's environment is needed to hash PINs as the worker does: %w", err)
-	}
-	if *mongoURI == "" {
-		*mongoURI = cfg.MongoURI
-	}
-	if *db == "" {
-		*db = cfg.MongoDatabase
-	}
-	hasher, err := worker.NewHasher(cfg)
-	if err != nil {
-		return err
-	}
 	f, err := os.Open(fs.Arg(0))
 	if err != nil {
 		return fmt.Errorf("members import: %w", err)
 	}
 	defer f.Close()
-	store, err := mongostore.Open(mongostore.Config{URI: *mongoURI, Database: *db})
+	hasher, store, err := openAsWorker(ctx, getenv, *mongoURI, *db)
 	if err != nil {
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return err
-	}
 
 	type parsed struct {
 		n int
@@ -225,26 +206,15 @@ func membersAdd(ctx context.Context, args []string, getenv func(string) string, 
 	if reason != "" {
 		return fmt.Errorf("members add: %s", reason)
 	}
-	cfg, err := config.LoadWorker(getenv)
-	if err != nil {
-		return fmt.Errorf("the worker's environment is needed to hash the PIN as the worker does: %w", err)
-	}
-	hasher, err := worker.NewHasher(cfg)
-	if err != nil {
-		return err
-	}
-	if m.PINHash, err = hasher.Hash(m.PINHash); err != nil {
-		return fmt.Errorf("hash the PIN: %w", err)
-	}
-	m.UpdatedAt = time.Now().UTC()
-	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
+	hasher, store, err := openAsWorker(ctx, getenv, "", "")
 	if err != nil {
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return err
+	if m.PINHash, err = hasher.Hash(m.PINHash); err != nil {
+		return fmt.Errorf("hash the PIN: %w", err)
 	}
+	m.UpdatedAt = time.Now().UTC()
 	if _, err := store.FindMember(ctx, m.ASPID, m.LoginID); err == nil {
 		return fmt.Errorf("members add: %s already has a member with that loginId", m.ASPID)
 	}

@@ -14,6 +14,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
@@ -110,20 +111,11 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 	if err := checkPattern(*pattern); err != nil {
 		return fmt.Errorf("-pattern: %w", err)
 	}
-	cfg, err := config.LoadWorker(getenv)
-	if err != nil {
-		return fmt.Errorf("the worker's environment is needed to hash the PIN as the worker does: %w", err)
-	}
-	if *mongoURI == "" {
-		*mongoURI = cfg.MongoURI
-	}
-	if *db == "" {
-		*db = cfg.MongoDatabase
-	}
-	hasher, err := worker.NewHasher(cfg)
+	hasher, store, err := openAsWorker(ctx, getenv, *mongoURI, *db)
 	if err != nil {
 		return err
 	}
+	defer store.Close(context.WithoutCancel(ctx))
 	// One hash, hence one salt, for every member. Salt reuse across seeded
 	// benchmark members is acceptable for load data (they are public test
 	// accounts with one known PIN) and is what makes seeding a million
@@ -132,14 +124,6 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 	hash, err := hasher.Hash(*pin)
 	if err != nil {
 		return fmt.Errorf("hash the PIN: %w", err)
-	}
-	store, err := mongostore.Open(mongostore.Config{URI: *mongoURI, Database: *db})
-	if err != nil {
-		return err
-	}
-	defer store.Close(context.WithoutCancel(ctx))
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return err
 	}
 
 	began := time.Now()
@@ -244,4 +228,33 @@ func isTerminal(w io.Writer) bool {
 	}
 	fi, err := f.Stat()
 	return err == nil && fi.Mode()&os.ModeCharDevice != 0
+}
+
+// openAsWorker builds the PIN hasher exactly as the worker does, from the
+// worker's environment, and opens the store (uri and db default to the
+// worker's) with its indexes in place. The caller closes the store.
+func openAsWorker(ctx context.Context, getenv func(string) string, uri, db string) (*pinhash.Hasher, *mongostore.Store, error) {
+	cfg, err := config.LoadWorker(getenv)
+	if err != nil {
+		return nil, nil, fmt.Errorf("the worker's environment is needed to hash PINs as the worker does: %w", err)
+	}
+	if uri == "" {
+		uri = cfg.MongoURI
+	}
+	if db == "" {
+		db = cfg.MongoDatabase
+	}
+	hasher, err := worker.NewHasher(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	store, err := mongostore.Open(mongostore.Config{URI: uri, Database: db})
+	if err != nil {
+		return nil, nil, err
+	}
+	if err := store.EnsureIndexes(ctx); err != nil {
+		store.Close(context.WithoutCancel(ctx))
+		return nil, nil, err
+	}
+	return hasher, store, nil
 }

@@ -32,15 +32,6 @@ type recorder struct {
 	status int
 	code   pinreset.Code
 	seal   func(plain []byte) ([]byte, error)
-	log    *zap.Logger
-}
-
-// loggerFromWriter is loggerFrom for code that has the writer, not the request.
-func loggerFromWriter(w http.ResponseWriter, def *zap.Logger) *zap.Logger {
-	if rec, ok := w.(*recorder); ok && rec.log != nil {
-		return rec.log
-	}
-	return def
 }
 
 func (r *recorder) WriteHeader(status int) {
@@ -77,7 +68,7 @@ func (s *Server) accessLog(next http.Handler) http.Handler {
 		if sc := span.SpanContext(); sc.IsValid() {
 			log = log.With(zap.String("trace_id", sc.TraceID().String()))
 		}
-		rec := &recorder{ResponseWriter: w, log: log}
+		rec := &recorder{ResponseWriter: w}
 		r2 := r.WithContext(context.WithValue(ctx, ctxKey{}, log))
 		next.ServeHTTP(rec, r2)
 		span.SetAttributes(attribute.String("http.route", r2.Pattern), attribute.Int("http.response.status_code", rec.status),

@@ -186,17 +186,9 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if err := s.authenticate(log, hd, body, now); err != nil {
+	if body, err = s.admit(w, log, hd, body, now); err != nil {
 		s.writeError(w, log, err)
 		return
-	}
-	if hd.CryptoKeyID != "" {
-		// The MAC above covered the bytes sent, the JWE; the rules below
-		// apply to what it holds.
-		if body, err = s.openBody(w, hd, body); err != nil {
-			s.writeError(w, log, err)
-			return
-		}
 	}
 	req, err := pinreset.ParseRequest(body)
 	if err != nil {
@@ -235,15 +227,9 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if err := s.authenticate(log, hd, body, now); err != nil {
+	if _, err := s.admit(w, log, hd, body, now); err != nil {
 		s.writeError(w, log, err)
 		return
-	}
-	if hd.CryptoKeyID != "" {
-		if err := s.sealResponses(w, hd); err != nil {
-			s.writeError(w, log, err)
-			return
-		}
 	}
 	if res, ok := s.seen.get(hd.ASPID, hd.CorrelationID, now); ok {
 		s.writeCode(w, log, res.Code, res.Message)
@@ -331,15 +317,26 @@ func (s *Server) sealResponses(w http.ResponseWriter, hd kmheader.Headers) error
 	return nil
 }
 
-// openBody decrypts a JWE request body, after arranging for the response
-// to be encrypted too.
-func (s *Server) openBody(w http.ResponseWriter, hd kmheader.Headers, body []byte) ([]byte, error) {
+// admit authenticates a request and, when it is encrypted, arranges for its
+// answers to be encrypted and returns its decrypted body (an empty body, as
+// a GET's, stays empty). The MAC covers the bytes sent, the JWE; the rules
+// after this apply to what it holds.
+func (s *Server) admit(w http.ResponseWriter, log *zap.Logger, hd kmheader.Headers, body []byte, now time.Time) ([]byte, error) {
+	if err := s.authenticate(log, hd, body, now); err != nil {
+		return nil, err
+	}
+	if hd.CryptoKeyID == "" {
+		return body, nil
+	}
 	if err := s.sealResponses(w, hd); err != nil {
 		return nil, err
 	}
+	if len(body) == 0 {
+		return body, nil
+	}
 	plain, err := s.opts.JWE.Decrypt(hd.CryptoKeyID, body)
 	if err != nil {
-		loggerFromWriter(w, s.log).Info("undecryptable body", zap.Error(err))
+		log.Info("undecryptable body", zap.Error(err))
 		return nil, err
 	}
 	return plain, nil
