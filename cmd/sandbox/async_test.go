@@ -14,6 +14,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -254,9 +255,10 @@ func TestPoisonCommands(t *testing.T) {
 		{Key: []byte("261125120000-aaaaaa2"), Value: []byte(`{"v":1,"correlationId":"261125120000-aaaaaa2","aspId":"KMSANDBOXASP001","kind":"reset","acceptedAt":"2026-01-01T00:00:00Z","expiresAt":"2030-01-01T00:00:00Z","sealed":{"kid":"sbx1","nonce":"AAAA","ct":"AAAA"}}`)},
 		{Key: []byte("261125120000-aaaaaa3"), Value: []byte(`{"v":9}`)},
 		{Key: nil, Value: []byte(`{}`)},
+		{Key: []byte{0xff, 0xfe, 'k'}, Value: []byte{0xc3, 0x28}}, // neither key nor value is UTF-8
 	}
 	var valid []string
-	for i := range 8 {
+	for i := range 2 * len(poison) {
 		if i%2 == 0 {
 			if err := w.WriteMessages(context.Background(), poison[i/2]); err != nil {
 				t.Fatal(err)
@@ -287,6 +289,30 @@ func TestPoisonCommands(t *testing.T) {
 		}
 		if !strings.Contains(reason, "poison") {
 			t.Errorf("DLQ message %q has reason %q", m.Key, reason)
+		}
+	}
+	// Each is audited once as rejected, under its correlation id when it
+	// can be read, else under its key and place in the log.
+	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Disconnect(context.Background())
+	rejected := map[string]int{}
+	rep, err := audit.New(mc.Database(e.Database)).Verify(context.Background(), func(r audit.Record) {
+		if r.Code == "000_422" {
+			rejected[r.CorrelationID]++
+		}
+	})
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit trail: %+v %v", rep, err)
+	}
+	if len(rejected) != len(poison) {
+		t.Errorf("audited rejections %v, want one for each of the %d poison messages", rejected, len(poison))
+	}
+	for cid, n := range rejected {
+		if n != 1 {
+			t.Errorf("%q audited %d times", cid, n)
 		}
 	}
 }

@@ -36,7 +36,7 @@
 // per-member chain almost never sees two appends at once; memberless records (unknown loginIds, undecodable commands) are
 // spread over 16 chains per ASP by correlation id, so an ASP sending many of
 // them does not serialize on one head either, and a redelivered command maps
-// to the same chain again (HasCorrelation looks there). Chains are cheap:
+// to the same chain again (where the unique index refuses it). Chains are cheap:
 // nothing is stored per chain beyond its records.
 //
 // # Appending without compare-and-set
@@ -74,9 +74,17 @@
 // only on a conflict, and no sorted query on the append path. On MongoDB
 // every one of these is an index lookup.
 //
-// Append is not idempotent by itself: if it returns an error after the
-// insert reached the server, the record may exist. A caller that retries the
-// same command asks HasCorrelation first.
+// # Once per command
+//
+// Append is idempotent per (chain, correlation id): a unique index on the
+// pair (EnsureIndexes) refuses a second record of the same command in its
+// chain, and Append then stores nothing and returns ErrRecorded. So a worker
+// that died after appending, or a redelivered command, appends again without
+// first searching the chain (a search by correlation id reads the whole
+// collection on FerretDB v1), and the outcome record needs no "audited" mark
+// (an update, the most expensive write on FerretDB). Telling the two
+// duplicate-key errors apart costs one read by _id: if the seq tried is
+// free, the index that refused the record was the correlation id's.
 package audit
 
 import (
@@ -118,6 +126,10 @@ const MaxAttempts = 100
 
 // maxHints bounds the per-process map of chain heads; it is only a hint.
 const maxHints = 10000
+
+// ErrRecorded is returned by Append when the record's chain already holds a
+// record of its correlation id: the command is audited, nothing was stored.
+var ErrRecorded = errors.New("audit: command already recorded in its chain")
 
 // ErrContention is returned by Append when other writers took the next seq
 // of the chain MaxAttempts times in a row.
@@ -243,21 +255,24 @@ func New(db *mongo.Database) *Log {
 	return &Log{coll: db.Collection(Collection), now: time.Now, hints: make(map[string]head)}
 }
 
-// EnsureIndexes creates the indexes Find, HasCorrelation and Verify use:
-// correlationId, memberId and (chain, seq), all plain. Idempotent. Append
-// needs none: it reads and claims by _id.
+// EnsureIndexes creates the unique index on (chain, correlationId) that
+// makes Append idempotent, and the plain indexes Find and Verify use:
+// correlationId, memberId and (chain, seq). Idempotent; run it before the
+// first Append.
 func (l *Log) EnsureIndexes(ctx context.Context) error {
 	// One createIndexes per index: FerretDB v1.24 panics (and drops the
 	// connection) on a createIndexes of several indexes that already exist.
 	for _, ix := range []struct {
-		name string
-		keys bson.D
+		name   string
+		keys   bson.D
+		unique bool
 	}{
-		{"correlation_id", bson.D{{Key: "correlationId", Value: 1}}},
-		{"member_id", bson.D{{Key: "memberId", Value: 1}}},
-		{"chain_seq", bson.D{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}}},
+		{"chain_correlation_unique", bson.D{{Key: "chain", Value: 1}, {Key: "correlationId", Value: 1}}, true},
+		{"correlation_id", bson.D{{Key: "correlationId", Value: 1}}, false},
+		{"member_id", bson.D{{Key: "memberId", Value: 1}}, false},
+		{"chain_seq", bson.D{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}}, false},
 	} {
-		_, err := l.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name)})
+		_, err := l.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name).SetUnique(ix.unique)})
 		if err != nil {
 			return fmt.Errorf("create audit index %s: %w", ix.name, err)
 		}
@@ -306,8 +321,9 @@ func looksLikeHash(s string) bool {
 // change or unknown, Code must be set, and LoginIDHash, when set, must look
 // like a hash.
 //
-// On a non-nil error other than a refused record or ErrContention, the
-// record may or may not have been stored; see HasCorrelation.
+// When the chain already holds a record of r's correlation id, Append
+// stores nothing and returns ErrRecorded. On any other error the record may
+// or may not have been stored; appending it again is safe.
 func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	if err := check(r); err != nil {
 		return Record{}, err
@@ -332,8 +348,18 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 		if !mongo.IsDuplicateKeyError(err) {
 			return Record{}, fmt.Errorf("append audit record %s: %w", recordID(r.Chain, r.Seq), err)
 		}
+		// Either r.Seq is taken or the chain already has r's correlation id.
+		at, found, err := l.recordAt(ctx, r.Chain, r.Seq)
+		if err != nil {
+			return Record{}, err
+		}
+		if !found || at.cid == r.CorrelationID {
+			return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
+		}
 		// Someone else appended r.Seq: find the head, from the last record
 		// whose hash is known here.
+		l.setHint(r.Chain, head{seq: r.Seq, hash: at.hash})
+		known = head{seq: r.Seq, hash: at.hash}
 		l.conflicts.Add(1)
 		if known, err = l.findHead(ctx, r.Chain, known); err != nil {
 			return Record{}, err
@@ -353,7 +379,7 @@ func (l *Log) findHead(ctx context.Context, chain string, from head) (head, erro
 	step := int64(1)
 	for probes := 0; hi < 0; probes++ {
 		s := lo.seq + step
-		h, found, err := l.hashAt(ctx, chain, s)
+		at, found, err := l.recordAt(ctx, chain, s)
 		if err != nil {
 			return head{}, err
 		}
@@ -361,19 +387,19 @@ func (l *Log) findHead(ctx context.Context, chain string, from head) (head, erro
 			hi = s
 			break
 		}
-		lo = head{seq: s, hash: h}
+		lo = head{seq: s, hash: at.hash}
 		if probes >= 3 {
 			step *= 2
 		}
 	}
 	for hi-lo.seq > 1 {
 		mid := lo.seq + (hi-lo.seq)/2
-		h, found, err := l.hashAt(ctx, chain, mid)
+		at, found, err := l.recordAt(ctx, chain, mid)
 		if err != nil {
 			return head{}, err
 		}
 		if found {
-			lo = head{seq: mid, hash: h}
+			lo = head{seq: mid, hash: at.hash}
 		} else {
 			hi = mid
 		}
@@ -382,20 +408,24 @@ func (l *Log) findHead(ctx context.Context, chain string, from head) (head, erro
 	return lo, nil
 }
 
-// hashAt reads the hash of record seq of chain.
-func (l *Log) hashAt(ctx context.Context, chain string, seq int64) (string, bool, error) {
+// stored is what Append and findHead read of a record.
+type stored struct{ hash, cid string }
+
+// recordAt reads the hash and correlation id of record seq of chain.
+func (l *Log) recordAt(ctx context.Context, chain string, seq int64) (stored, bool, error) {
 	var d struct {
 		Hash string `bson:"hash"`
+		CID  string `bson:"correlationId"`
 	}
 	err := l.coll.FindOne(ctx, bson.D{{Key: "_id", Value: recordID(chain, seq)}},
-		options.FindOne().SetProjection(bson.D{{Key: "hash", Value: 1}})).Decode(&d)
+		options.FindOne().SetProjection(bson.D{{Key: "hash", Value: 1}, {Key: "correlationId", Value: 1}})).Decode(&d)
 	if errors.Is(err, mongo.ErrNoDocuments) {
-		return "", false, nil
+		return stored{}, false, nil
 	}
 	if err != nil {
-		return "", false, fmt.Errorf("read audit record %s: %w", recordID(chain, seq), err)
+		return stored{}, false, fmt.Errorf("read audit record %s: %w", recordID(chain, seq), err)
 	}
-	return d.Hash, true, nil
+	return stored{hash: d.Hash, cid: d.CID}, true, nil
 }
 
 func (l *Log) hint(chain string) (head, bool) {
@@ -421,24 +451,6 @@ func (l *Log) setHint(chain string, h head) {
 		}
 	}
 	l.hints[chain] = h
-}
-
-// HasCorrelation says whether chain holds a record of correlationID; a
-// caller that may have appended before a crash asks it before appending
-// again (the chain is ChainOf of the record it would append). On MongoDB it
-// is an index lookup (correlation_id); on FerretDB v1 it reads the whole
-// collection when the answer is no (0.5 to 0.9 s at 5,000 records), so ask
-// it on the redelivery path, not for every command.
-func (l *Log) HasCorrelation(ctx context.Context, chain, correlationID string) (bool, error) {
-	err := l.coll.FindOne(ctx, bson.D{{Key: "chain", Value: chain}, {Key: "correlationId", Value: correlationID}},
-		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return false, nil
-	}
-	if err != nil {
-		return false, fmt.Errorf("find audit record of %s: %w", correlationID, err)
-	}
-	return true, nil
 }
 
 // Find returns the records of correlationID, or of memberID, or with both

@@ -2,6 +2,7 @@ package audit
 
 import (
 	"context"
+	"errors"
 	"flag"
 	"fmt"
 	"os"
@@ -561,7 +562,7 @@ func TestVerifyDetectsForeignAndMalformedDocuments(t *testing.T) {
 	}
 }
 
-func TestFindAndHasCorrelation(t *testing.T) {
+func TestFind(t *testing.T) {
 	ctx, db := testCtx(t), newDB(t)
 	l := New(db)
 	if err := l.EnsureIndexes(ctx); err != nil {
@@ -610,21 +611,71 @@ func TestFindAndHasCorrelation(t *testing.T) {
 		t.Error("Find with nothing to find by succeeded")
 	}
 
-	for _, tc := range []struct {
-		chain, cid string
-		want       bool
-	}{
-		{"m:m1", "cid-3", true},
-		{"m:m1", "cid-9", false}, // in another chain
-		{"m:m2", "cid-9", true},
-		{memberless, "shared", true},
-		{"m:m2", "shared", true},
-		{"m:m1", "shared", false},
-		{"m:nobody", "cid-1", false},
-	} {
-		got, err := l.HasCorrelation(ctx, tc.chain, tc.cid)
-		if err != nil || got != tc.want {
-			t.Errorf("HasCorrelation(%s, %s) = %v, %v; want %v", tc.chain, tc.cid, got, err, tc.want)
+}
+
+// TestAppendOncePerCorrelation: a second record of a correlation id in its
+// chain is refused with ErrRecorded, whether the appender's hint points at
+// the free seq (the duplicate is the correlation id's), at a seq another
+// command took, or nowhere (a fresh process), and also when many append the
+// same command at once; the same correlation id in another chain is a
+// different record.
+func TestAppendOncePerCorrelation(t *testing.T) {
+	ctx, db := testCtx(t), newDB(t)
+	l := New(db)
+	if err := l.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, err := l.Append(ctx, memberRec("m1", "c1", "000_000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := l.Append(ctx, memberRec("m1", "c1", "000_000")); !errors.Is(err, ErrRecorded) {
+		t.Fatalf("again, hint at the free seq: %v, want ErrRecorded", err)
+	}
+	if _, err := New(db).Append(ctx, memberRec("m1", "c1", "000_000")); !errors.Is(err, ErrRecorded) {
+		t.Fatalf("again from a fresh Log (seq 1 is c1's own): %v, want ErrRecorded", err)
+	}
+	if _, err := l.Append(ctx, memberRec("m1", "c2", "000_000")); err != nil {
+		t.Fatal(err)
+	}
+	stale := New(db)
+	stale.setHint("m:m1", head{seq: first.Seq, hash: first.Hash}) // it will try seq 2, taken by c2
+	if _, err := stale.Append(ctx, memberRec("m1", "c1", "000_000")); !errors.Is(err, ErrRecorded) {
+		t.Fatalf("again from a stale hint: %v, want ErrRecorded", err)
+	}
+	if _, err := l.Append(ctx, memberlessRec("c1", 1)); err != nil {
+		t.Fatalf("c1 in a memberless chain: %v", err)
+	}
+
+	var wg sync.WaitGroup
+	var stored, refused atomic.Int32
+	for range 8 {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			_, err := New(db).Append(ctx, memberRec("m1", "c3", "001_035"))
+			switch {
+			case err == nil:
+				stored.Add(1)
+			case errors.Is(err, ErrRecorded):
+				refused.Add(1)
+			default:
+				t.Error(err)
+			}
+		}()
+	}
+	wg.Wait()
+	if stored.Load() != 1 || refused.Load() != 7 {
+		t.Fatalf("8 concurrent appends of one command: %d stored, %d refused", stored.Load(), refused.Load())
+	}
+	rep := mustVerify(t, ctx, l)
+	got, err := l.Find(ctx, "", "m1")
+	if err != nil || !rep.OK() || len(got) != 3 {
+		t.Fatalf("chain m:m1 after the duplicates: %d records (%v), %+v", len(got), err, rep)
+	}
+	for i, cid := range []string{"c1", "c2", "c3"} {
+		if got[i].CorrelationID != cid || got[i].Seq != int64(i+1) {
+			t.Errorf("record %d = %s seq %d, want %s", i, got[i].CorrelationID, got[i].Seq, cid)
 		}
 	}
 }

@@ -23,10 +23,15 @@ type contentDoc struct {
 
 // RecordContent records that the ASP's request content with fingerprint fp
 // changed a member under correlationID at at (replacing an older record).
+// It inserts first, the usual case and one write on FerretDB, where an
+// upsert is a query and a write; only a content seen before is replaced.
 func (s *Store) RecordContent(ctx context.Context, aspID, fp, correlationID string, at time.Time) error {
 	id := aspID + ":" + fp
-	_, err := s.contents.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}},
-		contentDoc{ID: id, CorrelationID: correlationID, At: at}, options.Replace().SetUpsert(true))
+	doc := contentDoc{ID: id, CorrelationID: correlationID, At: at}
+	_, err := s.contents.InsertOne(ctx, doc)
+	if mongo.IsDuplicateKeyError(err) {
+		_, err = s.contents.ReplaceOne(ctx, bson.D{{Key: "_id", Value: id}}, doc, options.Replace().SetUpsert(true))
+	}
 	if err != nil {
 		return fmt.Errorf("record request content: %w", err)
 	}

@@ -31,9 +31,6 @@ type Outcome struct {
 	AcceptedAt    time.Time     `bson:"acceptedAt"`
 	CompletedAt   time.Time     `bson:"completedAt"`
 	WorkerID      string        `bson:"workerId"`
-	// Audited is set once the outcome's audit record is appended; a record
-	// found without it was left by a worker that died in between.
-	Audited bool `bson:"audited"`
 }
 
 type outcomeDoc struct {
@@ -65,16 +62,6 @@ func (s *Store) InsertOutcome(ctx context.Context, o Outcome) error {
 	}
 	if err != nil {
 		return fmt.Errorf("record outcome %s: %w", o.CorrelationID, err)
-	}
-	return nil
-}
-
-// MarkAudited records that the outcome's audit record exists.
-func (s *Store) MarkAudited(ctx context.Context, aspID, correlationID string) error {
-	_, err := s.outcomes.UpdateOne(ctx, bson.D{{Key: "_id", Value: outcomeID(aspID, correlationID)}},
-		bson.D{{Key: "$set", Value: bson.D{{Key: "audited", Value: true}}}})
-	if err != nil {
-		return fmt.Errorf("mark outcome %s audited: %w", correlationID, err)
 	}
 	return nil
 }

@@ -6,9 +6,11 @@ package worker
 
 import (
 	"context"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"time"
+	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
 	"go.opentelemetry.io/otel/attribute"
@@ -39,13 +41,13 @@ type Members interface {
 type Outcomes interface {
 	FindOutcome(ctx context.Context, aspID, correlationID string) (mongostore.Outcome, error)
 	InsertOutcome(ctx context.Context, o mongostore.Outcome) error
-	MarkAudited(ctx context.Context, aspID, correlationID string) error
 }
 
-// Auditor appends to the tamper-evident audit trail.
+// Auditor appends to the tamper-evident audit trail, once per command: a
+// second record of the same correlation id in its chain is refused with
+// audit.ErrRecorded.
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
-	HasCorrelation(ctx context.Context, chain, correlationID string) (bool, error)
 }
 
 // Contents remembers the content of the requests that set a PIN, to detect
@@ -126,12 +128,25 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 		return p.deadLetter(ctx, log, m, err)
 	}
 	start := p.now()
-	res, how, err := p.outcome(ctx, cmd)
+	res, how, owed, err := p.outcome(ctx, cmd)
 	if err != nil {
 		return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
 	}
+	// The client waits for the result, not for the audit record or the
+	// events: both are safe to repeat, so they follow it. A crash in between
+	// leaves the offset uncommitted; the redelivered command finds its
+	// outcome recorded and settles them then (and the relay publishes the
+	// events in any case).
 	if err := p.publishResult(ctx, res); err != nil {
 		return err
+	}
+	if owed.events.ID != "" {
+		p.publishEvents(ctx, owed.events)
+	}
+	if owed.audit {
+		if err := p.audit(ctx, cmd, owed.code, owed.memberID); err != nil {
+			return err
+		}
 	}
 	if p.Metrics != nil {
 		p.Metrics.Outcomes.WithLabelValues(string(cmd.Kind), string(res.Code), how).Inc()
@@ -144,33 +159,38 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 	return nil
 }
 
+// owed is what a command still owes once its result is published: the
+// audit record of its outcome, and the events of its change (an outbox
+// entry, ID "" for none).
+type owed struct {
+	audit    bool
+	code     pinreset.Code
+	memberID string
+	events   mongostore.Pending
+}
+
 // outcome finds the result of cmd: the recorded outcome of its correlation
 // id if there is one (a retry gets the same answer, a different request with
 // the same id a 409, a status query the outcome), else a new decision, which
 // is recorded before it is published. how says which, for the log.
-func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinreset.Result, how string, err error) {
+func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinreset.Result, how string, o owed, err error) {
 	rec, err := p.Outcomes.FindOutcome(ctx, cmd.ASPID, cmd.CorrelationID)
 	switch {
 	case errors.Is(err, mongostore.ErrNotFound):
 		if cmd.Kind == pinreset.KindStatus {
 			// Keyed like its command, the query sits behind it on the same
 			// partition and lane: no record now means no such command.
-			return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", nil
+			return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", owed{}, nil
 		}
 	case err != nil:
-		return pinreset.Result{}, "", err
+		return pinreset.Result{}, "", owed{}, err
 	default:
-		if !rec.Audited && cmd.Kind != pinreset.KindStatus && rec.Fingerprint != "" {
-			if err := p.audit(ctx, cmd, rec.Code, rec.MemberID, true); err != nil {
-				return pinreset.Result{}, "", err
-			}
-		}
 		return p.recorded(cmd, rec)
 	}
 
 	fp, err := p.Fingerprinter.Fingerprint(cmd.Content())
 	if err != nil {
-		return pinreset.Result{}, "", err
+		return pinreset.Result{}, "", owed{}, err
 	}
 	now := p.now()
 	window := p.ReplayWindow
@@ -190,22 +210,22 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		how = "replay"
 		res = pinreset.NewResult(cmd, pinreset.CodeDuplicateRequest, "", now)
 	case err != nil && !errors.Is(err, mongostore.ErrNotFound):
-		return pinreset.Result{}, "", err
+		return pinreset.Result{}, "", owed{}, err
 	default:
 		how = "decided"
 		if cmd.Kind == pinreset.KindChange {
 			if cmd.AttemptKey, err = p.Fingerprinter.Fingerprint(cmd.AttemptContent()); err != nil {
-				return pinreset.Result{}, "", err
+				return pinreset.Result{}, "", owed{}, err
 			}
 		}
-		if res, err = p.Decide(ctx, cmd); err != nil {
-			return pinreset.Result{}, "", err
+		if res, o.events, err = p.decide(ctx, cmd); err != nil {
+			return pinreset.Result{}, "", owed{}, err
 		}
 		if res.Code == pinreset.CodeSuccess {
 			// A crash before this line leaves the replay window open for this
 			// content until it is redelivered, which records it.
 			if err := p.Contents.RecordContent(ctx, cmd.ASPID, fp, cmd.CorrelationID, now); err != nil {
-				return pinreset.Result{}, "", err
+				return pinreset.Result{}, "", owed{}, err
 			}
 		}
 	}
@@ -218,24 +238,23 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		// partition over mid-command): its record is the outcome.
 		rec, err := p.Outcomes.FindOutcome(ctx, cmd.ASPID, cmd.CorrelationID)
 		if err != nil {
-			return pinreset.Result{}, "", err
+			return pinreset.Result{}, "", owed{}, err
 		}
-		return p.recorded(cmd, rec)
+		res, how, ro, err := p.recorded(cmd, rec)
+		ro.events = o.events
+		return res, how, ro, err
 	}
 	if err != nil {
-		return pinreset.Result{}, "", err
+		return pinreset.Result{}, "", owed{}, err
 	}
-	if err := p.audit(ctx, cmd, res.Code, res.MemberID, false); err != nil {
-		return pinreset.Result{}, "", err
-	}
-	return res, how, nil
+	o.audit, o.code, o.memberID = true, res.Code, res.MemberID
+	return res, how, o, nil
 }
 
-// audit appends the outcome of cmd to the audit trail and marks its outcome
-// record audited. repair is set when the record was found unaudited (a
-// worker died in between): then the trail is searched first, so a record
-// appended just before that death is not appended twice.
-func (p *Processor) audit(ctx context.Context, cmd pinreset.Command, code pinreset.Code, memberID string, repair bool) error {
+// audit appends the outcome of cmd to the audit trail, once: a record the
+// trail already holds (appended before a crash or by another worker) is not
+// appended again.
+func (p *Processor) audit(ctx context.Context, cmd pinreset.Command, code pinreset.Code, memberID string) error {
 	kind := audit.KindUnknown
 	if cmd.Kind == pinreset.KindReset || cmd.Kind == pinreset.KindChange {
 		kind = string(cmd.Kind)
@@ -250,47 +269,42 @@ func (p *Processor) audit(ctx context.Context, cmd pinreset.Command, code pinres
 		}
 		r.LoginIDHash = h
 	}
-	if repair {
-		found, err := p.Audit.HasCorrelation(ctx, audit.ChainOf(r), cmd.CorrelationID)
-		if err != nil {
-			return err
-		}
-		if found {
-			return p.Outcomes.MarkAudited(ctx, cmd.ASPID, cmd.CorrelationID)
-		}
-	}
-	if _, err := p.Audit.Append(ctx, r); err != nil {
+	if _, err := p.Audit.Append(ctx, r); err != nil && !errors.Is(err, audit.ErrRecorded) {
 		return fmt.Errorf("audit command %s: %w", cmd.CorrelationID, err)
 	}
-	if cmd.ASPID == "" {
-		return nil // an unreadable poison command has no outcome record
-	}
-	return p.Outcomes.MarkAudited(ctx, cmd.ASPID, cmd.CorrelationID)
+	return nil
 }
 
-// recorded answers cmd from the recorded outcome of its correlation id.
-func (p *Processor) recorded(cmd pinreset.Command, rec mongostore.Outcome) (pinreset.Result, string, error) {
+// recorded answers cmd from the recorded outcome of its correlation id. The
+// same command found decided still owes the audit record of that outcome:
+// it may be the redelivery of a command whose worker died before appending
+// it (if not, the trail refuses the second record).
+func (p *Processor) recorded(cmd pinreset.Command, rec mongostore.Outcome) (pinreset.Result, string, owed, error) {
 	if cmd.Kind == pinreset.KindStatus {
-		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", nil
+		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", owed{}, nil
 	}
 	if rec.Fingerprint == "" {
-		// A rejected command has no fingerprint; its correlation id keeps
-		// its one outcome, and a retry must use a new one.
-		return pinreset.NewResult(cmd, rec.Code, "", rec.CompletedAt), "repeated", nil
+		// A rejected command has no fingerprint (the dead-letter path
+		// audits it); its correlation id keeps its one outcome, and a retry
+		// must use a new one.
+		return pinreset.NewResult(cmd, rec.Code, "", rec.CompletedAt), "repeated", owed{}, nil
 	}
 	same, err := p.Fingerprinter.SameFingerprint(rec.Fingerprint, cmd.Content())
 	if err != nil {
-		return pinreset.Result{}, "", fmt.Errorf("compare with the recorded request: %w", err)
+		return pinreset.Result{}, "", owed{}, fmt.Errorf("compare with the recorded request: %w", err)
 	}
 	if !same {
-		return pinreset.NewResult(cmd, pinreset.CodeCorrelationReused, "", p.now()), "reused", nil
+		return pinreset.NewResult(cmd, pinreset.CodeCorrelationReused, "", p.now()), "reused", owed{}, nil
 	}
-	return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "repeated", nil
+	return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "repeated",
+		owed{audit: true, code: rec.Code, memberID: rec.MemberID}, nil
 }
 
-// Decide applies cmd and returns its result. A compare-and-set conflict
-// (another command changed the member meanwhile) reloads and decides again.
-func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.Result, error) {
+// decide applies cmd and returns its result and the outbox entry holding the
+// events of its change (ID "" for none), which the caller publishes. A
+// compare-and-set conflict (another command changed the member meanwhile)
+// reloads and decides again.
+func (p *Processor) decide(ctx context.Context, cmd pinreset.Command) (pinreset.Result, mongostore.Pending, error) {
 	limit := p.MaxConflicts
 	if limit <= 0 {
 		limit = 16
@@ -303,17 +317,17 @@ func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.
 			if cmd.Expired(now) {
 				code = pinreset.CodeExpired
 			}
-			return pinreset.NewResult(cmd, code, "", now), nil
+			return pinreset.NewResult(cmd, code, "", now), mongostore.Pending{}, nil
 		}
 		if err != nil {
-			return pinreset.Result{}, err
+			return pinreset.Result{}, mongostore.Pending{}, err
 		}
 		d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
 		if err != nil {
-			return pinreset.Result{}, err
+			return pinreset.Result{}, mongostore.Pending{}, err
 		}
 		if !d.Changed {
-			return pinreset.NewResult(cmd, d.Code, m.ID, now), nil
+			return pinreset.NewResult(cmd, d.Code, m.ID, now), mongostore.Pending{}, nil
 		}
 		_, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.member_id", m.ID),
 			attribute.Int64("pinreset.version", d.Member.Version)))
@@ -326,7 +340,7 @@ func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.
 			continue
 		}
 		if err != nil {
-			return pinreset.Result{}, err
+			return pinreset.Result{}, mongostore.Pending{}, err
 		}
 		if p.Metrics != nil {
 			for _, e := range d.Events {
@@ -335,20 +349,21 @@ func (p *Processor) Decide(ctx context.Context, cmd pinreset.Command) (pinreset.
 				}
 			}
 		}
+		var events mongostore.Pending
 		if outbox != "" {
-			p.publishEvents(ctx, outbox, d.Events)
+			events = mongostore.Pending{ID: outbox, Events: d.Events}
 		}
-		return pinreset.NewResult(cmd, d.Code, m.ID, now), nil
+		return pinreset.NewResult(cmd, d.Code, m.ID, now), events, nil
 	}
-	return pinreset.Result{}, fmt.Errorf("member of command %s: %d compare-and-set conflicts in a row", cmd.CorrelationID, limit)
+	return pinreset.Result{}, mongostore.Pending{}, fmt.Errorf("member of command %s: %d compare-and-set conflicts in a row", cmd.CorrelationID, limit)
 }
 
 // publishEvents publishes the events of a committed change and clears its
 // outbox entry. A failure is left to the relay, which publishes the entry
 // later: the change is committed, so its events must go out.
-func (p *Processor) publishEvents(ctx context.Context, outbox string, evs []pinreset.Event) {
-	if err := PublishOutbox(ctx, p.Publisher, p.Members, mongostore.Pending{ID: outbox, Events: evs}); err != nil {
-		p.Log.Warn("publish events; the relay will retry", zap.String("outbox", outbox), zap.Error(err))
+func (p *Processor) publishEvents(ctx context.Context, e mongostore.Pending) {
+	if err := PublishOutbox(ctx, p.Publisher, p.Members, e); err != nil {
+		p.Log.Warn("publish events; the relay will retry", zap.String("outbox", e.ID), zap.Error(err))
 	}
 }
 
@@ -399,21 +414,31 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 			Code: pinreset.CodeRejected, CompletedAt: now, WorkerID: p.WorkerID})
 		switch {
 		case errors.Is(err, mongostore.ErrDuplicate):
+			// A redelivery (audit it, once) or a broken message reusing the
+			// correlation id of a decided command, whose record stands.
 			rec, err := p.Outcomes.FindOutcome(ctx, aspID, cid)
 			if err != nil {
 				return err
 			}
-			auditIt = !rec.Audited
+			auditIt = rec.Code == pinreset.CodeRejected
 		case err != nil:
 			return err
 		}
 	}
-	if auditIt {
-		c := pinreset.Command{CorrelationID: string(m.Key), ASPID: aspID}
-		if len(c.CorrelationID) > 64 {
-			c.CorrelationID = c.CorrelationID[:64]
+	// The trail keeps one record per correlation id and chain, so a
+	// redelivered message is audited once. A message whose ids cannot be
+	// read is named by its key and its place in the log, so two different
+	// unreadable messages with the same key both appear.
+	c := pinreset.Command{CorrelationID: cid, ASPID: aspID}
+	if !known {
+		key := m.Key[:min(len(m.Key), 64)]
+		if !utf8.Valid(key) { // a BSON string must be UTF-8
+			key = []byte(hex.EncodeToString(key[:min(len(key), 32)]))
 		}
-		if err := p.audit(ctx, c, pinreset.CodeRejected, "", false); err != nil {
+		c.CorrelationID = fmt.Sprintf("%s@%s/%d/%d", key, m.Topic, m.Partition, m.Offset)
+	}
+	if auditIt {
+		if err := p.audit(ctx, c, pinreset.CodeRejected, ""); err != nil {
 			return err
 		}
 	}
