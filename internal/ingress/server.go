@@ -15,6 +15,7 @@ import (
 	"io"
 	"mime"
 	"net/http"
+	"strconv"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -56,6 +57,24 @@ type Publisher interface {
 }
 
 // Options are the request rules of the server.
+//
+// Load shedding: before anything is published, a request is refused with
+// 503 000_503 and a Retry-After header (whole seconds, 1 to 30) when
+//   - backlog: at least 32 commands of this instance are already waiting for
+//     their result, and at least rate × ResultWait of them, where rate is the
+//     results per second that reached waiting requests of this instance over
+//     the last 10 s (divided by the part of those 10 s since the first of
+//     them, at least 1 s, so that a burst after an idle period is measured at
+//     its own pace). By Little's law the queue ahead would take longer than
+//     ResultWait to drain: the client would get a 202 anyway while its command
+//     lengthens the backlog. With fewer than 32 results in the last 10 s
+//     there is no estimate to go by and nothing is shed (a worker outage or
+//     a cold start is not an overload: commands wait on Kafka and are
+//     answered 202). Retry-After is the estimated excess drain time,
+//     waiting/rate − ResultWait;
+//   - max_in_flight: MaxInFlight commands are already waiting (the hard cap).
+//
+// Each refusal counts in pinreset_ingress_shed_total{reason}.
 type Options struct {
 	TranWindow   time.Duration // default 5 min
 	ResultWait   time.Duration // default 5 s
@@ -75,18 +94,19 @@ type Options struct {
 
 // Server serves the API.
 type Server struct {
-	auth    Authenticator
-	pub     Publisher
-	sealer  wire.Sealer
-	opts    Options
-	log     *zap.Logger
-	now     func() time.Time
-	waiters *waiters
-	slots   chan struct{} // one per command in flight (Options.MaxInFlight)
-	seen    *outcomeCache
-	ready   func(context.Context) error
-	metrics *metrics.Ingress // nil: not measured
-	tracer  trace.Tracer
+	auth      Authenticator
+	pub       Publisher
+	sealer    wire.Sealer
+	opts      Options
+	log       *zap.Logger
+	now       func() time.Time
+	waiters   *waiters
+	slots     chan struct{} // one per command in flight (Options.MaxInFlight)
+	admission *admission    // sheds commands that would not be answered in time
+	seen      *outcomeCache
+	ready     func(context.Context) error
+	metrics   *metrics.Ingress // nil: not measured
+	tracer    trace.Tracer
 }
 
 // NewServer builds the server. ready is called by /readyz.
@@ -106,7 +126,7 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 	if opts.MaxInFlight == 0 {
 		opts.MaxInFlight = 2000
 	}
-	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight), tracer: noop.NewTracerProvider().Tracer(""),
+	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight), admission: newAdmission(shedFloor), tracer: noop.NewTracerProvider().Tracer(""),
 		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready}
 }
 
@@ -239,8 +259,17 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 }
 
 // submit publishes cmd and answers with its result, or 202 when the result
-// takes longer than ResultWait.
+// takes longer than ResultWait. Under overload it refuses cmd first (see
+// Options): load is shed before it costs an encryption, a publish or a hash.
 func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger, cmd pinreset.Command) {
+	// len(s.slots) is read without a lock: concurrent requests may all pass
+	// on the same reading, overshooting by a few. The slots stay the hard cap.
+	if v := s.admission.check(len(s.slots), s.opts.ResultWait, s.now()); !v.admit {
+		log.Warn("shedding load: the result would not come within the wait", zap.Int("in_flight", v.inFlight),
+			zap.Float64("results_per_second", v.rate), zap.Float64("answerable", v.answerable), zap.Duration("retry_after", v.retryAfter))
+		s.shed(w, log, "backlog", v.retryAfter)
+		return
+	}
 	value, err := wire.EncodeCommand(cmd, s.sealer)
 	if err != nil {
 		s.writeError(w, log, err)
@@ -250,8 +279,10 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 	case s.slots <- struct{}{}:
 		defer func() { <-s.slots }()
 	default:
-		log.Warn("too many commands in flight", zap.Int("max", cap(s.slots)))
-		s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnavailable, ""))
+		v := s.admission.check(cap(s.slots), s.opts.ResultWait, s.now())
+		log.Warn("too many commands in flight", zap.Int("max", cap(s.slots)),
+			zap.Float64("results_per_second", v.rate), zap.Duration("retry_after", v.retryAfter))
+		s.shed(w, log, "max_in_flight", v.retryAfter)
 		return
 	}
 	results, done := s.waiters.add(cmd.ASPID, cmd.CorrelationID, cmd.RequestID)
@@ -280,6 +311,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 	defer timer.Stop()
 	select {
 	case res := <-results:
+		s.admission.completed(s.now())
 		s.writeCode(w, log, res.Code, res.Message)
 	case <-timer.C:
 		// The command is on Kafka and will be decided; the client asks later.
@@ -288,6 +320,16 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 	case <-r.Context().Done():
 		log.Info("client gone before the result", zap.Error(r.Context().Err()))
 	}
+}
+
+// shed refuses a request with 503 000_503 and a Retry-After of retryAfter
+// (whole seconds), before anything is published; reason labels the metric.
+func (s *Server) shed(w http.ResponseWriter, log *zap.Logger, reason string, retryAfter time.Duration) {
+	if s.metrics != nil {
+		s.metrics.Shed.WithLabelValues(reason).Inc()
+	}
+	w.Header().Set("Retry-After", strconv.Itoa(int(retryAfter/time.Second)))
+	s.writeError(w, log, pinreset.Errorf(pinreset.CodeUnavailable, ""))
 }
 
 // newRequestID names one HTTP request: 16 hex digits from crypto/rand.

@@ -7,11 +7,14 @@ import (
 	"errors"
 	"net/http"
 	"net/http/httptest"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -291,6 +294,7 @@ func TestOutcomes(t *testing.T) {
 	})
 	t.Run("past MaxInFlight waiting commands a request is refused with 503 before publishing", func(t *testing.T) {
 		f := newFixture(t, always(""))
+		f.srv.Measure(prometheus.NewRegistry())
 		f.srv.opts.ResultWait = 500 * time.Millisecond
 		f.srv.slots = make(chan struct{}, 1)
 		first := make(chan int)
@@ -305,6 +309,10 @@ func TestOutcomes(t *testing.T) {
 		w, b := f.do(t, request(goodBody, nil))
 		if w.Code != 503 || b.Code != pinreset.CodeUnavailable {
 			t.Fatalf("second request while one waits: %d %+v, want 503 000_503", w.Code, b)
+		}
+		checkRetryAfter(t, w)
+		if n := shedCount(f, "max_in_flight"); n != 1 {
+			t.Fatalf("shed{reason=max_in_flight} = %v, want 1", n)
 		}
 		if got := <-first; got != 202 {
 			t.Fatalf("first request: %d, want 202", got)
@@ -343,6 +351,114 @@ func TestOutcomes(t *testing.T) {
 			t.Fatalf("command %+v does not carry the request", c)
 		}
 	})
+}
+
+// TestLoadShedding: with shedFloor requests waiting here and no result back
+// yet, one more is refused before publishing; once results come back at a
+// rate, the same number waiting is admitted. The results are delivered by
+// hand, so nothing depends on timing.
+func TestLoadShedding(t *testing.T) {
+	f := newFixture(t, always(""))
+	f.srv.Measure(prometheus.NewRegistry())
+	f.srv.opts.ResultWait = 5 * time.Second // every waiter is released long before
+	codes := make(chan int, 2*shedFloor)
+	post := func() {
+		go func() {
+			w := httptest.NewRecorder()
+			f.h.ServeHTTP(w, request(goodBody, nil))
+			codes <- w.Code
+		}()
+	}
+	published := func() []pinreset.Command {
+		f.pub.mu.Lock()
+		defer f.pub.mu.Unlock()
+		return append([]pinreset.Command(nil), f.pub.cmds...)
+	}
+	// waitPublished returns once n commands are published, so waiting: a
+	// waiter is registered before its command is published.
+	waitPublished := func(n int) []pinreset.Command {
+		t.Helper()
+		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
+			if cmds := published(); len(cmds) >= n {
+				return cmds
+			}
+		}
+		t.Fatalf("%d commands published, want %d", len(published()), n)
+		return nil
+	}
+	release := func(cmds []pinreset.Command) {
+		t.Helper()
+		for _, c := range cmds {
+			f.srv.Deliver(pinreset.NewResult(c, pinreset.CodeSuccess, "m1", time.Now()))
+		}
+		for range cmds {
+			if code := <-codes; code != 200 {
+				t.Fatalf("a waiting request answered %d, want 200 from its delivered result", code)
+			}
+		}
+	}
+
+	// 32 results, then nothing for 9 s: 3.6 results/s, so a 5 s wait
+	// answers about 18 of the waiting commands, and the floor decides.
+	var mu sync.Mutex
+	clock := time.Unix(time.Now().Unix(), 0) // a whole second: the rates below are exact
+	f.srv.now = func() time.Time { mu.Lock(); defer mu.Unlock(); return clock }
+	for range shedFloor {
+		post()
+	}
+	release(waitPublished(shedFloor))
+	mu.Lock()
+	clock = clock.Add(9 * time.Second)
+	mu.Unlock()
+
+	for range shedFloor {
+		post()
+	}
+	cmds := waitPublished(2 * shedFloor)[shedFloor:]
+	w, b := f.do(t, request(goodBody, nil))
+	if w.Code != 503 || b.Code != pinreset.CodeUnavailable {
+		t.Fatalf("with %d waiting and results at 3.6/s: %d %+v, want 503 000_503", shedFloor, w.Code, b)
+	}
+	checkRetryAfter(t, w)
+	if n := len(published()); n != 2*shedFloor {
+		t.Fatalf("%d commands published, want %d: the refused one must not be", n, 2*shedFloor)
+	}
+	if n := shedCount(f, "backlog"); n != 1 {
+		t.Fatalf("shed{reason=backlog} = %v, want 1", n)
+	}
+	if !strings.Contains(f.logs.String(), `"msg":"shedding load`) {
+		t.Fatal("the refusal is not logged")
+	}
+	release(cmds)
+
+	// 64 results in 9 s are 7.1/s: a 5 s wait answers 35, more than the
+	// floor.
+	for range shedFloor {
+		post()
+	}
+	waitPublished(3 * shedFloor)
+	post()
+	cmds = waitPublished(3*shedFloor + 1)
+	release(cmds[2*shedFloor:])
+	if n := shedCount(f, "backlog"); n != 1 {
+		t.Fatalf("shed{reason=backlog} = %v after results came back, want still 1", n)
+	}
+}
+
+// shedCount reads pinreset_ingress_shed_total{reason}.
+func shedCount(f *fixture, reason string) float64 {
+	var m dto.Metric
+	_ = f.srv.metrics.Shed.WithLabelValues(reason).Write(&m)
+	return m.GetCounter().GetValue()
+}
+
+// checkRetryAfter: a 503 says when to come back, in whole seconds, 1 to 30.
+func checkRetryAfter(t *testing.T, w *httptest.ResponseRecorder) {
+	t.Helper()
+	ra := w.Header().Get("Retry-After")
+	if n, err := strconv.Atoi(ra); err != nil || n < 1 || n > 30 {
+		t.Fatalf("Retry-After %q, want whole seconds from 1 to 30", ra)
+	}
 }
 
 func TestStatusOfEveryCode(t *testing.T) {

@@ -18,6 +18,7 @@ type Ingress struct {
 	RequestDuration *prometheus.HistogramVec // by route
 	Waiting         prometheus.GaugeFunc     // requests waiting for their result
 	Published       *prometheus.CounterVec   // commands published, by kind and result (ok, error)
+	Shed            *prometheus.CounterVec   // requests refused with 503 before publishing, by reason (backlog, max_in_flight)
 }
 
 // Worker are the worker's metrics.
@@ -55,8 +56,15 @@ func NewIngress(reg prometheus.Registerer, waiting func() float64) *Ingress {
 		Published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_commands_published_total", Help: "Commands published to password.commands, by kind and result.",
 		}, []string{"kind", "result"}),
+		Shed: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_ingress_shed_total", Help: "Requests refused with 503 before publishing, by reason (backlog, max_in_flight).",
+		}, []string{"reason"}),
 	}
-	reg.MustRegister(m.Requests, m.RequestDuration, m.Waiting, m.Published)
+	// Both reasons exist from the start, at 0, so that a rate() over them
+	// is defined before the first refusal.
+	m.Shed.WithLabelValues("backlog")
+	m.Shed.WithLabelValues("max_in_flight")
+	reg.MustRegister(m.Requests, m.RequestDuration, m.Waiting, m.Published, m.Shed)
 	return m
 }
 
