@@ -46,7 +46,7 @@ var Settings = []Setting{
 	{"PINRESET_ARGON2_TIME", "worker", false, "2", "argon2id iterations"},
 	{"PINRESET_ARGON2_THREADS", "worker", false, "1", "argon2id lanes"},
 	{"PINRESET_WORKER_CONCURRENCY", "worker", false, "4 × cores", "commands processed at once (in order per correlation id); above the cores because a command mostly waits for the database"},
-	{"PINRESET_HASH_CONCURRENCY", "worker", false, "cores", "argon2id computations at once: the admission limit that bounds CPU and memory (this × the argon2 memory) under any load"},
+	{"PINRESET_HASH_CONCURRENCY", "worker", false, "cores", "argon2id computations at once: the admission limit that bounds CPU and memory (this × the argon2 memory) under any load; a slot left free is used to hash a new PIN while the current one is checked"},
 	{"PINRESET_CONSUMER_GROUP", "worker", false, "pinreset-worker", "Kafka consumer group"},
 	{"PINRESET_LOCK_AFTER", "worker", false, "5", "wrong currentPassword attempts that lock the PIN (0: never)"},
 	{"PINRESET_LOCK_FOR", "worker", false, "15m", "how long a locked PIN stays locked"},

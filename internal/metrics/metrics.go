@@ -27,6 +27,7 @@ type Worker struct {
 	CommandDuration *prometheus.HistogramVec // processing time by kind
 	CommandAge      prometheus.Histogram     // from acceptance by the ingress to the result: end-to-end lag
 	HashDuration    prometheus.Histogram     // one argon2id hash or verification
+	HashesAhead     *prometheus.CounterVec   // new-PIN hashes started ahead of the check, and used
 	DeadLettered    prometheus.Counter
 	Locks           prometheus.Counter
 	Conflicts       prometheus.Counter // compare-and-set conflicts (two commands for one member)
@@ -84,6 +85,9 @@ func NewWorker(reg prometheus.Registerer, lag func() float64) *Worker {
 		HashDuration: prometheus.NewHistogram(prometheus.HistogramOpts{
 			Name: "pinreset_hash_duration_seconds", Help: "One argon2id hash or verification.", Buckets: buckets,
 		}),
+		HashesAhead: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_hashes_ahead_total", Help: "New-PIN hashes started on an idle core while the current PIN was checked (result=started), and those the check let through (result=used).",
+		}, []string{"result"}),
 		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pinreset_dead_lettered_total", Help: "Commands moved to password.commands.dlq.",
 		}),
@@ -97,6 +101,8 @@ func NewWorker(reg prometheus.Registerer, lag func() float64) *Worker {
 			Name: "pinreset_consumer_lag", Help: "Messages of password.commands not yet read by this worker's consumer.",
 		}, lag),
 	}
-	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.DeadLettered, m.Locks, m.Conflicts, m.Lag)
+	m.HashesAhead.WithLabelValues("started")
+	m.HashesAhead.WithLabelValues("used")
+	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.DeadLettered, m.Locks, m.Conflicts, m.Lag)
 	return m
 }

@@ -856,3 +856,80 @@ func TestDecideEvents(t *testing.T) {
 		}
 	})
 }
+
+// aheadHasher is a testHasher that can hash ahead: when idle, HashAhead
+// returns the hash "a:"+PIN (so a test sees which path made it) and records
+// whether it was collected.
+type aheadHasher struct {
+	testHasher
+	idle      bool
+	fails     bool
+	started   []string
+	collected int
+}
+
+func (h *aheadHasher) HashAhead(pin string) func() (string, error) {
+	if !h.idle {
+		return nil
+	}
+	h.started = append(h.started, pin)
+	return func() (string, error) {
+		h.collected++
+		if h.fails {
+			return "", errHasher
+		}
+		return "a:" + pin, nil
+	}
+}
+
+// TestDecideHashesAhead: with an idle core the new PIN's hash is started
+// before the check and used when the check passes, dropped when it fails;
+// without one, the PIN is hashed after the check as before; a command
+// decided without the PIN rules starts nothing.
+func TestDecideHashesAhead(t *testing.T) {
+	t.Parallel()
+	locked := member()
+	locked.LockedUntil = mNow.Add(time.Minute)
+	for _, tc := range []struct {
+		rule              string
+		m                 pinreset.Member
+		cmd               pinreset.Command
+		idle, fails       bool
+		code              pinreset.Code
+		hash              string // the stored hash on success
+		started, collects int
+		err               bool
+	}{
+		{"change, idle core: the hash made ahead is stored", member(), changeCmd("260301120000-0000a01", mCurPIN, mNewPIN), true, false, pinreset.CodeSuccess, "a:" + mNewPIN, 1, 1, false},
+		{"reset, idle core: the hash made ahead is stored", member(), resetCmd("260301120000-0000a02", mNewPIN), true, false, pinreset.CodeSuccess, "a:" + mNewPIN, 1, 1, false},
+		{"wrong current PIN: the hash made ahead is dropped", member(), changeCmd("260301120000-0000a03", mWrongPIN, mNewPIN), true, false, pinreset.CodeInvalidUserInfo, "", 1, 0, false},
+		{"reset to the same PIN: the hash made ahead is dropped", member(), resetCmd("260301120000-0000a04", mCurPIN), true, false, pinreset.CodeSamePIN, "", 1, 0, false},
+		{"no idle core: hashed after the check", member(), changeCmd("260301120000-0000a05", mCurPIN, mNewPIN), false, false, pinreset.CodeSuccess, "h:" + mNewPIN, 0, 0, false},
+		{"locked: nothing started", locked, changeCmd("260301120000-0000a06", mCurPIN, mNewPIN), true, false, pinreset.CodePINLocked, "", 0, 0, false},
+		{"a failed hash made ahead is an error", member(), resetCmd("260301120000-0000a07", mNewPIN), true, true, "", "", 1, 1, true},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			t.Parallel()
+			h := &aheadHasher{idle: tc.idle, fails: tc.fails}
+			d, err := tc.m.Decide(tc.cmd, h, pinreset.DefaultRules(), mNow)
+			if tc.err {
+				if !errors.Is(err, errHasher) || d.Changed {
+					t.Fatalf("Decide = %+v, %v; want the hasher's error and no change", d, err)
+				}
+			} else if err != nil || d.Code != tc.code {
+				t.Fatalf("Decide = %q, %v; want %q", d.Code, err, tc.code)
+			}
+			if tc.hash != "" && d.Member.PINHash != tc.hash {
+				t.Errorf("stored hash %q, want %q", d.Member.PINHash, tc.hash)
+			}
+			if len(h.started) != tc.started || h.collected != tc.collects {
+				t.Errorf("hashes started ahead %v, collected %d; want %d, %d", h.started, h.collected, tc.started, tc.collects)
+			}
+			for _, pin := range h.started {
+				if pin != tc.cmd.NewPIN {
+					t.Errorf("hashed ahead %q, want the new PIN", pin)
+				}
+			}
+		})
+	}
+}

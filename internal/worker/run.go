@@ -96,7 +96,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	}
 	defer func() { _ = stopTracing(context.WithoutCancel(ctx)) }() // after the consumer drained: flushes the last spans
 	proc.Tracer = tp.Tracer("github.com/kmwallet/pinreset/internal/worker")
-	proc.Hasher = timedHasher{h: hasher, m: proc.Metrics, slots: make(chan struct{}, cfg.HashConcurrency)}
+	proc.Hasher = LimitHashing(hasher, proc.Metrics, cfg.HashConcurrency)
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
 		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
 	// The sweeper and the relay stop with ctx; Run waits for them.
@@ -215,9 +215,14 @@ func relay(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap
 	}
 }
 
-// timedHasher admits at most cap(slots) argon2id computations at once, so
-// that CPU and memory stay bounded under any load (more commands wait, none
-// allocates), and measures each one.
+// LimitHashing returns h admitting at most concurrency argon2id
+// computations at once, so that CPU and memory stay bounded under any load
+// (more commands wait, none allocates), measuring each one when m is set,
+// and hashing ahead on a free slot (pinreset.AheadHasher).
+func LimitHashing(h pinreset.PINHasher, m *metrics.Worker, concurrency int) pinreset.PINHasher {
+	return timedHasher{h: h, m: m, slots: make(chan struct{}, max(concurrency, 1))}
+}
+
 type timedHasher struct {
 	h     pinreset.PINHasher
 	m     *metrics.Worker
@@ -234,12 +239,52 @@ func (t timedHasher) Verify(pin, encoded string) (bool, bool, error) {
 	return t.h.Verify(pin, encoded)
 }
 
+// HashAhead hashes pin on a free slot, if there is one, without waiting
+// (see pinreset.AheadHasher). The goroutine is owned by the hash: it ends
+// when the hash does, frees its slot, and leaves the result in a buffered
+// channel that nobody may read.
+func (t timedHasher) HashAhead(pin string) func() (string, error) {
+	select {
+	case t.slots <- struct{}{}:
+	default:
+		return nil
+	}
+	type result struct {
+		hash string
+		err  error
+	}
+	if t.m != nil {
+		t.m.HashesAhead.WithLabelValues("started").Inc()
+	}
+	done := make(chan result, 1)
+	start := time.Now()
+	go func() {
+		h, err := t.h.Hash(pin)
+		t.observe(start)
+		<-t.slots
+		done <- result{h, err}
+	}()
+	return func() (string, error) {
+		if t.m != nil {
+			t.m.HashesAhead.WithLabelValues("used").Inc()
+		}
+		r := <-done
+		return r.hash, r.err
+	}
+}
+
 // admit waits for a slot and returns the func that frees it and records the time.
 func (t timedHasher) admit() func() {
 	t.slots <- struct{}{}
 	start := time.Now()
 	return func() {
-		t.m.HashDuration.Observe(time.Since(start).Seconds())
+		t.observe(start)
 		<-t.slots
+	}
+}
+
+func (t timedHasher) observe(start time.Time) {
+	if t.m != nil {
+		t.m.HashDuration.Observe(time.Since(start).Seconds())
 	}
 }
