@@ -14,10 +14,12 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -74,9 +76,15 @@ type benchSummary struct {
 	Cores            int     `json:"cores"`
 	HashMs           float64 `json:"hash_ms"`            // one argon2id hash, default parameters
 	HashesPerRequest float64 `json:"hashes_per_request"` // measured by the worker during the e2e run
-	LimitRPS         float64 `json:"limit_rps"`          // cores / (hashes_per_request × hash time)
-	CoreRPS          float64 `json:"core_rps"`           // the worker's decide-and-store path, no HTTP, no Kafka
-	E2ERPS           float64 `json:"e2e_rps"`            // through HTTP, ingress, Kafka, worker and back, at saturation
+	// Of those, hashes made ahead of a check that failed (thrown away).
+	HashesDroppedPerRequest float64 `json:"hashes_dropped_per_request"`
+	LimitRPS                float64 `json:"limit_rps"` // cores / (hashes_per_request × hash time)
+	// The same limit measured rather than computed: one hash per core at
+	// once (argon2id is memory-bound, so cores do not scale it linearly).
+	HashMsAllCores   float64 `json:"hash_ms_all_cores"` // wall time of a round of one hash per core, divided by the cores
+	LimitAllCoresRPS float64 `json:"limit_rps_all_cores"`
+	CoreRPS          float64 `json:"core_rps"` // the worker's decide-and-store path, no HTTP, no Kafka
+	E2ERPS           float64 `json:"e2e_rps"`  // through HTTP, ingress, Kafka, worker and back, at saturation
 	E2EP50Ms         float64 `json:"e2e_p50_ms"`
 	E2EP95Ms         float64 `json:"e2e_p95_ms"`
 	E2EP99Ms         float64 `json:"e2e_p99_ms"`
@@ -91,13 +99,25 @@ type benchSummary struct {
 	IngressPeakRSSMB float64 `json:"ingress_peak_rss_mb"`
 	WorkerPeakRSSMB  float64 `json:"worker_peak_rss_mb"`
 	E2EOverLimit     float64 `json:"e2e_rps_over_limit_rps"`
+	E2EOverLimitAll  float64 `json:"e2e_rps_over_limit_rps_all_cores"`
 	E2EOverCore      float64 `json:"e2e_rps_over_core_rps"`
 	CheapE2EOverCore float64 `json:"cheap_e2e_rps_over_core_rps"`
 	Errors           int     `json:"errors"` // transport errors and unexpected answers in all runs but the overload
+	// CPU time per answered request, by process, in the saturation runs:
+	// where the cores go besides hashing. "infra" is the embedded broker and
+	// database (one process), "load" this generator.
+	CPUMsPerRequest      map[string]float64 `json:"cpu_ms_per_request"`
+	CheapCPUMsPerRequest map[string]float64 `json:"cheap_cpu_ms_per_request"`
 	// Overload: an open-model run at 10 × e2e_rps for 10 s against a fresh
-	// worker with default hashing; requests give up after 15 s.
+	// worker with default hashing and a fresh ingress with default settings
+	// (5 s result wait, so its load shedding applies); requests give up after
+	// 15 s. Answered counts every HTTP answer, 503s included; decided only
+	// the answers that carry the command's outcome.
 	OverloadOfferedRPS   float64        `json:"overload_offered_rps"`
 	OverloadAnsweredRPS  float64        `json:"overload_answered_rps"`
+	OverloadDecidedRPS   float64        `json:"overload_decided_rps"`
+	OverloadP50Ms        float64        `json:"overload_p50_ms"`
+	OverloadP99Ms        float64        `json:"overload_p99_ms"`
 	OverloadByStatus     map[string]int `json:"overload_by_status"`
 	OverloadGaveUp       int            `json:"overload_gave_up"`
 	OverloadWorkerRSSMB  float64        `json:"overload_worker_peak_rss_mb"`
@@ -143,9 +163,10 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	if err != nil {
 		return s, err
 	}
-	s.HashMs = hashMs(def, 10)
-	s.CheapHashMs = hashMs(cheap, 200)
-	b.logf("hash %.1f ms (cheap %.2f ms)", s.HashMs, s.CheapHashMs)
+	s.HashMs = hashMs(def, 21)
+	s.HashMsAllCores = hashMsAllCores(def, s.Cores, 9)
+	s.CheapHashMs = hashMs(cheap, 201)
+	b.logf("hash %.1f ms, %.1f ms with every core hashing (cheap %.2f ms)", s.HashMs, s.HashMsAllCores, s.CheapHashMs)
 
 	// Members: sets hashed with each setting, so a cheap run never verifies
 	// an expensive hash, and fresh ones for each run.
@@ -196,20 +217,25 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	common := []string{"-url", url, "-asp-file", filepath.Join(b.sandboxDir, "asps.json"), "-member-count", strconv.Itoa(members),
 		"-json", "-progress=false"}
 	before := scrape(workerAdmin)
+	cpu := b.cpuMeter(map[string]*exec.Cmd{"infra": infra, "ingress": ing, "worker": wk})
 	sat, err := b.load(ctx, append(common, "-members", "bench%06d@sandbox.example", "-concurrency", strconv.Itoa(8*s.Cores),
 		"-duration", saturate.String(), "-plot", plot)...)
 	if err != nil {
 		return s, err
 	}
 	after := scrape(workerAdmin)
+	s.CPUMsPerRequest = cpu.perRequest(sat.Answered)
 	if n := after["pinreset_outcomes_total"] - before["pinreset_outcomes_total"]; n > 0 {
 		s.HashesPerRequest = (after["pinreset_hash_duration_seconds_count"] - before["pinreset_hash_duration_seconds_count"]) / n
+		const started, used = `pinreset_hashes_ahead_total{result="started"}`, `pinreset_hashes_ahead_total{result="used"}`
+		s.HashesDroppedPerRequest = ((after[started] - before[started]) - (after[used] - before[used])) / n
 	}
 	s.E2ERPS, s.E2EP50Ms, s.E2EP95Ms, s.E2EP99Ms, s.E2EMaxMs = sat.RPS, sat.P50ms, sat.P95ms, sat.P99ms, sat.MaxMs
 	s.Errors += sat.Errors + sat.Unexpected
 	b.logf("e2e %.1f rps, p50 %.1f ms p99 %.1f ms", sat.RPS, sat.P50ms, sat.P99ms)
 	if s.HashMs > 0 && s.HashesPerRequest > 0 {
 		s.LimitRPS = float64(s.Cores) / (s.HashesPerRequest * s.HashMs / 1000)
+		s.LimitAllCoresRPS = 1000 / (s.HashesPerRequest * s.HashMsAllCores)
 	}
 	rate := max(s.E2ERPS/10, 1)
 	lt, err := b.load(ctx, append(common, "-members", "bench%06d@sandbox.example", "-initial-pin", "",
@@ -232,21 +258,31 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	if err := waitHTTP(ctx, "http://"+workerAdmin+"/readyz", time.Minute); err != nil {
 		return s, err
 	}
+	cpu = b.cpuMeter(map[string]*exec.Cmd{"infra": infra, "ingress": ing, "worker": wk})
 	ch, err := b.load(ctx, append(common, "-members", "benchcheap%06d@sandbox.example", "-concurrency", strconv.Itoa(16*s.Cores),
 		"-duration", saturate.String())...)
 	if err != nil {
 		return s, err
 	}
+	s.CheapCPUMsPerRequest = cpu.perRequest(ch.Answered)
 	s.CheapE2ERPS, s.CheapE2EP50Ms, s.CheapE2EP99Ms = ch.RPS, ch.P50ms, ch.P99ms
 	s.Errors += ch.Errors + ch.Unexpected
 	s.WorkerPeakRSSMB = max(s.WorkerPeakRSSMB, peakRSSMB(wk))
 	s.IngressPeakRSSMB = peakRSSMB(ing)
 	b.logf("cheap e2e %.1f rps, p50 %.1f ms", ch.RPS, ch.P50ms)
 
-	// 5. Ten times the saturation rate: latency and 202s grow, memory must not.
+	// 5. Ten times the saturation rate, on production settings: latency
+	// and 503s grow, memory must not.
 	b.stop(wk)
+	b.stop(ing)
+	if ing, err = b.start("ingress", map[string]string{"PINRESET_HTTP_ADDR": httpAddr, "PINRESET_RESULT_WAIT": "5s"}); err != nil {
+		return s, err
+	}
 	wk, err = b.start("worker", map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin})
 	if err != nil {
+		return s, err
+	}
+	if err := waitHTTP(ctx, "http://"+httpAddr+"/readyz", time.Minute); err != nil {
 		return s, err
 	}
 	if err := waitHTTP(ctx, "http://"+workerAdmin+"/readyz", time.Minute); err != nil {
@@ -259,9 +295,19 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		return s, err
 	}
 	s.OverloadAnsweredRPS, s.OverloadByStatus, s.OverloadGaveUp = ov.RPS, ov.ByStatus, ov.Errors+ov.Dropped
+	s.OverloadP50Ms, s.OverloadP99Ms = ov.P50ms, ov.P99ms
+	if ov.DurationS > 0 {
+		decided := 0
+		for status, n := range ov.ByStatus {
+			if status != "202" && status != "503" {
+				decided += n
+			}
+		}
+		s.OverloadDecidedRPS = float64(decided) / ov.DurationS
+	}
 	s.OverloadWorkerRSSMB, s.OverloadIngressRSSMB = peakRSSMB(wk), peakRSSMB(ing)
-	b.logf("overload: offered %.0f rps, answered %.1f rps, %v, gave up %d, worker peak %.0f MiB",
-		s.OverloadOfferedRPS, ov.RPS, ov.ByStatus, s.OverloadGaveUp, s.OverloadWorkerRSSMB)
+	b.logf("overload: offered %.0f rps, answered %.1f rps (decided %.1f), %v, gave up %d, worker peak %.0f MiB",
+		s.OverloadOfferedRPS, ov.RPS, s.OverloadDecidedRPS, ov.ByStatus, s.OverloadGaveUp, s.OverloadWorkerRSSMB)
 
 	ratio := func(a, b float64) float64 {
 		if b == 0 {
@@ -270,6 +316,7 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		return float64(int(a/b*1000+0.5)) / 1000
 	}
 	s.E2EOverLimit, s.E2EOverCore, s.CheapE2EOverCore = ratio(s.E2ERPS, s.LimitRPS), ratio(s.E2ERPS, s.CoreRPS), ratio(s.CheapE2ERPS, s.CheapCoreRPS)
+	s.E2EOverLimitAll = ratio(s.E2ERPS, s.LimitAllCoresRPS)
 	return s, nil
 }
 
@@ -302,13 +349,35 @@ func (b *bench) hasher(over map[string]string) (workerHasher, error) {
 	return h, nil
 }
 
-// hashMs is the mean time of n hashes, in milliseconds.
+// hashMs is the median time of n hashes, in milliseconds: the machine is
+// shared, and a mean would count the time another process held the core.
 func hashMs(h workerHasher, n int) float64 {
-	start := time.Now()
-	for range n {
+	times := make([]time.Duration, n)
+	for i := range times {
+		start := time.Now()
 		_, _ = h.Hash("240810")
+		times[i] = time.Since(start)
 	}
-	return float64(time.Since(start).Microseconds()) / 1000 / float64(n)
+	slices.Sort(times)
+	return float64(times[n/2].Microseconds()) / 1000
+}
+
+// hashMsAllCores is the median over rounds of the wall time of one hash on
+// every core at once, divided by the cores: the time per hash when the
+// machine does nothing but hash.
+func hashMsAllCores(h workerHasher, cores, rounds int) float64 {
+	times := make([]time.Duration, rounds)
+	for i := range times {
+		var wg sync.WaitGroup
+		start := time.Now()
+		for range cores {
+			wg.Go(func() { _, _ = h.Hash("240810") })
+		}
+		wg.Wait()
+		times[i] = time.Since(start) / time.Duration(cores)
+	}
+	slices.Sort(times)
+	return float64(times[rounds/2].Microseconds()) / 1000
 }
 
 // coreRPS drives worker.Processor.Handle directly with as many goroutines
@@ -329,7 +398,7 @@ func (b *bench) coreRPS(ctx context.Context, store *mongostore.Store, over map[s
 		return 0, err
 	}
 	p := &worker.Processor{Members: store, Outcomes: store, Audit: audit.New(store.Database()), Contents: store,
-		Fingerprinter: h, Hasher: h, Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
+		Fingerprinter: h, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency), Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
 		Log: zap.NewNop(), WorkerID: "bench"}
 	workers := runtime.NumCPU()
 	var done atomic.Int64
@@ -491,7 +560,8 @@ func freePort() string {
 	return l.Addr().String()
 }
 
-// scrape reads the unlabelled sums of a few counters from /metrics.
+// scrape reads the samples of /metrics: each series by its name with its
+// labels, and each metric's sum over its labels by its bare name.
 func scrape(admin string) map[string]float64 {
 	out := map[string]float64{}
 	res, err := http.Get("http://" + admin + "/metrics")
@@ -509,15 +579,81 @@ func scrape(admin string) map[string]float64 {
 		if !ok {
 			continue
 		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
 		if i := strings.IndexByte(name, '{'); i >= 0 {
+			out[name] = v
 			name = name[:i]
 		}
-		v, err := strconv.ParseFloat(value, 64)
-		if err == nil {
-			out[name] += v
-		}
+		out[name] += v
 	}
 	return out
+}
+
+// cpuMeter is the CPU time used by named processes (and this one, as
+// "load") since it was made.
+type cpuMeter struct {
+	procs map[string]*exec.Cmd
+	start map[string]float64
+}
+
+func (b *bench) cpuMeter(procs map[string]*exec.Cmd) cpuMeter {
+	m := cpuMeter{procs: procs, start: map[string]float64{}}
+	for name, cmd := range procs {
+		m.start[name] = cpuSeconds(cmd.Process.Pid)
+	}
+	m.start["load"] = selfCPUSeconds()
+	return m
+}
+
+// perRequest is the CPU time each process used since the meter was made,
+// in milliseconds per request (0 when it cannot be read).
+func (m cpuMeter) perRequest(requests int) map[string]float64 {
+	if requests == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	per := func(used float64) float64 { return float64(int(used*1000/float64(requests)*100+0.5)) / 100 }
+	total := 0.0
+	for name, cmd := range m.procs {
+		used := cpuSeconds(cmd.Process.Pid) - m.start[name]
+		out[name], total = per(used), total+used
+	}
+	used := selfCPUSeconds() - m.start["load"]
+	out["load"], out["total"] = per(used), per(total+used)
+	return out
+}
+
+// cpuSeconds is the user plus system CPU time of a process so far, from
+// /proc/<pid>/stat (fields 14 and 15, in USER_HZ = 100 ticks per second on
+// Linux), or 0 where /proc is not there.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; the fields after it do not.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
 // peakRSSMB is a process's peak resident set (VmHWM), in MiB.
