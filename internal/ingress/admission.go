@@ -9,12 +9,17 @@ import (
 // Defaults of the load shedding rule (see Options).
 const (
 	// shedFloor: below this many commands waiting here a request is always
-	// admitted, and a rate measured from fewer results than this is not
-	// acted on. It keeps requests probing a backlog, whose answers bring the
-	// estimate back up, and keeps an estimate from a handful of results (the
-	// first after an idle period, rated over at least a second) from refusing
-	// traffic the pipeline can take.
+	// admitted. It keeps requests probing a backlog, whose answers bring the
+	// estimate back up, and keeps a low first estimate (a few results after
+	// an idle period, rated over at least a second) from refusing traffic
+	// the pipeline can take.
 	shedFloor = 32
+	// minEvidence: a rate measured from fewer results than this is not acted
+	// on. Low enough that a cold instance hit by an overload starts shedding
+	// within a fraction of a second (at 20 results/s, 0.4 s: the commands
+	// admitted meanwhile are a few seconds of work), high enough that one
+	// stray result after an outage does not count as a rate.
+	minEvidence = 8
 	// admissionBuckets one-second buckets make the sliding window: long
 	// enough to smooth out bursts, short enough to follow a worker slowing
 	// down within a few seconds.
@@ -111,11 +116,10 @@ func (a *admission) check(inFlight int, wait time.Duration, now time.Time) verdi
 	v := verdict{inFlight: inFlight, rate: r, answerable: r * wait.Seconds()}
 	// Too few results in the window are no evidence of a slow pipeline: a
 	// worker outage (commands wait on Kafka and are answered 202, as the
-	// asynchronous contract says, up to MaxInFlight), or the first second
-	// after an idle period, whose rate is measured over too little to go by.
-	// Shedding starts when results do come back, only slower than the queue
-	// grows.
-	v.admit = inFlight < a.floor || n < a.floor || float64(inFlight) < v.answerable
+	// asynchronous contract says, up to MaxInFlight), or the first moments
+	// after an idle period. Shedding starts when results do come back, only
+	// slower than the queue grows.
+	v.admit = inFlight < a.floor || n < minEvidence || float64(inFlight) < v.answerable
 	// The excess drain time: how long until the queue ahead is down to what
 	// the wait can answer, n/λ − wait. Without a rate there is no estimate;
 	// the wait is a bound of sorts, as by then every request waiting now has

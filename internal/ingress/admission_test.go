@@ -40,7 +40,8 @@ func TestAdmissionRule(t *testing.T) {
 		{"steady 20/s: excess drain 150/20 − 5 = 2.5 s rounds up", steady, 20*time.Second - 1, 150, false, 20, 3 * time.Second},
 		{"steady 20/s: a long drain is clamped to 30 s", steady, 20*time.Second - 1, 1000, false, 20, maxRetryAfter},
 		{"results older than the window count for nothing", steady, 40 * time.Second, 1000, true, 0, 0},
-		{"a few results are no evidence", every(0, (shedFloor-1)*10*time.Millisecond, 10*time.Millisecond), time.Second, 1000, true, shedFloor - 1, 0},
+		{"a few results are no evidence", every(0, (minEvidence-1)*10*time.Millisecond, 10*time.Millisecond), time.Second, 1000, true, minEvidence - 1, 0},
+		{"8 results in a cold second are: 8/s allows 40", every(0, minEvidence*10*time.Millisecond, 10*time.Millisecond), 500 * time.Millisecond, 41, false, minEvidence, time.Second},
 		{"32 results in 9 s: 3.6/s allows 18 waiting, the floor 32", every(time.Second, 10*time.Second, 9*time.Second/shedFloor), 10 * time.Second, shedFloor, false, float64(shedFloor) / 9, 4 * time.Second},
 		// Over the whole 10 s window this burst would be 5/s, allowing 25:
 		// the floor. Over the second it covers it is 50/s, allowing 250.

@@ -67,7 +67,7 @@ type Publisher interface {
 //     them, at least 1 s, so that a burst after an idle period is measured at
 //     its own pace). By Little's law the queue ahead would take longer than
 //     ResultWait to drain: the client would get a 202 anyway while its command
-//     lengthens the backlog. With fewer than 32 results in the last 10 s
+//     lengthens the backlog. With fewer than 8 results in the last 10 s
 //     there is no estimate to go by and nothing is shed (a worker outage or
 //     a cold start is not an overload: commands wait on Kafka and are
 //     answered 202). Retry-After is the estimated excess drain time,
