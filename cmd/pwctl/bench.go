@@ -14,7 +14,6 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -79,12 +78,12 @@ type benchSummary struct {
 	// Of those, hashes made ahead of a check that failed (thrown away).
 	HashesDroppedPerRequest float64 `json:"hashes_dropped_per_request"`
 	LimitRPS                float64 `json:"limit_rps"` // cores / (hashes_per_request × hash time)
-	// The same limit measured rather than computed: one hash per core at
-	// once (argon2id is memory-bound, so cores do not scale it linearly).
-	HashMsAllCores   float64 `json:"hash_ms_all_cores"` // wall time of a round of one hash per core, divided by the cores
-	LimitAllCoresRPS float64 `json:"limit_rps_all_cores"`
-	CoreRPS          float64 `json:"core_rps"` // the worker's decide-and-store path, no HTTP, no Kafka
-	E2ERPS           float64 `json:"e2e_rps"`  // through HTTP, ingress, Kafka, worker and back, at saturation
+	// The same with the CPU time of a hash when every core hashes at once,
+	// as in the worker at saturation (argon2id is memory-bound).
+	HashMsAllCores   float64 `json:"hash_ms_all_cores"`
+	LimitAllCoresRPS float64 `json:"limit_rps_all_cores"` // cores / (hashes_per_request × hash_ms_all_cores)
+	CoreRPS          float64 `json:"core_rps"`            // the worker's decide-and-store path, no HTTP, no Kafka
+	E2ERPS           float64 `json:"e2e_rps"`             // through HTTP, ingress, Kafka, worker and back, at saturation
 	E2EP50Ms         float64 `json:"e2e_p50_ms"`
 	E2EP95Ms         float64 `json:"e2e_p95_ms"`
 	E2EP99Ms         float64 `json:"e2e_p99_ms"`
@@ -164,7 +163,7 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		return s, err
 	}
 	s.HashMs = hashMs(def, 21)
-	s.HashMsAllCores = hashMsAllCores(def, s.Cores, 9)
+	s.HashMsAllCores = hashMsAllCores(def, s.Cores, 11)
 	s.CheapHashMs = hashMs(cheap, 201)
 	b.logf("hash %.1f ms, %.1f ms with every core hashing (cheap %.2f ms)", s.HashMs, s.HashMsAllCores, s.CheapHashMs)
 
@@ -235,7 +234,7 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	b.logf("e2e %.1f rps, p50 %.1f ms p99 %.1f ms", sat.RPS, sat.P50ms, sat.P99ms)
 	if s.HashMs > 0 && s.HashesPerRequest > 0 {
 		s.LimitRPS = float64(s.Cores) / (s.HashesPerRequest * s.HashMs / 1000)
-		s.LimitAllCoresRPS = 1000 / (s.HashesPerRequest * s.HashMsAllCores)
+		s.LimitAllCoresRPS = float64(s.Cores) / (s.HashesPerRequest * s.HashMsAllCores / 1000)
 	}
 	rate := max(s.E2ERPS/10, 1)
 	lt, err := b.load(ctx, append(common, "-members", "bench%06d@sandbox.example", "-initial-pin", "",
@@ -349,35 +348,40 @@ func (b *bench) hasher(over map[string]string) (workerHasher, error) {
 	return h, nil
 }
 
-// hashMs is the median time of n hashes, in milliseconds: the machine is
-// shared, and a mean would count the time another process held the core.
+// hashMs is the CPU time of one hash, in milliseconds: the mean over n
+// hashes one at a time, after a few to warm up (the first ones fault the
+// 19 MiB block in). CPU time, not wall time: the machine is shared, and
+// another process holding the core is not a cost of the hash, while the
+// page faults, the zeroing of the block and the garbage collection it
+// causes are.
 func hashMs(h workerHasher, n int) float64 {
-	times := make([]time.Duration, n)
-	for i := range times {
-		start := time.Now()
-		_, _ = h.Hash("240810")
-		times[i] = time.Since(start)
-	}
-	slices.Sort(times)
-	return float64(times[n/2].Microseconds()) / 1000
+	return hashCPUMs(h, 1, n)
 }
 
-// hashMsAllCores is the median over rounds of the wall time of one hash on
-// every core at once, divided by the cores: the time per hash when the
-// machine does nothing but hash.
+// hashMsAllCores is the same with one hash per core at once, as in the
+// worker at saturation: argon2id is memory-bound, so hashes running side by
+// side can cost each other CPU time.
 func hashMsAllCores(h workerHasher, cores, rounds int) float64 {
-	times := make([]time.Duration, rounds)
-	for i := range times {
+	return hashCPUMs(h, cores, rounds)
+}
+
+// hashCPUMs runs rounds of `parallel` concurrent hashes and returns the
+// process CPU time per hash, after two warm-up rounds.
+func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
+	round := func() {
 		var wg sync.WaitGroup
-		start := time.Now()
-		for range cores {
+		for range parallel {
 			wg.Go(func() { _, _ = h.Hash("240810") })
 		}
 		wg.Wait()
-		times[i] = time.Since(start) / time.Duration(cores)
 	}
-	slices.Sort(times)
-	return float64(times[rounds/2].Microseconds()) / 1000
+	round()
+	round()
+	start := selfCPUSeconds()
+	for range rounds {
+		round()
+	}
+	return (selfCPUSeconds() - start) * 1000 / float64(parallel*rounds)
 }
 
 // coreRPS drives worker.Processor.Handle directly with as many goroutines
