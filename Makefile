@@ -39,7 +39,7 @@ fuzz:
 	$(GO) test ./internal/wire -run='^$$' -fuzz='^FuzzDecodeCommand$$' -fuzztime=$(FUZZTIME)
 
 ## bench: the service against its hashing limit on this machine, one JSON summary
-## (about 3 minutes); then the Go benchmarks of the hot pieces
+## (about 2 minutes); then the Go benchmarks of the hot pieces
 bench: build
 	bin/pwctl bench -bin-dir bin -plot bench-latency.png
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/...
