@@ -11,22 +11,30 @@ import (
 	"github.com/kmwallet/pinreset/internal/sandbox"
 )
 
+// startStore starts the embedded FerretDB and opens a store on database db;
+// both are closed when tb ends.
+func startStore(tb testing.TB, db string) (*sandbox.Infra, *mongostore.Store) {
+	tb.Helper()
+	in, err := sandbox.StartInfra(context.Background(), sandbox.InfraConfig{DataDir: tb.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { in.Close() })
+	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: db})
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { _ = store.Close(context.Background()) })
+	return in, store
+}
+
 // BenchmarkReadAndUpdateMember is the store's part of one command that sets
 // a PIN: find the member by login, commit its next version with an event,
 // clear the event's outbox entry. Against the embedded FerretDB (SQLite,
 // every write synced), the sandbox's database.
 func BenchmarkReadAndUpdateMember(b *testing.B) {
 	ctx := context.Background()
-	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: b.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer in.Close()
-	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "bench"})
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer store.Close(ctx)
+	in, store := startStore(b, "bench")
 	if err := store.EnsureIndexes(ctx); err != nil {
 		b.Fatal(err)
 	}

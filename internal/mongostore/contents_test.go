@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/mongostore"
-	"github.com/kmwallet/pinreset/internal/sandbox"
 )
 
 // TestRecordContent: the first record of a content is an insert, a later
@@ -19,16 +18,7 @@ func TestRecordContent(t *testing.T) {
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
 	defer cancel()
-	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "contents"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close(context.Background())
+	_, store := startStore(t, "contents")
 
 	if _, _, err := store.FindContent(ctx, "KMTESTASP000001", "fp1"); !errors.Is(err, mongostore.ErrNotFound) {
 		t.Fatalf("FindContent before any record: %v, want ErrNotFound", err)
