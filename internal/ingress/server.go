@@ -24,6 +24,7 @@ import (
 	"go.opentelemetry.io/otel/trace"
 	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
 
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -103,10 +104,15 @@ type Server struct {
 	waiters   *waiters
 	slots     chan struct{} // one per command in flight (Options.MaxInFlight)
 	admission *admission    // sheds commands that would not be answered in time
-	seen      *outcomeCache
-	ready     func(context.Context) error
-	metrics   *metrics.Ingress // nil: not measured
-	tracer    trace.Tracer
+	// shedLog logs refusals sampled: the first 5 of a message each second,
+	// then one in 100. An overload refuses hundreds of requests a second;
+	// the access log has each, the metric counts each, and the warning is
+	// there to be noticed, not to flood the logs when they are read most.
+	shedLog *zap.Logger
+	seen    *outcomeCache
+	ready   func(context.Context) error
+	metrics *metrics.Ingress // nil: not measured
+	tracer  trace.Tracer
 }
 
 // NewServer builds the server. ready is called by /readyz.
@@ -127,7 +133,10 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 		opts.MaxInFlight = 2000
 	}
 	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight), admission: newAdmission(shedFloor), tracer: noop.NewTracerProvider().Tracer(""),
-		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready}
+		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready,
+		shedLog: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
+			return zapcore.NewSamplerWithOptions(c, time.Second, 5, 100)
+		}))}
 }
 
 // Trace makes the server record spans with tp.
@@ -265,7 +274,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 	// len(s.slots) is read without a lock: concurrent requests may all pass
 	// on the same reading, overshooting by a few. The slots stay the hard cap.
 	if v := s.admission.check(len(s.slots), s.opts.ResultWait, s.now()); !v.admit {
-		log.Warn("shedding load: the result would not come within the wait", zap.Int("in_flight", v.inFlight),
+		s.shedLog.Warn("shedding load: the result would not come within the wait", zap.String("correlation_id", cmd.CorrelationID), zap.Int("in_flight", v.inFlight),
 			zap.Float64("results_per_second", v.rate), zap.Float64("answerable", v.answerable), zap.Duration("retry_after", v.retryAfter))
 		s.shed(w, log, "backlog", v.retryAfter)
 		return
@@ -280,7 +289,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 		defer func() { <-s.slots }()
 	default:
 		v := s.admission.check(cap(s.slots), s.opts.ResultWait, s.now())
-		log.Warn("too many commands in flight", zap.Int("max", cap(s.slots)),
+		s.shedLog.Warn("too many commands in flight", zap.String("correlation_id", cmd.CorrelationID), zap.Int("max", cap(s.slots)),
 			zap.Float64("results_per_second", v.rate), zap.Duration("retry_after", v.retryAfter))
 		s.shed(w, log, "max_in_flight", v.retryAfter)
 		return

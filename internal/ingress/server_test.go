@@ -429,6 +429,18 @@ func TestLoadShedding(t *testing.T) {
 	if !strings.Contains(f.logs.String(), `"msg":"shedding load`) {
 		t.Fatal("the refusal is not logged")
 	}
+	// An overload refuses many: each is counted, the warning is sampled.
+	for range 30 {
+		if w, _ := f.do(t, request(goodBody, nil)); w.Code != 503 {
+			t.Fatalf("refusal: %d, want 503", w.Code)
+		}
+	}
+	if n := shedCount(f, "backlog"); n != 31 {
+		t.Fatalf("shed{reason=backlog} = %v, want 31", n)
+	}
+	if n := strings.Count(f.logs.String(), `"msg":"shedding load`); n >= 31 {
+		t.Fatalf("%d shedding warnings for 31 refusals: want them sampled", n)
+	}
 	release(cmds)
 
 	// 64 results in 9 s are 7.1/s: a 5 s wait answers 35, more than the
@@ -440,8 +452,8 @@ func TestLoadShedding(t *testing.T) {
 	post()
 	cmds = waitPublished(3*shedFloor + 1)
 	release(cmds[2*shedFloor:])
-	if n := shedCount(f, "backlog"); n != 1 {
-		t.Fatalf("shed{reason=backlog} = %v after results came back, want still 1", n)
+	if n := shedCount(f, "backlog"); n != 31 {
+		t.Fatalf("shed{reason=backlog} = %v after results came back, want still 31", n)
 	}
 }
 
