@@ -22,6 +22,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -439,11 +440,33 @@ func checkExactlyOnce(t *testing.T, e Env, jobs []*job) {
 			t.Errorf("member %s: %d successful commands but %d new versions", m, n, perMember[m])
 		}
 	}
+	// The audit trail: whatever died when, each command is audited once,
+	// with its outcome (the worker appends after publishing the result; a
+	// redelivery appends again and the trail refuses the duplicate).
+	audited := map[string][]string{}
+	rep, err := audit.New(db).Verify(ctx, func(r audit.Record) { audited[r.CorrelationID] = append(audited[r.CorrelationID], r.Code) })
+	if err != nil || !rep.OK() {
+		t.Fatalf("audit trail: %+v %v", rep, err)
+	}
+	unaudited := 0
+	for _, j := range jobs {
+		got := audited[j.cid]
+		if len(got) == 0 {
+			unaudited++
+			continue
+		}
+		if len(got) != 1 || got[0] != recorded[j.cid] {
+			t.Errorf("job %s (outcome %s): audit records %v, want exactly one with its outcome", j.cid, recorded[j.cid], got)
+		}
+	}
+	if unaudited > 0 {
+		t.Errorf("%d of %d commands have no audit record", unaudited, len(jobs))
+	}
 	codes := map[string]int{}
 	for _, j := range jobs {
 		codes[string(j.final.body.Code)]++
 	}
-	t.Logf("commands %d, outcome records %d, lost %d, mismatched %d, versions %d, codes %v", len(jobs), len(recorded), lost, mismatched, len(versions), codes)
+	t.Logf("commands %d, outcome records %d, lost %d, mismatched %d, unaudited %d, versions %d, codes %v", len(jobs), len(recorded), lost, mismatched, unaudited, len(versions), codes)
 }
 
 func runJobs(t *testing.T, clients []*client, jobs []*job, parallel int, deadline time.Time, progress *atomic.Int64) {
