@@ -5,7 +5,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"strings"
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/audit"
@@ -36,7 +35,11 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
 	topics := kafkabus.Topics(*partitions, *replication)
-	if err := kafkabus.EnsureTopics(ctx, strings.Split(*brokers, ","), topics); err != nil {
+	cluster, err := kafkaCluster(*brokers)
+	if err != nil {
+		return err
+	}
+	if err := kafkabus.EnsureTopics(ctx, cluster, topics); err != nil {
 		return err
 	}
 	for _, t := range topics {

@@ -13,6 +13,9 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
 )
 
 // eventsCmd is the example consumer of password.events that downstream
@@ -34,8 +37,14 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		_, _ = rand.Read(b[:])
 		*group = "pwctl-events-" + hex.EncodeToString(b[:])
 	}
+	cluster, err := kafkaCluster(*brokers)
+	if err != nil {
+		return err
+	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers: strings.Split(*brokers, ","), GroupID: *group, Topic: "password.events",
+		Brokers: cluster.Brokers, GroupID: *group, Topic: "password.events",
+		// TLS and SASL, when PINRESET_KAFKA_TLS/_SASL_* say so.
+		Dialer:      cluster.Dialer(),
 		StartOffset: kafka.FirstOffset, MaxWait: 500 * time.Millisecond, CommitInterval: 0,
 	})
 	defer r.Close()
@@ -69,6 +78,17 @@ func eventsCmd(ctx context.Context, args []string, stdout, stderr io.Writer) err
 		}
 	}
 	return nil
+}
+
+// kafkaCluster is how pwctl reaches Kafka: the brokers of the -brokers
+// flag, with the service's TLS and SASL settings (PINRESET_KAFKA_*).
+func kafkaCluster(brokers string) (kafkabus.Cluster, error) {
+	k, err := config.LoadKafka(os.Getenv)
+	if err != nil {
+		return kafkabus.Cluster{}, err
+	}
+	k.KafkaBrokers = strings.Split(brokers, ",")
+	return kafkabus.ClusterFromSettings(k)
 }
 
 func envOr(name, def string) string {

@@ -72,10 +72,10 @@ func TestEventsPrintsWhatWasPublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	if err := kafkabus.EnsureTopics(ctx, in.Brokers(), kafkabus.Topics(3, 1)); err != nil {
+	if err := kafkabus.EnsureTopics(ctx, kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.Topics(3, 1)); err != nil {
 		t.Fatal(err)
 	}
-	p := kafkabus.NewProducer(in.Brokers(), kafkabus.ProducerConfig{})
+	p := kafkabus.NewProducer(kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.ProducerConfig{})
 	defer p.Close()
 	msgs, err := events.Messages([]pinreset.Event{
 		{ID: "m1:2:0", Type: pinreset.EventPINSet, MemberID: "m1", ASPID: "KMSANDBOXASP001", CorrelationID: "c1", Kind: pinreset.KindReset, At: time.Now()},
@@ -129,7 +129,7 @@ func TestBootstrapIsIdempotent(t *testing.T) {
 			t.Fatalf("run %d printed %q", run, out.String())
 		}
 	}
-	if err := kafkabus.Ping(ctx, in.Brokers(), kafkabus.TopicCommands, kafkabus.TopicResults, kafkabus.TopicEvents, kafkabus.TopicCommandsDLQ); err != nil {
+	if err := kafkabus.Ping(ctx, kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.TopicCommands, kafkabus.TopicResults, kafkabus.TopicEvents, kafkabus.TopicCommandsDLQ); err != nil {
 		t.Fatalf("topics after bootstrap: %v", err)
 	}
 }

@@ -15,10 +15,28 @@ import (
 	"time"
 )
 
-// Common are the settings both binaries share.
-type Common struct {
+// Kafka says how to reach the brokers (both binaries and pwctl).
+type Kafka struct {
 	// KafkaBrokers: PINRESET_KAFKA_BROKERS, comma-separated host:port. Default 127.0.0.1:9092.
 	KafkaBrokers []string
+	// KafkaTLS: PINRESET_KAFKA_TLS, connect to the brokers over TLS (1.2 or
+	// later, server certificate verified). Default false.
+	KafkaTLS bool
+	// KafkaTLSCAFile: PINRESET_KAFKA_TLS_CA_FILE, PEM certificates the
+	// brokers' certificates must chain to. Default: the system's roots.
+	KafkaTLSCAFile string
+	// KafkaSASLMechanism: PINRESET_KAFKA_SASL_MECHANISM, PLAIN,
+	// SCRAM-SHA-256 or SCRAM-SHA-512; PLAIN only over TLS. Default none.
+	KafkaSASLMechanism string
+	// KafkaSASLUsername: PINRESET_KAFKA_SASL_USERNAME.
+	KafkaSASLUsername string
+	// KafkaSASLPassword: PINRESET_KAFKA_SASL_PASSWORD (or _FILE), a secret.
+	KafkaSASLPassword string
+}
+
+// Common are the settings both binaries share.
+type Common struct {
+	Kafka
 	// SealKeys: PINRESET_SEAL_KEYS (or _FILE), comma-separated "id:base64(32 bytes)";
 	// the first seals new commands, all open. Required.
 	SealKeys []string
@@ -226,7 +244,7 @@ func (e *env) required(name string, v []string) {
 
 func loadCommon(e *env, adminAddr string) Common {
 	c := Common{
-		KafkaBrokers:     e.list("PINRESET_KAFKA_BROKERS", false, "127.0.0.1:9092"),
+		Kafka:            loadKafka(e),
 		SealKeys:         e.list("PINRESET_SEAL_KEYS", true, ""),
 		LogLevel:         e.str("PINRESET_LOG_LEVEL", "info"),
 		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", 12, 1, 10000),
@@ -255,6 +273,44 @@ func loadCommon(e *env, adminAddr string) Common {
 		e.errs = append(e.errs, fmt.Errorf("PINRESET_LOG_LEVEL: %q is not debug, info, warn or error", c.LogLevel))
 	}
 	return c
+}
+
+func loadKafka(e *env) Kafka {
+	c := Kafka{
+		KafkaBrokers:       e.list("PINRESET_KAFKA_BROKERS", false, "127.0.0.1:9092"),
+		KafkaTLS:           e.boolean("PINRESET_KAFKA_TLS", false),
+		KafkaTLSCAFile:     e.str("PINRESET_KAFKA_TLS_CA_FILE", ""),
+		KafkaSASLMechanism: e.str("PINRESET_KAFKA_SASL_MECHANISM", ""),
+		KafkaSASLUsername:  e.str("PINRESET_KAFKA_SASL_USERNAME", ""),
+		KafkaSASLPassword:  e.secret("PINRESET_KAFKA_SASL_PASSWORD"),
+	}
+	switch c.KafkaSASLMechanism {
+	case "":
+		if c.KafkaSASLUsername != "" || c.KafkaSASLPassword != "" {
+			e.errs = append(e.errs, errors.New("PINRESET_KAFKA_SASL_USERNAME and _PASSWORD need PINRESET_KAFKA_SASL_MECHANISM"))
+		}
+	case "PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512":
+		if c.KafkaSASLUsername == "" || c.KafkaSASLPassword == "" {
+			e.errs = append(e.errs, errors.New("PINRESET_KAFKA_SASL_MECHANISM needs PINRESET_KAFKA_SASL_USERNAME and PINRESET_KAFKA_SASL_PASSWORD (or _FILE)"))
+		}
+		if c.KafkaSASLMechanism == "PLAIN" && !c.KafkaTLS {
+			// PLAIN sends the password as it is: only inside TLS.
+			e.errs = append(e.errs, errors.New("PINRESET_KAFKA_SASL_MECHANISM=PLAIN needs PINRESET_KAFKA_TLS=true (it sends the password in clear)"))
+		}
+	default:
+		e.errs = append(e.errs, fmt.Errorf("PINRESET_KAFKA_SASL_MECHANISM: %q is not PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512", c.KafkaSASLMechanism))
+	}
+	if c.KafkaTLSCAFile != "" && !c.KafkaTLS {
+		e.errs = append(e.errs, errors.New("PINRESET_KAFKA_TLS_CA_FILE needs PINRESET_KAFKA_TLS=true"))
+	}
+	return c
+}
+
+// LoadKafka reads only the Kafka settings through getenv (pwctl's tools).
+func LoadKafka(getenv func(string) string) (Kafka, error) {
+	e := &env{get: getenv}
+	k := loadKafka(e)
+	return k, errors.Join(e.errs...)
 }
 
 // LoadIngress reads the ingress settings through getenv.

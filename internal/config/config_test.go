@@ -80,7 +80,7 @@ func writeFile(t *testing.T, content string) string {
 
 func defaultCommon() config.Common {
 	return config.Common{
-		KafkaBrokers:     []string{"127.0.0.1:9092"},
+		Kafka:            config.Kafka{KafkaBrokers: []string{"127.0.0.1:9092"}},
 		SealKeys:         []string{sealKeysValue},
 		LogLevel:         "info",
 		TopicPartitions:  12,
@@ -145,18 +145,25 @@ func TestDefaults(t *testing.T) {
 func TestEverySettingIsRead(t *testing.T) {
 	t.Parallel()
 	common := map[string]string{
-		"PINRESET_KAFKA_BROKERS":     " k1:9092, k2:9092 ,,k3:9092 ",
-		"PINRESET_SEAL_KEYS":         "a:AAAA, b:BBBB",
-		"PINRESET_LOG_LEVEL":         "debug",
-		"PINRESET_TOPIC_PARTITIONS":  "24",
-		"PINRESET_TOPIC_REPLICATION": "3",
-		"PINRESET_CREATE_TOPICS":     "false",
-		"PINRESET_ADMIN_ADDR":        ":9999",
-		"PINRESET_TRACES_EXPORTER":   "file",
-		"PINRESET_TRACES_FILE":       "/tmp/spans.jsonl",
+		"PINRESET_KAFKA_BROKERS":        " k1:9092, k2:9092 ,,k3:9092 ",
+		"PINRESET_SEAL_KEYS":            "a:AAAA, b:BBBB",
+		"PINRESET_LOG_LEVEL":            "debug",
+		"PINRESET_TOPIC_PARTITIONS":     "24",
+		"PINRESET_TOPIC_REPLICATION":    "3",
+		"PINRESET_CREATE_TOPICS":        "false",
+		"PINRESET_ADMIN_ADDR":           ":9999",
+		"PINRESET_TRACES_EXPORTER":      "file",
+		"PINRESET_TRACES_FILE":          "/tmp/spans.jsonl",
+		"PINRESET_KAFKA_TLS":            "true",
+		"PINRESET_KAFKA_TLS_CA_FILE":    "/etc/kafka/ca.pem",
+		"PINRESET_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
+		"PINRESET_KAFKA_SASL_USERNAME":  "pinreset",
+		"PINRESET_KAFKA_SASL_PASSWORD":  "KafkaPassw0rdSecret",
 	}
 	wantCommon := config.Common{
-		KafkaBrokers: []string{"k1:9092", "k2:9092", "k3:9092"}, SealKeys: []string{"a:AAAA", "b:BBBB"},
+		Kafka: config.Kafka{KafkaBrokers: []string{"k1:9092", "k2:9092", "k3:9092"}, KafkaTLS: true, KafkaTLSCAFile: "/etc/kafka/ca.pem",
+			KafkaSASLMechanism: "SCRAM-SHA-512", KafkaSASLUsername: "pinreset", KafkaSASLPassword: "KafkaPassw0rdSecret"},
+		SealKeys: []string{"a:AAAA", "b:BBBB"},
 		LogLevel: "debug", TopicPartitions: 24, TopicReplication: 3, CreateTopics: false, AdminAddr: ":9999",
 		TracesExporter: "file", TracesFile: "/tmp/spans.jsonl",
 	}
@@ -291,6 +298,11 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{rule: "an unreadable peppers file names its variable", worker: true, edits: map[string]string{"PINRESET_PEPPERS": "", "PINRESET_PEPPERS_FILE": missingFile}, want: []string{"PINRESET_PEPPERS_FILE"}},
 		{rule: "an unreadable mongo uri file names its variable", worker: true, edits: map[string]string{"PINRESET_MONGO_URI_FILE": missingFile}, want: []string{"PINRESET_MONGO_URI_FILE"}},
 		{rule: "an empty seal keys file counts as missing", edits: map[string]string{"PINRESET_SEAL_KEYS": "", "PINRESET_SEAL_KEYS_FILE": writeFile(t, " \n")}, want: []string{"PINRESET_SEAL_KEYS"}},
+		{rule: "an unknown SASL mechanism names its variable", edits: map[string]string{"PINRESET_KAFKA_SASL_MECHANISM": "GSSAPI"}, want: []string{"PINRESET_KAFKA_SASL_MECHANISM"}},
+		{rule: "a SASL mechanism without credentials names them", worker: true, edits: map[string]string{"PINRESET_KAFKA_SASL_MECHANISM": "SCRAM-SHA-256"}, want: []string{"PINRESET_KAFKA_SASL_USERNAME", "PINRESET_KAFKA_SASL_PASSWORD"}},
+		{rule: "SASL PLAIN without TLS is refused", edits: map[string]string{"PINRESET_KAFKA_SASL_MECHANISM": "PLAIN", "PINRESET_KAFKA_SASL_USERNAME": "u", "PINRESET_KAFKA_SASL_PASSWORD": "KafkaPassw0rdSecret"}, want: []string{"PINRESET_KAFKA_SASL_MECHANISM", "PINRESET_KAFKA_TLS"}},
+		{rule: "SASL credentials without a mechanism are refused", edits: map[string]string{"PINRESET_KAFKA_SASL_USERNAME": "u", "PINRESET_KAFKA_SASL_PASSWORD": "KafkaPassw0rdSecret"}, want: []string{"PINRESET_KAFKA_SASL_MECHANISM"}},
+		{rule: "a CA file without TLS is refused", edits: map[string]string{"PINRESET_KAFKA_TLS_CA_FILE": "/ca.pem"}, want: []string{"PINRESET_KAFKA_TLS_CA_FILE", "PINRESET_KAFKA_TLS"}},
 		{rule: "every error is reported, not just the first", worker: true, edits: map[string]string{"PINRESET_LOCK_FOR": "x", "PINRESET_ARGON2_TIME": "x", "PINRESET_PEPPERS": ""}, want: []string{"PINRESET_LOCK_FOR", "PINRESET_ARGON2_TIME", "PINRESET_PEPPERS"}},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
@@ -309,7 +321,7 @@ func TestErrorsNameTheVariable(t *testing.T) {
 					t.Errorf("error %q does not name %s", err, name)
 				}
 			}
-			for _, secret := range []string{sealKeysValue, peppersValue, mongoURIValue, "MongoPassw0rdSecret", "U0VBTFNFQ1JFVC", "UEVQUEVSU0VDUkVU", "AAAA"} {
+			for _, secret := range []string{sealKeysValue, peppersValue, mongoURIValue, "MongoPassw0rdSecret", "KafkaPassw0rdSecret", "U0VBTFNFQ1JFVC", "UEVQUEVSU0VDUkVU", "AAAA"} {
 				if strings.Contains(err.Error(), secret) {
 					t.Errorf("error %q contains the secret %q", err, secret)
 				}

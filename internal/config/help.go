@@ -21,6 +21,11 @@ type Setting struct {
 // Settings are every variable of the ingress and the worker.
 var Settings = []Setting{
 	{"PINRESET_KAFKA_BROKERS", "both", false, "127.0.0.1:9092", "comma-separated bootstrap brokers"},
+	{"PINRESET_KAFKA_TLS", "both", false, "false", "connect to the brokers over TLS (1.2 or later, certificates verified)"},
+	{"PINRESET_KAFKA_TLS_CA_FILE", "both", false, "system roots", "PEM certificates the brokers' certificates must chain to"},
+	{"PINRESET_KAFKA_SASL_MECHANISM", "both", false, "none", "PLAIN (only with TLS), SCRAM-SHA-256 or SCRAM-SHA-512"},
+	{"PINRESET_KAFKA_SASL_USERNAME", "both", false, "none", "the SASL user"},
+	{"PINRESET_KAFKA_SASL_PASSWORD", "both", true, "none", "the SASL password"},
 	{"PINRESET_SEAL_KEYS", "both", true, "required", "comma-separated id:base64(32 bytes); the first seals the PIN fields of new commands (XChaCha20-Poly1305), all open"},
 	{"PINRESET_LOG_LEVEL", "both", false, "info", "debug, info, warn, error"},
 	{"PINRESET_CREATE_TOPICS", "both", false, "true", "create missing topics at start"},

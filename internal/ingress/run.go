@@ -53,23 +53,27 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		}
 		opts.JWE, opts.ClientKeys = keys, clients
 	}
+	cluster, err := kafkabus.ClusterFromSettings(cfg.Kafka)
+	if err != nil {
+		return err
+	}
 	if cfg.CreateTopics {
-		if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
+		if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
 			return err
 		}
 	}
 	// The tail is positioned before the first request is accepted, so no
 	// result of ours can be produced before we read from there.
-	tail, err := kafkabus.StartTail(ctx, cfg.KafkaBrokers, kafkabus.TopicResults, log)
+	tail, err := kafkabus.StartTail(ctx, cluster, kafkabus.TopicResults, log)
 	if err != nil {
 		return err
 	}
 	defer tail.Close()
-	producer := kafkabus.NewProducer(cfg.KafkaBrokers, kafkabus.ProducerConfig{})
+	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
 
 	ready := func(ctx context.Context) error {
-		return kafkabus.Ping(ctx, cfg.KafkaBrokers, kafkabus.TopicCommands, kafkabus.TopicResults)
+		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicResults)
 	}
 	srv := NewServer(registry, producer, ring, opts, log, ready)
 	reg := metrics.NewRegistry()

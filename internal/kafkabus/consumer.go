@@ -20,7 +20,7 @@ type Handler func(ctx context.Context, m kafka.Message) error
 
 // ConsumerConfig tunes the consumer group loop.
 type ConsumerConfig struct {
-	Brokers []string
+	Cluster Cluster
 	Topic   string
 	GroupID string
 	// Concurrency is how many messages are processed at once. Messages with
@@ -67,7 +67,8 @@ func NewConsumer(cfg ConsumerConfig, log *zap.Logger) *Consumer {
 		cfg.DrainTimeout = 10 * time.Second
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           cfg.Brokers,
+		Brokers:           cfg.Cluster.Brokers,
+		Dialer:            cfg.Cluster.Dialer(),
 		GroupID:           cfg.GroupID,
 		Topic:             cfg.Topic,
 		MinBytes:          1,

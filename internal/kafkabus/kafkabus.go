@@ -49,11 +49,11 @@ type ProducerConfig struct {
 	MaxAttempts int
 }
 
-// NewProducer returns a producer for brokers. Every write waits for all
+// NewProducer returns a producer for the cluster. Every write waits for all
 // in-sync replicas (acks=all): an accepted command must survive a broker loss.
 // Keys are partitioned with murmur2 like the Java client, so any other
 // producer of the same keys agrees on partitions.
-func NewProducer(brokers []string, cfg ProducerConfig) *Producer {
+func NewProducer(c Cluster, cfg ProducerConfig) *Producer {
 	if cfg.BatchTimeout == 0 {
 		cfg.BatchTimeout = time.Millisecond
 	}
@@ -64,7 +64,8 @@ func NewProducer(brokers []string, cfg ProducerConfig) *Producer {
 		cfg.MaxAttempts = 3
 	}
 	return &Producer{w: &kafka.Writer{
-		Addr:                   kafka.TCP(brokers...),
+		Addr:                   kafka.TCP(c.Brokers...),
+		Transport:              c.transport(),
 		Balancer:               &kafka.Murmur2Balancer{},
 		RequiredAcks:           kafka.RequireAll,
 		BatchTimeout:           cfg.BatchTimeout,
@@ -110,8 +111,8 @@ func Topics(partitions, replication int) []TopicSpec {
 }
 
 // EnsureTopics creates the topics that do not exist yet. Idempotent.
-func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) error {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func EnsureTopics(ctx context.Context, c Cluster, topics []TopicSpec) error {
+	client := c.client()
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		req.Topics = append(req.Topics, kafka.TopicConfig{
@@ -133,10 +134,11 @@ func EnsureTopics(ctx context.Context, brokers []string, topics []TopicSpec) err
 // Ping checks that a broker answers now and that the topics exist. It dials
 // afresh on purpose: a kafka.Client caches metadata for seconds, and would
 // call a dead cluster ready.
-func Ping(ctx context.Context, brokers []string, topics ...string) error {
+func Ping(ctx context.Context, c Cluster, topics ...string) error {
 	var last error
-	for _, b := range brokers {
-		conn, err := (&kafka.Dialer{Timeout: 2 * time.Second}).DialContext(ctx, "tcp", b)
+	d := &kafka.Dialer{Timeout: 2 * time.Second, TLS: c.TLS, SASLMechanism: c.SASL}
+	for _, b := range c.Brokers {
+		conn, err := d.DialContext(ctx, "tcp", b)
 		if err != nil {
 			last = err
 			continue

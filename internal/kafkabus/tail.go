@@ -17,7 +17,6 @@ import (
 // picks out the results its own requests wait for: a reply reaches whichever
 // instance waits for it, at the cost of every instance reading every result.
 type Tail struct {
-	brokers []string
 	topic   string
 	log     *zap.Logger
 	readers []*kafka.Reader
@@ -25,8 +24,8 @@ type Tail struct {
 
 // StartTail positions one reader per partition at the current end of topic.
 // Once it returns, every message produced later is seen by Run.
-func StartTail(ctx context.Context, brokers []string, topic string, log *zap.Logger) (*Tail, error) {
-	client := &kafka.Client{Addr: kafka.TCP(brokers...), Timeout: 10 * time.Second}
+func StartTail(ctx context.Context, c Cluster, topic string, log *zap.Logger) (*Tail, error) {
+	client := c.client()
 	ids, err := partitions(ctx, client, topic)
 	if err != nil {
 		return nil, err
@@ -39,14 +38,15 @@ func StartTail(ctx context.Context, brokers []string, topic string, log *zap.Log
 	if err != nil {
 		return nil, fmt.Errorf("list end offsets of %s: %w", topic, err)
 	}
-	t := &Tail{brokers: brokers, topic: topic, log: log}
+	t := &Tail{topic: topic, log: log}
 	for _, po := range res.Topics[topic] {
 		if po.Error != nil {
 			t.Close()
 			return nil, fmt.Errorf("end offset of %s/%d: %w", topic, po.Partition, po.Error)
 		}
 		r := kafka.NewReader(kafka.ReaderConfig{
-			Brokers:   brokers,
+			Brokers:   c.Brokers,
+			Dialer:    c.Dialer(),
 			Topic:     topic,
 			Partition: po.Partition,
 			MinBytes:  1,

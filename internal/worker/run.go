@@ -61,9 +61,13 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		_ = store.Close(cctx)
 	}()
 	trail := audit.New(store.Database())
+	cluster, err := kafkabus.ClusterFromSettings(cfg.Kafka)
+	if err != nil {
+		return err
+	}
 	if err := retry(ctx, log, "prepare database and topics", func() error {
 		if cfg.CreateTopics {
-			if err := kafkabus.EnsureTopics(ctx, cfg.KafkaBrokers, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
+			if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
 				return err
 			}
 		}
@@ -75,7 +79,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		return err
 	}
 
-	producer := kafkabus.NewProducer(cfg.KafkaBrokers, kafkabus.ProducerConfig{})
+	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
 	rules := pinreset.DefaultRules()
 	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
@@ -84,7 +88,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		Log: log, WorkerID: cfg.WorkerID,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
-		Brokers: cfg.KafkaBrokers, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
+		Cluster: cluster, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
 		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
 	}, log)
 	defer consumer.Close()
@@ -106,7 +110,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 			if err := store.Ping(ctx); err != nil {
 				return err
 			}
-			return kafkabus.Ping(ctx, cfg.KafkaBrokers, kafkabus.TopicCommands, kafkabus.TopicResults, kafkabus.TopicEvents)
+			return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicResults, kafkabus.TopicEvents)
 		}
 		background.Add(1)
 		go func() {
