@@ -100,14 +100,7 @@ func TestClusterOverTLSAndSASL(t *testing.T) {
 		Message{Topic: TopicCommands, Key: []byte("k2"), Value: []byte("command")}); err != nil {
 		t.Fatalf("Publish: %v", err)
 	}
-	select {
-	case v := <-results:
-		if v != "result" {
-			t.Fatalf("tail read %q", v)
-		}
-	case <-ctx.Done():
-		t.Fatal("the tail read nothing")
-	}
+	expect(ctx, t, "the tail", results, "result")
 	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: TopicCommands, GroupID: "g1"}, zap.NewNop())
 	defer cons.Close()
 	cctx, stop := context.WithCancel(ctx)
@@ -115,14 +108,7 @@ func TestClusterOverTLSAndSASL(t *testing.T) {
 	go func() {
 		_ = cons.Run(cctx, func(_ context.Context, m kafka.Message) error { commands <- string(m.Value); return nil })
 	}()
-	select {
-	case v := <-commands:
-		if v != "command" {
-			t.Fatalf("consumer read %q", v)
-		}
-	case <-ctx.Done():
-		t.Fatal("the consumer read nothing")
-	}
+	expect(ctx, t, "the consumer", commands, "command")
 	stop()
 
 	refused := map[string]ClusterConfig{
@@ -143,6 +129,19 @@ func TestClusterOverTLSAndSASL(t *testing.T) {
 		} else if strings.Contains(err.Error(), password) {
 			t.Errorf("%s: error %q holds the password", name, err)
 		}
+	}
+}
+
+// expect waits for reader to deliver want on ch.
+func expect(ctx context.Context, t *testing.T, reader string, ch <-chan string, want string) {
+	t.Helper()
+	select {
+	case v := <-ch:
+		if v != want {
+			t.Fatalf("%s read %q, want %q", reader, v, want)
+		}
+	case <-ctx.Done():
+		t.Fatalf("%s read nothing", reader)
 	}
 }
 
