@@ -128,7 +128,7 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 		return p.deadLetter(ctx, log, m, err)
 	}
 	start := p.now()
-	res, how, owed, err := p.outcome(ctx, cmd)
+	res, how, due, err := p.outcome(ctx, cmd)
 	if err != nil {
 		return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
 	}
@@ -140,11 +140,11 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 	if err := p.publishResult(ctx, res); err != nil {
 		return err
 	}
-	if owed.events.ID != "" {
-		p.publishEvents(ctx, owed.events)
+	if due.events.ID != "" {
+		p.publishEvents(ctx, due.events)
 	}
-	if owed.audit {
-		if err := p.audit(ctx, cmd, owed.code, owed.memberID); err != nil {
+	if due.audit {
+		if err := p.audit(ctx, cmd, due.code, due.memberID); err != nil {
 			return err
 		}
 	}
