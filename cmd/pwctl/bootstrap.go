@@ -7,9 +7,9 @@ import (
 	"io"
 	"time"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // bootstrapCmd creates the topics and the indexes the service needs, as an
@@ -50,10 +50,7 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return err
-	}
-	if err := audit.New(store.Database()).EnsureIndexes(ctx); err != nil {
+	if err := worker.EnsureIndexes(ctx, store); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "database %s: indexes present\n", *db)

@@ -193,10 +193,7 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir 
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return err
-	}
-	if err := audit.New(store.Database()).EnsureIndexes(ctx); err != nil {
+	if err := worker.EnsureIndexes(ctx, store); err != nil {
 		return err
 	}
 	// The seed members go back to their seed PINs below, so the replay

@@ -71,10 +71,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 				return err
 			}
 		}
-		if err := store.EnsureIndexes(ctx); err != nil {
-			return err
-		}
-		return trail.EnsureIndexes(ctx)
+		return EnsureIndexes(ctx, store)
 	}); err != nil {
 		return err
 	}
@@ -217,6 +214,17 @@ func relay(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap
 			log.Info("relay: voided the events of an uncommitted change", zap.String("outbox", e.ID))
 		}
 	}
+}
+
+// EnsureIndexes creates every index the worker relies on: the store's, and
+// the audit trail's, whose unique (chain, correlation id) index is what
+// makes appending an audit record idempotent. Idempotent itself; the
+// worker, the sandbox and pwctl bootstrap all prepare a database with it.
+func EnsureIndexes(ctx context.Context, store *mongostore.Store) error {
+	if err := store.EnsureIndexes(ctx); err != nil {
+		return err
+	}
+	return audit.New(store.Database()).EnsureIndexes(ctx)
 }
 
 // LimitHashing returns h admitting at most concurrency argon2id
