@@ -44,9 +44,13 @@ func startSandboxWithLogs(t *testing.T, env map[string]string, extraArgs ...stri
 	done := make(chan error, 1)
 	var logs bytes.Buffer
 	logw := &lockedWriter{w: &logs}
+	// Made here, not in the goroutine: cleanups run last-registered first,
+	// so the directory must be registered before the cleanup that stops
+	// the sandbox, or it is removed under the running broker.
+	dataDir := t.TempDir()
 	go func() {
 		done <- run(ctx, append([]string{
-			"-data-dir", t.TempDir(), "-sandbox-dir", "../../deployments/sandbox",
+			"-data-dir", dataDir, "-sandbox-dir", "../../deployments/sandbox",
 			"-http-addr", "127.0.0.1:0", "-kafka-addr", "127.0.0.1:0", "-mongo-addr", "127.0.0.1:0",
 			"-ingress-admin-addr", "127.0.0.1:0", "-worker-admin-addr", "127.0.0.1:0",
 		}, extraArgs...), getenv, io.Discard, logw, func(e Env) { started <- e })
