@@ -19,8 +19,9 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	fs := flag.NewFlagSet("pwctl bootstrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", envOr("PINRESET_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap brokers, comma-separated")
-	partitions := fs.Int("partitions", 12, "partitions of password.commands, .results and .events (the DLQ gets 1)")
+	partitions := fs.Int("partitions", 12, "partitions of password.commands, .retry, .results and .events (the DLQ gets 1)")
 	replication := fs.Int("replication", 3, "replication factor of every topic")
+	minInSync := fs.Int("min-insync", 2, "min.insync.replicas of every topic (with acks=all, a write needs that many replicas)")
 	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: PINRESET_MONGO_URI, else mongodb://127.0.0.1:27017/)")
 	db := fs.String("db", envOr("PINRESET_MONGO_DATABASE", "pinreset"), "database name")
 	if err := fs.Parse(args); err != nil {
@@ -29,12 +30,12 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *mongoURI == "" {
 		*mongoURI = envOr("PINRESET_MONGO_URI", "mongodb://127.0.0.1:27017/")
 	}
-	if *partitions < 1 || *replication < 1 {
-		return fmt.Errorf("-partitions and -replication must be at least 1")
+	if *partitions < 1 || *replication < 1 || *minInSync < 1 || *minInSync > *replication {
+		return fmt.Errorf("-partitions, -replication and -min-insync must be at least 1, and -min-insync at most -replication")
 	}
 	ctx, cancel := context.WithTimeout(ctx, time.Minute)
 	defer cancel()
-	topics := kafkabus.Topics(*partitions, *replication)
+	topics := kafkabus.Topics(*partitions, *replication, *minInSync)
 	cluster, err := kafkaCluster(*brokers)
 	if err != nil {
 		return err

@@ -72,7 +72,7 @@ func TestEventsPrintsWhatWasPublished(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer in.Close()
-	if err := kafkabus.EnsureTopics(ctx, kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.Topics(3, 1)); err != nil {
+	if err := kafkabus.EnsureTopics(ctx, kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.Topics(3, 1, 1)); err != nil {
 		t.Fatal(err)
 	}
 	p := kafkabus.NewProducer(kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.ProducerConfig{})

@@ -138,7 +138,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return fmt.Errorf("configuration: %w", err)
 	}
 	if kafkaOn {
-		if err := kafkabus.EnsureTopics(ctx, kafkabus.Cluster{Brokers: wcfg.KafkaBrokers}, kafkabus.Topics(wcfg.TopicPartitions, wcfg.TopicReplication)); err != nil {
+		if err := kafkabus.EnsureTopics(ctx, kafkabus.Cluster{Brokers: wcfg.KafkaBrokers}, kafkabus.Topics(wcfg.TopicPartitions, wcfg.TopicReplication, wcfg.TopicMinInSync)); err != nil {
 			return err
 		}
 	}

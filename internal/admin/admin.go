@@ -17,11 +17,24 @@ import (
 	"go.uber.org/zap"
 )
 
-// Handler returns the admin routes. ready is called by /readyz with a 2 s deadline.
-func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *zap.Logger) http.Handler {
+// Handler returns the admin routes. live is called by /healthz: an error
+// (a loop dead or stuck) answers 503 with the reason, so that an
+// orchestrator restarts the process; a dependency being down must not make
+// it fail. ready is called by /readyz with a 2 s deadline; its error is
+// answered 503 with the reason (names of dependencies and loops, never a
+// secret). live may be nil.
+func Handler(reg *prometheus.Registry, live func() error, ready func(context.Context) error, log *zap.Logger) http.Handler {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if live != nil {
+			if err := live(); err != nil {
+				log.Error("not alive", zap.Error(err))
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, "not alive: "+err.Error()+"\n")
+				return
+			}
+		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", func(w http.ResponseWriter, r *http.Request) {
@@ -31,7 +44,7 @@ func Handler(reg *prometheus.Registry, ready func(context.Context) error, log *z
 		if err := ready(ctx); err != nil {
 			log.Warn("not ready", zap.Error(err))
 			w.WriteHeader(http.StatusServiceUnavailable)
-			_, _ = io.WriteString(w, "not ready\n")
+			_, _ = io.WriteString(w, "not ready: "+err.Error()+"\n")
 			return
 		}
 		_, _ = io.WriteString(w, "ready\n")

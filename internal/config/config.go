@@ -48,6 +48,11 @@ type Common struct {
 	// TopicReplication: PINRESET_TOPIC_REPLICATION, replication factor when the
 	// service creates its topics. Default 1 (3 in production).
 	TopicReplication int
+	// TopicMinInSync: PINRESET_TOPIC_MIN_INSYNC_REPLICAS, min.insync.replicas
+	// of the topics the service creates: with acks=all a write is refused
+	// unless this many replicas hold it. Default 1 (2 in production, with
+	// replication 3: one broker may be down, no acknowledged write is lost).
+	TopicMinInSync int
 	// CreateTopics: PINRESET_CREATE_TOPICS, create missing topics at start. Default true.
 	CreateTopics bool
 	// AdminAddr: PINRESET_ADMIN_ADDR, the admin listener (/healthz, /readyz,
@@ -146,6 +151,15 @@ type Worker struct {
 	// group waits for a silent worker (one that was killed) before giving its
 	// partitions to the others: the worst-case pause after a crash. Default 10s.
 	SessionTimeout time.Duration
+	// CommandTimeout: PINRESET_COMMAND_TIMEOUT, the deadline of one attempt
+	// at one command (its reads, hashing, writes and publishes): an attempt
+	// stuck on a dead connection is cancelled and retried. Default 30s.
+	CommandTimeout time.Duration
+	// RetryBudget: PINRESET_RETRY_BUDGET, how long a command that keeps
+	// failing (while the database and broker answer) is retried in its lane
+	// before it is parked on password.commands.retry, so that the commands
+	// behind it go on. Default 30s.
+	RetryBudget time.Duration
 }
 
 // env reads variables and collects errors that name the variable.
@@ -249,6 +263,7 @@ func loadCommon(e *env, adminAddr string) Common {
 		LogLevel:         e.str("PINRESET_LOG_LEVEL", "info"),
 		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", 12, 1, 10000),
 		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", 1, 1, 100),
+		TopicMinInSync:   e.integer("PINRESET_TOPIC_MIN_INSYNC_REPLICAS", 1, 1, 100),
 		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS", true),
 		AdminAddr:        e.str("PINRESET_ADMIN_ADDR", adminAddr),
 		TracesExporter:   e.str("PINRESET_TRACES_EXPORTER", "none"),
@@ -359,6 +374,8 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION", 7*24*time.Hour),
 		SessionTimeout:   e.duration("PINRESET_KAFKA_SESSION_TIMEOUT", 10*time.Second),
 		ReplayWindow:     e.duration("PINRESET_REPLAY_WINDOW", 24*time.Hour),
+		CommandTimeout:   e.duration("PINRESET_COMMAND_TIMEOUT", 30*time.Second),
+		RetryBudget:      e.duration("PINRESET_RETRY_BUDGET", 30*time.Second),
 	}
 	if c.ReplayWindow > c.OutcomeRetention {
 		e.errs = append(e.errs, errors.New("PINRESET_REPLAY_WINDOW must not be longer than PINRESET_OUTCOME_RETENTION"))

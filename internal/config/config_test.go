@@ -85,6 +85,7 @@ func defaultCommon() config.Common {
 		LogLevel:         "info",
 		TopicPartitions:  12,
 		TopicReplication: 1,
+		TopicMinInSync:   1,
 		CreateTopics:     true,
 		TracesExporter:   "none",
 	}
@@ -133,6 +134,8 @@ func TestDefaults(t *testing.T) {
 			OutcomeRetention: 7 * 24 * time.Hour,
 			SessionTimeout:   10 * time.Second,
 			ReplayWindow:     24 * time.Hour,
+			CommandTimeout:   30 * time.Second,
+			RetryBudget:      30 * time.Second,
 		}
 		if got := loadWorker(t, workerEnv(nil)); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadWorker =\n%+v\nwant\n%+v", got, want)
@@ -145,26 +148,27 @@ func TestDefaults(t *testing.T) {
 func TestEverySettingIsRead(t *testing.T) {
 	t.Parallel()
 	common := map[string]string{
-		"PINRESET_KAFKA_BROKERS":        " k1:9092, k2:9092 ,,k3:9092 ",
-		"PINRESET_SEAL_KEYS":            "a:AAAA, b:BBBB",
-		"PINRESET_LOG_LEVEL":            "debug",
-		"PINRESET_TOPIC_PARTITIONS":     "24",
-		"PINRESET_TOPIC_REPLICATION":    "3",
-		"PINRESET_CREATE_TOPICS":        "false",
-		"PINRESET_ADMIN_ADDR":           ":9999",
-		"PINRESET_TRACES_EXPORTER":      "file",
-		"PINRESET_TRACES_FILE":          "/tmp/spans.jsonl",
-		"PINRESET_KAFKA_TLS":            "true",
-		"PINRESET_KAFKA_TLS_CA_FILE":    "/etc/kafka/ca.pem",
-		"PINRESET_KAFKA_SASL_MECHANISM": "SCRAM-SHA-512",
-		"PINRESET_KAFKA_SASL_USERNAME":  "pinreset",
-		"PINRESET_KAFKA_SASL_PASSWORD":  "KafkaPassw0rdSecret",
+		"PINRESET_KAFKA_BROKERS":             " k1:9092, k2:9092 ,,k3:9092 ",
+		"PINRESET_SEAL_KEYS":                 "a:AAAA, b:BBBB",
+		"PINRESET_LOG_LEVEL":                 "debug",
+		"PINRESET_TOPIC_PARTITIONS":          "24",
+		"PINRESET_TOPIC_REPLICATION":         "3",
+		"PINRESET_TOPIC_MIN_INSYNC_REPLICAS": "2",
+		"PINRESET_CREATE_TOPICS":             "false",
+		"PINRESET_ADMIN_ADDR":                ":9999",
+		"PINRESET_TRACES_EXPORTER":           "file",
+		"PINRESET_TRACES_FILE":               "/tmp/spans.jsonl",
+		"PINRESET_KAFKA_TLS":                 "true",
+		"PINRESET_KAFKA_TLS_CA_FILE":         "/etc/kafka/ca.pem",
+		"PINRESET_KAFKA_SASL_MECHANISM":      "SCRAM-SHA-512",
+		"PINRESET_KAFKA_SASL_USERNAME":       "pinreset",
+		"PINRESET_KAFKA_SASL_PASSWORD":       "KafkaPassw0rdSecret",
 	}
 	wantCommon := config.Common{
 		Kafka: config.Kafka{KafkaBrokers: []string{"k1:9092", "k2:9092", "k3:9092"}, KafkaTLS: true, KafkaTLSCAFile: "/etc/kafka/ca.pem",
 			KafkaSASLMechanism: "SCRAM-SHA-512", KafkaSASLUsername: "pinreset", KafkaSASLPassword: "KafkaPassw0rdSecret"},
 		SealKeys: []string{"a:AAAA", "b:BBBB"},
-		LogLevel: "debug", TopicPartitions: 24, TopicReplication: 3, CreateTopics: false, AdminAddr: ":9999",
+		LogLevel: "debug", TopicPartitions: 24, TopicReplication: 3, TopicMinInSync: 2, CreateTopics: false, AdminAddr: ":9999",
 		TracesExporter: "file", TracesFile: "/tmp/spans.jsonl",
 	}
 	t.Run("every ingress variable is read", func(t *testing.T) {
@@ -208,12 +212,15 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_OUTCOME_RETENTION":     "48h",
 			"PINRESET_REPLAY_WINDOW":         "12h",
 			"PINRESET_KAFKA_SESSION_TIMEOUT": "30s",
+			"PINRESET_COMMAND_TIMEOUT":       "20s",
+			"PINRESET_RETRY_BUDGET":          "1m",
 		}, common)
 		want := config.Worker{
 			Common: wantCommon, MongoURI: "mongodb://m1,m2/?replicaSet=rs0", MongoDatabase: "pins",
 			Peppers: []string{"p1:AAAA", "p0:BBBB"}, Argon2MemoryKiB: 65536, Argon2Time: 3, Argon2Threads: 4,
 			Concurrency: 17, HashConcurrency: 3, ConsumerGroup: "g2", LockAfter: 0, LockFor: time.Hour, WorkerID: "worker-7",
 			OutcomeRetention: 48 * time.Hour, SessionTimeout: 30 * time.Second, ReplayWindow: 12 * time.Hour,
+			CommandTimeout: 20 * time.Second, RetryBudget: time.Minute,
 		}
 		if got := loadWorker(t, env); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadWorker =\n%+v\nwant\n%+v", got, want)

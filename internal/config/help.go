@@ -31,6 +31,7 @@ var Settings = []Setting{
 	{"PINRESET_CREATE_TOPICS", "both", false, "true", "create missing topics at start"},
 	{"PINRESET_TOPIC_PARTITIONS", "both", false, "12", "partitions of each topic it creates (the DLQ gets 1)"},
 	{"PINRESET_TOPIC_REPLICATION", "both", false, "1", "replication factor of topics it creates (3 in production)"},
+	{"PINRESET_TOPIC_MIN_INSYNC_REPLICAS", "both", false, "1", "min.insync.replicas of topics it creates (2 in production): with acks=all a write needs that many replicas"},
 	{"PINRESET_TRACES_EXPORTER", "both", false, "none", "none, otlp (OTLP over HTTP, endpoint from the standard OTEL_EXPORTER_OTLP_* variables) or file"},
 	{"PINRESET_TRACES_FILE", "both", false, "none", "with the file exporter: where spans are appended as JSON lines"},
 	{"PINRESET_ADMIN_ADDR", "both", false, "ingress 127.0.0.1:9090, worker 127.0.0.1:9091", "admin listener: /healthz, /readyz, /metrics; off disables it"},
@@ -59,6 +60,8 @@ var Settings = []Setting{
 	{"PINRESET_OUTCOME_RETENTION", "worker", false, "168h", "how long a command's outcome is kept for retries and status queries"},
 	{"PINRESET_REPLAY_WINDOW", "worker", false, "24h", "how long the content of a request that set a PIN is refused under another correlation id (001_409); at most the retention"},
 	{"PINRESET_KAFKA_SESSION_TIMEOUT", "worker", false, "10s", "how long the group waits for a silent (killed) worker before handing its partitions over"},
+	{"PINRESET_COMMAND_TIMEOUT", "worker", false, "30s", "the deadline of one attempt at one command; an attempt stuck on a dead connection is cancelled and retried"},
+	{"PINRESET_RETRY_BUDGET", "worker", false, "30s", "how long a command that keeps failing is retried in its lane before it is parked on `password.commands.retry`"},
 }
 
 // PrintHelp writes the settings of binary ("ingress" or "worker") as a table.

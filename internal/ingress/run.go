@@ -16,10 +16,12 @@ import (
 	"github.com/kmwallet/pinreset/internal/admin"
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/retry"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/tracing"
 	"github.com/kmwallet/pinreset/internal/wire"
@@ -57,23 +59,30 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	if err != nil {
 		return err
 	}
-	if cfg.CreateTopics {
-		if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
-			return err
-		}
-	}
 	// The tail is positioned before the first request is accepted, so no
-	// result of ours can be produced before we read from there.
-	tail, err := kafkabus.StartTail(ctx, cluster, kafkabus.TopicResults, log)
-	if err != nil {
+	// result of ours can be produced before we read from there. A broker
+	// that is not up yet is waited for.
+	var tail *kafkabus.Tail
+	if err := retry.Until(ctx, log, "prepare topics and the results tail", kafkabus.Fatal, func() error {
+		if cfg.CreateTopics {
+			if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication, cfg.TopicMinInSync)); err != nil {
+				return err
+			}
+		}
+		tail, err = kafkabus.StartTail(ctx, cluster, kafkabus.TopicResults, log)
+		return err
+	}); err != nil {
 		return err
 	}
 	defer tail.Close()
+	// The loops of this process: readiness names those waiting on Kafka,
+	// liveness fails for one that ended.
+	mon := health.New()
 	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
 
 	ready := func(ctx context.Context) error {
-		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicResults)
+		return errors.Join(kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicResults), mon.Ready())
 	}
 	srv := NewServer(registry, producer, ring, opts, log, ready)
 	reg := metrics.NewRegistry()
@@ -103,7 +112,11 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	defer stopTail()
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error {
-		return tail.Run(tailCtx, func(m kafka.Message) {
+		// A tail that ended while the ingress serves would leave waiters
+		// without results: liveness reports it.
+		loop := mon.Loop("results tail", time.Hour)
+		defer loop.Exited(errors.New("stopped"))
+		return tail.Run(tailCtx, loop, func(m kafka.Message) {
 			r, err := wire.DecodeResult(m.Value)
 			if err != nil {
 				log.Warn("undecodable result", zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset), zap.Error(err))
@@ -120,7 +133,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	})
 	if cfg.AdminAddr != "" {
 		g.Go(func() error {
-			return admin.Serve(gctx, cfg.AdminAddr, admin.Handler(reg, ready, log), func(a string) {
+			return admin.Serve(gctx, cfg.AdminAddr, admin.Handler(reg, mon.Live, ready, log), func(a string) {
 				log.Info("admin listening", zap.String("addr", a))
 			})
 		})

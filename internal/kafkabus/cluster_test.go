@@ -81,7 +81,7 @@ func TestClusterOverTLSAndSASL(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if err := EnsureTopics(ctx, c, Topics(2, 1)); err != nil {
+	if err := EnsureTopics(ctx, c, Topics(2, 1, 1)); err != nil {
 		t.Fatalf("EnsureTopics: %v", err)
 	}
 	if err := Ping(ctx, c, TopicCommands, TopicResults); err != nil {
@@ -93,7 +93,7 @@ func TestClusterOverTLSAndSASL(t *testing.T) {
 	}
 	defer tail.Close()
 	results := make(chan string, 1)
-	go func() { _ = tail.Run(ctx, func(m kafka.Message) { results <- string(m.Value) }) }()
+	go func() { _ = tail.Run(ctx, nil, func(m kafka.Message) { results <- string(m.Value) }) }()
 	p := NewProducer(c, ProducerConfig{})
 	defer p.Close()
 	if err := p.Publish(ctx, Message{Topic: TopicResults, Key: []byte("k1"), Value: []byte("result")},

@@ -2,23 +2,35 @@ package kafkabus
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"hash/fnv"
+	"io"
+	"math/rand/v2"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/health"
 )
 
 // Handler processes one message. A nil error means the message is done and
 // its offset may be committed. An error means "not now" (a dependency is
-// down): the consumer retries the same message with backoff, never skipping
-// it. A message that can never succeed is the handler's to dead-letter and
-// acknowledge with nil.
+// down, a key not deployed yet): the consumer retries the same message with
+// backoff, and parks it once its retry budget is spent. A message that can
+// never succeed is the handler's to dead-letter and acknowledge with nil.
 type Handler func(ctx context.Context, m kafka.Message) error
 
-// ConsumerConfig tunes the consumer group loop.
+// Parker takes a message whose retry budget is spent out of its lane (a
+// retry topic), so that other keys keep flowing. nil means parked: the
+// message is done here. An error (Kafka itself down) keeps it in its lane,
+// retried as before.
+type Parker func(ctx context.Context, m kafka.Message, cause error) error
+
+// ConsumerConfig tunes the consumer group loop. The zero value of every
+// field but Cluster, Topic and GroupID is usable.
 type ConsumerConfig struct {
 	Cluster Cluster
 	Topic   string
@@ -29,21 +41,45 @@ type ConsumerConfig struct {
 	// LaneDepth is how many fetched messages may wait per lane. Default 16.
 	LaneDepth int
 	// RetryMin and RetryMax bound the backoff between retries of a failed
-	// message. Defaults 100 ms and 5 s.
+	// message, and between failed fetches. Defaults 100 ms and 5 s.
 	RetryMin, RetryMax time.Duration
+	// HandleTimeout bounds one attempt at one message: a handler stuck on a
+	// dead connection is cancelled and the message retried. Default 30 s.
+	HandleTimeout time.Duration
+	// RetryBudget is how long a message is retried in its lane before it is
+	// handed to Park. Default 30 s. Without Park it is retried for ever.
+	RetryBudget time.Duration
+	// Park takes a message out of its lane once its budget is spent. Optional.
+	Park Parker
+	// NotBefore, when set, gives the time before which a message must not
+	// be tried (a parked message on the retry topic); its lane waits until
+	// then. Messages of a retry topic are in not-before order per partition
+	// give or take the delays' growth, so waiting for the head is fair.
+	NotBefore func(kafka.Message) time.Time
 	// SessionTimeout is how long the group waits for a silent member before
 	// it gives its partitions to others (a killed worker). Default 10 s.
 	SessionTimeout time.Duration
 	// DrainTimeout bounds how long Run waits, after ctx ends, for messages in
 	// hand to finish and be committed. Default 10 s.
 	DrainTimeout time.Duration
+	// RenewAfter is how long fetching may fail without a break before the
+	// reader is closed and a new one joins the group afresh (a group
+	// connection that never heals). Default 30 s.
+	RenewAfter time.Duration
+	// Health, when set, gets the fetch loop (waiting while fetches fail) and
+	// the lanes (stuck when one attempt outlives HandleTimeout by far).
+	Health *health.Monitor
 }
 
 // Consumer runs a handler over a topic as a member of a consumer group.
 type Consumer struct {
-	cfg ConsumerConfig
-	log *zap.Logger
-	r   *kafka.Reader
+	cfg   ConsumerConfig
+	log   *zap.Logger
+	fetch *health.Loop
+	lanes *health.Loop
+
+	mu sync.Mutex
+	r  *kafka.Reader
 }
 
 // NewConsumer joins the group lazily, on the first fetch.
@@ -60,44 +96,84 @@ func NewConsumer(cfg ConsumerConfig, log *zap.Logger) *Consumer {
 	if cfg.RetryMax <= 0 {
 		cfg.RetryMax = 5 * time.Second
 	}
+	if cfg.HandleTimeout <= 0 {
+		cfg.HandleTimeout = 30 * time.Second
+	}
+	if cfg.RetryBudget <= 0 {
+		cfg.RetryBudget = 30 * time.Second
+	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = 10 * time.Second
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second
 	}
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:           cfg.Cluster.Brokers,
-		Dialer:            cfg.Cluster.Dialer(),
-		GroupID:           cfg.GroupID,
-		Topic:             cfg.Topic,
+	if cfg.RenewAfter <= 0 {
+		cfg.RenewAfter = 30 * time.Second
+	}
+	c := &Consumer{cfg: cfg, log: log}
+	if cfg.Health != nil {
+		c.fetch = cfg.Health.Loop("kafka consumer "+cfg.Topic, time.Hour)
+		// An attempt is cancelled at HandleTimeout; one that still runs a
+		// minute later ignores its context: only a restart frees the lane.
+		c.lanes = cfg.Health.Loop("lanes "+cfg.Topic, cfg.HandleTimeout+time.Minute)
+	}
+	c.r = c.newReader()
+	return c
+}
+
+func (c *Consumer) newReader() *kafka.Reader {
+	return kafka.NewReader(kafka.ReaderConfig{
+		Brokers:           c.cfg.Cluster.Brokers,
+		Dialer:            c.cfg.Cluster.Dialer(),
+		GroupID:           c.cfg.GroupID,
+		Topic:             c.cfg.Topic,
 		MinBytes:          1,
 		MaxBytes:          1 << 20,
 		MaxWait:           250 * time.Millisecond,
-		QueueCapacity:     cfg.Concurrency * cfg.LaneDepth,
+		QueueCapacity:     c.cfg.Concurrency * c.cfg.LaneDepth,
 		HeartbeatInterval: time.Second,
-		SessionTimeout:    cfg.SessionTimeout,
-		RebalanceTimeout:  cfg.SessionTimeout,
+		SessionTimeout:    c.cfg.SessionTimeout,
+		RebalanceTimeout:  c.cfg.SessionTimeout,
 		JoinGroupBackoff:  500 * time.Millisecond,
 		// Synchronous commits: CommitMessages returns once the broker has the offset.
 		CommitInterval: 0,
 		StartOffset:    kafka.FirstOffset,
 		ReadBackoffMin: 50 * time.Millisecond,
 		ReadBackoffMax: time.Second,
-		Logger:         zapLogger(log),
-		ErrorLogger:    zapErrorLogger(log),
+		Logger:         zapLogger(c.log),
+		ErrorLogger:    zapErrorLogger(c.log),
 	})
-	return &Consumer{cfg: cfg, log: log, r: r}
+}
+
+func (c *Consumer) reader() *kafka.Reader {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.r
+}
+
+// renew replaces the reader with a new one, which joins the group afresh,
+// and closes the old one in the background, bounded by closing.
+func (c *Consumer) renew(closing *sync.WaitGroup) {
+	c.mu.Lock()
+	old := c.r
+	c.r = c.newReader()
+	c.mu.Unlock()
+	closing.Add(1)
+	go func() {
+		defer closing.Done()
+		_ = old.Close()
+	}()
 }
 
 // Close leaves the group.
-func (c *Consumer) Close() error { return c.r.Close() }
-
-// Lag is the reader's last known lag, for readiness and metrics.
-func (c *Consumer) Lag() int64 { return c.r.Lag() }
+func (c *Consumer) Close() error { return c.reader().Close() }
 
 // Run fetches and handles messages until ctx ends, then lets the messages
-// in hand finish (up to DrainTimeout), commits them and returns nil.
+// in hand finish (up to DrainTimeout), commits them and returns nil. It
+// returns an error only for what retrying cannot fix (authentication or
+// authorization refused); every other fetch error is waited out with
+// backoff, and a reader that keeps failing is replaced.
 //
 // Messages are spread over Concurrency lanes by key, so one key's messages
 // are handled in order while different keys run in parallel. An offset is
@@ -129,60 +205,196 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) error {
 		}(lanes[i])
 	}
 
-	// The committer owns the tracker; it stops when every lane has finished.
 	committed := make(chan struct{})
 	go func() {
 		defer close(committed)
-		for m := range done {
-			if next, ok := tr.done(m); ok {
-				if err := c.r.CommitMessages(work, next); err != nil {
-					// A failed commit only means redelivery: handlers are idempotent.
-					c.log.Warn("commit offset", zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", next.Offset), zap.Error(err))
-				}
-			}
-		}
+		c.commit(work, tr, done)
 	}()
 
-	var fetchErr error
-	for {
-		m, err := c.r.FetchMessage(ctx)
-		if err != nil {
-			if ctx.Err() == nil {
-				fetchErr = fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err)
-			}
-			break
-		}
-		tr.fetched(m)
-		lanes[lane(m.Key, len(lanes))] <- m
-	}
+	var closing sync.WaitGroup
+	fetchErr := c.fetchLoop(ctx, tr, lanes, &closing)
 	for _, l := range lanes {
 		close(l)
 	}
 	wg.Wait()
 	close(done)
 	<-committed
+	closing.Wait()
+	if fetchErr != nil {
+		c.fetch.Exited(fetchErr)
+	}
 	return fetchErr
 }
 
-// handleWithRetry runs handle until it succeeds. It gives up, without
+// fetchLoop feeds the lanes until ctx ends or a fatal error.
+func (c *Consumer) fetchLoop(ctx context.Context, tr *tracker, lanes []chan kafka.Message, closing *sync.WaitGroup) error {
+	var failingSince time.Time
+	failures := 0
+	for {
+		m, err := c.reader().FetchMessage(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		if err != nil {
+			if Fatal(err) {
+				c.log.Error("kafka refused the consumer; retrying cannot fix this", zap.String("topic", c.cfg.Topic), zap.Error(err))
+				return fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err)
+			}
+			if failures == 0 {
+				failingSince = time.Now()
+			}
+			failures++
+			c.fetch.Waiting(fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err))
+			backoff := jitter(min(c.cfg.RetryMin<<min(failures, 16), c.cfg.RetryMax))
+			if failures == 1 || failures%10 == 0 {
+				c.log.Warn("fetch failed, retrying", zap.String("topic", c.cfg.Topic), zap.Int("failures", failures),
+					zap.Duration("backoff", backoff), zap.Error(err))
+			}
+			if errors.Is(err, io.EOF) || time.Since(failingSince) > c.cfg.RenewAfter {
+				c.log.Warn("fetching keeps failing: a new reader joins the group", zap.String("topic", c.cfg.Topic),
+					zap.Duration("failing_for", time.Since(failingSince).Round(time.Second)))
+				c.renew(closing)
+				failingSince = time.Now()
+			}
+			if !sleep(ctx, backoff) {
+				return nil
+			}
+			continue
+		}
+		if failures > 0 {
+			c.log.Info("fetching again", zap.String("topic", c.cfg.Topic), zap.Int("failures", failures),
+				zap.Duration("after", time.Since(failingSince).Round(time.Millisecond)))
+			failures = 0
+		}
+		c.fetch.Recovered()
+		tr.fetched(m)
+		select {
+		case lanes[lane(m.Key, len(lanes))] <- m:
+		case <-ctx.Done():
+			// The message is not handled; it is redelivered to whoever owns
+			// the partition next.
+			return nil
+		}
+	}
+}
+
+// commit commits behind completed work until done is closed. A failed
+// commit (the broker away) is retried at the next tick: commits are
+// cumulative, so only the latest point per partition matters.
+func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Message) {
+	pending := map[partKey]kafka.Message{}
+	tick := time.NewTicker(time.Second)
+	defer tick.Stop()
+	flush := func() {
+		for k, m := range pending {
+			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+			err := c.reader().CommitMessages(cctx, m)
+			cancel()
+			if err != nil {
+				// A failed commit only means redelivery: handlers are idempotent.
+				c.log.Warn("commit offset", zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset+1), zap.Error(err))
+				return
+			}
+			delete(pending, k)
+		}
+	}
+	for {
+		select {
+		case m, ok := <-done:
+			if !ok {
+				flush()
+				return
+			}
+			if next, ok := tr.done(m); ok {
+				pending[partKey{next.Topic, next.Partition}] = next
+				flush()
+			}
+		case <-tick.C:
+			flush()
+		}
+	}
+}
+
+// handleWithRetry runs handle until it succeeds, each attempt under
+// HandleTimeout, with capped exponential backoff and jitter between them.
+// Once the retry budget is spent the message is parked, if a Parker is set,
+// so that the keys behind it in its lane go on. It gives up, without
 // acknowledging, only when the consumer is stopping (ctx done): the message
 // is then redelivered to whoever owns the partition next.
 func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m kafka.Message) bool {
+	if c.cfg.NotBefore != nil {
+		if !sleep(ctx, time.Until(c.cfg.NotBefore(m))) {
+			return false
+		}
+	}
 	backoff := c.cfg.RetryMin
+	first := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := handle(work, m)
+		err := c.attempt(work, handle, m)
 		if err == nil {
 			return true
 		}
-		c.log.Warn("message failed, will retry",
-			zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset),
-			zap.ByteString("key", m.Key), zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
-		select {
-		case <-ctx.Done():
+		if c.cfg.Park != nil && time.Since(first) >= c.cfg.RetryBudget {
+			perr := c.cfg.Park(work, m, err)
+			if perr == nil {
+				c.log.Warn("message parked after its retry budget",
+					zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset),
+					zap.ByteString("key", m.Key), zap.Int("attempts", attempt), zap.Error(err))
+				return true
+			}
+			err = fmt.Errorf("%w (and parking it failed: %v)", err, perr)
+		}
+		if attempt == 1 || attempt%10 == 0 {
+			c.log.Warn("message failed, will retry",
+				zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset),
+				zap.ByteString("key", m.Key), zap.Int("attempt", attempt), zap.Duration("backoff", backoff), zap.Error(err))
+		}
+		if !sleep(ctx, jitter(backoff)) {
 			return false
-		case <-time.After(backoff):
 		}
 		backoff = min(backoff*2, c.cfg.RetryMax)
+	}
+}
+
+func (c *Consumer) attempt(work context.Context, handle Handler, m kafka.Message) error {
+	end := c.lanes.Begin()
+	defer end()
+	ctx, cancel := context.WithTimeout(work, c.cfg.HandleTimeout)
+	defer cancel()
+	return handle(ctx, m)
+}
+
+// Fatal is true for what a retry cannot fix: the cluster refused
+// our credentials or our rights. An orchestrator's restart with corrected
+// configuration is the answer.
+func Fatal(err error) bool {
+	for _, e := range []kafka.Error{kafka.SASLAuthenticationFailed, kafka.TopicAuthorizationFailed,
+		kafka.GroupAuthorizationFailed, kafka.ClusterAuthorizationFailed, kafka.IllegalSASLState, kafka.UnsupportedSASLMechanism} {
+		if errors.Is(err, e) {
+			return true
+		}
+	}
+	return false
+}
+
+// jitter spreads d over [d/2, d), so that instances that failed together do
+// not retry together.
+func jitter(d time.Duration) time.Duration {
+	if d <= 1 {
+		return d
+	}
+	return d/2 + rand.N(d/2)
+}
+
+// sleep waits d or until ctx ends; false means ctx ended.
+func sleep(ctx context.Context, d time.Duration) bool {
+	t := time.NewTimer(d)
+	defer t.Stop()
+	select {
+	case <-ctx.Done():
+		return false
+	case <-t.C:
+		return true
 	}
 }
 
@@ -190,59 +402,4 @@ func lane(key []byte, n int) int {
 	h := fnv.New32a()
 	h.Write(key)
 	return int(h.Sum32() % uint32(n))
-}
-
-// tracker finds, per partition, the highest offset below which every
-// fetched message is done: the offset that may be committed.
-type tracker struct {
-	mu    sync.Mutex
-	parts map[partKey]*partState
-}
-
-type partKey struct {
-	topic     string
-	partition int
-}
-
-type partState struct {
-	pending []int64 // fetched offsets in fetch order (ascending)
-	done    map[int64]kafka.Message
-}
-
-func newTracker() *tracker { return &tracker{parts: map[partKey]*partState{}} }
-
-func (t *tracker) fetched(m kafka.Message) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	k := partKey{m.Topic, m.Partition}
-	p := t.parts[k]
-	if p == nil {
-		p = &partState{done: map[int64]kafka.Message{}}
-		t.parts[k] = p
-	}
-	p.pending = append(p.pending, m.Offset)
-}
-
-// done marks m finished and returns the message to commit, if the
-// committable point moved.
-func (t *tracker) done(m kafka.Message) (kafka.Message, bool) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	p := t.parts[partKey{m.Topic, m.Partition}]
-	if p == nil {
-		return kafka.Message{}, false
-	}
-	p.done[m.Offset] = m
-	var last kafka.Message
-	moved := false
-	for len(p.pending) > 0 {
-		dm, ok := p.done[p.pending[0]]
-		if !ok {
-			break
-		}
-		delete(p.done, p.pending[0])
-		p.pending = p.pending[1:]
-		last, moved = dm, true
-	}
-	return last, moved
 }

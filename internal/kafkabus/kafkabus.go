@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -18,8 +19,11 @@ import (
 const (
 	TopicCommands    = "password.commands"
 	TopicCommandsDLQ = "password.commands.dlq"
-	TopicResults     = "password.results"
-	TopicEvents      = "password.events"
+	// TopicCommandsRetry holds commands parked after their retry budget,
+	// each with the time before which it is not tried again.
+	TopicCommandsRetry = "password.commands.retry"
+	TopicResults       = "password.results"
+	TopicEvents        = "password.events"
 )
 
 // Message is what the service publishes. Headers keep their order.
@@ -97,16 +101,22 @@ type TopicSpec struct {
 	Name              string
 	Partitions        int
 	ReplicationFactor int
+	// MinInSync is the topic's min.insync.replicas: with acks=all, a write
+	// is refused unless this many replicas have it. 0 leaves the broker's
+	// default.
+	MinInSync int
 }
 
-// Topics returns the service's topics with the given partition count and
-// replication factor (the DLQ gets one partition: it is read by people).
-func Topics(partitions, replication int) []TopicSpec {
+// Topics returns the service's topics with the given partition count,
+// replication factor and min.insync.replicas (the DLQ gets one partition:
+// it is read by people).
+func Topics(partitions, replication, minInSync int) []TopicSpec {
 	return []TopicSpec{
-		{TopicCommands, partitions, replication},
-		{TopicResults, partitions, replication},
-		{TopicEvents, partitions, replication},
-		{TopicCommandsDLQ, 1, replication},
+		{TopicCommands, partitions, replication, minInSync},
+		{TopicCommandsRetry, partitions, replication, minInSync},
+		{TopicResults, partitions, replication, minInSync},
+		{TopicEvents, partitions, replication, minInSync},
+		{TopicCommandsDLQ, 1, replication, minInSync},
 	}
 }
 
@@ -115,9 +125,11 @@ func EnsureTopics(ctx context.Context, c Cluster, topics []TopicSpec) error {
 	client := c.client()
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
-		req.Topics = append(req.Topics, kafka.TopicConfig{
-			Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor,
-		})
+		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}
+		if t.MinInSync > 0 {
+			tc.ConfigEntries = []kafka.ConfigEntry{{ConfigName: "min.insync.replicas", ConfigValue: strconv.Itoa(t.MinInSync)}}
+		}
+		req.Topics = append(req.Topics, tc)
 	}
 	res, err := client.CreateTopics(ctx, req)
 	if err != nil {

@@ -4,11 +4,14 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"sync"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/health"
 )
 
 // Tail reads every partition of a topic from the offsets that were its end
@@ -71,32 +74,46 @@ func StartTail(ctx context.Context, c Cluster, topic string, log *zap.Logger) (*
 
 // Run calls handle for every message until ctx ends. It returns nil on
 // cancellation. handle must not block for long: it runs on the partition's
-// reading goroutine.
-func (t *Tail) Run(ctx context.Context, handle func(kafka.Message)) error {
+// reading goroutine. A read error (the broker away) is waited out: kafka-go's
+// reader reconnects by itself and goes on from the offset it had, so no
+// result is skipped; loop, when set, reports the wait to readiness.
+func (t *Tail) Run(ctx context.Context, loop *health.Loop, handle func(kafka.Message)) error {
 	var wg sync.WaitGroup
-	errc := make(chan error, len(t.readers))
 	for _, r := range t.readers {
 		wg.Add(1)
 		go func() {
 			defer wg.Done()
+			failures := 0
 			for {
 				m, err := r.ReadMessage(ctx)
-				if err != nil {
-					if ctx.Err() != nil {
+				switch {
+				case ctx.Err() != nil:
+					return
+				case errors.Is(err, io.EOF): // closed
+					return
+				case err != nil:
+					failures++
+					loop.Waiting(fmt.Errorf("tail %s/%d: %w", t.topic, r.Config().Partition, err))
+					if failures == 1 || failures%20 == 0 {
+						t.log.Warn("tail read failed, retrying", zap.String("topic", t.topic), zap.Int("partition", r.Config().Partition),
+							zap.Int("failures", failures), zap.Error(err))
+					}
+					if !sleep(ctx, jitter(min(50*time.Millisecond<<min(failures, 10), 5*time.Second))) {
 						return
 					}
-					// kafka-go retries broker errors inside ReadMessage; an
-					// error here is terminal for this reader.
-					errc <- fmt.Errorf("tail %s/%d: %w", t.topic, r.Config().Partition, err)
-					return
+					continue
+				}
+				if failures > 0 {
+					t.log.Info("tail reading again", zap.String("topic", t.topic), zap.Int("partition", r.Config().Partition), zap.Int("failures", failures))
+					failures = 0
+					loop.Recovered()
 				}
 				handle(m)
 			}
 		}()
 	}
 	wg.Wait()
-	close(errc)
-	return errors.Join(collect(errc)...)
+	return nil
 }
 
 // Close closes every reader.
@@ -106,12 +123,4 @@ func (t *Tail) Close() error {
 		errs = append(errs, r.Close())
 	}
 	return errors.Join(errs...)
-}
-
-func collect(c <-chan error) []error {
-	var out []error
-	for err := range c {
-		out = append(out, err)
-	}
-	return out
 }

@@ -31,7 +31,7 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 	}
 	reg := prometheus.NewRegistry()
 	metrics.NewIngress(reg, func() float64 { return 0 })
-	metrics.NewWorker(reg, func() float64 { return 0 })
+	metrics.NewWorker(reg)
 	have := map[string]bool{}
 	mfs, err := reg.Gather()
 	if err != nil {
@@ -42,7 +42,7 @@ func TestDashboardUsesRealMetrics(t *testing.T) {
 	}
 	// Vectors without observations are not gathered: register the names by hand.
 	for _, n := range []string{"pinreset_http_requests_total", "pinreset_http_request_duration_seconds",
-		"pinreset_commands_published_total", "pinreset_outcomes_total", "pinreset_command_duration_seconds"} {
+		"pinreset_commands_published_total", "pinreset_outcomes_total", "pinreset_command_duration_seconds", "pinreset_consumer_lag"} {
 		if !strings.Contains(string(mustSource(t)), `"`+n+`"`) {
 			t.Fatalf("%s is not defined in metrics.go", n)
 		}

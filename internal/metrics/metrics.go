@@ -30,8 +30,10 @@ type Worker struct {
 	HashesAhead     *prometheus.CounterVec   // new-PIN hashes started ahead of the check, and used
 	DeadLettered    prometheus.Counter
 	Locks           prometheus.Counter
-	Conflicts       prometheus.Counter // compare-and-set conflicts (two commands for one member)
-	Lag             prometheus.GaugeFunc
+	Conflicts       prometheus.Counter     // compare-and-set conflicts (two commands for one member)
+	Lag             *prometheus.GaugeVec   // by topic and partition, of the whole group
+	Parked          *prometheus.CounterVec // commands moved to the retry topic, by reason
+	MissingKeys     *prometheus.CounterVec // attempts that needed an undeployed key, by kind
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
@@ -69,8 +71,8 @@ func NewIngress(reg prometheus.Registerer, waiting func() float64) *Ingress {
 	return m
 }
 
-// NewWorker registers the worker metrics; lag reports the consumer lag.
-func NewWorker(reg prometheus.Registerer, lag func() float64) *Worker {
+// NewWorker registers the worker metrics.
+func NewWorker(reg prometheus.Registerer) *Worker {
 	m := &Worker{
 		Outcomes: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_outcomes_total", Help: "Command outcomes by kind, code and how they were reached.",
@@ -97,12 +99,24 @@ func NewWorker(reg prometheus.Registerer, lag func() float64) *Worker {
 		Conflicts: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pinreset_member_conflicts_total", Help: "Compare-and-set conflicts on member documents (retried).",
 		}),
-		Lag: prometheus.NewGaugeFunc(prometheus.GaugeOpts{
-			Name: "pinreset_consumer_lag", Help: "Messages of password.commands not yet read by this worker's consumer.",
-		}, lag),
+		Lag: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pinreset_consumer_lag", Help: "Messages of a topic the worker group has not committed yet, per partition: high watermark minus committed offset, read from the broker every 10 s.",
+		}, []string{"topic", "partition"}),
+		Parked: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_commands_parked_total", Help: "Commands taken out of their lane to password.commands.retry after their retry budget, by reason (missing_key, transient).",
+		}, []string{"reason"}),
+		MissingKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_missing_keys_total", Help: "Attempts that needed a seal key or pepper this worker does not have (kind=seal|pepper): deploy the key.",
+		}, []string{"kind"}),
+	}
+	for _, r := range []string{"missing_key", "transient"} {
+		m.Parked.WithLabelValues(r)
+	}
+	for _, k := range []string{"seal", "pepper"} {
+		m.MissingKeys.WithLabelValues(k)
 	}
 	m.HashesAhead.WithLabelValues("started")
 	m.HashesAhead.WithLabelValues("used")
-	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.DeadLettered, m.Locks, m.Conflicts, m.Lag)
+	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys)
 	return m
 }

@@ -135,6 +135,11 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 		return pinreset.Command{}, fmt.Errorf("%w: no sealed part", ErrPoison)
 	}
 	plain, err := s.Open(*m.Sealed, []byte(m.CorrelationID))
+	if errors.Is(err, seal.ErrUnknownKey) {
+		// Not poison: the key may be deployed here later (a rollout that
+		// reached the ingress first). The worker waits for it.
+		return pinreset.Command{}, &pinreset.MissingKeyError{Kind: "seal", Err: err}
+	}
 	if err != nil {
 		return pinreset.Command{}, fmt.Errorf("%w: open sealed part: %v", ErrPoison, err)
 	}

@@ -34,7 +34,7 @@ func counter(t *testing.T, m *metrics.Worker, result string) float64 {
 // collects it, and is counted as started and, when collected, used.
 func TestHashAhead(t *testing.T) {
 	g := gateHasher{release: make(chan struct{})}
-	m := metrics.NewWorker(prometheus.NewRegistry(), func() float64 { return 0 })
+	m := metrics.NewWorker(prometheus.NewRegistry())
 	h := LimitHashing(g, m, 2).(timedHasher)
 
 	first := h.HashAhead("111111")

@@ -20,6 +20,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/events"
+	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -97,6 +98,15 @@ type Processor struct {
 	// MaxConflicts bounds the compare-and-set retries of one command when
 	// other commands keep changing the same member. Default 16.
 	MaxConflicts int
+	// Parked marks the commands parked on the retry topic, so that status
+	// queries answer them as pending. Optional (then nothing is parked).
+	Parked ParkedRecorder
+	// Health, when set, is told of missing keys (readiness names them).
+	Health *health.Monitor
+	// Ready, when set, says whether the database and broker answer: a
+	// command is not parked while they do not (every command fails then;
+	// moving them all aside would only reorder them).
+	Ready func(context.Context) error
 }
 
 // DLQ header names.
@@ -124,12 +134,19 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 		log = log.With(zap.String("trace_id", sc.TraceID().String()))
 	}
 	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
+	if errors.Is(err, pinreset.ErrMissingKey) {
+		p.missingKey(err)
+		return fmt.Errorf("command %s: %w", m.Key, err)
+	}
 	if err != nil {
 		return p.deadLetter(ctx, log, m, err)
 	}
 	start := p.now()
 	res, how, due, err := p.outcome(ctx, cmd)
 	if err != nil {
+		if errors.Is(err, pinreset.ErrMissingKey) {
+			p.missingKey(err)
+		}
 		return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
 	}
 	// The client waits for the result, not for the audit record or the
@@ -179,7 +196,17 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	case errors.Is(err, mongostore.ErrNotFound):
 		if cmd.Kind == pinreset.KindStatus {
 			// Keyed like its command, the query sits behind it on the same
-			// partition and lane: no record now means no such command.
+			// partition and lane: no record now means no such command,
+			// unless the command was parked to be tried again later.
+			if p.Parked != nil {
+				parked, err := p.Parked.IsParked(ctx, cmd.ASPID, cmd.CorrelationID)
+				if err != nil {
+					return pinreset.Result{}, "", owed{}, err
+				}
+				if parked {
+					return pinreset.NewResult(cmd, pinreset.CodeAccepted, "", p.now()), "status", owed{}, nil
+				}
+			}
 			return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", owed{}, nil
 		}
 	case err != nil:

@@ -2,7 +2,9 @@ package worker
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"strconv"
 	"sync"
 	"time"
 
@@ -11,11 +13,13 @@ import (
 	"github.com/kmwallet/pinreset/internal/admin"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/retry"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/tracing"
 )
@@ -40,8 +44,11 @@ func NewHasher(cfg config.Worker) (*pinhash.Hasher, error) {
 }
 
 // Run runs a worker until ctx ends, then finishes the commands in hand,
-// commits them and returns. Shutdown order: stop fetching, drain and commit,
-// leave the consumer group, flush the producer, disconnect the database.
+// commits them and returns. It returns early, with an error, only for what
+// retrying cannot fix (bad configuration, Kafka refusing our credentials);
+// outages of the broker or the database are waited out. Shutdown order:
+// stop fetching, drain and commit, stop the background loops, leave the
+// consumer groups, flush the producer, disconnect the database.
 func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	ring, err := seal.ParseKeyring("PINRESET_SEAL_KEYS", cfg.SealKeys)
 	if err != nil {
@@ -65,9 +72,9 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	if err := retry(ctx, log, "prepare database and topics", func() error {
+	if err := retry.Until(ctx, log, "prepare database and topics", kafkabus.Fatal, func() error {
 		if cfg.CreateTopics {
-			if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication)); err != nil {
+			if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication, cfg.TopicMinInSync)); err != nil {
 				return err
 			}
 		}
@@ -80,17 +87,33 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	defer producer.Close()
 	rules := pinreset.DefaultRules()
 	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
+	mon := health.New()
+	reg := metrics.NewRegistry()
+	ready := func(ctx context.Context) error {
+		if err := store.Ping(ctx); err != nil {
+			return err
+		}
+		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicCommandsRetry, kafkabus.TopicResults, kafkabus.TopicEvents)
+	}
 	proc := &Processor{
 		Members: store, Outcomes: store, Audit: trail, Contents: store, Fingerprinter: hasher, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
-		Log: log, WorkerID: cfg.WorkerID,
+		Log: log, WorkerID: cfg.WorkerID, Metrics: metrics.NewWorker(reg), Parked: store, Health: mon, Ready: ready,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Cluster: cluster, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
 		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
+		HandleTimeout: cfg.CommandTimeout, RetryBudget: cfg.RetryBudget, Park: proc.Park, Health: mon,
 	}, log)
 	defer consumer.Close()
-	reg := metrics.NewRegistry()
-	proc.Metrics = metrics.NewWorker(reg, func() float64 { return float64(consumer.Lag()) })
+	// Parked commands wait on their own topic and group, each lane until the
+	// head's time has come, so they never hold up fresh commands.
+	retryGroup := cfg.ConsumerGroup + "-retry"
+	retries := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
+		Cluster: cluster, Topic: kafkabus.TopicCommandsRetry, GroupID: retryGroup,
+		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
+		HandleTimeout: cfg.CommandTimeout, RetryBudget: cfg.RetryBudget, Park: proc.Park, NotBefore: RetryNotBefore, Health: mon,
+	}, log.Named("retry"))
+	defer retries.Close()
 	tp, stopTracing, err := tracing.Setup(ctx, cfg.TracesExporter, cfg.TracesFile, "pinreset-worker")
 	if err != nil {
 		return err
@@ -100,19 +123,19 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	proc.Hasher = LimitHashing(hasher, proc.Metrics, cfg.HashConcurrency)
 	log.Info("worker started", zap.String("worker_id", cfg.WorkerID), zap.Int("concurrency", cfg.Concurrency),
 		zap.Uint32("argon2_memory_kib", cfg.Argon2MemoryKiB), zap.Uint32("argon2_time", cfg.Argon2Time))
-	// The sweeper and the relay stop with ctx; Run waits for them.
+
+	// Everything below stops with runCtx: ctx ending, or a consumer meeting
+	// what retrying cannot fix. Run waits for all of it.
+	runCtx, stop := context.WithCancel(ctx)
+	defer stop()
 	var background sync.WaitGroup
 	if cfg.AdminAddr != "" {
-		ready := func(ctx context.Context) error {
-			if err := store.Ping(ctx); err != nil {
-				return err
-			}
-			return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicResults, kafkabus.TopicEvents)
-		}
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			err := admin.Serve(ctx, cfg.AdminAddr, admin.Handler(reg, ready, log), func(a string) {
+			err := admin.Serve(runCtx, cfg.AdminAddr, admin.Handler(reg, mon.Live, func(ctx context.Context) error {
+				return errors.Join(ready(ctx), mon.Ready())
+			}, log), func(a string) {
 				log.Info("admin listening", zap.String("addr", a))
 			})
 			if err != nil {
@@ -120,36 +143,64 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 			}
 		}()
 	}
-	background.Add(2)
+	background.Add(3)
 	go func() {
 		defer background.Done()
-		sweepOutcomes(ctx, store, cfg.OutcomeRetention, cfg.ReplayWindow, log)
+		sweepOutcomes(runCtx, store, cfg.OutcomeRetention, cfg.ReplayWindow, mon.Loop("outcome sweeper", 10*time.Minute), log)
 	}()
 	go func() {
 		defer background.Done()
-		relay(ctx, store, producer, log)
+		relay(runCtx, store, producer, mon.Loop("outbox relay", 5*time.Minute), log)
 	}()
-	err = consumer.Run(ctx, proc.Handle)
+	go func() {
+		defer background.Done()
+		watchLag(runCtx, cluster, proc.Metrics, map[string]string{kafkabus.TopicCommands: cfg.ConsumerGroup, kafkabus.TopicCommandsRetry: retryGroup}, log)
+	}()
+	var consumers sync.WaitGroup
+	errs := make(chan error, 2)
+	for _, c := range []*kafkabus.Consumer{consumer, retries} {
+		consumers.Add(1)
+		go func() {
+			defer consumers.Done()
+			if err := c.Run(runCtx, proc.Handle); err != nil {
+				errs <- err
+				stop()
+			}
+		}()
+	}
+	consumers.Wait()
+	stop()
 	background.Wait()
+	close(errs)
+	for e := range errs {
+		err = errors.Join(err, e)
+	}
 	log.Info("worker stopped", zap.Error(err))
 	return err
 }
 
-// sweepOutcomes deletes outcome records older than retention and content
-// claims older than the replay window, hourly (and once at start), until ctx
-// ends. Several workers sweeping at once is harmless: deletes are idempotent.
-func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention, window time.Duration, log *zap.Logger) {
-	t := time.NewTicker(time.Hour)
+// watchLag exports the consumer lag of each topic's group every 10 s, read
+// from the broker (committed offsets against high watermarks), until ctx
+// ends. A failed read leaves the last figures and is retried at the next tick.
+func watchLag(ctx context.Context, c kafkabus.Cluster, m *metrics.Worker, groups map[string]string, log *zap.Logger) {
+	t := time.NewTicker(10 * time.Second)
 	defer t.Stop()
+	failures := 0
 	for {
-		n, err := store.DeleteOutcomesBefore(ctx, time.Now().Add(-retention))
-		if err != nil && ctx.Err() == nil {
-			log.Warn("sweep outcomes", zap.Error(err))
-		} else if n > 0 {
-			log.Info("swept outcomes", zap.Int64("deleted", n), zap.Duration("retention", retention))
-		}
-		if _, err := store.DeleteContentsBefore(ctx, time.Now().Add(-window)); err != nil && ctx.Err() == nil {
-			log.Warn("sweep request contents", zap.Error(err))
+		for topic, group := range groups {
+			lctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+			lag, err := kafkabus.GroupLag(lctx, c, group, topic)
+			cancel()
+			if err != nil {
+				if failures++; ctx.Err() == nil && (failures == 1 || failures%30 == 0) {
+					log.Warn("read consumer lag", zap.String("topic", topic), zap.Int("failures", failures), zap.Error(err))
+				}
+				continue
+			}
+			failures = 0
+			for p, n := range lag {
+				m.Lag.WithLabelValues(topic, strconv.Itoa(p)).Set(float64(n))
+			}
 		}
 		select {
 		case <-ctx.Done():
@@ -159,22 +210,33 @@ func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention, wind
 	}
 }
 
-// retry runs fn until it succeeds or ctx ends, backing off from 200 ms to 5 s:
-// at start a dependency may still be coming up.
-func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) error {
-	backoff := 200 * time.Millisecond
+// sweepOutcomes deletes outcome records and parked markers older than
+// retention and content claims older than the replay window, hourly (and
+// once at start), until ctx ends. Several workers sweeping at once is
+// harmless: deletes are idempotent.
+func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention, window time.Duration, loop *health.Loop, log *zap.Logger) {
+	t := time.NewTicker(time.Hour)
+	defer t.Stop()
 	for {
-		err := fn()
-		if err == nil {
-			return nil
+		end := loop.Begin()
+		n, err := store.DeleteOutcomesBefore(ctx, time.Now().Add(-retention))
+		if err != nil && ctx.Err() == nil {
+			log.Warn("sweep outcomes", zap.Error(err))
+		} else if n > 0 {
+			log.Info("swept outcomes", zap.Int64("deleted", n), zap.Duration("retention", retention))
 		}
-		log.Warn(what+" failed, retrying", zap.Duration("backoff", backoff), zap.Error(err))
+		if _, err := store.DeleteParkedBefore(ctx, time.Now().Add(-retention)); err != nil && ctx.Err() == nil {
+			log.Warn("sweep parked markers", zap.Error(err))
+		}
+		if _, err := store.DeleteContentsBefore(ctx, time.Now().Add(-window)); err != nil && ctx.Err() == nil {
+			log.Warn("sweep request contents", zap.Error(err))
+		}
+		end()
 		select {
 		case <-ctx.Done():
-			return fmt.Errorf("%s: %w", what, err)
-		case <-time.After(backoff):
+			return
+		case <-t.C:
 		}
-		backoff = min(backoff*2, 5*time.Second)
 	}
 }
 
@@ -182,7 +244,10 @@ func retry(ctx context.Context, log *zap.Logger, what string, fn func() error) e
 // publish) between committing and publishing, and voids the entries of
 // changes that were never committed. Every worker runs one; two relays
 // publishing the same entry send the same event ids, which consumers drop.
-func relay(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap.Logger) {
+// An entry that fails is passed over until the next round, so one bad entry
+// never holds up the others; three failures in a row end the round (the
+// broker or the database is away).
+func relay(ctx context.Context, store *mongostore.Store, pub Publisher, loop *health.Loop, log *zap.Logger) {
 	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
@@ -191,28 +256,41 @@ func relay(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap
 			return
 		case <-t.C:
 		}
-		// An entry younger than 10 s may belong to a writer still at work.
-		committed, void, err := store.StaleOutbox(ctx, time.Now().Add(-10*time.Second), 500)
-		if err != nil {
-			if ctx.Err() == nil {
-				log.Warn("relay: read outbox", zap.Error(err))
+		end := loop.Begin()
+		relayRound(ctx, store, pub, log)
+		end()
+	}
+}
+
+func relayRound(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap.Logger) {
+	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
+	defer cancel()
+	// An entry younger than 10 s may belong to a writer still at work.
+	committed, void, err := store.StaleOutbox(ctx, time.Now().Add(-10*time.Second), 500)
+	if err != nil {
+		if ctx.Err() == nil {
+			log.Warn("relay: read outbox", zap.Error(err))
+		}
+		return
+	}
+	failures := 0
+	for _, e := range committed {
+		if err := PublishOutbox(ctx, pub, store, e); err != nil {
+			log.Warn("relay: publish events; passed over until the next round", zap.String("outbox", e.ID), zap.Error(err))
+			if failures++; failures == 3 {
+				return
 			}
 			continue
 		}
-		for _, e := range committed {
-			if err := PublishOutbox(ctx, pub, store, e); err != nil {
-				log.Warn("relay: publish events", zap.String("outbox", e.ID), zap.Error(err))
-				break
-			}
-			log.Info("relay: published events", zap.String("outbox", e.ID), zap.Int("events", len(e.Events)))
+		failures = 0
+		log.Info("relay: published events", zap.String("outbox", e.ID), zap.Int("events", len(e.Events)))
+	}
+	for _, e := range void {
+		if err := store.DeleteOutbox(ctx, e.ID); err != nil {
+			log.Warn("relay: void entry", zap.String("outbox", e.ID), zap.Error(err))
+			return
 		}
-		for _, e := range void {
-			if err := store.DeleteOutbox(ctx, e.ID); err != nil {
-				log.Warn("relay: void entry", zap.String("outbox", e.ID), zap.Error(err))
-				break
-			}
-			log.Info("relay: voided the events of an uncommitted change", zap.String("outbox", e.ID))
-		}
+		log.Info("relay: voided the events of an uncommitted change", zap.String("outbox", e.ID))
 	}
 }
 
@@ -248,7 +326,12 @@ func (t timedHasher) Hash(pin string) (string, error) {
 
 func (t timedHasher) Verify(pin, encoded string) (bool, bool, error) {
 	defer t.admit()()
-	return t.h.Verify(pin, encoded)
+	ok, rehash, err := t.h.Verify(pin, encoded)
+	if errors.Is(err, pinhash.ErrUnknownPepper) {
+		// A pepper not deployed here yet: wait for it, never an outcome.
+		err = &pinreset.MissingKeyError{Kind: "pepper", Err: err}
+	}
+	return ok, rehash, err
 }
 
 // HashAhead hashes pin on a free slot, if there is one, without waiting

@@ -1,0 +1,56 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+)
+
+// ParkedCollection marks the commands a worker took out of their lane to
+// the retry topic after their retry budget: a status query that finds no
+// outcome then answers "still pending", not "no such command". A marker
+// outlives its command's outcome harmlessly (the outcome is read first) and
+// is swept with the outcomes.
+const ParkedCollection = "parked"
+
+type parkedDoc struct {
+	ID       string    `bson:"_id"` // "<asp id>:<correlation id>", as outcomes
+	ParkedAt time.Time `bson:"parkedAt"`
+	Reason   string    `bson:"reason"` // missing_key or transient: never an error text
+}
+
+func (s *Store) parked() *mongo.Collection { return s.Database().Collection(ParkedCollection) }
+
+// MarkParked records that the ASP's correlation id is parked. Idempotent.
+func (s *Store) MarkParked(ctx context.Context, aspID, correlationID, reason string, at time.Time) error {
+	_, err := s.parked().InsertOne(ctx, parkedDoc{ID: outcomeID(aspID, correlationID), ParkedAt: at, Reason: reason})
+	if err != nil && !mongo.IsDuplicateKeyError(err) {
+		return fmt.Errorf("mark %s parked: %w", correlationID, err)
+	}
+	return nil
+}
+
+// IsParked tells whether the ASP's correlation id was ever parked.
+func (s *Store) IsParked(ctx context.Context, aspID, correlationID string) (bool, error) {
+	err := s.parked().FindOne(ctx, bson.D{{Key: "_id", Value: outcomeID(aspID, correlationID)}}).Err()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find parked %s: %w", correlationID, err)
+	}
+	return true, nil
+}
+
+// DeleteParkedBefore deletes the markers older than t (the retention sweep).
+func (s *Store) DeleteParkedBefore(ctx context.Context, t time.Time) (int64, error) {
+	res, err := s.parked().DeleteMany(ctx, bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: t}}}})
+	if err != nil {
+		return 0, fmt.Errorf("delete parked before %s: %w", t.Format(time.RFC3339), err)
+	}
+	return res.DeletedCount, nil
+}
