@@ -361,7 +361,7 @@ func TestDecodeCommandUnderAnUndeployedKeyIsAMissingKey(t *testing.T) {
 	ring := keyring(t, testKey("k1", 1))
 	valid := encode(t, changeCommand(), ring)
 	for name, r := range map[string]*seal.Keyring{
-		"a keyring without the sealing key":   keyring(t, testKey("k2", 2)),
+		"a keyring without the sealing key":      keyring(t, testKey("k2", 2)),
 		"a keyring that holds no key of that id": keyring(t, testKey("k0", 1)),
 	} {
 		t.Run(name, func(t *testing.T) {
