@@ -88,6 +88,12 @@ func startProcess(t *testing.T, name string, env map[string]string, args ...stri
 	go func() { _ = cmd.Wait(); logFile.Close(); close(p.done) }()
 	t.Cleanup(func() {
 		p.kill()
+		if dir := os.Getenv("PINRESET_TEST_LOG_DIR"); dir != "" {
+			// Keep whole logs for a look after the run (a passing run too).
+			if b, err := os.ReadFile(logPath); err == nil {
+				_ = os.WriteFile(filepath.Join(dir, t.Name()+"-"+filepath.Base(logPath)), b, 0o600)
+			}
+		}
 		if t.Failed() {
 			b, _ := os.ReadFile(logPath)
 			if len(b) > 20000 {

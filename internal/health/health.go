@@ -92,7 +92,7 @@ func (m *Monitor) Ready() error {
 	m.mu.Unlock()
 	for _, l := range loops {
 		l.mu.Lock()
-		if l.waiting != nil {
+		if l.waiting != nil && now.Before(l.waitUntil) {
 			reasons = append(reasons, fmt.Sprintf("%s: %v", l.name, l.waiting))
 		}
 		l.mu.Unlock()
@@ -115,12 +115,13 @@ type Loop struct {
 	name       string
 	stuckAfter time.Duration
 
-	mu      sync.Mutex
-	busy    map[uint64]time.Time
-	next    uint64
-	waiting error
-	exited  bool
-	exitErr error
+	mu        sync.Mutex
+	busy      map[uint64]time.Time
+	next      uint64
+	waiting   error
+	waitUntil time.Time
+	exited    bool
+	exitErr   error
 }
 
 // Begin marks the start of one piece of work (one message handled, one
@@ -142,14 +143,21 @@ func (l *Loop) Begin() (end func()) {
 	}
 }
 
+// WaitHold is how long one Waiting keeps the process unready. A loop
+// that keeps failing reports each failure, so it stays unready; one that
+// recovered without a sign of it (a reader with nothing to read since the
+// broker came back) turns ready again after this, or at once on Recovered.
+const WaitHold = 15 * time.Second
+
 // Waiting says the loop is backing off because of err (a broker or the
-// database unreachable): the process is unready until Recovered.
+// database unreachable): the process is unready for WaitHold, or until
+// Recovered.
 func (l *Loop) Waiting(err error) {
 	if l == nil {
 		return
 	}
 	l.mu.Lock()
-	l.waiting = err
+	l.waiting, l.waitUntil = err, l.m.now().Add(WaitHold)
 	l.mu.Unlock()
 }
 

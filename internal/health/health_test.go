@@ -29,6 +29,23 @@ func TestLoopBackingOffIsAliveButNotReady(t *testing.T) {
 	}
 }
 
+func TestWaitingWithoutNewFailuresEndsAfterItsHold(t *testing.T) {
+	m := New()
+	now := fixedClock(m)
+	l := m.Loop("retry consumer", time.Minute)
+	l.Waiting(errors.New("broker unreachable"))
+	*now = now.Add(WaitHold - time.Second)
+	l.Waiting(errors.New("broker unreachable")) // still failing
+	*now = now.Add(WaitHold - time.Second)
+	if err := m.Ready(); err == nil {
+		t.Error("Ready while failures keep coming: nil, want the reason")
+	}
+	*now = now.Add(2 * time.Second) // no failure for a whole hold: it recovered
+	if err := m.Ready(); err != nil {
+		t.Errorf("Ready a hold after the last failure: %v", err)
+	}
+}
+
 func TestWorkLongerThanItsLimitIsStuck(t *testing.T) {
 	m := New()
 	now := fixedClock(m)

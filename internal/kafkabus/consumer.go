@@ -245,10 +245,8 @@ func (c *Consumer) fetchLoop(ctx context.Context, tr *tracker, lanes []chan kafk
 			}
 			failures++
 			c.fetch.Waiting(fmt.Errorf("fetch from %s: %w", c.cfg.Topic, err))
-			backoff := jitter(min(c.cfg.RetryMin<<min(failures, 16), c.cfg.RetryMax))
-			if failures == 1 || failures%10 == 0 {
-				c.log.Warn("fetch failed, retrying", zap.String("topic", c.cfg.Topic), zap.Int("failures", failures),
-					zap.Duration("backoff", backoff), zap.Error(err))
+			if failures == 1 || failures%100 == 0 {
+				c.log.Warn("fetch failed, retrying", zap.String("topic", c.cfg.Topic), zap.Int("failures", failures), zap.Error(err))
 			}
 			if errors.Is(err, io.EOF) || time.Since(failingSince) > c.cfg.RenewAfter {
 				c.log.Warn("fetching keeps failing: a new reader joins the group", zap.String("topic", c.cfg.Topic),
@@ -256,7 +254,11 @@ func (c *Consumer) fetchLoop(ctx context.Context, tr *tracker, lanes []chan kafk
 				c.renew(closing)
 				failingSince = time.Now()
 			}
-			if !sleep(ctx, backoff) {
+			// kafka-go's readers back off between their own reconnection
+			// attempts and queue each failure for FetchMessage: waiting
+			// longer here would only leave stale failures queued after
+			// the broker is back. The pause only bounds a tight loop.
+			if !sleep(ctx, errorPause) {
 				return nil
 			}
 			continue
@@ -376,6 +378,10 @@ func Fatal(err error) bool {
 	}
 	return false
 }
+
+// errorPause is the pause after a read error that kafka-go reported: its
+// readers pace their reconnection attempts themselves (ReadBackoffMin/Max).
+const errorPause = 25 * time.Millisecond
 
 // jitter spreads d over [d/2, d), so that instances that failed together do
 // not retry together.

@@ -75,8 +75,8 @@ func StartTail(ctx context.Context, c Cluster, topic string, log *zap.Logger) (*
 // Run calls handle for every message until ctx ends. It returns nil on
 // cancellation. handle must not block for long: it runs on the partition's
 // reading goroutine. A read error (the broker away) is waited out: kafka-go's
-// reader reconnects by itself and goes on from the offset it had, so no
-// result is skipped; loop, when set, reports the wait to readiness.
+// reader reconnects by itself, with backoff, and goes on from the offset it
+// had, so no result is skipped; loop, when set, reports the wait to readiness.
 func (t *Tail) Run(ctx context.Context, loop *health.Loop, handle func(kafka.Message)) error {
 	var wg sync.WaitGroup
 	for _, r := range t.readers {
@@ -94,11 +94,14 @@ func (t *Tail) Run(ctx context.Context, loop *health.Loop, handle func(kafka.Mes
 				case err != nil:
 					failures++
 					loop.Waiting(fmt.Errorf("tail %s/%d: %w", t.topic, r.Config().Partition, err))
-					if failures == 1 || failures%20 == 0 {
+					if failures == 1 || failures%100 == 0 {
 						t.log.Warn("tail read failed, retrying", zap.String("topic", t.topic), zap.Int("partition", r.Config().Partition),
 							zap.Int("failures", failures), zap.Error(err))
 					}
-					if !sleep(ctx, jitter(min(50*time.Millisecond<<min(failures, 10), 5*time.Second))) {
+					// kafka-go paces its reconnection attempts and queues each
+					// failure: a longer wait here leaves stale failures queued
+					// after the broker is back (seen: 70 s of them).
+					if !sleep(ctx, errorPause) {
 						return
 					}
 					continue
