@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
@@ -70,36 +72,93 @@ type Store struct {
 // Config says where the database is.
 type Config struct {
 	// URI is a MongoDB connection string. Default "mongodb://127.0.0.1:27017/".
+	// Its read preference, read concern, write concern and timeoutMS are
+	// overridden (see Open); everything else in it (hosts, replica set,
+	// credentials, TLS, pool sizes) is used as given.
 	URI string
 	// Database is the database name. Default "pinreset".
 	Database string
-	// Timeout bounds connection selection and each operation's server
+	// Timeout bounds connecting to a server and each operation's server
 	// selection. Default 5 s.
 	Timeout time.Duration
+	// OperationTimeout bounds every operation of the client as a whole
+	// (server selection, connection checkout, the round trips, retries),
+	// unless the caller's context has an earlier deadline: the driver's
+	// client-wide timeout (CSOT, timeoutMS). It is also what bounds a read
+	// from a half-open connection, which no other setting of mongo-driver v2
+	// does (it has no socket timeout). PINRESET_MONGO_TIMEOUT. Default 10 s.
+	OperationTimeout time.Duration
+	// Monitor, when set, is told of every command the client sends (tests
+	// count round trips with it). Default none.
+	Monitor *event.CommandMonitor
+}
+
+// Defaults of Config.
+const (
+	DefaultURI              = "mongodb://127.0.0.1:27017/"
+	DefaultDatabase         = "pinreset"
+	DefaultTimeout          = 5 * time.Second
+	DefaultOperationTimeout = 10 * time.Second
+)
+
+// Consistency the store forces whatever the URI says. The store's reasoning
+// (a version claim is the commit; a reader rolls forward from what it reads)
+// assumes it reads what a majority has acknowledged, from the primary: a
+// read from a secondary, or of a write a failover later rolls back, could
+// show an older version than one already claimed. So reads go to the
+// primary with majority read concern and writes wait for a majority,
+// journaled. FerretDB v1 accepts all three (TestConsistencyIsForced shows
+// what it is sent); on it they are moot, as it is a single server.
+var (
+	forcedReadPref     = readpref.Primary()
+	forcedReadConcern  = readconcern.Majority()
+	forcedWriteConcern = &writeconcern.WriteConcern{W: "majority", Journal: ptr(true)}
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// clientOptions are the options Open connects with: cfg's URI, then the
+// forced consistency and timeouts over whatever the URI set.
+func clientOptions(cfg Config) *options.ClientOptions {
+	return options.Client().ApplyURI(cfg.URI).
+		SetReadPreference(forcedReadPref).
+		SetReadConcern(forcedReadConcern).
+		SetWriteConcern(forcedWriteConcern).
+		SetServerSelectionTimeout(cfg.Timeout).
+		SetConnectTimeout(cfg.Timeout).
+		SetTimeout(cfg.OperationTimeout).
+		SetRetryWrites(true).
+		SetMonitor(cfg.Monitor)
+}
+
+func (cfg Config) withDefaults() Config {
+	if cfg.URI == "" {
+		cfg.URI = DefaultURI
+	}
+	if cfg.Database == "" {
+		cfg.Database = DefaultDatabase
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.OperationTimeout <= 0 {
+		cfg.OperationTimeout = DefaultOperationTimeout
+	}
+	return cfg
 }
 
 // Open connects to the database. It does not wait for the server: Ping does.
+// Read preference primary, read concern majority and write concern majority
+// with journal are forced on the client and again on the database (see
+// forcedReadPref), whatever the URI says.
 func Open(cfg Config) (*Store, error) {
-	if cfg.URI == "" {
-		cfg.URI = "mongodb://127.0.0.1:27017/"
-	}
-	if cfg.Database == "" {
-		cfg.Database = "pinreset"
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	opts := options.Client().ApplyURI(cfg.URI).
-		SetServerSelectionTimeout(cfg.Timeout).
-		SetConnectTimeout(cfg.Timeout).
-		// Majority writes survive a replica set failover; on FerretDB it is accepted and moot.
-		SetWriteConcern(writeconcern.Majority()).
-		SetRetryWrites(true)
-	client, err := mongo.Connect(opts)
+	cfg = cfg.withDefaults()
+	client, err := mongo.Connect(clientOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
-	db := client.Database(cfg.Database)
+	db := client.Database(cfg.Database, options.Database().
+		SetReadPreference(forcedReadPref).SetReadConcern(forcedReadConcern).SetWriteConcern(forcedWriteConcern))
 	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), logins: db.Collection(LoginsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection), outbox: db.Collection(OutboxCollection)}, nil
 }
 
