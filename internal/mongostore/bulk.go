@@ -45,7 +45,7 @@ func (s *Store) InsertMembers(ctx context.Context, ms []pinreset.Member) (insert
 	}
 	failed := 0
 	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 && we.Code != 11001 { // not a duplicate key
+		if !IsDuplicate(we.WriteError) { // either unique index: already stored, skipped
 			failed++
 		}
 	}

@@ -39,6 +39,13 @@ var ErrConflict = errors.New("member changed concurrently")
 // ErrNotFound is returned when no member matches.
 var ErrNotFound = errors.New("member not found")
 
+// ErrLoginTaken is returned by PutMember when another member of the ASP
+// already has the loginId.
+var ErrLoginTaken = errors.New("login id belongs to another member of the ASP")
+
+// loginIndex is the unique index on members(aspId, loginId) (EnsureIndexes).
+var loginIndex = Index{Name: "asp_login_unique", Fields: []string{"aspId", "loginId"}}
+
 // Collection names.
 const (
 	MembersCollection  = "members"
@@ -181,7 +188,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	_, err := s.members.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys:    bson.D{{Key: "aspId", Value: 1}, {Key: "loginId", Value: 1}},
-		Options: options.Index().SetUnique(true).SetName("asp_login_unique"),
+		Options: options.Index().SetUnique(true).SetName(loginIndex.Name),
 	})
 	if err != nil {
 		return fmt.Errorf("create index members(aspId, loginId): %w", err)
@@ -292,7 +299,7 @@ func (s *Store) putLogins(ctx context.Context, ms []pinreset.Member) error {
 	var bwe mongo.BulkWriteException
 	if err != nil && errors.As(err, &bwe) && bwe.WriteConcernError == nil {
 		for _, we := range bwe.WriteErrors {
-			if we.Code != 11000 && we.Code != 11001 {
+			if !IsDuplicate(we.WriteError) { // member_logins has one unique index, _id
 				return fmt.Errorf("record logins: %w", err)
 			}
 		}
@@ -409,12 +416,26 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 	if err := s.putLogins(ctx, []pinreset.Member{m}); err != nil {
 		return err
 	}
+	unnamed := false // the last insert hit a unique index the server did not name
 	for range 100 {
 		cur, err := s.FindMemberByID(ctx, m.ID)
 		if errors.Is(err, ErrNotFound) {
+			if unnamed {
+				// Refused, and still no member with this _id: on a server
+				// that does not name the index (FerretDB v1, one server, so
+				// this read sees the write that refused ours) it was the
+				// login's.
+				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
+			}
 			m.Version = 1
 			_, err := s.members.InsertOne(ctx, toDoc(m))
-			if mongo.IsDuplicateKeyError(err) {
+			switch ClassifyDuplicate(err, loginIndex) {
+			case DuplicateOn:
+				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
+			case DuplicateOnOther: // _id: inserted meanwhile; update it
+				continue
+			case DuplicateUnnamed:
+				unnamed = true
 				continue
 			}
 			if err != nil {
