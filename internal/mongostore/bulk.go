@@ -25,6 +25,8 @@ func (s *Store) InsertMembers(ctx context.Context, ms []pinreset.Member) (insert
 	if len(ms) == 0 {
 		return 0, nil
 	}
+	ctx, cancel := maintenance(ctx)
+	defer cancel()
 	if err := s.putLogins(ctx, ms); err != nil {
 		return 0, err
 	}

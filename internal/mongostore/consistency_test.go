@@ -213,3 +213,30 @@ func startFreezableProxy(t *testing.T, target string) *freezableProxy {
 	}()
 	return p
 }
+
+// TestMaintenanceOutlastsOperationTimeout: the retention sweeps and bulk
+// inserts, which FerretDB serves by reading whole collections, get
+// MaintenanceTimeout instead of the command path's operation timeout: with
+// an operation timeout too short for anything, a lookup fails and they
+// still run.
+func TestMaintenanceOutlastsOperationTimeout(t *testing.T) {
+	ctx := context.Background()
+	in, _ := startStore(t, "maintenance")
+	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "maintenance", OperationTimeout: time.Microsecond})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = store.Close(ctx) })
+	if _, err := store.FindMemberByID(ctx, "nobody"); err == nil || errors.Is(err, mongostore.ErrNotFound) {
+		t.Fatalf("a lookup under a 1µs operation timeout: %v, want a timeout", err)
+	}
+	if _, err := store.InsertMembers(ctx, []pinreset.Member{{ID: "m-1", ASPID: "KMTESTASP000001", LoginID: "one@example.com", PINHash: "h"}}); err != nil {
+		t.Errorf("InsertMembers: %v", err)
+	}
+	if _, err := store.DeleteOutcomesBefore(ctx, time.Now()); err != nil {
+		t.Errorf("DeleteOutcomesBefore: %v", err)
+	}
+	if _, err := store.DeleteContentsBefore(ctx, time.Now()); err != nil {
+		t.Errorf("DeleteContentsBefore: %v", err)
+	}
+}

@@ -138,6 +138,23 @@ func clientOptions(cfg Config) *options.ClientOptions {
 		SetMonitor(cfg.Monitor)
 }
 
+// MaintenanceTimeout bounds each of the store's whole-collection operations
+// (the retention sweeps, bulk inserts of members) in place of
+// Config.OperationTimeout, which is meant for the command path: FerretDB v1
+// evaluates any filter but _id over every document, which on a large
+// collection takes longer than a command's operation may. A caller's earlier
+// deadline still applies.
+const MaintenanceTimeout = 10 * time.Minute
+
+// maintenance gives ctx the MaintenanceTimeout unless it has a deadline (a
+// deadline on the context overrides the client-wide timeout).
+func maintenance(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, MaintenanceTimeout)
+}
+
 func (cfg Config) withDefaults() Config {
 	if cfg.URI == "" {
 		cfg.URI = DefaultURI
