@@ -97,6 +97,9 @@ func (p *resultPublisher) Publish(_ context.Context, msgs ...kafkabus.Message) e
 // the storage redesign (issue 14) tightens to its targets. `go test -v -run
 // RoundTrips` prints the table.
 func TestRoundTrips(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded FerretDB (not with -short)")
+	}
 	ctx := context.Background()
 	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
 	if err != nil {
