@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net/http"
@@ -19,6 +20,9 @@ import (
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
 
@@ -252,7 +256,7 @@ func TestPoisonCommands(t *testing.T) {
 	defer w.Close()
 	poison := []kafka.Message{
 		{Key: []byte("261125120000-aaaaaa1"), Value: []byte("not json")},
-		{Key: []byte("261125120000-aaaaaa2"), Value: []byte(`{"v":1,"correlationId":"261125120000-aaaaaa2","aspId":"KMSANDBOXASP001","kind":"reset","acceptedAt":"2026-01-01T00:00:00Z","expiresAt":"2030-01-01T00:00:00Z","sealed":{"kid":"sbx1","nonce":"AAAA","ct":"AAAA"}}`)},
+		{Key: []byte("261125120000-aaaaaa2"), Value: []byte(`{"v":2,"correlationId":"261125120000-aaaaaa2","aspId":"KMSANDBOXASP001","kind":"reset","acceptedAt":"2026-01-01T00:00:00Z","expiresAt":"2030-01-01T00:00:00Z","sealed":{"kid":"sbx1","nonce":"AAAA","ct":"AAAA"}}`)},
 		{Key: []byte("261125120000-aaaaaa3"), Value: []byte(`{"v":9}`)},
 		{Key: nil, Value: []byte(`{}`)},
 		{Key: []byte{0xff, 0xfe, 'k'}, Value: []byte{0xc3, 0x28}}, // neither key nor value is UTF-8
@@ -314,6 +318,73 @@ func TestPoisonCommands(t *testing.T) {
 		if n != 1 {
 			t.Errorf("%q audited %d times", cid, n)
 		}
+	}
+}
+
+// TestTamperedCommandIsDeadLettered: a command sealed by the real key and
+// then changed in clear on Kafka (a change with a wrong current PIN turned
+// into a reset, which would skip the PIN check) does not open: it is
+// dead-lettered with the reason, its rejection (000_422) is its recorded
+// outcome and audited once, and the member is left as it was.
+func TestTamperedCommandIsDeadLettered(t *testing.T) {
+	e := startSandbox(t, nil)
+	c := newClient(t, e)
+	ring, err := seal.ParseKeyring("PINRESET_SEAL_KEYS", strings.Split(e.Getenv("PINRESET_SEAL_KEYS"), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	const login = "success@sandbox.example"
+	before := memberVersion(t, e, login)
+	cid := kmheader.NewCorrelationID(time.Now(), nil)
+	now := time.Now().UTC()
+	value, err := wire.EncodeCommand(pinreset.Command{CorrelationID: cid, RequestID: "0123456789abcdef", ASPID: c.creds.ASPID,
+		Kind: pinreset.KindChange, LoginID: login, CurrentPIN: "000000", NewPIN: "703152", AcceptedAt: now, ExpiresAt: now.Add(time.Minute)}, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	tampered := bytes.Replace(value, []byte(`"kind":"change"`), []byte(`"kind":"reset"`), 1)
+	if bytes.Equal(tampered, value) {
+		t.Fatalf("no kind to tamper with in %s", value)
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(e.Brokers...), Topic: kafkabus.TopicCommands, Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte(cid), Value: tampered}); err != nil {
+		t.Fatal(err)
+	}
+	var reason string
+	for deadline := time.Now().Add(20 * time.Second); reason == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		for _, m := range readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ) {
+			if string(m.Key) != cid {
+				continue
+			}
+			for _, h := range m.Headers {
+				if h.Key == worker.HeaderDLQReason {
+					reason = string(h.Value)
+				}
+			}
+		}
+	}
+	if !strings.Contains(reason, "open sealed part") {
+		t.Fatalf("tampered command: DLQ reason %q, want it dead-lettered for not opening", reason)
+	}
+	if r := c.get(cid); r.status != 422 || r.body.Code != "000_422" {
+		t.Errorf("GET of the tampered command: %d %+v, want the recorded 422 000_422", r.status, r.body)
+	}
+	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Disconnect(context.Background())
+	recs, err := audit.New(mc.Database(e.Database)).Find(context.Background(), cid, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(recs) != 1 || recs[0].Code != "000_422" {
+		t.Errorf("audit records of the tampered command: %+v, want one 000_422", recs)
+	}
+	if after := memberVersion(t, e, login); after != before {
+		t.Errorf("member version %d -> %d: the tampered command was applied", before, after)
 	}
 }
 

@@ -188,7 +188,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 // prepareDatabase creates the collections and indexes and puts the seed
 // members in their seed state.
 func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir string) error {
-	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
+	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase, OperationTimeout: cfg.MongoTimeout})
 	if err != nil {
 		return err
 	}

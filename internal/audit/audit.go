@@ -82,9 +82,19 @@
 // that died after appending, or a redelivered command, appends again without
 // first searching the chain (a search by correlation id reads the whole
 // collection on FerretDB v1), and the outcome record needs no "audited" mark
-// (an update, the most expensive write on FerretDB). Telling the two
-// duplicate-key errors apart costs one read by _id: if the seq tried is
-// free, the index that refused the record was the correlation id's.
+// (an update, the most expensive write on FerretDB).
+//
+// Which index refused a record is read from the server's error
+// (mongostore.ClassifyDuplicate): MongoDB names it (keyPattern, and the index
+// name in the message), so a refusal by the correlation id's index is
+// ErrRecorded at once and one by _id means the seq was taken, without a
+// read that a lagging secondary or a not yet majority-committed record could
+// mislead. FerretDB v1 names no index (TestFerretDBNamesNoIndex); there the
+// record at the seq tried is read, which Append needs anyway when the seq
+// was taken: another correlation id there means the seq was taken, ours or
+// none means the correlation id's index refused it. That inference from
+// absence is sound on FerretDB, one server that sees every write it
+// refused, and is never made on a server that names the index.
 package audit
 
 import (
@@ -105,6 +115,8 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/kmwallet/pinreset/internal/mongostore"
 )
 
 // Collection is the name of the audit collection.
@@ -126,6 +138,10 @@ const MaxAttempts = 100
 
 // maxHints bounds the per-process map of chain heads; it is only a hint.
 const maxHints = 10000
+
+// onceIndex is the unique index on (chain, correlationId) that makes Append
+// idempotent (EnsureIndexes).
+var onceIndex = mongostore.Index{Name: "chain_correlation_unique", Fields: []string{"chain", "correlationId"}}
 
 // ErrRecorded is returned by Append when the record's chain already holds a
 // record of its correlation id: the command is audited, nothing was stored.
@@ -267,7 +283,7 @@ func (l *Log) EnsureIndexes(ctx context.Context) error {
 		keys   bson.D
 		unique bool
 	}{
-		{"chain_correlation_unique", bson.D{{Key: "chain", Value: 1}, {Key: "correlationId", Value: 1}}, true},
+		{onceIndex.Name, bson.D{{Key: onceIndex.Fields[0], Value: 1}, {Key: onceIndex.Fields[1], Value: 1}}, true},
 		{"correlation_id", bson.D{{Key: "correlationId", Value: 1}}, false},
 		{"member_id", bson.D{{Key: "memberId", Value: 1}}, false},
 		{"chain_seq", bson.D{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}}, false},
@@ -345,22 +361,32 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 			l.setHint(r.Chain, head{seq: r.Seq, hash: r.Hash})
 			return r, nil
 		}
-		if !mongo.IsDuplicateKeyError(err) {
+		dup := mongostore.ClassifyDuplicate(err, onceIndex)
+		switch dup {
+		case mongostore.NotDuplicate:
 			return Record{}, fmt.Errorf("append audit record %s: %w", recordID(r.Chain, r.Seq), err)
+		case mongostore.DuplicateOn:
+			return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
 		}
-		// Either r.Seq is taken or the chain already has r's correlation id.
+		// r.Seq is taken (DuplicateOnOther: the _id), or the server did not
+		// say which index (DuplicateUnnamed, FerretDB v1): the record at
+		// r.Seq tells, and is where the search for the head starts.
 		at, found, err := l.recordAt(ctx, r.Chain, r.Seq)
 		if err != nil {
 			return Record{}, err
 		}
-		if !found || at.cid == r.CorrelationID {
+		if found && at.cid == r.CorrelationID || !found && dup == mongostore.DuplicateUnnamed {
 			return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
 		}
-		// Someone else appended r.Seq: find the head, from the last record
-		// whose hash is known here.
-		l.setHint(r.Chain, head{seq: r.Seq, hash: at.hash})
-		known = head{seq: r.Seq, hash: at.hash}
 		l.conflicts.Add(1)
+		if found {
+			// Someone else appended r.Seq: find the head from it.
+			l.setHint(r.Chain, head{seq: r.Seq, hash: at.hash})
+			known = head{seq: r.Seq, hash: at.hash}
+		}
+		// (Taken but not visible yet, on a replica set whose majority has
+		// not caught up with the record that refused ours: search from the
+		// last record known, and the next insert tries again.)
 		if known, err = l.findHead(ctx, r.Chain, known); err != nil {
 			return Record{}, err
 		}

@@ -18,6 +18,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/sandbox"
 )
 
@@ -692,5 +693,54 @@ func TestHintsBounded(t *testing.T) {
 	l.setHint("x", head{seq: 3, hash: "h3"}) // never moves back
 	if h, _ := l.hint("x"); h.seq != 5 {
 		t.Fatalf("hint went back to %d", h.seq)
+	}
+}
+
+// TestBothIndexesRefuseOnFerretDB: what Append meets on FerretDB when each
+// of the trail's unique indexes refuses a record: a duplicate-key error that
+// names neither (so Append decides by the record at the seq it tried, see
+// the package doc), and Append's answer for each: a seq taken by another
+// command is retried at the head, a correlation id already in the chain is
+// ErrRecorded.
+func TestBothIndexesRefuseOnFerretDB(t *testing.T) {
+	ctx, db := testCtx(t), newDB(t)
+	l := New(db)
+	if err := l.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	first, err := l.Append(ctx, memberRec("m1", "c1", "000_000"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	seqTaken := first
+	seqTaken.CorrelationID = "c2"
+	_, errID := db.Collection(Collection).InsertOne(ctx, toDoc(seqTaken))
+	cidTaken := first
+	cidTaken.Seq = 2
+	_, errCID := db.Collection(Collection).InsertOne(ctx, toDoc(cidTaken))
+	for _, c := range []struct {
+		index string
+		err   error
+	}{{"_id", errID}, {onceIndex.Name, errCID}} {
+		if got := mongostore.ClassifyDuplicate(c.err, onceIndex); got != mongostore.DuplicateUnnamed {
+			t.Errorf("duplicate %s: classified %d (%v), want DuplicateUnnamed: FerretDB names no index", c.index, got, c.err)
+		}
+	}
+
+	stale := New(db) // tries seq 1 first: taken by c1
+	if r, err := stale.Append(ctx, memberRec("m1", "c2", "000_000")); err != nil || r.Seq != 2 {
+		t.Fatalf("append over a taken seq: %+v, %v; want seq 2", r, err)
+	}
+	if stale.conflicts.Load() != 1 {
+		t.Errorf("%d conflicts counted, want 1 (seq 1 taken)", stale.conflicts.Load())
+	}
+	if _, err := New(db).Append(ctx, memberRec("m1", "c2", "000_000")); !errors.Is(err, ErrRecorded) {
+		t.Fatalf("c2 again from a fresh Log: %v, want ErrRecorded", err)
+	}
+	if _, err := l.Append(ctx, memberRec("m1", "c1", "000_000")); !errors.Is(err, ErrRecorded) { // hint seq 1: seq 2 is taken, seq 3 free but c1 recorded
+		t.Fatalf("c1 again, its seq far behind: %v, want ErrRecorded", err)
+	}
+	if rep := mustVerify(t, ctx, l); !rep.OK() || rep.Records != 2 {
+		t.Fatalf("trail after the refusals: %+v", rep)
 	}
 }

@@ -111,6 +111,12 @@ type Worker struct {
 	MongoURI string
 	// MongoDatabase: PINRESET_MONGO_DATABASE. Default pinreset.
 	MongoDatabase string
+	// MongoTimeout: PINRESET_MONGO_TIMEOUT, how long one database operation
+	// may take in all (server selection, retries and every round trip): the
+	// driver's client-wide timeout, which is also what ends a read from a
+	// half-open connection. A command whose operation times out is retried
+	// with backoff like any database error. Default 10s.
+	MongoTimeout time.Duration
 	// Peppers: PINRESET_PEPPERS (or _FILE), comma-separated "id:base64(>=16
 	// bytes)"; the first hashes new PINs, all verify. Required.
 	Peppers []string
@@ -361,6 +367,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		Common:           loadCommon(e, "127.0.0.1:9091"),
 		MongoURI:         e.secret("PINRESET_MONGO_URI"),
 		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", "pinreset"),
+		MongoTimeout:     e.duration("PINRESET_MONGO_TIMEOUT", 10*time.Second),
 		Peppers:          e.list("PINRESET_PEPPERS", true, ""),
 		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
 		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),

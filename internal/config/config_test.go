@@ -121,6 +121,7 @@ func TestDefaults(t *testing.T) {
 			Common:           withAdmin(defaultCommon(), "127.0.0.1:9091"),
 			MongoURI:         "mongodb://127.0.0.1:27017/",
 			MongoDatabase:    "pinreset",
+			MongoTimeout:     10 * time.Second,
 			Peppers:          []string{peppersValue},
 			Argon2MemoryKiB:  19456,
 			Argon2Time:       2,
@@ -199,6 +200,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		env := with(map[string]string{
 			"PINRESET_MONGO_URI":             "mongodb://m1,m2/?replicaSet=rs0",
 			"PINRESET_MONGO_DATABASE":        "pins",
+			"PINRESET_MONGO_TIMEOUT":         "3s",
 			"PINRESET_PEPPERS":               "p1:AAAA,p0:BBBB",
 			"PINRESET_ARGON2_MEMORY_KIB":     "65536",
 			"PINRESET_ARGON2_TIME":           "3",
@@ -216,7 +218,7 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_RETRY_BUDGET":          "1m",
 		}, common)
 		want := config.Worker{
-			Common: wantCommon, MongoURI: "mongodb://m1,m2/?replicaSet=rs0", MongoDatabase: "pins",
+			Common: wantCommon, MongoURI: "mongodb://m1,m2/?replicaSet=rs0", MongoDatabase: "pins", MongoTimeout: 3 * time.Second,
 			Peppers: []string{"p1:AAAA", "p0:BBBB"}, Argon2MemoryKiB: 65536, Argon2Time: 3, Argon2Threads: 4,
 			Concurrency: 17, HashConcurrency: 3, ConsumerGroup: "g2", LockAfter: 0, LockFor: time.Hour, WorkerID: "worker-7",
 			OutcomeRetention: 48 * time.Hour, SessionTimeout: 30 * time.Second, ReplayWindow: 12 * time.Hour,

@@ -47,6 +47,7 @@ var Settings = []Setting{
 	{"PINRESET_JWE_KEYS_DIR", "ingress", false, "none", "directory of PEM RSA private keys named <kid>.pem (32-character kid) that open encrypted bodies; their public halves are served at /.well-known/jwks.json; without it encrypted requests get 000_030"},
 	{"PINRESET_MONGO_URI", "worker", true, "mongodb://127.0.0.1:27017/", "MongoDB connection string (a replica set in production)"},
 	{"PINRESET_MONGO_DATABASE", "worker", false, "pinreset", "database name"},
+	{"PINRESET_MONGO_TIMEOUT", "worker", false, "10s", "how long one database operation may take in all (server selection, retries, every round trip; also ends a read from a half-open connection); then it fails and the command is retried"},
 	{"PINRESET_PEPPERS", "worker", true, "required", "comma-separated id:base64(>=16 bytes); the first peppers new hashes, all verify"},
 	{"PINRESET_ARGON2_MEMORY_KIB", "worker", false, "19456", "argon2id memory (19 MiB, OWASP)"},
 	{"PINRESET_ARGON2_TIME", "worker", false, "2", "argon2id iterations"},

@@ -15,6 +15,9 @@ import (
 // both are closed when tb ends.
 func startStore(tb testing.TB, db string) (*sandbox.Infra, *mongostore.Store) {
 	tb.Helper()
+	if testing.Short() {
+		tb.Skip("needs the embedded FerretDB (not with -short)")
+	}
 	in, err := sandbox.StartInfra(context.Background(), sandbox.InfraConfig{DataDir: tb.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
 	if err != nil {
 		tb.Fatal(err)

@@ -25,6 +25,8 @@ func (s *Store) InsertMembers(ctx context.Context, ms []pinreset.Member) (insert
 	if len(ms) == 0 {
 		return 0, nil
 	}
+	ctx, cancel := maintenance(ctx)
+	defer cancel()
 	if err := s.putLogins(ctx, ms); err != nil {
 		return 0, err
 	}
@@ -45,7 +47,7 @@ func (s *Store) InsertMembers(ctx context.Context, ms []pinreset.Member) (insert
 	}
 	failed := 0
 	for _, we := range bwe.WriteErrors {
-		if we.Code != 11000 && we.Code != 11001 { // not a duplicate key
+		if !IsDuplicate(we.WriteError) { // either unique index: already stored, skipped
 			failed++
 		}
 	}

@@ -54,6 +54,8 @@ func (s *Store) FindContent(ctx context.Context, aspID, fp string) (string, time
 
 // DeleteContentsBefore deletes content claims older than t (the sweep).
 func (s *Store) DeleteContentsBefore(ctx context.Context, t time.Time) (int64, error) {
+	ctx, cancel := maintenance(ctx)
+	defer cancel()
 	res, err := s.contents.DeleteMany(ctx, bson.D{{Key: "at", Value: bson.D{{Key: "$lt", Value: t}}}})
 	if err != nil {
 		return 0, fmt.Errorf("delete request contents before %s: %w", t.Format(time.RFC3339), err)

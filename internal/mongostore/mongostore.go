@@ -22,8 +22,10 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
+	"go.mongodb.org/mongo-driver/v2/mongo/readconcern"
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
@@ -36,6 +38,13 @@ var ErrConflict = errors.New("member changed concurrently")
 
 // ErrNotFound is returned when no member matches.
 var ErrNotFound = errors.New("member not found")
+
+// ErrLoginTaken is returned by PutMember when another member of the ASP
+// already has the loginId.
+var ErrLoginTaken = errors.New("login id belongs to another member of the ASP")
+
+// loginIndex is the unique index on members(aspId, loginId) (EnsureIndexes).
+var loginIndex = Index{Name: "asp_login_unique", Fields: []string{"aspId", "loginId"}}
 
 // Collection names.
 const (
@@ -70,36 +79,110 @@ type Store struct {
 // Config says where the database is.
 type Config struct {
 	// URI is a MongoDB connection string. Default "mongodb://127.0.0.1:27017/".
+	// Its read preference, read concern, write concern and timeoutMS are
+	// overridden (see Open); everything else in it (hosts, replica set,
+	// credentials, TLS, pool sizes) is used as given.
 	URI string
 	// Database is the database name. Default "pinreset".
 	Database string
-	// Timeout bounds connection selection and each operation's server
+	// Timeout bounds connecting to a server and each operation's server
 	// selection. Default 5 s.
 	Timeout time.Duration
+	// OperationTimeout bounds every operation of the client as a whole
+	// (server selection, connection checkout, the round trips, retries),
+	// unless the caller's context has an earlier deadline: the driver's
+	// client-wide timeout (CSOT, timeoutMS). It is also what bounds a read
+	// from a half-open connection, which no other setting of mongo-driver v2
+	// does (it has no socket timeout). PINRESET_MONGO_TIMEOUT. Default 10 s.
+	OperationTimeout time.Duration
+	// Monitor, when set, is told of every command the client sends (tests
+	// count round trips with it). Default none.
+	Monitor *event.CommandMonitor
+}
+
+// Defaults of Config.
+const (
+	DefaultURI              = "mongodb://127.0.0.1:27017/"
+	DefaultDatabase         = "pinreset"
+	DefaultTimeout          = 5 * time.Second
+	DefaultOperationTimeout = 10 * time.Second
+)
+
+// Consistency the store forces whatever the URI says. The store's reasoning
+// (a version claim is the commit; a reader rolls forward from what it reads)
+// assumes it reads what a majority has acknowledged, from the primary: a
+// read from a secondary, or of a write a failover later rolls back, could
+// show an older version than one already claimed. So reads go to the
+// primary with majority read concern and writes wait for a majority,
+// journaled. FerretDB v1 accepts all three (TestConsistencyIsForced shows
+// what it is sent); on it they are moot, as it is a single server.
+var (
+	forcedReadPref     = readpref.Primary()
+	forcedReadConcern  = readconcern.Majority()
+	forcedWriteConcern = &writeconcern.WriteConcern{W: "majority", Journal: ptr(true)}
+)
+
+func ptr[T any](v T) *T { return &v }
+
+// clientOptions are the options Open connects with: cfg's URI, then the
+// forced consistency and timeouts over whatever the URI set.
+func clientOptions(cfg Config) *options.ClientOptions {
+	return options.Client().ApplyURI(cfg.URI).
+		SetReadPreference(forcedReadPref).
+		SetReadConcern(forcedReadConcern).
+		SetWriteConcern(forcedWriteConcern).
+		SetServerSelectionTimeout(cfg.Timeout).
+		SetConnectTimeout(cfg.Timeout).
+		SetTimeout(cfg.OperationTimeout).
+		SetRetryWrites(true).
+		SetMonitor(cfg.Monitor)
+}
+
+// MaintenanceTimeout bounds each of the store's whole-collection operations
+// (the retention sweeps, bulk inserts of members) in place of
+// Config.OperationTimeout, which is meant for the command path: FerretDB v1
+// evaluates any filter but _id over every document, which on a large
+// collection takes longer than a command's operation may. A caller's earlier
+// deadline still applies.
+const MaintenanceTimeout = 10 * time.Minute
+
+// maintenance gives ctx the MaintenanceTimeout unless it has a deadline (a
+// deadline on the context overrides the client-wide timeout).
+func maintenance(ctx context.Context) (context.Context, context.CancelFunc) {
+	if _, ok := ctx.Deadline(); ok {
+		return ctx, func() {}
+	}
+	return context.WithTimeout(ctx, MaintenanceTimeout)
+}
+
+func (cfg Config) withDefaults() Config {
+	if cfg.URI == "" {
+		cfg.URI = DefaultURI
+	}
+	if cfg.Database == "" {
+		cfg.Database = DefaultDatabase
+	}
+	if cfg.Timeout <= 0 {
+		cfg.Timeout = DefaultTimeout
+	}
+	if cfg.OperationTimeout <= 0 {
+		cfg.OperationTimeout = DefaultOperationTimeout
+	}
+	return cfg
 }
 
 // Open connects to the database. It does not wait for the server: Ping does.
+// Read preference primary, read concern majority and write concern majority
+// with journal are forced on the client and again on the database (see
+// forcedReadPref), whatever the URI says.
 func Open(cfg Config) (*Store, error) {
-	if cfg.URI == "" {
-		cfg.URI = "mongodb://127.0.0.1:27017/"
-	}
-	if cfg.Database == "" {
-		cfg.Database = "pinreset"
-	}
-	if cfg.Timeout == 0 {
-		cfg.Timeout = 5 * time.Second
-	}
-	opts := options.Client().ApplyURI(cfg.URI).
-		SetServerSelectionTimeout(cfg.Timeout).
-		SetConnectTimeout(cfg.Timeout).
-		// Majority writes survive a replica set failover; on FerretDB it is accepted and moot.
-		SetWriteConcern(writeconcern.Majority()).
-		SetRetryWrites(true)
-	client, err := mongo.Connect(opts)
+	cfg = cfg.withDefaults()
+	client, err := mongo.Connect(clientOptions(cfg))
 	if err != nil {
 		return nil, fmt.Errorf("connect mongodb: %w", err)
 	}
-	db := client.Database(cfg.Database)
+	db := client.Database(cfg.Database, options.Database().
+		SetReadPreference(forcedReadPref).SetReadConcern(forcedReadConcern).SetWriteConcern(forcedWriteConcern))
 	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), logins: db.Collection(LoginsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection), outbox: db.Collection(OutboxCollection)}, nil
 }
 
@@ -122,7 +205,7 @@ func (s *Store) Ping(ctx context.Context) error {
 func (s *Store) EnsureIndexes(ctx context.Context) error {
 	_, err := s.members.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys:    bson.D{{Key: "aspId", Value: 1}, {Key: "loginId", Value: 1}},
-		Options: options.Index().SetUnique(true).SetName("asp_login_unique"),
+		Options: options.Index().SetUnique(true).SetName(loginIndex.Name),
 	})
 	if err != nil {
 		return fmt.Errorf("create index members(aspId, loginId): %w", err)
@@ -233,7 +316,7 @@ func (s *Store) putLogins(ctx context.Context, ms []pinreset.Member) error {
 	var bwe mongo.BulkWriteException
 	if err != nil && errors.As(err, &bwe) && bwe.WriteConcernError == nil {
 		for _, we := range bwe.WriteErrors {
-			if we.Code != 11000 && we.Code != 11001 {
+			if !IsDuplicate(we.WriteError) { // member_logins has one unique index, _id
 				return fmt.Errorf("record logins: %w", err)
 			}
 		}
@@ -350,12 +433,26 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 	if err := s.putLogins(ctx, []pinreset.Member{m}); err != nil {
 		return err
 	}
+	unnamed := false // the last insert hit a unique index the server did not name
 	for range 100 {
 		cur, err := s.FindMemberByID(ctx, m.ID)
 		if errors.Is(err, ErrNotFound) {
+			if unnamed {
+				// Refused, and still no member with this _id: on a server
+				// that does not name the index (FerretDB v1, one server, so
+				// this read sees the write that refused ours) it was the
+				// login's.
+				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
+			}
 			m.Version = 1
 			_, err := s.members.InsertOne(ctx, toDoc(m))
-			if mongo.IsDuplicateKeyError(err) {
+			switch ClassifyDuplicate(err, loginIndex) {
+			case DuplicateOn:
+				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
+			case DuplicateOnOther: // _id: inserted meanwhile; update it
+				continue
+			case DuplicateUnnamed:
+				unnamed = true
 				continue
 			}
 			if err != nil {

@@ -69,6 +69,8 @@ func (s *Store) InsertOutcome(ctx context.Context, o Outcome) error {
 // DeleteOutcomesBefore deletes the outcomes completed before t and returns how
 // many. It is the retention sweep: FerretDB v1 has no TTL indexes.
 func (s *Store) DeleteOutcomesBefore(ctx context.Context, t time.Time) (int64, error) {
+	ctx, cancel := maintenance(ctx)
+	defer cancel()
 	res, err := s.outcomes.DeleteMany(ctx, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: t}}}})
 	if err != nil {
 		return 0, fmt.Errorf("delete outcomes before %s: %w", t.Format(time.RFC3339), err)

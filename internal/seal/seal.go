@@ -1,8 +1,10 @@
 // Package seal encrypts the secret fields of a command (the PINs) before the
 // command is published on Kafka, so that no PIN is ever on Kafka in clear
 // (SPEC section 4). The envelope names the key it was sealed with so keys can
-// rotate; the caller passes the command's correlation id as associated data
-// so a sealed field cannot be replayed into another command.
+// rotate; the caller passes a canonical encoding of every clear field of the
+// command (internal/wire's associatedData) as associated data, so a sealed
+// field cannot be replayed into another command and no clear field can be
+// changed without the envelope failing to open.
 //
 // The cipher is XChaCha20-Poly1305 (golang.org/x/crypto/chacha20poly1305.NewX)
 // with a fresh 24-byte random nonce per message. It is chosen over AES-GCM
@@ -174,8 +176,8 @@ func (k *Keyring) ready() error {
 }
 
 // Seal encrypts plaintext under the current key with a fresh random nonce.
-// aad (the command's correlation id) is authenticated but not encrypted, and
-// must be given again to Open. The current key id is bound into the
+// aad (the command's clear fields, encoded by internal/wire) is authenticated
+// but not encrypted, and must be given again to Open. The current key id is bound into the
 // authenticated data as well.
 func (k *Keyring) Seal(plaintext, aad []byte) (Envelope, error) {
 	if err := k.ready(); err != nil {

@@ -5,18 +5,31 @@ package wire
 
 import (
 	"bytes"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
+	"strconv"
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
 )
 
-// Version is the format version written in every message ("v").
-const Version = 1
+// CommandVersion is the format version written in every command ("v").
+// Version 2 binds every clear field into the seal (see associatedData);
+// version 1 bound only the key id and the correlation id. A worker refuses
+// any other version, version 1 included: a version 1 command is
+// dead-lettered and answered 000_422 like any undecodable one, because
+// accepting it would keep open the very hole version 2 closes (anyone who
+// can produce to password.commands could rewrite a v1 command's kind, ASP or
+// times). Commands in flight while ingresses and workers are upgraded are
+// refused that way; the client retries under a new correlation id.
+const CommandVersion = 2
+
+// ResultVersion is the format version written in every result ("v").
+const ResultVersion = 1
 
 // MaxMessageBytes bounds a message value we agree to decode; the ingress
 // never writes one over 2 KiB.
@@ -27,6 +40,14 @@ const MaxMessageBytes = 16 << 10
 var ErrPoison = errors.New("poison message")
 
 // command is the JSON value of a password.commands message.
+//
+// Every field but Sealed is clear text on Kafka, so every one of them MUST be
+// in associatedData, which the seal authenticates: a clear field left out of
+// it can be rewritten by whoever can produce to the topic without breaking
+// the seal (turning a change into a reset, moving a command to another ASP,
+// extending its expiry). Adding a clear field is two lines: the field here
+// and its line in associatedData; TestTamperedClearFieldIsRefused fails for a
+// field that is not bound.
 type command struct {
 	V             int            `json:"v"`
 	CorrelationID string         `json:"correlationId"`
@@ -56,16 +77,54 @@ type Sealer interface {
 	Open(e seal.Envelope, aad []byte) ([]byte, error)
 }
 
-// EncodeCommand returns the Kafka value of c, its secrets sealed with the
-// correlation id as associated data, so a sealed part cannot be moved to
-// another command.
+// aadDomain separates this encoding from any other use of the seal keys.
+const aadDomain = "kmwallet/pinreset command v2"
+
+// associatedData is the AEAD associated data of m's sealed part: a canonical
+// encoding of every clear field of m, so that a command whose clear part was
+// changed on the way does not open. The encoding is the domain string, then
+// each field's name and value in this fixed order, each preceded by its
+// length as a uvarint: unambiguous whatever the values hold (no separator
+// to forge) and independent of how the JSON was written (field order, white
+// space, time zones: the values are the decoded ones, times as RFC 3339 in
+// UTC with nanoseconds). The key id is bound by the seal itself (seal.Seal
+// authenticates kid || 0x00 || this), the nonce and ciphertext by the AEAD.
+func (m *command) associatedData() []byte {
+	b := appendField(nil, aadDomain)
+	for _, f := range [...]struct{ name, value string }{
+		{"v", strconv.Itoa(m.V)},
+		{"correlationId", m.CorrelationID},
+		{"requestId", m.RequestID},
+		{"aspId", m.ASPID},
+		{"kind", string(m.Kind)},
+		{"acceptedAt", stamp(m.AcceptedAt)},
+		{"expiresAt", stamp(m.ExpiresAt)},
+		// A new clear field goes here, one line.
+	} {
+		b = appendField(appendField(b, f.name), f.value)
+	}
+	return b
+}
+
+func appendField(b []byte, s string) []byte {
+	b = binary.AppendUvarint(b, uint64(len(s)))
+	return append(b, s...)
+}
+
+// stamp is a time as the associated data holds it: the instant, not the
+// zone it was written in.
+func stamp(t time.Time) string { return t.UTC().Format(time.RFC3339Nano) }
+
+// EncodeCommand returns the Kafka value of c, its secrets sealed with every
+// clear field as associated data (see associatedData), so a sealed part
+// cannot be moved to another command and no clear field can be changed.
 func EncodeCommand(c pinreset.Command, s Sealer) ([]byte, error) {
 	m := command{
-		V: Version, CorrelationID: c.CorrelationID, RequestID: c.RequestID, ASPID: c.ASPID, Kind: c.Kind,
+		V: CommandVersion, CorrelationID: c.CorrelationID, RequestID: c.RequestID, ASPID: c.ASPID, Kind: c.Kind,
 		AcceptedAt: c.AcceptedAt, ExpiresAt: c.ExpiresAt,
 	}
 	if c.Kind != pinreset.KindStatus {
-		env, err := sealSecrets(c, s)
+		env, err := sealSecrets(c, m.associatedData(), s)
 		if err != nil {
 			return nil, err
 		}
@@ -78,12 +137,12 @@ func EncodeCommand(c pinreset.Command, s Sealer) ([]byte, error) {
 	return b, nil
 }
 
-func sealSecrets(c pinreset.Command, s Sealer) (seal.Envelope, error) {
+func sealSecrets(c pinreset.Command, aad []byte, s Sealer) (seal.Envelope, error) {
 	plain, err := json.Marshal(secrets{LoginID: c.LoginID, CI: c.CI, CurrentPIN: c.CurrentPIN, NewPIN: c.NewPIN})
 	if err != nil {
 		return seal.Envelope{}, fmt.Errorf("encode command secrets: %w", err)
 	}
-	env, err := s.Seal(plain, []byte(c.CorrelationID))
+	env, err := s.Seal(plain, aad)
 	clear(plain)
 	if err != nil {
 		return seal.Envelope{}, fmt.Errorf("seal command %s: %w", c.CorrelationID, err)
@@ -108,8 +167,8 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 		return pinreset.Command{}, fmt.Errorf("%w: trailing data", ErrPoison)
 	}
 	switch {
-	case m.V != Version:
-		return pinreset.Command{}, fmt.Errorf("%w: version %d", ErrPoison, m.V)
+	case m.V != CommandVersion:
+		return pinreset.Command{}, fmt.Errorf("%w: version %d, want %d", ErrPoison, m.V, CommandVersion)
 	case len(m.CorrelationID) != 20 || m.CorrelationID != string(key):
 		return pinreset.Command{}, fmt.Errorf("%w: correlation id not 20 characters or not the key", ErrPoison)
 	case len(m.ASPID) != 15:
@@ -134,13 +193,15 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 	if m.Sealed == nil {
 		return pinreset.Command{}, fmt.Errorf("%w: no sealed part", ErrPoison)
 	}
-	plain, err := s.Open(*m.Sealed, []byte(m.CorrelationID))
+	plain, err := s.Open(*m.Sealed, m.associatedData())
 	if errors.Is(err, seal.ErrUnknownKey) {
 		// Not poison: the key may be deployed here later (a rollout that
 		// reached the ingress first). The worker waits for it.
 		return pinreset.Command{}, &pinreset.MissingKeyError{Kind: "seal", Err: err}
 	}
 	if err != nil {
+		// Also what a tampered clear field looks like: the seal does not
+		// say which part failed, and neither does this.
 		return pinreset.Command{}, fmt.Errorf("%w: open sealed part: %v", ErrPoison, err)
 	}
 	var sec secrets
@@ -194,7 +255,7 @@ type result struct {
 
 // EncodeResult returns the Kafka value of r.
 func EncodeResult(r pinreset.Result) ([]byte, error) {
-	b, err := json.Marshal(result{V: Version, Result: r})
+	b, err := json.Marshal(result{V: ResultVersion, Result: r})
 	if err != nil {
 		return nil, fmt.Errorf("encode result %s: %w", r.CorrelationID, err)
 	}
@@ -207,7 +268,7 @@ func DecodeResult(value []byte) (pinreset.Result, error) {
 	if err := json.Unmarshal(value, &m); err != nil {
 		return pinreset.Result{}, fmt.Errorf("decode result: %w", err)
 	}
-	if m.V != Version || m.CorrelationID == "" || !m.Code.Known() {
+	if m.V != ResultVersion || m.CorrelationID == "" || !m.Code.Known() {
 		return pinreset.Result{}, fmt.Errorf("decode result: invalid (v=%d, code=%q)", m.V, m.Code)
 	}
 	return m.Result, nil

@@ -94,14 +94,22 @@ func wantPoison(t *testing.T, key, value []byte, s wire.Sealer) {
 	}
 }
 
-// sealPlain seals a hand-written secrets plaintext for correlation id aad.
-func sealPlain(t testing.TB, ring *seal.Keyring, plain, aad string) seal.Envelope {
+// sealPlain seals a hand-written secrets plaintext under aad.
+func sealPlain(t testing.TB, ring *seal.Keyring, plain string, aad []byte) seal.Envelope {
 	t.Helper()
-	e, err := ring.Seal([]byte(plain), []byte(aad))
+	e, err := ring.Seal([]byte(plain), aad)
 	if err != nil {
 		t.Fatalf("Seal: %v", err)
 	}
 	return e
+}
+
+// sealed writes a command value by hand, like assemble, whose sealed part
+// is plain sealed under the associated data of the clear fields as written:
+// a command whose only fault is the one the edits make.
+func sealed(t testing.TB, ring *seal.Keyring, plain string, edits map[string]any) []byte {
+	t.Helper()
+	return assemble(t, sealPlain(t, ring, plain, wire.AssociatedData(assemble(t, nil, edits))), edits)
 }
 
 type omitted struct{}
@@ -113,7 +121,7 @@ var omit = omitted{}
 func assemble(t testing.TB, env any, edits map[string]any) []byte {
 	t.Helper()
 	m := map[string]any{
-		"v":             1,
+		"v":             wire.CommandVersion,
 		"correlationId": testCorrID,
 		"requestId":     "req-0001",
 		"aspId":         testASPID,
@@ -204,7 +212,7 @@ func TestEncodedCommandHoldsNoSecretInClear(t *testing.T) {
 		}
 	}
 	// The test is only meaningful if the public part is really there.
-	for _, s := range []string{testCorrID, testASPID, `"kind":"change"`, `"v":1`} {
+	for _, s := range []string{testCorrID, testASPID, `"kind":"change"`, `"v":2`} {
 		if !bytes.Contains(b, []byte(s)) {
 			t.Errorf("encoded command lacks %q:\n%s", s, b)
 		}
@@ -239,7 +247,7 @@ func TestHandAssembledCommandDecodes(t *testing.T) {
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
-			value := assemble(t, sealPlain(t, ring, tc.plain, testCorrID), tc.edits)
+			value := sealed(t, ring, tc.plain, tc.edits)
 			got, err := wire.DecodeCommand([]byte(testCorrID), value, ring)
 			if err != nil {
 				t.Fatalf("DecodeCommand(%s): %v", value, err)
@@ -258,7 +266,7 @@ func TestHandAssembledCommandDecodes(t *testing.T) {
 func TestDecodeCommandRefusesBadFormat(t *testing.T) {
 	t.Parallel()
 	ring := keyring(t, testKey("k1", 1))
-	env := sealPlain(t, ring, validPlain, testCorrID)
+	env := sealPlain(t, ring, validPlain, wire.AssociatedData(assemble(t, nil, nil)))
 	envWith := func(extra map[string]any) map[string]any {
 		m := map[string]any{"kid": env.KeyID, "nonce": env.Nonce, "ct": env.Ciphertext}
 		for k, v := range extra {
@@ -278,7 +286,8 @@ func TestDecodeCommandRefusesBadFormat(t *testing.T) {
 		{rule: "an unknown field is refused", key: testCorrID, edits: map[string]any{"memberId": "m-1"}},
 		{rule: "an unknown field in the sealed part is refused", key: testCorrID, edits: map[string]any{"sealed": envWith(map[string]any{"alg": "none"})}},
 		{rule: "version 0 is refused", key: testCorrID, edits: map[string]any{"v": 0}},
-		{rule: "version 2 is refused", key: testCorrID, edits: map[string]any{"v": 2}},
+		{rule: "version 1 is refused", key: testCorrID, edits: map[string]any{"v": 1}},
+		{rule: "version 3 is refused", key: testCorrID, edits: map[string]any{"v": 3}},
 		{rule: "a missing version is refused", key: testCorrID, edits: map[string]any{"v": omit}},
 		{rule: "a version that is a string is refused", key: testCorrID, edits: map[string]any{"v": "1"}},
 		{rule: "an empty aspId is refused", key: testCorrID, edits: map[string]any{"aspId": ""}},
@@ -300,7 +309,12 @@ func TestDecodeCommandRefusesBadFormat(t *testing.T) {
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
-			wantPoison(t, []byte(tc.key), assemble(t, env, tc.edits), ring)
+			// Sealed for the edited clear fields: refused for the edit alone.
+			value := sealed(t, ring, validPlain, tc.edits)
+			if _, ok := tc.edits["sealed"]; ok {
+				value = assemble(t, env, tc.edits)
+			}
+			wantPoison(t, []byte(tc.key), value, ring)
 		})
 	}
 }
@@ -519,8 +533,7 @@ func TestDecodeCommandRechecksSecrets(t *testing.T) {
 			if tc.kind != "" {
 				edits["kind"] = tc.kind
 			}
-			value := assemble(t, sealPlain(t, ring, tc.plain, testCorrID), edits)
-			wantPoison(t, []byte(testCorrID), value, ring)
+			wantPoison(t, []byte(testCorrID), sealed(t, ring, tc.plain, edits), ring)
 		})
 	}
 }
@@ -601,5 +614,80 @@ func TestDecodeResultRefusesInvalid(t *testing.T) {
 				t.Errorf("DecodeResult(%s) = %+v, nil; want an error", tc.value, r)
 			}
 		})
+	}
+}
+
+// TestTamperedClearFieldIsRefused: every clear field of a command is bound
+// into its seal, so changing any one of them on the way (a change into a
+// reset, another ASP, a later expiry, ...) leaves a command that does not
+// open. The fields come from the command struct itself: a clear field added
+// later fails here until it has a tamper case (and, for the case to pass, a
+// line in associatedData).
+func TestTamperedClearFieldIsRefused(t *testing.T) {
+	t.Parallel()
+	ring := keyring(t, testKey("k1", 1))
+	// Each case: another value the field could validly hold, and the
+	// message key that goes with it.
+	tampered := map[string]struct {
+		rule  string
+		value any
+		key   string
+	}{
+		"correlationId": {"a command moved to another correlation id (and key) does not open", otherCorrID, otherCorrID},
+		"requestId":     {"a command answered to another request does not open", "req-9999", testCorrID},
+		"aspId":         {"a command moved to another ASP does not open", "ASP000000000002", testCorrID},
+		"kind":          {"a change turned into a reset does not open", "reset", testCorrID},
+		"acceptedAt":    {"a command with another acceptance time does not open", "2026-03-01T12:00:01.5Z", testCorrID},
+		"expiresAt":     {"a command with its expiry extended does not open", "2026-03-01T13:02:00.5Z", testCorrID},
+	}
+	clearFields := wire.ClearFields()
+	if len(clearFields) < len(tampered) {
+		t.Fatalf("ClearFields() = %v, fewer than the cases", clearFields)
+	}
+	for _, name := range clearFields {
+		if name == "v" {
+			continue // one version is accepted: any other v is refused before the seal (TestDecodeCommandRefusesBadFormat)
+		}
+		tc, ok := tampered[name]
+		if !ok {
+			t.Errorf("clear field %q has no tamper case: add one here and bind the field in wire's associatedData", name)
+			continue
+		}
+		t.Run(tc.rule, func(t *testing.T) {
+			t.Parallel()
+			edits := map[string]any{name: tc.value}
+			// The tampered value is valid: sealed for it, the command decodes.
+			if _, err := wire.DecodeCommand([]byte(tc.key), sealed(t, ring, validPlain, edits), ring); err != nil {
+				t.Fatalf("baseline: the same command sealed for %s=%v is refused: %v", name, tc.value, err)
+			}
+			// Sealed for the original value, it does not open.
+			value := assemble(t, sealPlain(t, ring, validPlain, wire.AssociatedData(assemble(t, nil, nil))), edits)
+			c, err := wire.DecodeCommand([]byte(tc.key), value, ring)
+			if !errors.Is(err, wire.ErrPoison) || !strings.Contains(err.Error(), "open sealed part") {
+				t.Fatalf("tampered %s: DecodeCommand = %s, %v; want ErrPoison from opening the sealed part", name, fields(c), err)
+			}
+		})
+	}
+	t.Run("the same instant written in another zone is not a change", func(t *testing.T) {
+		t.Parallel()
+		value := assemble(t, sealPlain(t, ring, validPlain, wire.AssociatedData(assemble(t, nil, nil))),
+			map[string]any{"acceptedAt": "2026-03-01T21:00:00.5+09:00"})
+		if _, err := wire.DecodeCommand([]byte(testCorrID), value, ring); err != nil {
+			t.Fatalf("DecodeCommand: %v", err)
+		}
+	})
+}
+
+// TestVersion1CommandIsRefused: a command of the previous format (its seal
+// binding only the key id and the correlation id) is refused as poison, so
+// it is dead-lettered and answered 000_422, not opened under the weaker
+// binding.
+func TestVersion1CommandIsRefused(t *testing.T) {
+	t.Parallel()
+	ring := keyring(t, testKey("k1", 1))
+	v1 := assemble(t, sealPlain(t, ring, validPlain, []byte(testCorrID)), map[string]any{"v": 1})
+	_, err := wire.DecodeCommand([]byte(testCorrID), v1, ring)
+	if !errors.Is(err, wire.ErrPoison) || !strings.Contains(err.Error(), "version 1") {
+		t.Fatalf("DecodeCommand(v1) = %v, want ErrPoison naming version 1", err)
 	}
 }

@@ -58,7 +58,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	if err != nil {
 		return err
 	}
-	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase})
+	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase, OperationTimeout: cfg.MongoTimeout})
 	if err != nil {
 		return err
 	}

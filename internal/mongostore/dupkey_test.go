@@ -1,0 +1,146 @@
+package mongostore_test
+
+import (
+	"context"
+	"errors"
+	"sync"
+	"testing"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+)
+
+var loginIndex = mongostore.Index{Name: "asp_login_unique", Fields: []string{"aspId", "loginId"}}
+
+// writeError is a duplicate-key write error as a server sends it in
+// writeErrors (raw is the whole entry), wrapped as the driver returns it.
+func writeError(msg string, raw bson.D) error {
+	b, err := bson.Marshal(raw)
+	if err != nil {
+		panic(err)
+	}
+	return mongo.WriteException{WriteErrors: mongo.WriteErrors{{Index: 0, Code: 11000, Message: msg, Raw: b}}}
+}
+
+// TestClassifyDuplicate: the index that refused a write is read from the
+// error alone: the keyPattern MongoDB sends, else the index name in the
+// message (both message formats), else it is unnamed (what FerretDB v1
+// sends); anything else is not a duplicate.
+func TestClassifyDuplicate(t *testing.T) {
+	t.Parallel()
+	const modern = "E11000 duplicate key error collection: pinreset.members index: asp_login_unique dup key: { aspId: \"A\", loginId: \"l\" }"
+	for _, tc := range []struct {
+		rule string
+		err  error
+		want mongostore.Duplicate
+	}{
+		{"a keyPattern of the index's fields is that index",
+			writeError("E11000 duplicate key error", bson.D{{Key: "keyPattern", Value: bson.D{{Key: "aspId", Value: 1}, {Key: "loginId", Value: 1}}}}), mongostore.DuplicateOn},
+		{"a keyPattern of _id is another index",
+			writeError("E11000 duplicate key error", bson.D{{Key: "keyPattern", Value: bson.D{{Key: "_id", Value: 1}}}}), mongostore.DuplicateOnOther},
+		{"a keyPattern with the fields in another order is another index",
+			writeError("E11000", bson.D{{Key: "keyPattern", Value: bson.D{{Key: "loginId", Value: 1}, {Key: "aspId", Value: 1}}}}), mongostore.DuplicateOnOther},
+		{"keyPattern wins over the message",
+			writeError(modern, bson.D{{Key: "keyPattern", Value: bson.D{{Key: "_id", Value: 1}}}}), mongostore.DuplicateOnOther},
+		{"the index named in a message of today's format", writeError(modern, bson.D{}), mongostore.DuplicateOn},
+		{"another index named in a message of today's format",
+			writeError("E11000 duplicate key error collection: pinreset.members index: _id_ dup key: { _id: \"m\" }", bson.D{}), mongostore.DuplicateOnOther},
+		{"the index named in a message of the old format",
+			writeError("E11000 duplicate key error index: pinreset.members.$asp_login_unique dup key: { : \"A\", : \"l\" }", bson.D{}), mongostore.DuplicateOn},
+		{"FerretDB v1's message names no index",
+			writeError("E11000 duplicate key error collection: pinreset.members", bson.D{}), mongostore.DuplicateUnnamed},
+		{"a bulk write's duplicate is classified too",
+			mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Code: 11000, Message: modern}}}}, mongostore.DuplicateOn},
+		{"another write error is not a duplicate",
+			mongo.WriteException{WriteErrors: mongo.WriteErrors{{Code: 121, Message: "Document failed validation"}}}, mongostore.NotDuplicate},
+		{"a plain error is not a duplicate", errors.New("E11000 duplicate key error index: asp_login_unique dup key"), mongostore.NotDuplicate},
+		{"no error is not a duplicate", nil, mongostore.NotDuplicate},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			t.Parallel()
+			if got := mongostore.ClassifyDuplicate(tc.err, loginIndex); got != tc.want {
+				t.Errorf("ClassifyDuplicate = %d, want %d", got, tc.want)
+			}
+		})
+	}
+}
+
+// TestFerretDBNamesNoIndex records what FerretDB v1 says of a duplicate
+// key: the same message for _id and for any other unique index, without
+// keyPattern or an index name, so callers cannot tell them apart from the
+// error and mongostore.DuplicateUnnamed exists. If a FerretDB upgrade names
+// the index, this fails: the callers' read-based inference can then go.
+func TestFerretDBNamesNoIndex(t *testing.T) {
+	ctx := context.Background()
+	_, store := startStore(t, "dupkey")
+	if err := store.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	members := store.Database().Collection(mongostore.MembersCollection)
+	doc := func(id string) bson.D {
+		return bson.D{{Key: "_id", Value: id}, {Key: "aspId", Value: "KMTESTASP000001"}, {Key: "loginId", Value: "one@example.com"}}
+	}
+	if _, err := members.InsertOne(ctx, doc("m-1")); err != nil {
+		t.Fatal(err)
+	}
+	_, errID := members.InsertOne(ctx, doc("m-1"))
+	_, errLogin := members.InsertOne(ctx, doc("m-2"))
+	for _, c := range []struct {
+		index string
+		err   error
+	}{{"_id", errID}, {"asp_login_unique", errLogin}} {
+		if !mongo.IsDuplicateKeyError(c.err) {
+			t.Fatalf("duplicate %s: %v, want a duplicate-key error", c.index, c.err)
+		}
+		if got := mongostore.ClassifyDuplicate(c.err, loginIndex); got != mongostore.DuplicateUnnamed {
+			t.Errorf("duplicate %s on FerretDB classified %d, want DuplicateUnnamed (%v)", c.index, got, c.err)
+		}
+		t.Logf("FerretDB, duplicate %s: %v", c.index, c.err)
+	}
+}
+
+// TestPutMemberDuplicates: on FerretDB, both unique indexes of members are
+// told apart: a login that another member has is refused with
+// ErrLoginTaken at once (not after a hundred retries), and the same new
+// member put by several writers at once is inserted by one and updated by
+// the others.
+func TestPutMemberDuplicates(t *testing.T) {
+	ctx := context.Background()
+	_, store := startStore(t, "putdup")
+	if err := store.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	a := pinreset.Member{ID: "m-a", ASPID: "KMTESTASP000001", LoginID: "shared@example.com", PINHash: "h"}
+	if err := store.PutMember(ctx, a); err != nil {
+		t.Fatal(err)
+	}
+	b := a
+	b.ID = "m-b"
+	if err := store.PutMember(ctx, b); !errors.Is(err, mongostore.ErrLoginTaken) {
+		t.Fatalf("PutMember of another member with the same login: %v, want ErrLoginTaken", err)
+	}
+
+	c := pinreset.Member{ID: "m-c", ASPID: "KMTESTASP000001", LoginID: "c@example.com", PINHash: "h"}
+	var wg sync.WaitGroup
+	errs := make([]error, 4)
+	for i := range errs {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			errs[i] = store.PutMember(ctx, c)
+		}()
+	}
+	wg.Wait()
+	for i, err := range errs {
+		if err != nil {
+			t.Errorf("concurrent PutMember #%d: %v", i, err)
+		}
+	}
+	got, err := store.FindMember(ctx, c.ASPID, c.LoginID)
+	if err != nil || got.ID != c.ID {
+		t.Fatalf("FindMember after concurrent puts: %+v, %v", got, err)
+	}
+}
