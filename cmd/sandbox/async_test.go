@@ -90,7 +90,7 @@ func (c *client) get(cid string) response {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	kmheader.Set(req.Header, kmheader.SignedHeaders(c.creds, nil, cid, time.Now(), "UTC"))
+	kmheader.Set(req.Header, kmheader.SignedStatusHeaders(c.creds, cid, time.Now(), "UTC"))
 	r, err := c.send(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -103,7 +103,7 @@ func (c *client) tryGet(cid string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	kmheader.Set(req.Header, kmheader.SignedHeaders(c.creds, nil, cid, time.Now(), "UTC"))
+	kmheader.Set(req.Header, kmheader.SignedStatusHeaders(c.creds, cid, time.Now(), "UTC"))
 	return c.send(req)
 }
 
