@@ -108,7 +108,9 @@ func TestKMV2BindsEachField(t *testing.T) {
 		{"token time", func(_ *kmheader.Request, tok *kmheader.Token) { tok.Time = "20260101093500123" }},
 		{"token time, same instant in centiseconds", func(_ *kmheader.Request, tok *kmheader.Token) { tok.Time = "2026010109300012" }},
 		{"time zone", func(r *kmheader.Request, _ *kmheader.Token) { r.Headers.TimeZone = "JST" }},
-		{"body", func(r *kmheader.Request, _ *kmheader.Token) { r.Body = []byte(strings.Replace(vectorBody, "703152", "703153", 1)) }},
+		{"body", func(r *kmheader.Request, _ *kmheader.Token) {
+			r.Body = []byte(strings.Replace(vectorBody, "703152", "703153", 1))
+		}},
 		{"body, one byte appended", func(r *kmheader.Request, _ *kmheader.Token) { r.Body = append(r.Body, '\n') }},
 		{"body, empty", func(r *kmheader.Request, _ *kmheader.Token) { r.Body = nil }},
 		{"scheme relabelled KMV1", func(_ *kmheader.Request, tok *kmheader.Token) { tok.Scheme = pinreset.SchemeKMV1 }},
