@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	dto "github.com/prometheus/client_model/go"
+
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -79,8 +82,14 @@ func TestTokenSchemesPerASP(t *testing.T) {
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			f := schemeFixture(t, always(pinreset.CodeSuccess))
+			f.srv.Measure(prometheus.NewRegistry())
 			w, b := f.do(t, signedPost(credsOf(tc.aspID, tc.scheme), goodBody, time.Now(), nil))
 			cmds := f.published()
+			var m dto.Metric
+			_ = f.srv.metrics.Authenticated.WithLabelValues(tc.aspID, string(tc.scheme)).Write(&m)
+			if n := m.GetCounter().GetValue(); n != map[bool]float64{true: 1, false: 0}[tc.ok] {
+				t.Errorf("pinreset_authenticated_total{asp=%s,scheme=%s} = %v", tc.aspID, tc.scheme, n)
+			}
 			if !tc.ok {
 				if w.Code != 401 || b.Code != pinreset.CodeUnauthorized || len(cmds) != 0 {
 					t.Fatalf("got %d %+v with %d commands published, want 401 000_401 and none", w.Code, b, len(cmds))

@@ -413,6 +413,9 @@ func (s *Server) authenticate(log *zap.Logger, req kmheader.Request, now time.Ti
 		log.Info("authentication failed", zap.String("asp_id", req.Headers.ASPID), zap.String("reason", err.Error()))
 		return "", pinreset.Errorf(pinreset.CodeUnauthorized, "")
 	}
+	if s.metrics != nil {
+		s.metrics.Authenticated.WithLabelValues(req.Headers.ASPID, string(scheme)).Inc()
+	}
 	return scheme, nil
 }
 
