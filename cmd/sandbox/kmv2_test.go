@@ -18,6 +18,26 @@ import (
 // a capture goes stale within the test.
 const kmv2Window = 6 * time.Second
 
+// sandboxRegistryWith writes the sandbox's ASP registry with the sandbox ASP
+// registered for schemes, and returns its path.
+func sandboxRegistryWith(t *testing.T, schemes ...pinreset.Scheme) string {
+	t.Helper()
+	f, err := asp.Parse(readFile(t, "../../deployments/sandbox/asps.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ASPs[0].TokenSchemes = schemes
+	b, err := json.Marshal(f)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "asps.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
 // TestKMV2 runs one worker and two ingresses on the same infrastructure:
 // one registers the sandbox ASP for KMV2 only, the other is the sandbox's
 // own KMV1 registry. The same members, the same worker; only the scheme
@@ -25,16 +45,7 @@ const kmv2Window = 6 * time.Second
 func TestKMV2(t *testing.T) {
 	e := startSandbox(t, nil, "-infra-only")
 	startWorker(t, e, nil)
-	sbx := sandboxCredential(t)
-	kmv2Registry := filepath.Join(t.TempDir(), "asps.json")
-	b, err := json.Marshal(asp.File{ASPs: []asp.ASP{{ID: "KMSANDBOXASP001", Name: "Sandbox ASP on KMV2",
-		Credentials: []asp.Credential{sbx}, TokenSchemes: []pinreset.Scheme{pinreset.SchemeKMV2}}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(kmv2Registry, b, 0o600); err != nil {
-		t.Fatal(err)
-	}
+	kmv2Registry := sandboxRegistryWith(t, pinreset.SchemeKMV2)
 	e.HTTPAddr = startIngress(t, e, map[string]string{"PINRESET_ASP_FILE": kmv2Registry, "PINRESET_TRAN_WINDOW": kmv2Window.String()})
 	v2 := newClient(t, e)
 	v2.creds.Scheme = pinreset.SchemeKMV2
