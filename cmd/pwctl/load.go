@@ -599,7 +599,9 @@ func (r *loadRun) send(ctx context.Context, method, target string, body []byte, 
 	if err != nil {
 		return 0, "", "", err
 	}
-	kmheader.Set(req.Header, kmheader.SignedHeaders(r.creds, body, cid, time.Now(), "UTC"))
+	// The path is signed (KMV2, and a KMV1 GET, whose token covers its
+	// correlation id), so it is the one of the URL sent.
+	kmheader.Set(req.Header, kmheader.SignRequest(r.creds, method, req.URL.EscapedPath(), body, cid, time.Now(), "UTC"))
 	if body != nil {
 		req.Header.Set("Content-Type", "application/json")
 	}

@@ -362,7 +362,8 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	tok, terr := kmheader.ParseToken(hd.TranToken)
 	f.mu.Lock()
 	defer f.mu.Unlock()
-	if err != nil || terr != nil || !kmheader.VerifyMAC(tok, body, f.secret) {
+	signed := kmheader.Request{Method: r.Method, Path: r.URL.EscapedPath(), Headers: hd, Body: body}
+	if err != nil || terr != nil || !kmheader.Verify(tok, signed, f.secret) {
 		f.violate("%s %s: bad headers or MAC: %v %v", r.Method, r.URL.Path, err, terr)
 		f.answer(w, 401, "000_401")
 		return

@@ -1,7 +1,7 @@
-// Command pwctl is the operator's tool of the PIN reset service. Today it has
-// one subcommand, sign, which prints the X-KM headers (or a complete curl
-// command) for a request body, so that anyone with the ASP's credentials can
-// call the API by hand.
+// Command pwctl is the operator's tool of the PIN reset service: sign prints
+// the X-KM headers (or a complete curl command) of a request, so that anyone
+// with the ASP's credentials can call the API by hand; the other commands
+// are listed in its usage.
 package main
 
 import (
@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"net/url"
 	"os"
 	"os/signal"
 	"sort"
@@ -20,6 +21,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 func main() {
@@ -38,7 +40,7 @@ func main() {
 const usage = `usage: pwctl <command> [flags]
 
 commands:
-  sign       print the X-KM headers, or a curl command, for a request body
+  sign       print the X-KM headers, or a curl command, for a request body or a status GET
   events     follow password.events and print each event (the example consumer)
   audit      verify the audit trail's hash chains, or show a history
   members    seed members in bulk (benchmarks and load tests)
@@ -86,17 +88,29 @@ func sign(args []string, stdin io.Reader, stdout, stderr io.Writer, now time.Tim
 	fs.SetOutput(stderr)
 	aspFile := fs.String("asp-file", "deployments/sandbox/asps.json", "ASP registry file holding the ASP's credentials")
 	aspID := fs.String("asp", "", "ASP id (default: the only or first ASP of -asp-file)")
-	bodyArg := fs.String("body", "", "request body: a file path, - for standard input, or inline JSON starting with {")
-	cid := fs.String("correlation-id", "", "X-KM-Correlation-Id (default: a fresh one)")
+	bodyArg := fs.String("body", "", "request body of the POST: a file path, - for standard input, or inline JSON starting with {")
+	method := fs.String("method", http.MethodPost, "POST (a reset or change, -body) or GET (the status of -correlation-id, no body)")
+	cid := fs.String("correlation-id", "", "X-KM-Correlation-Id (default: a fresh one; required with -method GET)")
 	zone := fs.String("zone", "UTC", "X-KM-Time-Zone, and the zone the times are written in")
+	scheme := fs.String("scheme", "", "tran token scheme, KMV1 or KMV2 (default: KMV2 if the ASP is registered for it, else KMV1)")
 	curl := fs.Bool("curl", false, "print a complete curl command instead of header lines")
-	url := fs.String("url", "http://127.0.0.1:8080/api/v1/user/password/reset", "API URL for -curl")
+	apiURL := fs.String("url", "http://127.0.0.1:8080"+kmheader.ResetPath, "API URL of the POST; a GET goes to it + /{correlation id}. Its path is signed (KMV2, and a KMV1 GET)")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}
-	if *bodyArg == "" {
-		fs.Usage()
-		return errors.New("-body is required")
+	switch *method {
+	case http.MethodPost:
+		if *bodyArg == "" {
+			fs.Usage()
+			return errors.New("-body is required")
+		}
+	case http.MethodGet:
+		if *bodyArg != "" || *cid == "" {
+			fs.Usage()
+			return errors.New("-method GET asks for the status of -correlation-id and takes no -body")
+		}
+	default:
+		return fmt.Errorf("-method %q: POST or GET", *method)
 	}
 	if _, ok := kmheader.Zone(*zone); !ok {
 		return fmt.Errorf("-zone %q is not a known zone abbreviation", *zone)
@@ -105,14 +119,33 @@ func sign(args []string, stdin io.Reader, stdout, stderr io.Writer, now time.Tim
 	if err != nil {
 		return err
 	}
-	body, bodyFile, err := readBody(*bodyArg, stdin)
-	if err != nil {
-		return err
+	if *scheme != "" {
+		if !pinreset.Scheme(*scheme).Known() {
+			return fmt.Errorf("-scheme %q: KMV1 or KMV2", *scheme)
+		}
+		creds.Scheme = pinreset.Scheme(*scheme)
 	}
-	hd := kmheader.SignedHeaders(creds, body, *cid, now, *zone)
+	var body []byte
+	var bodyFile string
+	if *method == http.MethodPost {
+		if body, bodyFile, err = readBody(*bodyArg, stdin); err != nil {
+			return err
+		}
+	}
+	target := *apiURL
+	if *method == http.MethodGet {
+		target = strings.TrimSuffix(target, "/") + "/" + *cid
+	}
+	u, err := url.Parse(target)
+	if err != nil {
+		return fmt.Errorf("-url: %w", err)
+	}
+	hd := kmheader.SignRequest(creds, *method, u.EscapedPath(), body, *cid, now, *zone)
 	h := http.Header{}
 	kmheader.Set(h, hd)
-	h.Set("Content-Type", "application/json")
+	if *method == http.MethodPost {
+		h.Set("Content-Type", "application/json")
+	}
 	names := make([]string, 0, len(h))
 	for k := range h {
 		names = append(names, k)
@@ -125,14 +158,16 @@ func sign(args []string, stdin io.Reader, stdout, stderr io.Writer, now time.Tim
 		return nil
 	}
 	var b strings.Builder
-	fmt.Fprintf(&b, "curl -sS -i -X POST %s", shellQuote(*url))
+	fmt.Fprintf(&b, "curl -sS -i -X %s %s", *method, shellQuote(target))
 	for _, k := range names {
 		fmt.Fprintf(&b, " \\\n  -H %s", shellQuote(k+": "+h.Get(k)))
 	}
 	// The MAC covers the exact bytes, so curl must send them unchanged.
-	if bodyFile != "" {
+	switch {
+	case *method == http.MethodGet:
+	case bodyFile != "":
 		fmt.Fprintf(&b, " \\\n  --data-binary %s", shellQuote("@"+bodyFile))
-	} else {
+	default:
 		fmt.Fprintf(&b, " \\\n  --data-binary %s", shellQuote(string(body)))
 	}
 	fmt.Fprintln(stdout, b.String())
@@ -166,9 +201,10 @@ func credentials(path, id string) (kmheader.Credentials, error) {
 			return kmheader.Credentials{}, fmt.Errorf("-asp %s: not in %s", id, path)
 		}
 	}
-	// The newest credential is the last one: during a rotation, sign with it.
+	// The newest credential is the last one: during a rotation, sign with
+	// it; and with the ASP's strongest registered scheme.
 	c := a.Credentials[len(a.Credentials)-1]
-	return kmheader.Credentials{ASPID: a.ID, AccessKey: c.AccessKey, SecretKey: []byte(c.SecretKey)}, nil
+	return kmheader.Credentials{ASPID: a.ID, AccessKey: c.AccessKey, SecretKey: []byte(c.SecretKey), Scheme: a.Preferred()}, nil
 }
 
 func readBody(arg string, stdin io.Reader) (body []byte, file string, err error) {

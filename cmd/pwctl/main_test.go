@@ -266,3 +266,163 @@ func TestASPRegistryLifecycle(t *testing.T) {
 		t.Fatal("the new credential no longer authenticates")
 	}
 }
+
+// signed runs pwctl sign with args and returns the headers it printed.
+func signed(t *testing.T, args ...string) kmheader.Headers {
+	t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(context.Background(), append([]string{"sign"}, args...), strings.NewReader(""), &out, &errb); err != nil {
+		t.Fatalf("sign %v: %v: %s", args, err, errb.String())
+	}
+	h := http.Header{}
+	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
+		k, v, _ := strings.Cut(line, ": ")
+		h.Set(k, v)
+	}
+	hd, err := kmheader.Parse(h, true)
+	if err != nil {
+		t.Fatalf("printed headers do not parse: %v\n%s", err, out.String())
+	}
+	return hd
+}
+
+// TestSignSchemesAndStatus: sign follows the ASP's registered scheme or
+// -scheme, and signs a status GET over its path (KMV1) or its canonical
+// request (KMV2), each verifying as the ingress verifies.
+func TestSignSchemesAndStatus(t *testing.T) {
+	sandbox := "../../deployments/sandbox/asps.json"
+	creds, err := credentials(sandbox, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	f, err := asp.Parse(readTestFile(t, sandbox))
+	if err != nil {
+		t.Fatal(err)
+	}
+	f.ASPs[0].TokenSchemes = []pinreset.Scheme{pinreset.SchemeKMV1, pinreset.SchemeKMV2}
+	migrating := filepath.Join(t.TempDir(), "asps.json")
+	b, _ := json.Marshal(f)
+	if err := os.WriteFile(migrating, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	body := `{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`
+	cid := "260101093000-a1b2c3d"
+	for _, tc := range []struct {
+		rule   string
+		args   []string
+		scheme pinreset.Scheme
+		req    kmheader.Request
+	}{
+		{"a KMV1 ASP's POST is signed KMV1 over the body", []string{"-asp-file", sandbox, "-body", body}, pinreset.SchemeKMV1,
+			kmheader.Request{Method: http.MethodPost, Path: kmheader.ResetPath, Body: []byte(body)}},
+		{"a KMV2 ASP's POST is signed KMV2 by default", []string{"-asp-file", migrating, "-body", body}, pinreset.SchemeKMV2,
+			kmheader.Request{Method: http.MethodPost, Path: kmheader.ResetPath, Body: []byte(body)}},
+		{"-scheme KMV1 overrides the registry", []string{"-asp-file", migrating, "-scheme", "KMV1", "-body", body}, pinreset.SchemeKMV1,
+			kmheader.Request{Method: http.MethodPost, Path: kmheader.ResetPath, Body: []byte(body)}},
+		{"-scheme KMV2 signs the whole request", []string{"-asp-file", sandbox, "-scheme", "KMV2", "-body", body}, pinreset.SchemeKMV2,
+			kmheader.Request{Method: http.MethodPost, Path: kmheader.ResetPath, Body: []byte(body)}},
+		{"a KMV1 status GET signs its path", []string{"-asp-file", sandbox, "-method", "GET", "-correlation-id", cid}, pinreset.SchemeKMV1,
+			kmheader.Request{Method: http.MethodGet, Path: kmheader.ResetPath + "/" + cid}},
+		{"a KMV2 status GET signs its canonical request", []string{"-asp-file", migrating, "-method", "GET", "-correlation-id", cid}, pinreset.SchemeKMV2,
+			kmheader.Request{Method: http.MethodGet, Path: kmheader.ResetPath + "/" + cid}},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			hd := signed(t, tc.args...)
+			tok, err := kmheader.ParseToken(hd.TranToken)
+			if err != nil || tok.Scheme != tc.scheme {
+				t.Fatalf("token %v scheme %q, want %s", err, tok.Scheme, tc.scheme)
+			}
+			tc.req.Headers = hd
+			if !kmheader.Verify(tok, tc.req, creds.SecretKey) {
+				t.Fatalf("the printed token does not verify for %s %s", tc.req.Method, tc.req.Path)
+			}
+			if tc.req.Method == http.MethodGet && hd.CorrelationID != cid {
+				t.Fatalf("GET signed with correlation id %q, want the one asked for %q", hd.CorrelationID, cid)
+			}
+		})
+	}
+	for _, args := range [][]string{
+		{"-asp-file", sandbox, "-method", "GET"},                                        // no correlation id
+		{"-asp-file", sandbox, "-method", "GET", "-correlation-id", cid, "-body", body}, // a GET has no body
+		{"-asp-file", sandbox, "-method", "PUT", "-body", body},
+		{"-asp-file", sandbox, "-scheme", "KMV3", "-body", body},
+	} {
+		var out, errb bytes.Buffer
+		if err := run(context.Background(), append([]string{"sign"}, args...), strings.NewReader(""), &out, &errb); err == nil {
+			t.Errorf("sign %v was accepted", args)
+		}
+	}
+}
+
+func readTestFile(t *testing.T, path string) []byte {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return b
+}
+
+// TestASPSchemes: add -schemes registers a KMV2 ASP; schemes opens and ends
+// a migration; KMV1 alone is written as no tokenSchemes at all.
+func TestASPSchemes(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "asps.json")
+	var out, errb bytes.Buffer
+	pw := func(args ...string) error {
+		out.Reset()
+		errb.Reset()
+		return run(context.Background(), append([]string{"asp"}, args...), nil, &out, &errb)
+	}
+	accepts := func(id string) (kmv1, kmv2 bool) {
+		t.Helper()
+		reg, err := asp.Load(file)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return reg.Accepts(id, pinreset.SchemeKMV1), reg.Accepts(id, pinreset.SchemeKMV2)
+	}
+	if err := pw("add", "-file", file, "-id", "KMV2ASP00000001", "-schemes", "KMV2"); err != nil {
+		t.Fatalf("add -schemes KMV2: %v %s", err, errb.String())
+	}
+	if v1, v2 := accepts("KMV2ASP00000001"); v1 || !v2 {
+		t.Fatalf("added with -schemes KMV2: accepts KMV1 %t, KMV2 %t", v1, v2)
+	}
+	if err := pw("add", "-file", file, "-id", "KMV1ASP00000001"); err != nil {
+		t.Fatal(err)
+	}
+	if v1, v2 := accepts("KMV1ASP00000001"); !v1 || v2 {
+		t.Fatalf("added without -schemes: accepts KMV1 %t, KMV2 %t, want KMV1 only", v1, v2)
+	}
+	if err := pw("schemes", "-file", file, "-id", "KMV1ASP00000001", "-schemes", "KMV1,KMV2"); err != nil {
+		t.Fatal(err)
+	}
+	if v1, v2 := accepts("KMV1ASP00000001"); !v1 || !v2 {
+		t.Fatalf("migrating: accepts KMV1 %t, KMV2 %t, want both", v1, v2)
+	}
+	if !strings.Contains(out.String(), "KMV1 KMV2") {
+		t.Errorf("schemes printed %q, want the schemes set", out.String())
+	}
+	if err := pw("schemes", "-file", file, "-id", "KMV1ASP00000001", "-schemes", "KMV2"); err != nil {
+		t.Fatal(err)
+	}
+	if v1, v2 := accepts("KMV1ASP00000001"); v1 || !v2 {
+		t.Fatalf("migrated: accepts KMV1 %t, KMV2 %t, want KMV2 only", v1, v2)
+	}
+	if err := pw("schemes", "-file", file, "-id", "KMV2ASP00000001", "-schemes", "KMV1"); err != nil {
+		t.Fatal(err)
+	}
+	if b := readTestFile(t, file); strings.Count(string(b), "tokenSchemes") != 1 {
+		t.Fatalf("a KMV1 ASP is written with tokenSchemes (ingresses before KMV2 refuse unknown fields):\n%s", b)
+	}
+	for _, args := range [][]string{
+		{"schemes", "-file", file, "-id", "KMV1ASP00000001"},                          // no -schemes
+		{"schemes", "-file", file, "-id", "KMNOSUCHASP0001", "-schemes", "KMV2"},      // not registered
+		{"schemes", "-file", file, "-id", "KMV1ASP00000001", "-schemes", "KMV3"},      // unknown
+		{"schemes", "-file", file, "-id", "KMV1ASP00000001", "-schemes", "KMV2,KMV2"}, // twice
+		{"add", "-file", file, "-id", "KMV3ASP00000001", "-schemes", "kmv2"},
+	} {
+		if err := pw(args...); err == nil {
+			t.Errorf("asp %v was accepted", args)
+		}
+	}
+}

@@ -94,7 +94,7 @@ func (c *client) get(cid string) response {
 	if err != nil {
 		c.t.Fatal(err)
 	}
-	kmheader.Set(req.Header, kmheader.SignedHeaders(c.creds, nil, cid, time.Now(), "UTC"))
+	kmheader.Set(req.Header, kmheader.SignedStatusHeaders(c.creds, cid, time.Now(), "UTC"))
 	r, err := c.send(req)
 	if err != nil {
 		c.t.Fatal(err)
@@ -107,7 +107,7 @@ func (c *client) tryGet(cid string) (response, error) {
 	if err != nil {
 		return response{}, err
 	}
-	kmheader.Set(req.Header, kmheader.SignedHeaders(c.creds, nil, cid, time.Now(), "UTC"))
+	kmheader.Set(req.Header, kmheader.SignedStatusHeaders(c.creds, cid, time.Now(), "UTC"))
 	return c.send(req)
 }
 

@@ -327,7 +327,8 @@ func TestProducedMessagesMatchSchemas(t *testing.T) {
 		t.Fatal("asyncapi.yaml: commands and results need a payload schema file, commands and the DLQ a header schema")
 	}
 
-	e := startSandbox(t, nil)
+	// The sandbox ASP migrating to KMV2, so that commands of both schemes are checked.
+	e := startSandbox(t, map[string]string{"PINRESET_ASP_FILE": sandboxRegistryWith(t, pinreset.SchemeKMV1, pinreset.SchemeKMV2)})
 	cl := newClient(t, e)
 	expect := func(what string, r response, code pinreset.Code) {
 		t.Helper()
@@ -336,6 +337,11 @@ func TestProducedMessagesMatchSchemas(t *testing.T) {
 		}
 	}
 	onKafka := map[string]bool{} // correlation ids that must have a command on Kafka
+	kmv2 := *cl
+	kmv2.creds.Scheme = pinreset.SchemeKMV2
+	kmv2CID := kmheader.NewCorrelationID(time.Now(), nil)
+	expect("a KMV2 reset", kmv2.post([]byte(`{"loginId":"mismatch@sandbox.example","newPassword":"703152","isResetPassword":true}`), kmv2CID, nil), pinreset.CodeSuccess)
+	onKafka[kmv2CID] = true
 
 	for _, tc := range []struct {
 		file string
@@ -430,6 +436,9 @@ func TestProducedMessagesMatchSchemas(t *testing.T) {
 				t.Errorf("command %q headers %v do not match asyncapi.yaml: %s", m.Key, hs, explain(err))
 			} else if hs["x-request-id"] != obj["requestId"] {
 				t.Errorf("command %q: header x-request-id %v is not its requestId %v", m.Key, hs["x-request-id"], obj["requestId"])
+			}
+			if auth, ok := obj["auth"]; ok != (string(m.Key) == kmv2CID) || (ok && auth != "KMV2") {
+				t.Errorf("command %q has auth %v: want KMV2 on the KMV2 command only", m.Key, auth)
 			}
 			kind := obj["kind"].(string)
 			if !kinds[kind] {

@@ -12,6 +12,9 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
+
+	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 // Credential is one access key and the secret key that signs tran tokens.
@@ -31,6 +34,32 @@ type ASP struct {
 	// kid they carry. Without one, the ASP cannot send encrypted requests.
 	ClientPublicKey string `json:"clientPublicKey,omitempty"`
 	ClientKeyID     string `json:"clientKeyId,omitempty"`
+	// TokenSchemes are the tran token schemes the ASP's requests may be
+	// signed with: ["KMV1"] (the default when absent, the platform's
+	// token), ["KMV2"] (the whole request bound), or both while the ASP
+	// migrates from one to the other (README, Security).
+	TokenSchemes []pinreset.Scheme `json:"tokenSchemes,omitempty"`
+}
+
+// Schemes returns the tran token schemes a may use: its TokenSchemes, or
+// KMV1 alone when none are listed.
+func (a *ASP) Schemes() []pinreset.Scheme {
+	if len(a.TokenSchemes) == 0 {
+		return []pinreset.Scheme{pinreset.SchemeKMV1}
+	}
+	return a.TokenSchemes
+}
+
+// Accepts reports whether a's requests may be signed under s.
+func (a *ASP) Accepts(s pinreset.Scheme) bool { return slices.Contains(a.Schemes(), s) }
+
+// Preferred is the scheme a client of a should sign with: KMV2 when the
+// ASP may use it, else KMV1.
+func (a *ASP) Preferred() pinreset.Scheme {
+	if a.Accepts(pinreset.SchemeKMV2) {
+		return pinreset.SchemeKMV2
+	}
+	return pinreset.SchemeKMV1
 }
 
 // Registry finds ASPs by id.
@@ -98,6 +127,14 @@ func New(asps []ASP) (*Registry, error) {
 				return nil, fmt.Errorf("asp %s credential #%d: secret key must be at least 32 characters", a.ID, j+1)
 			}
 		}
+		for j, s := range a.TokenSchemes {
+			if !s.Known() {
+				return nil, fmt.Errorf("asp %s: token scheme %q is not KMV1 or KMV2", a.ID, s)
+			}
+			if slices.Contains(a.TokenSchemes[:j], s) {
+				return nil, fmt.Errorf("asp %s: token scheme %s listed twice", a.ID, s)
+			}
+		}
 		r.byID[a.ID] = &a
 	}
 	return r, nil
@@ -116,6 +153,13 @@ func (r *Registry) All() []*ASP {
 func (r *Registry) Lookup(id string) (*ASP, bool) {
 	a, ok := r.byID[id]
 	return a, ok
+}
+
+// Accepts reports whether the requests of the ASP aspID may be signed under
+// s; false for an unknown ASP.
+func (r *Registry) Accepts(aspID string, s pinreset.Scheme) bool {
+	a, ok := r.byID[aspID]
+	return ok && a.Accepts(s)
 }
 
 // dummy stands in for an unknown ASP so that authentication of an unknown ASP

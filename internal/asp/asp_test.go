@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/kmwallet/pinreset/internal/asp"
+	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 const (
@@ -69,6 +70,11 @@ func TestNewValidates(t *testing.T) {
 		{"an empty secret is refused", []asp.ASP{one(aspID, cred(accessA, ""))}, false},
 		{"a bad second credential is refused", []asp.ASP{one(aspID, cred(accessA, secretA), cred(accessB, "short"))}, false},
 		{"a bad ASP after a good one is refused", []asp.ASP{valid, one("short", cred(accessB, secretB))}, false},
+		{"an ASP registered for KMV2 is accepted", []asp.ASP{withSchemes(valid, "KMV2")}, true},
+		{"an ASP migrating between KMV1 and KMV2 is accepted", []asp.ASP{withSchemes(valid, "KMV1", "KMV2")}, true},
+		{"an unknown token scheme is refused", []asp.ASP{withSchemes(valid, "KMV3")}, false},
+		{"a token scheme in lower case is refused", []asp.ASP{withSchemes(valid, "kmv2")}, false},
+		{"a token scheme listed twice is refused", []asp.ASP{withSchemes(valid, "KMV2", "KMV2")}, false},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
@@ -98,6 +104,67 @@ func TestNewValidates(t *testing.T) {
 			}
 		})
 	}
+}
+
+func withSchemes(a asp.ASP, schemes ...pinreset.Scheme) asp.ASP {
+	a.TokenSchemes = schemes
+	return a
+}
+
+func TestTokenSchemes(t *testing.T) {
+	t.Parallel()
+	base := one(aspID, cred(accessA, secretA))
+	for _, tc := range []struct {
+		rule      string
+		schemes   []pinreset.Scheme
+		kmv1      bool
+		kmv2      bool
+		preferred pinreset.Scheme
+	}{
+		{"an ASP that names no scheme uses KMV1, the default", nil, true, false, pinreset.SchemeKMV1},
+		{"an ASP registered for KMV2 may use only KMV2", []pinreset.Scheme{"KMV2"}, false, true, pinreset.SchemeKMV2},
+		{"an ASP registered for KMV1 may use only KMV1", []pinreset.Scheme{"KMV1"}, true, false, pinreset.SchemeKMV1},
+		{"a migrating ASP may use both and signs with KMV2", []pinreset.Scheme{"KMV1", "KMV2"}, true, true, pinreset.SchemeKMV2},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			t.Parallel()
+			r, err := asp.New([]asp.ASP{withSchemes(base, tc.schemes...)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			a, _ := r.Lookup(aspID)
+			if got := r.Accepts(aspID, pinreset.SchemeKMV1); got != tc.kmv1 {
+				t.Errorf("Accepts(KMV1) = %t, want %t", got, tc.kmv1)
+			}
+			if got := r.Accepts(aspID, pinreset.SchemeKMV2); got != tc.kmv2 {
+				t.Errorf("Accepts(KMV2) = %t, want %t", got, tc.kmv2)
+			}
+			if got := a.Preferred(); got != tc.preferred {
+				t.Errorf("Preferred = %s, want %s", got, tc.preferred)
+			}
+			if r.Accepts("ASP999999999999", pinreset.SchemeKMV1) || r.Accepts(aspID, "KMV3") {
+				t.Error("an unknown ASP or scheme is accepted")
+			}
+		})
+	}
+	t.Run("the registry file names the schemes in tokenSchemes", func(t *testing.T) {
+		t.Parallel()
+		in := `{"asps":[{"id":"` + aspID + `","credentials":[{"accessKey":"` + accessA + `","secretKey":"` + secretA + `"}],"tokenSchemes":["KMV1","KMV2"]}]}`
+		f, err := asp.Parse([]byte(in))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if want := []pinreset.Scheme{"KMV1", "KMV2"}; !reflect.DeepEqual(f.ASPs[0].TokenSchemes, want) {
+			t.Fatalf("TokenSchemes = %v, want %v", f.ASPs[0].TokenSchemes, want)
+		}
+		b, err := json.Marshal(asp.File{ASPs: []asp.ASP{base}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(b), "tokenSchemes") {
+			t.Errorf("a KMV1 ASP is written with tokenSchemes: %s (older ingresses would refuse the file)", b)
+		}
+	})
 }
 
 func TestParse(t *testing.T) {

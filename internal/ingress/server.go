@@ -35,12 +35,15 @@ import (
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
-// ResetPath is the route of the API.
-const ResetPath = "/api/v1/user/password/reset"
+// ResetPath is the route of the API (KMV2 tokens sign it, so it is
+// spelled once, in kmheader).
+const ResetPath = kmheader.ResetPath
 
-// Authenticator finds the secret keys of an ASP whose access key matches.
+// Authenticator finds the secret keys of an ASP whose access key matches,
+// and the tran token schemes it may sign with.
 type Authenticator interface {
 	Authenticate(aspID, accessKey string) (secrets [][]byte, ok bool)
+	Accepts(aspID string, scheme pinreset.Scheme) bool
 }
 
 // Decrypter opens JWE request bodies with the server's keys (package jwe).
@@ -215,7 +218,8 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if body, err = s.admit(w, log, hd, body, now); err != nil {
+	scheme, body, err := s.admit(w, r, log, hd, body, now)
+	if err != nil {
 		s.writeError(w, log, err)
 		return
 	}
@@ -230,12 +234,15 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 	}
 
 	cmd := pinreset.NewCommand(hd.CorrelationID, newRequestID(), hd.ASPID, req, now, s.opts.CommandTTL)
+	cmd.Auth = scheme // the worker's replay rule depends on what the token bound
 	s.submit(w, r, log, cmd)
 }
 
 // handleStatus answers GET .../reset/{correlationId}: the outcome of that
 // transaction once known, 202 while it is pending, 404 if there is none. It
-// is authenticated like the POST, with the MAC over the empty body. The
+// is authenticated like the POST; its token signs the path (KMV1) or the
+// canonical request (KMV2), both holding the correlation id, so that the
+// MAC of one status query does not open another transaction's. The
 // ingress never reads the database: the question goes to the worker as a
 // status query keyed by the correlation id, which puts it on the partition of
 // the command it asks about, behind that command.
@@ -256,7 +263,7 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	now := s.now()
-	if _, err := s.admit(w, log, hd, body, now); err != nil {
+	if _, _, err := s.admit(w, r, log, hd, body, now); err != nil {
 		s.writeError(w, log, err)
 		return
 	}
@@ -369,67 +376,83 @@ func (s *Server) sealResponses(w http.ResponseWriter, hd kmheader.Headers) error
 }
 
 // admit authenticates a request and, when it is encrypted, arranges for its
-// answers to be encrypted and returns its decrypted body (an empty body, as
-// a GET's, stays empty). The MAC covers the bytes sent, the JWE; the rules
-// after this apply to what it holds.
-func (s *Server) admit(w http.ResponseWriter, log *zap.Logger, hd kmheader.Headers, body []byte, now time.Time) ([]byte, error) {
-	if err := s.authenticate(log, hd, body, now); err != nil {
-		return nil, err
+// answers to be encrypted and returns the scheme of its token and its
+// decrypted body (an empty body, as a GET's, stays empty). The MAC covers
+// the bytes sent, the JWE; the rules after this apply to what it holds.
+func (s *Server) admit(w http.ResponseWriter, r *http.Request, log *zap.Logger, hd kmheader.Headers, body []byte, now time.Time) (pinreset.Scheme, []byte, error) {
+	// The path as sent, percent-encoding kept: what the client signed.
+	req := kmheader.Request{Method: r.Method, Path: r.URL.EscapedPath(), Headers: hd, Body: body}
+	scheme, err := s.authenticate(log, req, now)
+	if err != nil {
+		return "", nil, err
 	}
 	if hd.CryptoKeyID == "" {
-		return body, nil
+		return scheme, body, nil
 	}
 	if err := s.sealResponses(w, hd); err != nil {
-		return nil, err
+		return "", nil, err
 	}
 	if len(body) == 0 {
-		return body, nil
+		return scheme, body, nil
 	}
 	plain, err := s.opts.JWE.Decrypt(hd.CryptoKeyID, body)
 	if err != nil {
 		log.Info("undecryptable body", zap.Error(err))
-		return nil, err
+		return "", nil, err
 	}
-	return plain, nil
+	return scheme, plain, nil
 }
 
-// authenticate checks the ASP, its access key, the token's MAC over the raw
-// body and the freshness of both times. Any failure is the one 401 code;
-// which part failed goes to the log only.
-func (s *Server) authenticate(log *zap.Logger, hd kmheader.Headers, body []byte, now time.Time) error {
-	if err := s.checkAuth(hd, body, now); err != nil {
-		log.Info("authentication failed", zap.String("asp_id", hd.ASPID), zap.String("reason", err.Error()))
-		return pinreset.Errorf(pinreset.CodeUnauthorized, "")
+// authenticate checks the ASP, its access key, the token's MAC over what
+// its scheme signs (kmheader.SignedContent), that the ASP may use that
+// scheme, and the freshness of both times; it returns the scheme. Any
+// failure is the one 401 code; which part failed goes to the log only.
+func (s *Server) authenticate(log *zap.Logger, req kmheader.Request, now time.Time) (pinreset.Scheme, error) {
+	scheme, err := s.checkAuth(req, now)
+	if err != nil {
+		log.Info("authentication failed", zap.String("asp_id", req.Headers.ASPID), zap.String("reason", err.Error()))
+		return "", pinreset.Errorf(pinreset.CodeUnauthorized, "")
 	}
-	return nil
+	if s.metrics != nil {
+		s.metrics.Authenticated.WithLabelValues(req.Headers.ASPID, string(scheme)).Inc()
+	}
+	return scheme, nil
 }
 
-func (s *Server) checkAuth(hd kmheader.Headers, body []byte, now time.Time) error {
+func (s *Server) checkAuth(req kmheader.Request, now time.Time) (pinreset.Scheme, error) {
+	hd := req.Headers
 	secrets, ok := s.auth.Authenticate(hd.ASPID, hd.AccessKey)
 	tok, err := kmheader.ParseToken(hd.TranToken)
 	if err != nil {
-		return errors.New("token unparsable")
+		return "", errors.New("token unparsable")
 	}
 	// The MAC is computed even for an unknown ASP or a wrong access key,
 	// against a dummy secret, so that every failure costs the same.
 	if !ok {
 		secrets = [][]byte{make([]byte, 32)}
 	}
-	macOK := kmheader.VerifyMAC(tok, body, secrets...)
+	macOK := kmheader.Verify(tok, req, secrets...)
 	switch {
 	case !ok:
-		return errors.New("unknown asp or wrong access key")
+		return "", errors.New("unknown asp or wrong access key")
 	case !macOK:
-		return errors.New("bad mac")
+		return "", errors.New("bad mac")
+	case !s.auth.Accepts(hd.ASPID, tok.Scheme):
+		// During a migration the registry lists both; after it, a KMV1
+		// token of a KMV2 ASP is refused, or its replays would be open.
+		return "", fmt.Errorf("scheme %s not registered for the asp", tok.Scheme)
 	}
 	tranTime, tokenTime, err := hd.Times()
 	if err != nil {
-		return fmt.Errorf("times: %w", err)
+		return "", fmt.Errorf("times: %w", err)
 	}
+	// For KMV2 this is the replay rule: the times are signed, so a capture
+	// resent outside the window is refused here, and inside it carries its
+	// own correlation id, whose outcome is answered, never applied again.
 	if err := kmheader.CheckFresh(tranTime, tokenTime, now, s.opts.TranWindow); err != nil {
-		return errors.New("stale or future tran time")
+		return "", errors.New("stale or future tran time")
 	}
-	return nil
+	return tok.Scheme, nil
 }
 
 func isJSON(contentType string) bool {

@@ -80,7 +80,13 @@ type fixture struct {
 
 func newFixture(t *testing.T, answer func(pinreset.Command) pinreset.Code) *fixture {
 	t.Helper()
-	reg, err := asp.New([]asp.ASP{{ID: testASP, Credentials: []asp.Credential{{AccessKey: testAccess, SecretKey: testSecret}}}})
+	return newFixtureOf(t, answer)
+}
+
+// newFixtureOf is newFixture with the ASPs extra registered besides testASP.
+func newFixtureOf(t *testing.T, answer func(pinreset.Command) pinreset.Code, extra ...asp.ASP) *fixture {
+	t.Helper()
+	reg, err := asp.New(append([]asp.ASP{{ID: testASP, Credentials: []asp.Credential{{AccessKey: testAccess, SecretKey: testSecret}}}}, extra...))
 	if err != nil {
 		t.Fatal(err)
 	}

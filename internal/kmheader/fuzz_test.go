@@ -90,6 +90,7 @@ func FuzzParseToken(f *testing.F) {
 	f.Add("KMV1:00000101000000000:" + base64.StdEncoding.EncodeToString(make([]byte, 31)))
 	f.Add("KMV1:99991231235959999:" + strings.Repeat("/", 43) + "=")
 	f.Add("KMV1::")
+	f.Add("KMV2:20260101093000123:d2zGihToqPmgn91W7ariBHWJMKTfv7ujlU9yTmPehBI=")
 	f.Add("")
 
 	f.Fuzz(func(t *testing.T, s string) {
@@ -104,7 +105,7 @@ func FuzzParseToken(f *testing.F) {
 		if len(tok.MAC) != 32 {
 			t.Fatalf("accepted a MAC of %d bytes", len(tok.MAC))
 		}
-		if canon := "KMV1:" + tok.Time + ":" + base64.StdEncoding.EncodeToString(tok.MAC); canon != s {
+		if canon := string(tok.Scheme) + ":" + tok.Time + ":" + base64.StdEncoding.EncodeToString(tok.MAC); canon != s {
 			t.Fatalf("accepted %q, whose canonical spelling is %q", s, canon)
 		}
 

@@ -1,6 +1,7 @@
 // Package kmheader reads and checks the X-KM request headers of the public API
-// (SPEC section 2) and makes and verifies the KMV1 tran token, the HMAC that
-// binds a request body to the ASP's secret key.
+// (SPEC section 2) and makes and verifies the tran token, the HMAC under the
+// ASP's secret key: KMV1 binds the body (the path for a status GET), KMV2 the
+// whole request (see Canonical).
 package kmheader
 
 import (
@@ -49,12 +50,12 @@ const (
 	tranTimeLayout    = "20060102150405"
 )
 
-// The KMV1 tran token: "KMV1:<16 or 17 digits>:<base64 of a 32-byte MAC>".
+// The tran token: "<scheme>:<16 or 17 digits>:<base64 of a 32-byte MAC>",
+// the scheme KMV1 or KMV2.
 const (
-	tokenPrefix = "KMV1:"
-	macLen      = sha256.Size                                   // HMAC-SHA256
-	macB64Len   = (macLen + 2) / 3 * 4                          // 44, padded std base64
-	correlHex   = correlationIDLen - len(correlationLayout) - 1 // 7
+	macLen    = sha256.Size                                   // HMAC-SHA256
+	macB64Len = (macLen + 2) / 3 * 4                          // 44, padded std base64
+	correlHex = correlationIDLen - len(correlationLayout) - 1 // 7
 )
 
 // DefaultWindow is the freshness window SPEC section 2 gives as the default:
@@ -221,26 +222,30 @@ func NewCorrelationID(now time.Time, random io.Reader) string {
 	return now.Format(correlationLayout) + "-" + hex.EncodeToString(b[:])[:correlHex]
 }
 
-// Token is a parsed KMV1 tran token.
+// Token is a parsed tran token.
 type Token struct {
+	// Scheme is KMV1 or KMV2, the token's prefix: it says what the MAC
+	// covers (SignedContent).
+	Scheme pinreset.Scheme
 	// Time is the request time as sent: 16 digits (yyyyMMddHHmmssSS,
 	// centiseconds) or 17 (yyyyMMddHHmmssSSS, milliseconds), in the zone of
 	// X-KM-Time-Zone.
 	Time string
-	// MAC is HMAC-SHA256(ASP secret key, raw body), 32 bytes.
+	// MAC is HMAC-SHA256(ASP secret key, SignedContent), 32 bytes.
 	MAC []byte
 }
 
-// ParseToken parses a tran token "KMV1:<time>:<mac>". Only the canonical form
-// is accepted: the exact prefix, a valid 16 or 17 digit time, and exactly 44
-// characters of padded standard base64 that decode strictly to 32 bytes (the
-// base64 decoder alone would skip line breaks and accept non-zero padding
-// bits, letting one MAC have several spellings). Any failure is
-// CodeInvalidInput for X-KM-Tran-Token.
+// ParseToken parses a tran token "KMV1:<time>:<mac>" or "KMV2:<time>:<mac>".
+// Only the canonical form is accepted: the exact prefix, a valid 16 or 17
+// digit time, and exactly 44 characters of padded standard base64 that
+// decode strictly to 32 bytes (the base64 decoder alone would skip line
+// breaks and accept non-zero padding bits, letting one MAC have several
+// spellings). Any failure is CodeInvalidInput for X-KM-Tran-Token. Whether
+// the ASP may use the scheme is the caller's question.
 func ParseToken(s string) (Token, error) {
 	bad := pinreset.Errorf(pinreset.CodeInvalidInput, HeaderTranToken)
-	rest, ok := strings.CutPrefix(s, tokenPrefix)
-	if !ok {
+	scheme, rest, ok := strings.Cut(s, ":")
+	if !ok || !pinreset.Scheme(scheme).Known() {
 		return Token{}, bad
 	}
 	ts, mac, ok := strings.Cut(rest, ":")
@@ -257,19 +262,26 @@ func ParseToken(s string) (Token, error) {
 	if err != nil || len(sum) != macLen {
 		return Token{}, bad
 	}
-	return Token{Time: ts, MAC: sum}, nil
+	return Token{Scheme: pinreset.Scheme(scheme), Time: ts, MAC: sum}, nil
 }
 
-// Sign returns the tran token for body: "KMV1:<t in loc as
+// Sign returns the KMV1 tran token for body: "KMV1:<t in loc as
 // yyyyMMddHHmmssSSS>:<base64 of HMAC-SHA256(secret, body)>". The time is
 // truncated to the millisecond. A nil loc means UTC. t must lie in the years
-// 0000 to 9999, the only ones the token can spell.
+// 0000 to 9999, the only ones the token can spell. SignToken signs a whole
+// request under either scheme.
 func Sign(secret []byte, body []byte, t time.Time, loc *time.Location) string {
+	stamp := TokenTime(t, loc)
+	return string(pinreset.SchemeKMV1) + ":" + stamp + ":" + base64.StdEncoding.EncodeToString(mac(secret, body))
+}
+
+// TokenTime spells t in loc (nil: UTC) as a token time, 17 digits
+// yyyyMMddHHmmssSSS, truncated to the millisecond.
+func TokenTime(t time.Time, loc *time.Location) string {
 	if loc == nil {
 		loc = time.UTC // Time.In panics on nil
 	}
-	stamp := strings.Replace(t.In(loc).Format(tranTimeLayout+".000"), ".", "", 1)
-	return tokenPrefix + stamp + ":" + base64.StdEncoding.EncodeToString(mac(secret, body))
+	return strings.Replace(t.In(loc).Format(tranTimeLayout+".000"), ".", "", 1)
 }
 
 // VerifyMAC reports whether tok's MAC is HMAC-SHA256(secret, body) for any of

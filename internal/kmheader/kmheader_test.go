@@ -147,7 +147,7 @@ func TestParseRules(t *testing.T) {
 		{"Crypto-Key-Id is letters digits _ -", kmheader.HeaderCryptoKeyID, ck, strings.Repeat("k", 31) + "/", format},
 
 		{"Tran-Token is required", kmheader.HeaderTranToken, tok, "", missing},
-		{"Tran-Token starts KMV1:", kmheader.HeaderTranToken, tok, "KMV2:20240229153045123:" + mac, format},
+		{"Tran-Token starts KMV1: or KMV2:", kmheader.HeaderTranToken, tok, "KMV3:20240229153045123:" + mac, format},
 		{"Tran-Token prefix is upper case", kmheader.HeaderTranToken, tok, "kmv1:20240229153045123:" + mac, format},
 		{"Tran-Token time is not 15 digits", kmheader.HeaderTranToken, tok, "KMV1:202402291530451:" + mac, format},
 		{"Tran-Token time is not 18 digits", kmheader.HeaderTranToken, tok, "KMV1:202402291530451234:" + mac, format},
@@ -281,6 +281,12 @@ func TestParseToken(t *testing.T) {
 		{"no empty token", "", false},
 		{"no prefix alone", "KMV1:", false},
 		{"no leading space", " KMV1:20240229153045123:" + b64, false},
+		{"KMV2, 17-digit time", "KMV2:20240229153045123:" + b64, true},
+		{"KMV2, 16-digit time", "KMV2:2024022915304512:" + b64, true},
+		{"no unknown scheme", "KMV3:20240229153045123:" + b64, false},
+		{"no lower-case scheme", "kmv2:20240229153045123:" + b64, false},
+		{"no empty scheme", ":20240229153045123:" + b64, false},
+		{"no KMV2 with a bad time", "KMV2:20240230153045123:" + b64, false},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			tok, err := kmheader.ParseToken(tc.in)
@@ -293,6 +299,9 @@ func TestParseToken(t *testing.T) {
 			}
 			if !bytes.Equal(tok.MAC, mac) {
 				t.Fatalf("MAC = %x, want %x", tok.MAC, mac)
+			}
+			if want := pinreset.Scheme(tc.in[:4]); tok.Scheme != want {
+				t.Fatalf("Scheme = %q, want %q", tok.Scheme, want)
 			}
 		})
 	}

@@ -19,6 +19,10 @@ type Ingress struct {
 	Waiting         prometheus.GaugeFunc     // requests waiting for their result
 	Published       *prometheus.CounterVec   // commands published, by kind and result (ok, error)
 	Shed            *prometheus.CounterVec   // requests refused with 503 before publishing, by reason (backlog, max_in_flight)
+	// Authenticated counts authenticated requests by ASP and tran token
+	// scheme: a migration to KMV2 is over when an ASP's KMV1 count stops.
+	// The ASP label is bounded by the registry (only authenticated ids).
+	Authenticated *prometheus.CounterVec
 }
 
 // Worker are the worker's metrics.
@@ -63,11 +67,14 @@ func NewIngress(reg prometheus.Registerer, waiting func() float64) *Ingress {
 			Name: "pinreset_ingress_shed_total", Help: "Requests refused with 503 before publishing, by reason (backlog, max_in_flight).",
 		}, []string{"reason"}),
 	}
+	m.Authenticated = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Name: "pinreset_authenticated_total", Help: "Authenticated requests by ASP and tran token scheme (KMV1, KMV2).",
+	}, []string{"asp", "scheme"})
 	// Both reasons exist from the start, at 0, so that a rate() over them
 	// is defined before the first refusal.
 	m.Shed.WithLabelValues("backlog")
 	m.Shed.WithLabelValues("max_in_flight")
-	reg.MustRegister(m.Requests, m.RequestDuration, m.Waiting, m.Published, m.Shed)
+	reg.MustRegister(m.Requests, m.RequestDuration, m.Waiting, m.Published, m.Shed, m.Authenticated)
 	return m
 }
 

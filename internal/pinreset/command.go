@@ -41,6 +41,9 @@ type Command struct {
 	// the worker before deciding. A wrong PIN tried again (a replayed
 	// request) is not counted twice toward the lock. Empty: always counted.
 	AttemptKey string
+	// Auth is the tran token scheme that authenticated the request (empty
+	// means SchemeKMV1). The worker skips the content replay rule for KMV2.
+	Auth Scheme
 }
 
 // NewCommand builds the command for an accepted request.

@@ -57,6 +57,9 @@ type command struct {
 	AcceptedAt    time.Time      `json:"acceptedAt"`
 	ExpiresAt     time.Time      `json:"expiresAt"`
 	Sealed        *seal.Envelope `json:"sealed,omitempty"` // absent for a status query
+	// Auth is written only for KMV2 ("KMV2"); absent means KMV1, so that
+	// a KMV1 command is byte for byte what older workers read.
+	Auth pinreset.Scheme `json:"auth,omitempty"`
 }
 
 // HeaderRequestID carries the command's request id as a Kafka header too, so
@@ -99,6 +102,7 @@ func (m *command) associatedData() []byte {
 		{"kind", string(m.Kind)},
 		{"acceptedAt", stamp(m.AcceptedAt)},
 		{"expiresAt", stamp(m.ExpiresAt)},
+		{"auth", string(m.Auth)},
 		// A new clear field goes here, one line.
 	} {
 		b = appendField(appendField(b, f.name), f.value)
@@ -122,6 +126,9 @@ func EncodeCommand(c pinreset.Command, s Sealer) ([]byte, error) {
 	m := command{
 		V: CommandVersion, CorrelationID: c.CorrelationID, RequestID: c.RequestID, ASPID: c.ASPID, Kind: c.Kind,
 		AcceptedAt: c.AcceptedAt, ExpiresAt: c.ExpiresAt,
+	}
+	if c.Auth == pinreset.SchemeKMV2 {
+		m.Auth = c.Auth
 	}
 	if c.Kind != pinreset.KindStatus {
 		env, err := sealSecrets(c, m.associatedData(), s)
@@ -179,10 +186,12 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 		return pinreset.Command{}, fmt.Errorf("%w: no acceptedAt or expiresAt", ErrPoison)
 	case len(m.RequestID) > 64:
 		return pinreset.Command{}, fmt.Errorf("%w: requestId too long", ErrPoison)
+	case m.Auth != "" && !m.Auth.Known():
+		return pinreset.Command{}, fmt.Errorf("%w: auth %q", ErrPoison, m.Auth)
 	}
 	c := pinreset.Command{
 		CorrelationID: m.CorrelationID, RequestID: m.RequestID, ASPID: m.ASPID, Kind: m.Kind,
-		AcceptedAt: m.AcceptedAt, ExpiresAt: m.ExpiresAt,
+		AcceptedAt: m.AcceptedAt, ExpiresAt: m.ExpiresAt, Auth: m.Auth, // "" is KMV1
 	}
 	if m.Kind == pinreset.KindStatus {
 		if m.Sealed != nil {

@@ -70,8 +70,8 @@ func sameCommand(a, b pinreset.Command) bool {
 
 // fields shows every field of c, which its redacting String hides.
 func fields(c pinreset.Command) string {
-	return fmt.Sprintf("{%q %q %q %q %q %q %q %q %v %v}", c.CorrelationID, c.RequestID, c.ASPID, c.Kind,
-		c.LoginID, c.CI, c.CurrentPIN, c.NewPIN, c.AcceptedAt, c.ExpiresAt)
+	return fmt.Sprintf("{%q %q %q %q %q %q %q %q %v %v %q}", c.CorrelationID, c.RequestID, c.ASPID, c.Kind,
+		c.LoginID, c.CI, c.CurrentPIN, c.NewPIN, c.AcceptedAt, c.ExpiresAt, c.Auth)
 }
 
 func encode(t testing.TB, c pinreset.Command, s wire.Sealer) []byte {
@@ -165,6 +165,7 @@ func TestCommandRoundTrip(t *testing.T) {
 			return c
 		}()},
 		{"a status query reads back equal", pinreset.NewStatusQuery(testCorrID, "req-0003", testASPID, testAccepted, time.Minute)},
+		{"a command authenticated by KMV2 reads back equal", func() pinreset.Command { c := resetCommand(); c.Auth = pinreset.SchemeKMV2; return c }()},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
@@ -185,6 +186,25 @@ func TestCommandRoundTrip(t *testing.T) {
 		got, err := wire.DecodeCommand([]byte(testCorrID), b, rotated)
 		if err != nil || !sameCommand(got, changeCommand()) {
 			t.Errorf("DecodeCommand after rotation = %s, %v", fields(got), err)
+		}
+	})
+	t.Run("a KMV1 command is written without auth, as before KMV2", func(t *testing.T) {
+		t.Parallel()
+		for _, scheme := range []pinreset.Scheme{"", pinreset.SchemeKMV1} {
+			c := changeCommand()
+			c.Auth = scheme
+			b := encode(t, c, ring)
+			if bytes.Contains(b, []byte(`"auth"`)) {
+				t.Errorf("a %q command is written with auth (older workers refuse unknown fields): %s", scheme, b)
+			}
+			if got, err := wire.DecodeCommand([]byte(testCorrID), b, ring); err != nil || got.Auth == pinreset.SchemeKMV2 {
+				t.Errorf("a %q command reads back as %q, %v", scheme, got.Auth, err)
+			}
+		}
+		c := changeCommand()
+		c.Auth = pinreset.SchemeKMV2
+		if b := encode(t, c, ring); !bytes.Contains(b, []byte(`"auth":"KMV2"`)) {
+			t.Errorf("a KMV2 command is written without auth: %s", b)
 		}
 	})
 	t.Run("a status query carries no sealed part", func(t *testing.T) {
@@ -244,6 +264,14 @@ func TestHandAssembledCommandDecodes(t *testing.T) {
 			plain: validPlain,
 			edits: map[string]any{"requestId": strings.Repeat("r", 64)},
 			want:  func(c *pinreset.Command) { c.RequestID = strings.Repeat("r", 64) }},
+		{rule: "auth KMV2 is read",
+			plain: validPlain,
+			edits: map[string]any{"auth": "KMV2"},
+			want:  func(c *pinreset.Command) { c.Auth = pinreset.SchemeKMV2 }},
+		{rule: "auth KMV1 is read",
+			plain: validPlain,
+			edits: map[string]any{"auth": "KMV1"},
+			want:  func(c *pinreset.Command) { c.Auth = pinreset.SchemeKMV1 }},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
@@ -306,6 +334,9 @@ func TestDecodeCommandRefusesBadFormat(t *testing.T) {
 		{rule: "a change with a null sealed part is refused", key: testCorrID, edits: map[string]any{"sealed": nil}},
 		{rule: "a reset without a sealed part is refused", key: testCorrID, edits: map[string]any{"kind": "reset", "sealed": omit}},
 		{rule: "a status query with a sealed part is refused", key: testCorrID, edits: map[string]any{"kind": "status"}},
+		{rule: "an unknown auth scheme is refused", key: testCorrID, edits: map[string]any{"auth": "KMV3"}},
+		{rule: "auth schemes are case sensitive", key: testCorrID, edits: map[string]any{"auth": "kmv2"}},
+		{rule: "an auth that is not a string is refused", key: testCorrID, edits: map[string]any{"auth": 2}},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
@@ -639,6 +670,7 @@ func TestTamperedClearFieldIsRefused(t *testing.T) {
 		"kind":          {"a change turned into a reset does not open", "reset", testCorrID},
 		"acceptedAt":    {"a command with another acceptance time does not open", "2026-03-01T12:00:01.5Z", testCorrID},
 		"expiresAt":     {"a command with its expiry extended does not open", "2026-03-01T13:02:00.5Z", testCorrID},
+		"auth":          {"a KMV1 command relabelled KMV2 (lifting the replay rule) does not open", "KMV2", testCorrID},
 	}
 	clearFields := wire.ClearFields()
 	if len(clearFields) < len(tampered) {

@@ -231,7 +231,14 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	// is refused under any other correlation id within the replay window.
 	// A wrong PIN sent again is not counted again (AttemptKey); any other
 	// refusal changed nothing and may be retried.
-	prev, prevAt, err := p.Contents.FindContent(ctx, cmd.ASPID, fp)
+	// KMV2 binds the correlation id and the times: its replay is stale (401
+	// at the ingress) or has this correlation id (answered above), so the
+	// rule is skipped and a member may set an earlier PIN again.
+	kmv2 := cmd.Auth == pinreset.SchemeKMV2
+	prev, prevAt, err := "", time.Time{}, error(mongostore.ErrNotFound)
+	if !kmv2 {
+		prev, prevAt, err = p.Contents.FindContent(ctx, cmd.ASPID, fp)
+	}
 	switch {
 	case err == nil && prev != cmd.CorrelationID && now.Sub(prevAt) < window:
 		how = "replay"
@@ -248,7 +255,7 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		if res, o.events, err = p.decide(ctx, cmd); err != nil {
 			return pinreset.Result{}, "", owed{}, err
 		}
-		if res.Code == pinreset.CodeSuccess {
+		if res.Code == pinreset.CodeSuccess && !kmv2 {
 			// A crash before this line leaves the replay window open for this
 			// content until it is redelivered, which records it.
 			if err := p.Contents.RecordContent(ctx, cmd.ASPID, fp, cmd.CorrelationID, now); err != nil {
