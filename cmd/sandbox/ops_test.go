@@ -31,7 +31,6 @@ func TestMetrics(t *testing.T) {
 	c.post([]byte(`{"loginId":"x"}`), "", nil) // a 400 before Kafka
 
 	_, ingress := httpGet(t, "http://"+ingressAdmin+"/metrics")
-	_, worker := httpGet(t, "http://"+workerAdmin+"/metrics")
 	for _, want := range []string{
 		`pinreset_http_requests_total{code="000_000",route="POST /api/v1/user/password/reset",status="200"} 1`,
 		`pinreset_http_requests_total{code="001_006",route="POST /api/v1/user/password/reset",status="400"} 1`,
@@ -44,14 +43,33 @@ func TestMetrics(t *testing.T) {
 			t.Errorf("ingress /metrics lacks %s", want)
 		}
 	}
-	for _, want := range []string{
+	// The worker counts an outcome after publishing its result, and reads
+	// the lag from the broker every 10 s: poll for a while.
+	workerWants := []string{
 		`pinreset_outcomes_total{code="000_000",how="decided",kind="change"} 1`,
 		`pinreset_outcomes_total{code="001_006",how="decided",kind="change"} 1`,
 		`pinreset_command_age_seconds_count 2`,
-		`pinreset_consumer_lag `,
+		`pinreset_consumer_lag{partition="0",topic="password.commands"} `,
+		`pinreset_consumer_lag{partition="0",topic="password.commands.retry"} 0`,
 		`pinreset_hash_duration_seconds_count 2`, // verify the old PIN, hash the new one
 		`pinreset_dead_lettered_total 0`,
-	} {
+	}
+	var worker string
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		_, worker = httpGet(t, "http://"+workerAdmin+"/metrics")
+		missing := 0
+		for _, want := range workerWants {
+			if !strings.Contains(worker, want) {
+				missing++
+			}
+		}
+		if missing == 0 || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+	for _, want := range workerWants {
 		if !strings.Contains(worker, want) {
 			t.Errorf("worker /metrics lacks %s", want)
 		}
