@@ -21,7 +21,7 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	brokers := fs.String("brokers", envOr("PINRESET_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap brokers, comma-separated")
 	partitions := fs.Int("partitions", 12, "partitions of password.commands, .retry, .results and .events (the DLQ gets 1)")
 	replication := fs.Int("replication", 3, "replication factor of every topic")
-	minInSync := fs.Int("min-insync", 2, "min.insync.replicas of every topic (with acks=all, a write needs that many replicas)")
+	minInSync := fs.Int("min-insync", 0, "min.insync.replicas of every topic (with acks=all, a write needs that many replicas); default 2, or the replication factor if smaller")
 	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: PINRESET_MONGO_URI, else mongodb://127.0.0.1:27017/)")
 	db := fs.String("db", envOr("PINRESET_MONGO_DATABASE", "pinreset"), "database name")
 	if err := fs.Parse(args); err != nil {
@@ -29,6 +29,9 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	}
 	if *mongoURI == "" {
 		*mongoURI = envOr("PINRESET_MONGO_URI", "mongodb://127.0.0.1:27017/")
+	}
+	if *minInSync == 0 {
+		*minInSync = min(2, *replication)
 	}
 	if *partitions < 1 || *replication < 1 || *minInSync < 1 || *minInSync > *replication {
 		return fmt.Errorf("-partitions, -replication and -min-insync must be at least 1, and -min-insync at most -replication")
