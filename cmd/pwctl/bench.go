@@ -323,8 +323,6 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 type workerHasher interface {
 	Hash(pin string) (string, error)
 	Verify(pin, encoded string) (bool, bool, error)
-	Fingerprint(content []byte) (string, error)
-	SameFingerprint(fp string, content []byte) (bool, error)
 }
 
 func (b *bench) getenv(over map[string]string) func(string) string {
@@ -401,8 +399,12 @@ func (b *bench) coreRPS(ctx context.Context, store *mongostore.Store, over map[s
 	if err != nil {
 		return 0, err
 	}
+	fp, err := worker.NewFingerprinter(cfg)
+	if err != nil {
+		return 0, err
+	}
 	p := &worker.Processor{Members: store, Outcomes: store, Audit: audit.New(store.Database()), Contents: store,
-		Fingerprinter: h, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency), Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
+		Fingerprinter: fp, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency), Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
 		Log: zap.NewNop(), WorkerID: "bench"}
 	workers := runtime.NumCPU()
 	var done atomic.Int64

@@ -109,6 +109,13 @@ type Worker struct {
 	// Peppers: PINRESET_PEPPERS (or _FILE), comma-separated "id:base64(>=16
 	// bytes)"; the first hashes new PINs, all verify. Required.
 	Peppers []string
+	// FingerprintKeys: PINRESET_FINGERPRINT_KEYS (or _FILE), comma-separated
+	// "id:base64(>=16 bytes, 32 recommended)"; the first makes new
+	// fingerprints of request content (outcome, replay claim, wrong
+	// attempts, audit login hash), all verify. Apart from the peppers so
+	// that the two rotate apart and a leak of one does not give the other's
+	// secrets. Required.
+	FingerprintKeys []string
 	// Argon2MemoryKiB: PINRESET_ARGON2_MEMORY_KIB. Default 19456 (19 MiB, OWASP).
 	Argon2MemoryKiB uint32
 	// Argon2Time: PINRESET_ARGON2_TIME, iterations. Default 2.
@@ -347,6 +354,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		MongoURI:         e.secret("PINRESET_MONGO_URI"),
 		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", "pinreset"),
 		Peppers:          e.list("PINRESET_PEPPERS", true, ""),
+		FingerprintKeys:  e.list("PINRESET_FINGERPRINT_KEYS", true, ""),
 		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
 		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),
 		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 1, 255)),
@@ -367,6 +375,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		c.MongoURI = "mongodb://127.0.0.1:27017/"
 	}
 	e.required("PINRESET_PEPPERS", c.Peppers)
+	e.required("PINRESET_FINGERPRINT_KEYS", c.FingerprintKeys)
 	return c, errors.Join(e.errs...)
 }
 

@@ -47,6 +47,7 @@ var Settings = []Setting{
 	{"PINRESET_MONGO_URI", "worker", true, "mongodb://127.0.0.1:27017/", "MongoDB connection string (a replica set in production)"},
 	{"PINRESET_MONGO_DATABASE", "worker", false, "pinreset", "database name"},
 	{"PINRESET_PEPPERS", "worker", true, "required", "comma-separated id:base64(>=16 bytes); the first peppers new hashes, all verify"},
+	{"PINRESET_FINGERPRINT_KEYS", "worker", true, "required", "comma-separated id:base64(>=16 bytes, 32 recommended); the first keys new fingerprints of request content (outcome, replay claim, wrong attempts, audit login hash), all verify"},
 	{"PINRESET_ARGON2_MEMORY_KIB", "worker", false, "19456", "argon2id memory (19 MiB, OWASP)"},
 	{"PINRESET_ARGON2_TIME", "worker", false, "2", "argon2id iterations"},
 	{"PINRESET_ARGON2_THREADS", "worker", false, "1", "argon2id lanes"},

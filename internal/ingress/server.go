@@ -452,7 +452,8 @@ func StatusOf(c pinreset.Code) int {
 		return http.StatusAccepted
 	case pinreset.CodeInvalidInput, pinreset.CodeMissing, pinreset.CodeLength,
 		pinreset.CodeUserNotFound, pinreset.CodeInvalidUserInfo, pinreset.CodeSamePIN,
-		pinreset.CodeWeakPIN, pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable:
+		pinreset.CodeWeakPIN, pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable,
+		pinreset.CodeAttemptsExceeded:
 		return http.StatusBadRequest
 	case pinreset.CodeUnauthorized:
 		return http.StatusUnauthorized
@@ -468,8 +469,8 @@ func StatusOf(c pinreset.Code) int {
 		return http.StatusUnsupportedMediaType
 	case pinreset.CodeRejected:
 		return http.StatusUnprocessableEntity
-	case pinreset.CodePINLocked:
-		return http.StatusLocked
+	case pinreset.CodeTooManyRequests:
+		return http.StatusTooManyRequests
 	case pinreset.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:

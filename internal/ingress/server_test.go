@@ -263,7 +263,7 @@ func TestAuthenticationFailuresAreOne401(t *testing.T) {
 func TestOutcomes(t *testing.T) {
 	t.Run("each result code becomes its status", func(t *testing.T) {
 		for _, code := range []pinreset.Code{pinreset.CodeSuccess, pinreset.CodeUserNotFound, pinreset.CodeSamePIN,
-			pinreset.CodeInvalidUserInfo, pinreset.CodePINLocked, pinreset.CodeExpired, pinreset.CodeRejected} {
+			pinreset.CodeInvalidUserInfo, pinreset.CodeAttemptsExceeded, pinreset.CodeExpired, pinreset.CodeRejected} {
 			f := newFixture(t, always(code))
 			w, b := f.do(t, request(goodBody, nil))
 			if w.Code != StatusOf(code) || b.Code != code || b.Message != code.Message() {

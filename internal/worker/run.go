@@ -39,6 +39,12 @@ func NewHasher(cfg config.Worker) (*pinhash.Hasher, error) {
 	return h, nil
 }
 
+// NewFingerprinter builds the fingerprinter of request content from the
+// worker settings (PINRESET_FINGERPRINT_KEYS).
+func NewFingerprinter(cfg config.Worker) (*pinhash.Fingerprinter, error) {
+	return pinhash.ParseFingerprintKeys("PINRESET_FINGERPRINT_KEYS", cfg.FingerprintKeys)
+}
+
 // Run runs a worker until ctx ends, then finishes the commands in hand,
 // commits them and returns. Shutdown order: stop fetching, drain and commit,
 // leave the consumer group, flush the producer, disconnect the database.
@@ -48,6 +54,10 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		return err
 	}
 	hasher, err := NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	fingerprints, err := NewFingerprinter(cfg)
 	if err != nil {
 		return err
 	}
@@ -81,7 +91,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	rules := pinreset.DefaultRules()
 	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
 	proc := &Processor{
-		Members: store, Outcomes: store, Audit: trail, Contents: store, Fingerprinter: hasher, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
+		Members: store, Outcomes: store, Audit: trail, Contents: store, Fingerprinter: fingerprints, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
