@@ -96,6 +96,37 @@ type Ingress struct {
 	// ShutdownTimeout: PINRESET_SHUTDOWN_TIMEOUT, how long in-flight requests
 	// may take to finish on SIGTERM. Default 15s.
 	ShutdownTimeout time.Duration
+	// MemberRate: PINRESET_MEMBER_RATE, the token bucket of one member
+	// (ASP and loginId) on one ingress: "<n>/<duration>" holds n commands
+	// and refills at n per duration; past it 429 000_429 with Retry-After,
+	// before anything is published. "off" disables it. Default 10/1m: a
+	// member retrying by hand never meets it, a script hammering one member
+	// (guessing, or replaying captures) does.
+	MemberRate Rate
+	// ASPRate: PINRESET_ASP_RATE, the token bucket of one ASP on one
+	// ingress, the same form. Default 1000/10s (100 commands a second,
+	// bursts of 1000): above what the default workers hash, so it bounds an
+	// ASP gone wild rather than normal peaks; set it to the ASP's share of
+	// the workers' capacity divided by the number of ingresses.
+	ASPRate Rate
+}
+
+// Rate is a token bucket: N requests at once, refilled at N per Per. The
+// zero Rate is off (no limit).
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// Off reports whether r limits nothing.
+func (r Rate) Off() bool { return r.N <= 0 || r.Per <= 0 }
+
+// String is r in its setting's form.
+func (r Rate) String() string {
+	if r.Off() {
+		return "off"
+	}
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
 }
 
 // Worker are the worker settings.
@@ -217,6 +248,25 @@ func (e *env) duration(name string, def time.Duration) time.Duration {
 	return d
 }
 
+// rate reads "<n>/<duration>" (n from 1 to 1,000,000) or "off".
+func (e *env) rate(name string, def Rate) Rate {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	if v == "off" {
+		return Rate{}
+	}
+	ns, ds, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(ns)
+	d, derr := time.ParseDuration(ds)
+	if !ok || err != nil || derr != nil || n < 1 || n > 1_000_000 || d <= 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not off or <n>/<duration> such as 10/1m", name, v))
+		return def
+	}
+	return Rate{N: n, Per: d}
+}
+
 func (e *env) integer(name string, def, lo, hi int) int {
 	v := e.str(name, "")
 	if v == "" {
@@ -335,6 +385,8 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", 15*time.Second),
 		JWEKeysDir:      e.str("PINRESET_JWE_KEYS_DIR", ""),
 		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", 2000, 1, 1_000_000),
+		MemberRate:      e.rate("PINRESET_MEMBER_RATE", Rate{N: 10, Per: time.Minute}),
+		ASPRate:         e.rate("PINRESET_ASP_RATE", Rate{N: 1000, Per: 10 * time.Second}),
 	}
 	if c.ASPFile == "" {
 		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))

@@ -110,6 +110,8 @@ func TestDefaults(t *testing.T) {
 			MaxInFlight:     2000,
 			PINPolicy:       true,
 			ShutdownTimeout: 15 * time.Second,
+			MemberRate:      config.Rate{N: 10, Per: time.Minute},
+			ASPRate:         config.Rate{N: 1000, Per: 10 * time.Second},
 		}
 		if got := loadIngress(t, ingressEnv(nil)); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadIngress =\n%+v\nwant\n%+v", got, want)
@@ -183,11 +185,14 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_PIN_POLICY":       "false",
 			"PINRESET_SHUTDOWN_TIMEOUT": "1m",
 			"PINRESET_JWE_KEYS_DIR":     "/keys",
+			"PINRESET_MEMBER_RATE":      "3/30s",
+			"PINRESET_ASP_RATE":         "off",
 		}, common)
 		want := config.Ingress{
 			Common: wantCommon, HTTPAddr: ":9000", ASPFile: "/x/asps.json", TranWindow: 90 * time.Second,
 			ResultWait: 1500 * time.Millisecond, CommandTTL: 10 * time.Minute, MaxBodyBytes: 4096, MaxInFlight: 50,
 			PINPolicy: false, ShutdownTimeout: time.Minute, JWEKeysDir: "/keys",
+			MemberRate: config.Rate{N: 3, Per: 30 * time.Second}, ASPRate: config.Rate{},
 		}
 		if got := loadIngress(t, env); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadIngress =\n%+v\nwant\n%+v", got, want)
@@ -292,6 +297,9 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{rule: "missing seal keys name the variable for the worker", worker: true, edits: map[string]string{"PINRESET_SEAL_KEYS": ""}, want: []string{"PINRESET_SEAL_KEYS"}},
 		{rule: "seal keys of only separators are missing", edits: map[string]string{"PINRESET_SEAL_KEYS": " , ,"}, want: []string{"PINRESET_SEAL_KEYS"}},
 		{rule: "missing peppers name the variable", worker: true, edits: map[string]string{"PINRESET_PEPPERS": ""}, want: []string{"PINRESET_PEPPERS"}},
+		{rule: "a member rate without a duration names the variable", edits: map[string]string{"PINRESET_MEMBER_RATE": "10"}, want: []string{"PINRESET_MEMBER_RATE"}},
+		{rule: "a member rate of zero names the variable (off disables it)", edits: map[string]string{"PINRESET_MEMBER_RATE": "0/1m"}, want: []string{"PINRESET_MEMBER_RATE"}},
+		{rule: "an ASP rate with a bad duration names the variable", edits: map[string]string{"PINRESET_ASP_RATE": "100/soon"}, want: []string{"PINRESET_ASP_RATE"}},
 		{rule: "missing fingerprint keys name the variable", worker: true, edits: map[string]string{"PINRESET_FINGERPRINT_KEYS": ""}, want: []string{"PINRESET_FINGERPRINT_KEYS"}},
 		{rule: "setting both fingerprint keys and their file is refused", worker: true, edits: map[string]string{"PINRESET_FINGERPRINT_KEYS_FILE": writeFile(t, "f9:AAAA")}, want: []string{"PINRESET_FINGERPRINT_KEYS", "PINRESET_FINGERPRINT_KEYS_FILE"}},
 		{rule: "a missing ASP file names the variable", edits: map[string]string{"PINRESET_ASP_FILE": ""}, want: []string{"PINRESET_ASP_FILE"}},

@@ -78,7 +78,7 @@ type fixture struct {
 	h    http.Handler
 }
 
-func newFixture(t *testing.T, answer func(pinreset.Command) pinreset.Code) *fixture {
+func newFixture(t *testing.T, answer func(pinreset.Command) pinreset.Code, edits ...func(*Options)) *fixture {
 	t.Helper()
 	reg, err := asp.New([]asp.ASP{{ID: testASP, Credentials: []asp.Credential{{AccessKey: testAccess, SecretKey: testSecret}}}})
 	if err != nil {
@@ -91,8 +91,11 @@ func newFixture(t *testing.T, answer func(pinreset.Command) pinreset.Code) *fixt
 	logs := &bytes.Buffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&lockedBuffer{b: logs}), zap.DebugLevel))
 	pub := &answeringPublisher{ring: ring, answer: answer}
-	srv := NewServer(reg, pub, ring, Options{ResultWait: 2 * time.Second, MaxBodyBytes: 1024, PINPolicy: pinreset.PINPolicy{Enabled: true}},
-		log, func(context.Context) error { return nil })
+	opts := Options{ResultWait: 2 * time.Second, MaxBodyBytes: 1024, PINPolicy: pinreset.PINPolicy{Enabled: true}}
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	srv := NewServer(reg, pub, ring, opts, log, func(context.Context) error { return nil })
 	pub.srv = srv
 	return &fixture{srv: srv, pub: pub, logs: logs, h: srv.Handler()}
 }
