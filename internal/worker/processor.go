@@ -206,8 +206,10 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	// harmless, but for one case: content that set a PIN would set it again
 	// (a captured reset undoing a later change). So content that set a PIN
 	// is refused under any other correlation id within the replay window.
-	// A wrong PIN sent again is not counted again (AttemptKey); any other
-	// refusal changed nothing and may be retried. The fingerprint holds the
+	// A wrong PIN sent again is answered from the member's memory of wrong
+	// attempts, without argon2 and without being counted (attemptKeys,
+	// pinreset.Member.WrongAttempts); any other refusal changed nothing and
+	// may be retried. The fingerprint holds the
 	// PINs: it must tell two requests that differ only in a PIN apart.
 	prev, prevAt, err := p.Contents.FindContent(ctx, cmd.ASPID, fp)
 	switch {
