@@ -57,7 +57,7 @@ type limiter struct {
 
 	mu        sync.Mutex
 	members   map[memberKey]*rate.Limiter
-	asps      map[string]*rate.Limiter
+	asps      map[string]*rate.Limiter // one per registered ASP: only authenticated requests get here
 	max       int
 	lastSweep time.Time
 
