@@ -28,8 +28,9 @@ commands:
   add      add one member (its PIN hashed as the worker does)
 
 pwctl members seed hashes the PIN as the worker does, so it needs the
-worker's environment: PINRESET_PEPPERS and PINRESET_SEAL_KEYS (required by
-the worker's configuration, e.g. from deployments/sandbox/sandbox.env), and
+worker's environment: PINRESET_PEPPERS, PINRESET_SEAL_KEYS and
+PINRESET_FINGERPRINT_KEYS (required by the worker's configuration, e.g.
+from deployments/sandbox/sandbox.env), and
 PINRESET_ARGON2_MEMORY_KIB, PINRESET_ARGON2_TIME, PINRESET_ARGON2_THREADS if
 the worker runs with other than the defaults.
 `
@@ -89,7 +90,8 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 		fmt.Fprint(fs.Output(), "usage: pwctl members seed [flags]\n\n"+
 			"Creates members in bulk (unordered inserts; members already there are\n"+
 			"left as they are, so a re-run is idempotent). Needs the worker's\n"+
-			"environment (PINRESET_PEPPERS, PINRESET_SEAL_KEYS, PINRESET_ARGON2_*) to\n"+
+			"environment (PINRESET_PEPPERS, PINRESET_SEAL_KEYS, PINRESET_FINGERPRINT_KEYS,\n"+
+			"PINRESET_ARGON2_*) to "+
 			"hash the PIN as the worker does.\n\n")
 		fs.PrintDefaults()
 	}

@@ -63,7 +63,8 @@ func eventMessagesOf(t *testing.T, c *jsonschema.Compiler, doc *contractDoc, top
 
 // TestEventsMatchSchemas drives a sandbox through a change, a reset, a lock
 // (two distinct wrong PINs) and, past the lock, a change (an unlock and a
-// set), then validates every message on password.events against schemas/:
+// set), then another lock and a reset while locked (a set that unlocked),
+// then validates every message on password.events against schemas/:
 // the value against event-data.schema.json, the key and the headers against
 // the password.events messages of asyncapi.yaml, and the rules the schemas
 // state in words (kind only in password.changed, lockedUntil only in
@@ -126,8 +127,20 @@ func TestEventsMatchSchemas(t *testing.T) {
 	if r := cl.post([]byte(`{"loginId":"samepin@sandbox.example","currentPassword":"135792","newPassword":"581379"}`), "", nil); r.body.Code != pinreset.CodeSuccess {
 		t.Fatalf("change after the lock: %+v", r.body)
 	}
+	for i, s := range []struct {
+		body string
+		code pinreset.Code
+	}{
+		{`{"loginId":"samepin@sandbox.example","currentPassword":"333579","newPassword":"703152"}`, pinreset.CodeInvalidUserInfo},
+		{`{"loginId":"samepin@sandbox.example","currentPassword":"444680","newPassword":"703152"}`, pinreset.CodeInvalidUserInfo},
+		{`{"loginId":"samepin@sandbox.example","newPassword":"703152","isResetPassword":true}`, pinreset.CodeSuccess}, // while locked
+	} {
+		if r := cl.post([]byte(s.body), "", nil); r.body.Code != s.code {
+			t.Fatalf("second lock, step %d: %+v, want %s", i, r.body, s.code)
+		}
+	}
 
-	const want = 5 // change, reset, lock, unlock, change
+	const want = 7 // change, reset, lock, unlock, change, lock, reset that unlocked
 	got := waitEvents(t, e, want)
 	if len(got) != want {
 		t.Errorf("%d events on %s, want %d", len(got), kafkabus.TopicEvents, want)
@@ -193,6 +206,15 @@ func TestEventsMatchSchemas(t *testing.T) {
 		}
 		_, hasKind := d["kind"]
 		_, hasLock := d["lockedUntil"]
+		if _, unlocked := d["unlocked"]; unlocked {
+			if typ != string(pinreset.EventPINSet) || d["kind"] != string(pinreset.KindReset) || d["unlocked"] != true {
+				t.Errorf("event %s of type %s, kind %v: unlocked %v; want it only, and true, in a reset's %s", id, typ, d["kind"], d["unlocked"], pinreset.EventPINSet)
+			}
+			if _, locked := lockEnd[member]; !locked {
+				t.Errorf("event %s: a reset that unlocked %s, which was never locked", id, member)
+			}
+			seenType["unlocked by a reset"]++
+		}
 		if hasKind != (typ == string(pinreset.EventPINSet)) {
 			t.Errorf("event %s of type %s: kind present %v; want it exactly in %s", id, typ, hasKind, pinreset.EventPINSet)
 		}
@@ -244,7 +266,7 @@ func TestEventsMatchSchemas(t *testing.T) {
 		seenType[typ]++
 	}
 	t.Logf("checked %d events: %v", len(got), seenType)
-	for _, typ := range types {
+	for _, typ := range append(types, "unlocked by a reset") {
 		if seenType[typ] == 0 {
 			t.Errorf("no event of type %s was checked", typ)
 		}

@@ -83,7 +83,7 @@ func TestEvents(t *testing.T) {
 		{`{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`, "001_409"},
 		{`{"loginId":"samepin@sandbox.example","currentPassword":"111357","newPassword":"581379"}`, "001_035"},
 		{`{"loginId":"samepin@sandbox.example","currentPassword":"222468","newPassword":"581379"}`, "001_035"},
-		{`{"loginId":"samepin@sandbox.example","currentPassword":"135792","newPassword":"581379"}`, "001_423"},
+		{`{"loginId":"samepin@sandbox.example","currentPassword":"135792","newPassword":"581379"}`, "001_069"},
 	}
 	for i, s := range steps {
 		if r := c.post([]byte(s.body), "", nil); string(r.body.Code) != s.code {

@@ -206,7 +206,7 @@ func (p *process) kill() {
 // processEnv is the environment of the service binaries for sandbox e.
 func processEnv(e Env, over map[string]string) map[string]string {
 	env := map[string]string{}
-	for _, k := range []string{"PINRESET_KAFKA_BROKERS", "PINRESET_MONGO_URI", "PINRESET_SEAL_KEYS", "PINRESET_PEPPERS", "PINRESET_ASP_FILE"} {
+	for _, k := range []string{"PINRESET_KAFKA_BROKERS", "PINRESET_MONGO_URI", "PINRESET_SEAL_KEYS", "PINRESET_PEPPERS", "PINRESET_FINGERPRINT_KEYS", "PINRESET_ASP_FILE"} {
 		env[k] = e.Getenv(k)
 	}
 	env["PINRESET_ASP_FILE"], _ = filepath.Abs(env["PINRESET_ASP_FILE"])

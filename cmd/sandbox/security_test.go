@@ -51,7 +51,8 @@ func changeBody(current, next string) []byte {
 }
 
 // TestLockout: five distinct wrong PINs lock the member; while locked even
-// the right PIN answers the lock code; the lock ends after PINRESET_LOCK_FOR.
+// the right PIN answers 001_069 (attempts exceeded); the lock ends after
+// PINRESET_LOCK_FOR.
 func TestLockout(t *testing.T) {
 	e := startSandbox(t, map[string]string{"PINRESET_LOCK_FOR": "4s"})
 	c := newClient(t, e)
@@ -63,8 +64,8 @@ func TestLockout(t *testing.T) {
 	}
 	lockedAt := time.Now()
 	r := c.post(changeBody("246810", "581379"), "", nil)
-	if r.status != 423 || r.body.Code != "001_423" {
-		t.Fatalf("right PIN while locked: %d %+v, want 423 001_423", r.status, r.body)
+	if r.status != 400 || r.body.Code != "001_069" {
+		t.Fatalf("right PIN while locked: %d %+v, want 400 001_069", r.status, r.body)
 	}
 	time.Sleep(time.Until(lockedAt.Add(4500 * time.Millisecond)))
 	r = c.post(changeBody("246810", "581379"), "", nil)
@@ -191,7 +192,7 @@ func TestNoSecretLeaves(t *testing.T) {
 
 	cred := sandboxCredential(t)
 	secrets := map[string]string{"access key": cred.AccessKey, "secret key": cred.SecretKey, "seal key": secretPart(e.Getenv("PINRESET_SEAL_KEYS")),
-		"pepper": secretPart(e.Getenv("PINRESET_PEPPERS"))}
+		"pepper": secretPart(e.Getenv("PINRESET_PEPPERS")), "fingerprint key": secretPart(e.Getenv("PINRESET_FINGERPRINT_KEYS"))}
 	for i, tok := range tokens {
 		secrets[fmt.Sprintf("tran token %d", i)] = tok
 		secrets[fmt.Sprintf("tran token %d MAC", i)] = tok[strings.LastIndex(tok, ":")+1:]

@@ -101,6 +101,37 @@ type Ingress struct {
 	// ShutdownTimeout: PINRESET_SHUTDOWN_TIMEOUT, how long in-flight requests
 	// may take to finish on SIGTERM. Default 15s.
 	ShutdownTimeout time.Duration
+	// MemberRate: PINRESET_MEMBER_RATE, the token bucket of one member
+	// (ASP and loginId) on one ingress: "<n>/<duration>" holds n commands
+	// and refills at n per duration; past it 429 000_429 with Retry-After,
+	// before anything is published. "off" disables it. Default 10/1m: a
+	// member retrying by hand never meets it, a script hammering one member
+	// (guessing, or replaying captures) does.
+	MemberRate Rate
+	// ASPRate: PINRESET_ASP_RATE, the token bucket of one ASP on one
+	// ingress, the same form. Default 1000/10s (100 commands a second,
+	// bursts of 1000): above what the default workers hash, so it bounds an
+	// ASP gone wild rather than normal peaks; set it to the ASP's share of
+	// the workers' capacity divided by the number of ingresses.
+	ASPRate Rate
+}
+
+// Rate is a token bucket: N requests at once, refilled at N per Per. The
+// zero Rate is off (no limit).
+type Rate struct {
+	N   int
+	Per time.Duration
+}
+
+// Off reports whether r limits nothing.
+func (r Rate) Off() bool { return r.N <= 0 || r.Per <= 0 }
+
+// String is r in its setting's form.
+func (r Rate) String() string {
+	if r.Off() {
+		return "off"
+	}
+	return fmt.Sprintf("%d/%s", r.N, r.Per)
 }
 
 // Worker are the worker settings.
@@ -120,6 +151,13 @@ type Worker struct {
 	// Peppers: PINRESET_PEPPERS (or _FILE), comma-separated "id:base64(>=16
 	// bytes)"; the first hashes new PINs, all verify. Required.
 	Peppers []string
+	// FingerprintKeys: PINRESET_FINGERPRINT_KEYS (or _FILE), comma-separated
+	// "id:base64(>=16 bytes, 32 recommended)"; the first makes new
+	// fingerprints of request content (outcome, replay claim, wrong
+	// attempts, audit login hash), all verify. Apart from the peppers so
+	// that the two rotate apart and a leak of one does not give the other's
+	// secrets. Required.
+	FingerprintKeys []string
 	// Argon2MemoryKiB: PINRESET_ARGON2_MEMORY_KIB. Default 19456 (19 MiB, OWASP).
 	Argon2MemoryKiB uint32
 	// Argon2Time: PINRESET_ARGON2_TIME, iterations. Default 2.
@@ -228,6 +266,25 @@ func (e *env) duration(name string, def time.Duration) time.Duration {
 		return def
 	}
 	return d
+}
+
+// rate reads "<n>/<duration>" (n from 1 to 1,000,000) or "off".
+func (e *env) rate(name string, def Rate) Rate {
+	v := e.str(name, "")
+	if v == "" {
+		return def
+	}
+	if v == "off" {
+		return Rate{}
+	}
+	ns, ds, ok := strings.Cut(v, "/")
+	n, err := strconv.Atoi(ns)
+	d, derr := time.ParseDuration(ds)
+	if !ok || err != nil || derr != nil || n < 1 || n > 1_000_000 || d <= 0 {
+		e.errs = append(e.errs, fmt.Errorf("%s: %q is not off or <n>/<duration> such as 10/1m", name, v))
+		return def
+	}
+	return Rate{N: n, Per: d}
 }
 
 func (e *env) integer(name string, def, lo, hi int) int {
@@ -349,6 +406,8 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", 15*time.Second),
 		JWEKeysDir:      e.str("PINRESET_JWE_KEYS_DIR", ""),
 		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", 2000, 1, 1_000_000),
+		MemberRate:      e.rate("PINRESET_MEMBER_RATE", Rate{N: 10, Per: time.Minute}),
+		ASPRate:         e.rate("PINRESET_ASP_RATE", Rate{N: 1000, Per: 10 * time.Second}),
 	}
 	if c.ASPFile == "" {
 		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))
@@ -369,6 +428,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", "pinreset"),
 		MongoTimeout:     e.duration("PINRESET_MONGO_TIMEOUT", 10*time.Second),
 		Peppers:          e.list("PINRESET_PEPPERS", true, ""),
+		FingerprintKeys:  e.list("PINRESET_FINGERPRINT_KEYS", true, ""),
 		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
 		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),
 		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 1, 255)),
@@ -391,6 +451,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		c.MongoURI = "mongodb://127.0.0.1:27017/"
 	}
 	e.required("PINRESET_PEPPERS", c.Peppers)
+	e.required("PINRESET_FINGERPRINT_KEYS", c.FingerprintKeys)
 	return c, errors.Join(e.errs...)
 }
 

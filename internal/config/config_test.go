@@ -16,6 +16,7 @@ import (
 const (
 	sealKeysValue = "k1:U0VBTFNFQ1JFVC1zZWFsc2VjcmV0LXNlYWxzZWNyZXQ="
 	peppersValue  = "p1:UEVQUEVSU0VDUkVULXBlcHBlcnNlY3JldA=="
+	fpKeysValue   = "f1:RklOR0VSUFJJTlRTRUNSRVQtZmluZ2VycHJpbnRzZWNyZXQ="
 	mongoURIValue = "mongodb://svc:MongoPassw0rdSecret@db.internal:27017/"
 )
 
@@ -35,8 +36,9 @@ func ingressEnv(edits map[string]string) map[string]string {
 // workerEnv is the least a valid worker needs, with edits applied.
 func workerEnv(edits map[string]string) map[string]string {
 	return with(map[string]string{
-		"PINRESET_SEAL_KEYS": sealKeysValue,
-		"PINRESET_PEPPERS":   peppersValue,
+		"PINRESET_SEAL_KEYS":        sealKeysValue,
+		"PINRESET_PEPPERS":          peppersValue,
+		"PINRESET_FINGERPRINT_KEYS": fpKeysValue,
 	}, edits)
 }
 
@@ -109,6 +111,8 @@ func TestDefaults(t *testing.T) {
 			MaxInFlight:     2000,
 			PINPolicy:       true,
 			ShutdownTimeout: 15 * time.Second,
+			MemberRate:      config.Rate{N: 10, Per: time.Minute},
+			ASPRate:         config.Rate{N: 1000, Per: 10 * time.Second},
 		}
 		if got := loadIngress(t, ingressEnv(nil)); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadIngress =\n%+v\nwant\n%+v", got, want)
@@ -123,6 +127,7 @@ func TestDefaults(t *testing.T) {
 			MongoDatabase:    "pinreset",
 			MongoTimeout:     10 * time.Second,
 			Peppers:          []string{peppersValue},
+			FingerprintKeys:  []string{fpKeysValue},
 			Argon2MemoryKiB:  19456,
 			Argon2Time:       2,
 			Argon2Threads:    1,
@@ -185,11 +190,14 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_PIN_POLICY":       "false",
 			"PINRESET_SHUTDOWN_TIMEOUT": "1m",
 			"PINRESET_JWE_KEYS_DIR":     "/keys",
+			"PINRESET_MEMBER_RATE":      "3/30s",
+			"PINRESET_ASP_RATE":         "off",
 		}, common)
 		want := config.Ingress{
 			Common: wantCommon, HTTPAddr: ":9000", ASPFile: "/x/asps.json", TranWindow: 90 * time.Second,
 			ResultWait: 1500 * time.Millisecond, CommandTTL: 10 * time.Minute, MaxBodyBytes: 4096, MaxInFlight: 50,
 			PINPolicy: false, ShutdownTimeout: time.Minute, JWEKeysDir: "/keys",
+			MemberRate: config.Rate{N: 3, Per: 30 * time.Second}, ASPRate: config.Rate{},
 		}
 		if got := loadIngress(t, env); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadIngress =\n%+v\nwant\n%+v", got, want)
@@ -202,6 +210,7 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_MONGO_DATABASE":        "pins",
 			"PINRESET_MONGO_TIMEOUT":         "3s",
 			"PINRESET_PEPPERS":               "p1:AAAA,p0:BBBB",
+			"PINRESET_FINGERPRINT_KEYS":      "f2:CCCC, f1:DDDD",
 			"PINRESET_ARGON2_MEMORY_KIB":     "65536",
 			"PINRESET_ARGON2_TIME":           "3",
 			"PINRESET_ARGON2_THREADS":        "4",
@@ -219,7 +228,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		}, common)
 		want := config.Worker{
 			Common: wantCommon, MongoURI: "mongodb://m1,m2/?replicaSet=rs0", MongoDatabase: "pins", MongoTimeout: 3 * time.Second,
-			Peppers: []string{"p1:AAAA", "p0:BBBB"}, Argon2MemoryKiB: 65536, Argon2Time: 3, Argon2Threads: 4,
+			Peppers: []string{"p1:AAAA", "p0:BBBB"}, FingerprintKeys: []string{"f2:CCCC", "f1:DDDD"}, Argon2MemoryKiB: 65536, Argon2Time: 3, Argon2Threads: 4,
 			Concurrency: 17, HashConcurrency: 3, ConsumerGroup: "g2", LockAfter: 0, LockFor: time.Hour, WorkerID: "worker-7",
 			OutcomeRetention: 48 * time.Hour, SessionTimeout: 30 * time.Second, ReplayWindow: 12 * time.Hour,
 			CommandTimeout: 20 * time.Second, RetryBudget: time.Minute,
@@ -297,6 +306,11 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{rule: "missing seal keys name the variable for the worker", worker: true, edits: map[string]string{"PINRESET_SEAL_KEYS": ""}, want: []string{"PINRESET_SEAL_KEYS"}},
 		{rule: "seal keys of only separators are missing", edits: map[string]string{"PINRESET_SEAL_KEYS": " , ,"}, want: []string{"PINRESET_SEAL_KEYS"}},
 		{rule: "missing peppers name the variable", worker: true, edits: map[string]string{"PINRESET_PEPPERS": ""}, want: []string{"PINRESET_PEPPERS"}},
+		{rule: "a member rate without a duration names the variable", edits: map[string]string{"PINRESET_MEMBER_RATE": "10"}, want: []string{"PINRESET_MEMBER_RATE"}},
+		{rule: "a member rate of zero names the variable (off disables it)", edits: map[string]string{"PINRESET_MEMBER_RATE": "0/1m"}, want: []string{"PINRESET_MEMBER_RATE"}},
+		{rule: "an ASP rate with a bad duration names the variable", edits: map[string]string{"PINRESET_ASP_RATE": "100/soon"}, want: []string{"PINRESET_ASP_RATE"}},
+		{rule: "missing fingerprint keys name the variable", worker: true, edits: map[string]string{"PINRESET_FINGERPRINT_KEYS": ""}, want: []string{"PINRESET_FINGERPRINT_KEYS"}},
+		{rule: "setting both fingerprint keys and their file is refused", worker: true, edits: map[string]string{"PINRESET_FINGERPRINT_KEYS_FILE": writeFile(t, "f9:AAAA")}, want: []string{"PINRESET_FINGERPRINT_KEYS", "PINRESET_FINGERPRINT_KEYS_FILE"}},
 		{rule: "a missing ASP file names the variable", edits: map[string]string{"PINRESET_ASP_FILE": ""}, want: []string{"PINRESET_ASP_FILE"}},
 		{rule: "a result wait equal to the command ttl is refused", edits: map[string]string{"PINRESET_RESULT_WAIT": "2m"}, want: []string{"PINRESET_RESULT_WAIT", "PINRESET_COMMAND_TTL"}},
 		{rule: "a result wait longer than the command ttl is refused", edits: map[string]string{"PINRESET_RESULT_WAIT": "10s", "PINRESET_COMMAND_TTL": "5s"}, want: []string{"PINRESET_RESULT_WAIT", "PINRESET_COMMAND_TTL"}},
@@ -357,6 +371,14 @@ func TestSecretFiles(t *testing.T) {
 			t.Errorf("Peppers = %q, want %q", c.Peppers, want)
 		}
 	})
+	t.Run("fingerprint keys are read from their file, trimmed", func(t *testing.T) {
+		t.Parallel()
+		f := writeFile(t, " f2:EEEE,f1:FFFF\n")
+		c := loadWorker(t, workerEnv(map[string]string{"PINRESET_FINGERPRINT_KEYS": "", "PINRESET_FINGERPRINT_KEYS_FILE": f}))
+		if want := []string{"f2:EEEE", "f1:FFFF"}; !reflect.DeepEqual(c.FingerprintKeys, want) {
+			t.Errorf("FingerprintKeys = %q, want %q", c.FingerprintKeys, want)
+		}
+	})
 	t.Run("the mongo uri is read from its file, trimmed", func(t *testing.T) {
 		t.Parallel()
 		f := writeFile(t, "  "+mongoURIValue+"\n")
@@ -378,7 +400,7 @@ func TestSecretFiles(t *testing.T) {
 // errors: the secrets must not appear in the error text.
 func TestErrorsNeverEchoSecrets(t *testing.T) {
 	t.Parallel()
-	secrets := []string{sealKeysValue, "U0VBTFNFQ1JFVC", peppersValue, "UEVQUEVSU0VDUkVU", "MongoPassw0rdSecret"}
+	secrets := []string{sealKeysValue, "U0VBTFNFQ1JFVC", peppersValue, "UEVQUEVSU0VDUkVU", fpKeysValue, "RklOR0VSUFJJTlRTRUNSRVQ", "MongoPassw0rdSecret"}
 	check := func(t *testing.T, err error) {
 		t.Helper()
 		if err == nil {
@@ -403,10 +425,11 @@ func TestErrorsNeverEchoSecrets(t *testing.T) {
 	t.Run("both forms set does not echo either", func(t *testing.T) {
 		t.Parallel()
 		_, err := config.LoadWorker(getenv(workerEnv(map[string]string{
-			"PINRESET_SEAL_KEYS_FILE": writeFile(t, sealKeysValue),
-			"PINRESET_PEPPERS_FILE":   writeFile(t, peppersValue),
-			"PINRESET_MONGO_URI":      mongoURIValue,
-			"PINRESET_MONGO_URI_FILE": writeFile(t, mongoURIValue),
+			"PINRESET_SEAL_KEYS_FILE":        writeFile(t, sealKeysValue),
+			"PINRESET_PEPPERS_FILE":          writeFile(t, peppersValue),
+			"PINRESET_FINGERPRINT_KEYS_FILE": writeFile(t, fpKeysValue),
+			"PINRESET_MONGO_URI":             mongoURIValue,
+			"PINRESET_MONGO_URI_FILE":        writeFile(t, mongoURIValue),
 		})))
 		check(t, err)
 	})

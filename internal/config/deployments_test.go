@@ -96,7 +96,7 @@ func TestDeploymentsCheckCatchesMistakes(t *testing.T) {
 		{"NetworkPolicy port", "k8s/networkpolicy.yaml", `port: 8080`, `port: 8008`, "8008"},
 		{"compose container port", "compose.yaml", `"127.0.0.1:8080:8080"`, `"127.0.0.1:8080:8090"`, "8090"},
 		{"secret file not mounted", "k8s/worker-deployment.yaml", `value: /etc/pinreset/secrets/peppers`, `value: /etc/pinreset/secret/peppers`, "not mounted"},
-		{"compose secret not given", "compose.yaml", "      - peppers\n      - mongo_uri\n", "      - mongo_uri\n", "not mounted"},
+		{"compose secret not given", "compose.yaml", "      - peppers\n      - fingerprint_keys\n", "      - fingerprint_keys\n", "not mounted"},
 		{"Dockerfile path", "compose.yaml", "dockerfile: deployments/Dockerfile\n      args:\n        TARGET: worker", "dockerfile: deployments/Dockerfil\n      args:\n        TARGET: worker", "Dockerfil"},
 		{"build target", "compose.yaml", `TARGET: worker`, `TARGET: wroker`, "wroker"},
 		{"k8s image of no stage", "k8s/worker-deployment.yaml", `kmwallet/pinreset-worker:CHANGE_ME`, `kmwallet/pinreset-wrker:CHANGE_ME`, "pinreset-wrker"},

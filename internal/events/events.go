@@ -29,6 +29,9 @@ type Data struct {
 	Kind          pinreset.Kind `json:"kind,omitempty"`        // password.changed: reset or change
 	OccurredAt    time.Time     `json:"occurredAt"`            // same instant as ce_time
 	LockedUntil   *time.Time    `json:"lockedUntil,omitempty"` // password.locked
+	// Unlocked: password.changed by a reset of a locked PIN, which it
+	// unlocked; absent otherwise (no password.unlocked follows for it).
+	Unlocked bool `json:"unlocked,omitempty"`
 }
 
 // Message encodes e for password.events.
@@ -36,7 +39,7 @@ func Message(e pinreset.Event) (kafkabus.Message, error) {
 	if e.ID == "" || e.Type == "" || e.MemberID == "" || e.At.IsZero() {
 		return kafkabus.Message{}, fmt.Errorf("event %q of type %q: id, type, member and time are required", e.ID, e.Type)
 	}
-	d := Data{MemberID: e.MemberID, ASPID: e.ASPID, CorrelationID: e.CorrelationID, Kind: e.Kind, OccurredAt: e.At.UTC()}
+	d := Data{MemberID: e.MemberID, ASPID: e.ASPID, CorrelationID: e.CorrelationID, Kind: e.Kind, OccurredAt: e.At.UTC(), Unlocked: e.Unlocked}
 	if !e.LockedUntil.IsZero() {
 		t := e.LockedUntil.UTC()
 		d.LockedUntil = &t

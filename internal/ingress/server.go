@@ -94,6 +94,9 @@ type Options struct {
 	// Without them an encrypted request is refused with 000_030.
 	JWE        Decrypter
 	ClientKeys ClientKeys
+	// MemberRate and ASPRate are the admission buckets per member and per
+	// ASP (see limiter in ratelimit.go). Zero: off.
+	MemberRate, ASPRate Rate
 }
 
 // Server serves the API.
@@ -116,6 +119,7 @@ type Server struct {
 	ready   func(context.Context) error
 	metrics *metrics.Ingress // nil: not measured
 	tracer  trace.Tracer
+	limits  *limiter // nil: no admission buckets
 }
 
 // NewServer builds the server. ready is called by /readyz.
@@ -136,7 +140,7 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 		opts.MaxInFlight = 2000
 	}
 	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight), admission: newAdmission(shedFloor), tracer: noop.NewTracerProvider().Tracer(""),
-		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready,
+		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready, limits: newLimiter(opts.MemberRate, opts.ASPRate),
 		shedLog: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {
 			return zapcore.NewSamplerWithOptions(c, time.Second, 5, 100)
 		}))}
@@ -150,6 +154,7 @@ func (s *Server) Trace(tp trace.TracerProvider) {
 // Measure registers the server's metrics on reg.
 func (s *Server) Measure(reg prometheus.Registerer) {
 	s.metrics = metrics.NewIngress(reg, func() float64 { return float64(s.waiters.len()) })
+	s.limits.measure(reg)
 }
 
 // Handler returns the HTTP handler with its middleware.
@@ -229,6 +234,10 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	if err := s.opts.PINPolicy.Check(req.NewPIN); err != nil {
+		s.writeError(w, log, err)
+		return
+	}
+	if err := s.limits.admit(w, hd.ASPID, req.LoginID, now); err != nil {
 		s.writeError(w, log, err)
 		return
 	}
@@ -475,7 +484,8 @@ func StatusOf(c pinreset.Code) int {
 		return http.StatusAccepted
 	case pinreset.CodeInvalidInput, pinreset.CodeMissing, pinreset.CodeLength,
 		pinreset.CodeUserNotFound, pinreset.CodeInvalidUserInfo, pinreset.CodeSamePIN,
-		pinreset.CodeWeakPIN, pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable:
+		pinreset.CodeWeakPIN, pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable,
+		pinreset.CodeAttemptsExceeded:
 		return http.StatusBadRequest
 	case pinreset.CodeUnauthorized:
 		return http.StatusUnauthorized
@@ -491,8 +501,8 @@ func StatusOf(c pinreset.Code) int {
 		return http.StatusUnsupportedMediaType
 	case pinreset.CodeRejected:
 		return http.StatusUnprocessableEntity
-	case pinreset.CodePINLocked:
-		return http.StatusLocked
+	case pinreset.CodeTooManyRequests:
+		return http.StatusTooManyRequests
 	case pinreset.CodeUnavailable:
 		return http.StatusServiceUnavailable
 	default:

@@ -78,13 +78,18 @@ type fixture struct {
 	h    http.Handler
 }
 
-func newFixture(t *testing.T, answer func(pinreset.Command) pinreset.Code) *fixture {
+func newFixture(t *testing.T, answer func(pinreset.Command) pinreset.Code, edits ...func(*Options)) *fixture {
 	t.Helper()
-	return newFixtureOf(t, answer)
+	return newFixtureWith(t, answer, nil, edits...)
 }
 
 // newFixtureOf is newFixture with the ASPs extra registered besides testASP.
 func newFixtureOf(t *testing.T, answer func(pinreset.Command) pinreset.Code, extra ...asp.ASP) *fixture {
+	t.Helper()
+	return newFixtureWith(t, answer, extra)
+}
+
+func newFixtureWith(t *testing.T, answer func(pinreset.Command) pinreset.Code, extra []asp.ASP, edits ...func(*Options)) *fixture {
 	t.Helper()
 	reg, err := asp.New(append([]asp.ASP{{ID: testASP, Credentials: []asp.Credential{{AccessKey: testAccess, SecretKey: testSecret}}}}, extra...))
 	if err != nil {
@@ -97,8 +102,11 @@ func newFixtureOf(t *testing.T, answer func(pinreset.Command) pinreset.Code, ext
 	logs := &bytes.Buffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&lockedBuffer{b: logs}), zap.DebugLevel))
 	pub := &answeringPublisher{ring: ring, answer: answer}
-	srv := NewServer(reg, pub, ring, Options{ResultWait: 2 * time.Second, MaxBodyBytes: 1024, PINPolicy: pinreset.PINPolicy{Enabled: true}},
-		log, func(context.Context) error { return nil })
+	opts := Options{ResultWait: 2 * time.Second, MaxBodyBytes: 1024, PINPolicy: pinreset.PINPolicy{Enabled: true}}
+	for _, edit := range edits {
+		edit(&opts)
+	}
+	srv := NewServer(reg, pub, ring, opts, log, func(context.Context) error { return nil })
 	pub.srv = srv
 	return &fixture{srv: srv, pub: pub, logs: logs, h: srv.Handler()}
 }
@@ -269,7 +277,7 @@ func TestAuthenticationFailuresAreOne401(t *testing.T) {
 func TestOutcomes(t *testing.T) {
 	t.Run("each result code becomes its status", func(t *testing.T) {
 		for _, code := range []pinreset.Code{pinreset.CodeSuccess, pinreset.CodeUserNotFound, pinreset.CodeSamePIN,
-			pinreset.CodeInvalidUserInfo, pinreset.CodePINLocked, pinreset.CodeExpired, pinreset.CodeRejected} {
+			pinreset.CodeInvalidUserInfo, pinreset.CodeAttemptsExceeded, pinreset.CodeExpired, pinreset.CodeRejected} {
 			f := newFixture(t, always(code))
 			w, b := f.do(t, request(goodBody, nil))
 			if w.Code != StatusOf(code) || b.Code != code || b.Message != code.Message() {

@@ -113,13 +113,13 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 			Name: "pinreset_commands_parked_total", Help: "Commands taken out of their lane to password.commands.retry after their retry budget, by reason (missing_key, transient).",
 		}, []string{"reason"}),
 		MissingKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
-			Name: "pinreset_missing_keys_total", Help: "Attempts that needed a seal key or pepper this worker does not have (kind=seal|pepper): deploy the key.",
+			Name: "pinreset_missing_keys_total", Help: "Attempts that needed a seal key, pepper or fingerprint key this worker does not have (kind=seal|pepper|fingerprint): deploy the key.",
 		}, []string{"kind"}),
 	}
 	for _, r := range []string{"missing_key", "transient"} {
 		m.Parked.WithLabelValues(r)
 	}
-	for _, k := range []string{"seal", "pepper"} {
+	for _, k := range []string{"seal", "pepper", "fingerprint"} {
 		m.MissingKeys.WithLabelValues(k)
 	}
 	m.HashesAhead.WithLabelValues("started")

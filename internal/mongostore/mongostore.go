@@ -228,10 +228,18 @@ type memberDoc struct {
 	PINHash        string       `bson:"pinHash"`
 	Version        int64        `bson:"version"`
 	FailedAttempts int          `bson:"failedAttempts"`
-	WrongPINs      []string     `bson:"wrongPins,omitempty"`
-	LockedUntil    time.Time    `bson:"lockedUntil,omitempty"`
-	Recent         []appliedDoc `bson:"recent"`
-	UpdatedAt      time.Time    `bson:"updatedAt"`
+	WrongAttempts  []attemptDoc `bson:"wrongAttempts,omitempty"`
+	// WrongPINs is the former form of WrongAttempts (keys only), read so
+	// that the attempts a member counted before the upgrade stay counted.
+	WrongPINs   []string     `bson:"wrongPins,omitempty"`
+	LockedUntil time.Time    `bson:"lockedUntil,omitempty"`
+	Recent      []appliedDoc `bson:"recent"`
+	UpdatedAt   time.Time    `bson:"updatedAt"`
+}
+
+type attemptDoc struct {
+	Key string    `bson:"k"`
+	At  time.Time `bson:"at"`
 }
 
 type appliedDoc struct {
@@ -243,8 +251,11 @@ type appliedDoc struct {
 func toDoc(m pinreset.Member) memberDoc {
 	d := memberDoc{
 		ID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
-		Version: m.Version, FailedAttempts: m.FailedAttempts, WrongPINs: m.WrongPINs, LockedUntil: m.LockedUntil,
+		Version: m.Version, FailedAttempts: m.FailedAttempts, LockedUntil: m.LockedUntil,
 		UpdatedAt: m.UpdatedAt, Recent: make([]appliedDoc, 0, len(m.Recent)),
+	}
+	for _, a := range m.WrongAttempts {
+		d.WrongAttempts = append(d.WrongAttempts, attemptDoc{Key: a.Key, At: a.At})
 	}
 	for _, a := range m.Recent {
 		d.Recent = append(d.Recent, appliedDoc{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At})
@@ -255,8 +266,14 @@ func toDoc(m pinreset.Member) memberDoc {
 func (d memberDoc) member() *pinreset.Member {
 	m := &pinreset.Member{
 		ID: d.ID, ASPID: d.ASPID, LoginID: d.LoginID, CI: d.CI, PINHash: d.PINHash,
-		Version: d.Version, FailedAttempts: d.FailedAttempts, WrongPINs: d.WrongPINs, LockedUntil: d.LockedUntil,
+		Version: d.Version, FailedAttempts: d.FailedAttempts, LockedUntil: d.LockedUntil,
 		UpdatedAt: d.UpdatedAt, Recent: make([]pinreset.Applied, 0, len(d.Recent)),
+	}
+	for _, k := range d.WrongPINs {
+		m.WrongAttempts = append(m.WrongAttempts, pinreset.Attempt{Key: k, At: d.UpdatedAt})
+	}
+	for _, a := range d.WrongAttempts {
+		m.WrongAttempts = append(m.WrongAttempts, pinreset.Attempt{Key: a.Key, At: a.At})
 	}
 	for _, a := range d.Recent {
 		m.Recent = append(m.Recent, pinreset.Applied{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At})

@@ -26,6 +26,7 @@ type eventDoc struct {
 	Kind          pinreset.Kind      `bson:"kind,omitempty"`
 	At            time.Time          `bson:"at"`
 	LockedUntil   time.Time          `bson:"lockedUntil,omitempty"`
+	Unlocked      bool               `bson:"unlocked,omitempty"`
 }
 
 type outboxDoc struct {
@@ -62,7 +63,7 @@ func (s *Store) prepareOutbox(ctx context.Context, m pinreset.Member, correlatio
 	d := outboxDoc{ID: outboxID(m, correlationID), MemberID: m.ID, Version: m.Version, CorrelationID: correlationID, CreatedAt: time.Now().UTC()}
 	for _, e := range events {
 		d.Events = append(d.Events, eventDoc{ID: e.ID, Type: e.Type, MemberID: e.MemberID, ASPID: e.ASPID,
-			CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At, LockedUntil: e.LockedUntil})
+			CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At, LockedUntil: e.LockedUntil, Unlocked: e.Unlocked})
 	}
 	_, err := s.outbox.InsertOne(ctx, d)
 	if err != nil && !mongo.IsDuplicateKeyError(err) { // a retry of the same attempt
@@ -97,7 +98,7 @@ func (s *Store) StaleOutbox(ctx context.Context, olderThan time.Time, limit int)
 		p := Pending{ID: d.ID}
 		for _, e := range d.Events {
 			p.Events = append(p.Events, pinreset.Event{ID: e.ID, Type: e.Type, MemberID: e.MemberID, ASPID: e.ASPID,
-				CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At, LockedUntil: e.LockedUntil})
+				CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At, LockedUntil: e.LockedUntil, Unlocked: e.Unlocked})
 		}
 		ok, err := s.committedBy(ctx, d.MemberID, d.Version, d.CorrelationID)
 		if err != nil {

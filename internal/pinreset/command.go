@@ -37,10 +37,18 @@ type Command struct {
 	NewPIN     string
 	AcceptedAt time.Time // when the ingress accepted it
 	ExpiresAt  time.Time // a worker past this time records CodeExpired instead of applying it
-	// AttemptKey is a keyed fingerprint of the currentPassword tried, set by
-	// the worker before deciding. A wrong PIN tried again (a replayed
-	// request) is not counted twice toward the lock. Empty: always counted.
-	AttemptKey string
+	// AttemptKeys are keyed fingerprints of AttemptContent (the
+	// currentPassword tried, scoped to the member), one under each
+	// fingerprint key, the current key's first; the worker sets them before
+	// deciding a change. A wrong attempt the member remembers under one of
+	// them is answered without hashing and not counted again (a replayed
+	// request cannot lock the member out); a new one is remembered under the
+	// first. Empty: always verified and counted.
+	AttemptKeys []string
+	// NewPINKeys are the same fingerprints of newPassword as a
+	// currentPassword would be (NewPINAttemptContent): a set forgets the
+	// remembered wrong attempts of the PIN it sets, which is no longer wrong.
+	NewPINKeys []string
 	// Auth is the tran token scheme that authenticated the request (empty
 	// means SchemeKMV1). The worker skips the content replay rule for KMV2.
 	Auth Scheme
@@ -85,10 +93,17 @@ func (c Command) Content() []byte {
 	return canonical(c.ASPID, string(c.Kind), c.LoginID, c.CI, cur, c.NewPIN)
 }
 
-// AttemptContent is what AttemptKey fingerprints: the currentPassword tried,
-// scoped to the member, so the same wrong PIN of two members differs.
+// AttemptContent is what AttemptKeys fingerprint: the currentPassword
+// tried, scoped to the member, so the same wrong PIN of two members
+// differs. It must hold the PIN: two wrong PINs must be told apart.
 func (c Command) AttemptContent() []byte {
 	return canonical("attempt", c.ASPID, c.LoginID, c.CurrentPIN)
+}
+
+// NewPINAttemptContent is AttemptContent for newPassword, as if it were the
+// currentPassword tried: what NewPINKeys fingerprint.
+func (c Command) NewPINAttemptContent() []byte {
+	return canonical("attempt", c.ASPID, c.LoginID, c.NewPIN)
 }
 
 // canonical length-prefixes each field, so no two field lists encode alike.

@@ -44,8 +44,16 @@ const (
 	CodeUnavailable Code = "000_503"
 	// CodeInternal: anything unexpected; details go to the log only.
 	CodeInternal Code = "000_500"
-	// CodePINLocked: too many wrong currentPassword attempts; the PIN is locked for a while.
-	CodePINLocked Code = "001_423"
+	// CodeAttemptsExceeded: too many wrong currentPassword attempts; while
+	// the PIN is locked every change answers this, and a reset is the way
+	// out. The platform's own PIN verification answers exceeded attempts
+	// with this code; it replaces this service's former 001_423 (HTTP 423),
+	// see RetiredCodes.
+	CodeAttemptsExceeded Code = "001_069"
+	// CodeTooManyRequests: the ingress refused a burst of commands for one
+	// member or one ASP before publishing it (token buckets); retry after
+	// the Retry-After header's seconds.
+	CodeTooManyRequests Code = "000_429"
 	// CodeWeakPIN: newPassword breaks the PIN policy (three identical or consecutive digits).
 	CodeWeakPIN Code = "001_044"
 	// CodeUnsupportedMediaType: Content-Type is not application/json (or application/jose when encrypted).
@@ -77,12 +85,20 @@ var messages = map[Code]string{
 	CodeRejected:             "Command could not be processed.",
 	CodeUnavailable:          "Service temporarily unavailable.",
 	CodeInternal:             "Internal error.",
-	CodePINLocked:            "Wallet pin is locked. Try again later.",
+	CodeAttemptsExceeded:     "PIN attempts exceeded. Reset the wallet PIN.",
+	CodeTooManyRequests:      "Too many requests. Try again later.",
 	CodeWeakPIN:              "New wallet pin is too easy to guess.",
 	CodeUnsupportedMediaType: "Unsupported content type.",
 	CodeUnknownCryptoKey:     "Unknown crypto key id.",
 	CodeUndecryptable:        "Message could not be decrypted.",
 	CodeDuplicateRequest:     "Duplicate of an earlier request; nothing was changed.",
+}
+
+// RetiredCodes maps each code the service answered once and answers no
+// more to the code that took its place, so that the documentation can say
+// what became of it. A retired code is never reused for anything else.
+func RetiredCodes() map[Code]Code {
+	return map[Code]Code{"001_423": CodeAttemptsExceeded}
 }
 
 // Codes returns every code of the catalogue, for documentation checks.

@@ -31,6 +31,10 @@ type Event struct {
 	Kind          Kind      // for EventPINSet
 	At            time.Time // when it happened
 	LockedUntil   time.Time // for EventLocked
+	// Unlocked, for EventPINSet: the set was a reset of a locked PIN, which
+	// it unlocked (a reset is the way out of a lock). No password.unlocked
+	// event is sent for that unlock: this event is it.
+	Unlocked bool
 }
 
 // stamp gives events their ids and the member and command they belong to.

@@ -9,18 +9,25 @@ import (
 
 // Member is a wallet member's PIN state, the document the worker owns.
 type Member struct {
-	ID             string
-	ASPID          string
-	LoginID        string
-	CI             string
-	PINHash        string // argon2id PHC string, never a PIN
-	Version        int64  // incremented by every change; the compare-and-set guard
-	FailedAttempts int    // consecutive wrong currentPassword attempts
-	// WrongPINs holds the AttemptKeys of the distinct wrong PINs counted in
-	// FailedAttempts, so that the same wrong PIN sent again is not counted
-	// again: replaying a captured request cannot lock a member out.
-	WrongPINs   []string
-	LockedUntil time.Time
+	ID      string
+	ASPID   string
+	LoginID string
+	CI      string
+	PINHash string // argon2id PHC string, never a PIN
+	Version int64  // incremented by every change; the compare-and-set guard
+	// FailedAttempts counts the distinct wrong currentPassword attempts
+	// since the last set or lock.
+	FailedAttempts int
+	// WrongAttempts remembers the wrong currentPassword attempts already
+	// counted (their attempt keys), newest last, at most Rules.AttemptMemory.
+	// A change whose attempt key is here is answered 001_035 at once: no
+	// argon2 work, nothing counted. The memory outlives locks and successes,
+	// because a KMV1 capture can be replayed for ever with fresh headers:
+	// were it cleared, the same five captures would lock the member again
+	// after every lock. A set forgets only the entries of its new PIN, the
+	// one PIN that is no longer wrong.
+	WrongAttempts []Attempt
+	LockedUntil   time.Time
 	// Recent is the bounded history of the commands that changed this
 	// document, newest last. A redelivered command finds itself here and is
 	// answered from it instead of being applied twice.
@@ -33,6 +40,12 @@ type Applied struct {
 	CorrelationID string
 	Code          Code
 	At            time.Time
+}
+
+// Attempt is a wrong currentPassword attempt that was counted.
+type Attempt struct {
+	Key string    // its attempt key: a keyed fingerprint, never the PIN
+	At  time.Time // when it was counted (UTC), for operators and audits
 }
 
 // PINHasher is what the rules need of PIN hashing.
@@ -61,10 +74,22 @@ type Rules struct {
 	LockFor time.Duration
 	// RecentLimit bounds Member.Recent. Default 32.
 	RecentLimit int
+	// AttemptMemory bounds Member.WrongAttempts: the most recent this many
+	// distinct wrong attempts are remembered. Default 32. Only a wrong
+	// attempt not remembered is counted and remembered, and an attacker
+	// without the ASP's secret cannot make a new one (the MAC covers the
+	// body), so only the member's own mistakes push old entries out. To
+	// lock by replay an attacker needs captures of AttemptMemory +
+	// LockAfter (37) distinct wrong PINs of one member, years of a
+	// member's typing errors; each entry costs about 80 bytes of the
+	// member document, so 32 keeps it under 3 KiB.
+	AttemptMemory int
 }
 
 // DefaultRules returns the defaults documented on Rules.
-func DefaultRules() Rules { return Rules{LockAfter: 5, LockFor: 15 * time.Minute, RecentLimit: 32} }
+func DefaultRules() Rules {
+	return Rules{LockAfter: 5, LockFor: 15 * time.Minute, RecentLimit: 32, AttemptMemory: 32}
+}
 
 // Decision is what deciding a command against a member concluded.
 type Decision struct {
@@ -106,7 +131,12 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 		return Decision{Code: CodeInvalidUserInfo, Member: *m}, nil
 	}
 	if now.Before(m.LockedUntil) {
-		return Decision{Code: CodePINLocked, Member: *m}, nil
+		if cmd.Kind == KindChange {
+			// Nothing is verified while locked: the answer tells the
+			// member the way out, a reset.
+			return Decision{Code: CodeAttemptsExceeded, Member: *m}, nil
+		}
+		return m.resetWhileLocked(cmd, h, rules, now)
 	}
 	if m.LockedUntil.IsZero() {
 		d, err := m.decide(cmd, h, rules, now)
@@ -128,8 +158,50 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	return d, nil
 }
 
+// resetWhileLocked decides a reset of a locked member: a reset is the way
+// out of a lock. A reset that sets the PIN clears the lock and the count,
+// and its password.changed event says it unlocked the PIN; one refused (the
+// same PIN) changes nothing, and the lock stays.
+func (m *Member) resetWhileLocked(cmd Command, h PINHasher, rules Rules, now time.Time) (Decision, error) {
+	cur := *m
+	cur.LockedUntil = time.Time{}
+	d, err := cur.decide(cmd, h, rules, now)
+	if err != nil {
+		return Decision{}, err
+	}
+	if !d.Changed {
+		return Decision{Code: d.Code, Member: *m}, nil
+	}
+	for i := range d.Events {
+		if d.Events[i].Type == EventPINSet {
+			d.Events[i].Unlocked = true
+		}
+	}
+	d.Events = d.Member.stamp(d.Events, cmd)
+	return d, nil
+}
+
+// remembers reports whether one of keys (an attempt under each fingerprint
+// key) is a remembered wrong attempt.
+func (m *Member) remembers(keys []string) bool {
+	for _, a := range m.WrongAttempts {
+		if slices.Contains(keys, a.Key) {
+			return true
+		}
+	}
+	return false
+}
+
 // decide applies the PIN rules to an unlocked member.
 func (m *Member) decide(cmd Command, h PINHasher, rules Rules, now time.Time) (Decision, error) {
+	if cmd.Kind == KindChange && m.remembers(cmd.AttemptKeys) {
+		// This wrong currentPassword was counted before: a replayed capture
+		// (KMV1 binds only the body) or the member trying it again. The PIN
+		// has not been set to it since (a set forgets its own PIN), so it is
+		// still wrong. Answered without argon2 work, neither the check nor
+		// the new PIN's hash ahead: a storm of replays costs no CPU.
+		return Decision{Code: CodeInvalidUserInfo, Member: *m}, nil
+	}
 	var ahead func() (string, error)
 	if a, ok := h.(AheadHasher); ok && (cmd.Kind == KindChange || cmd.Kind == KindReset) {
 		ahead = a.HashAhead(cmd.NewPIN)
@@ -171,35 +243,63 @@ func (m *Member) decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	next := m.next(cmd, CodeSuccess, rules, now)
 	next.PINHash = hash
 	next.FailedAttempts = 0
-	next.WrongPINs = nil
+	next.WrongAttempts = forget(m.WrongAttempts, cmd.NewPINKeys)
 	next.LockedUntil = time.Time{}
 	return Decision{Code: CodeSuccess, Changed: true, Member: next,
 		Events: []Event{{Type: EventPINSet, Kind: cmd.Kind, At: now}}}, nil
 }
 
-// failedAttempt counts a wrong currentPassword and locks the PIN when the
-// count reaches rules.LockAfter. That attempt still answers 001_035 (it was a
-// wrong PIN); the attempts after it answer CodePINLocked. The command is recorded in Recent so that a
-// redelivery of it is not counted twice.
+// failedAttempt counts a wrong currentPassword (one not remembered: decide
+// answers those before), remembers it, and locks the PIN when the count
+// reaches rules.LockAfter. That attempt still answers 001_035 (it was a
+// wrong PIN); the changes after it answer CodeAttemptsExceeded. The command
+// is recorded in Recent so that a redelivery of it is not counted twice.
+// The lock clears the count, not the memory: the attempts that locked stay
+// remembered, so replaying them cannot lock again.
 func (m *Member) failedAttempt(cmd Command, rules Rules, now time.Time) Decision {
 	code := CodeInvalidUserInfo
-	if cmd.AttemptKey != "" && slices.Contains(m.WrongPINs, cmd.AttemptKey) {
-		// This wrong PIN was counted already.
-		return Decision{Code: code, Member: *m}
-	}
 	next := m.next(cmd, code, rules, now)
 	next.FailedAttempts++
-	if cmd.AttemptKey != "" {
-		next.WrongPINs = append(slices.Clone(m.WrongPINs), cmd.AttemptKey)
+	if len(cmd.AttemptKeys) > 0 {
+		next.WrongAttempts = remember(m.WrongAttempts, Attempt{Key: cmd.AttemptKeys[0], At: now.UTC()}, rules.attemptMemory())
 	}
 	d := Decision{Code: code, Changed: true, Member: next}
 	if rules.LockAfter > 0 && next.FailedAttempts >= rules.LockAfter {
 		d.Member.LockedUntil = now.Add(rules.LockFor).UTC()
 		d.Member.FailedAttempts = 0
-		d.Member.WrongPINs = nil
 		d.Events = []Event{{Type: EventLocked, At: now, LockedUntil: d.Member.LockedUntil}}
 	}
 	return d
+}
+
+func (r Rules) attemptMemory() int {
+	if r.AttemptMemory <= 0 {
+		return DefaultRules().AttemptMemory
+	}
+	return r.AttemptMemory
+}
+
+// remember returns a copy of mem with a appended, the oldest entries
+// dropped beyond limit.
+func remember(mem []Attempt, a Attempt, limit int) []Attempt {
+	out := append(make([]Attempt, 0, len(mem)+1), mem...)
+	out = append(out, a)
+	if len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
+}
+
+// forget returns a copy of mem without the entries whose key is one of
+// keys (the attempt keys of a PIN just set). nil when nothing is left.
+func forget(mem []Attempt, keys []string) []Attempt {
+	var out []Attempt
+	for _, a := range mem {
+		if !slices.Contains(keys, a.Key) {
+			out = append(out, a)
+		}
+	}
+	return out
 }
 
 // next copies m with the version incremented and cmd recorded in Recent.

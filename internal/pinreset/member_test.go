@@ -108,6 +108,7 @@ func sentAt(c pinreset.Command, at time.Time) pinreset.Command {
 func cloneMember(m pinreset.Member) (pinreset.Member, []pinreset.Applied) {
 	c := m
 	c.Recent = slices.Clone(m.Recent)
+	c.WrongAttempts = slices.Clone(m.WrongAttempts)
 	return c, slices.Clone(m.Recent[:cap(m.Recent)])
 }
 
@@ -203,16 +204,27 @@ func TestDecideRefusesWithoutChange(t *testing.T) {
 			member: func(m *pinreset.Member) { m.FailedAttempts = 4 },
 			cmd:    func() pinreset.Command { c := changeCmd(id, mWrongPIN, mNewPIN); c.CI = mOtherCI; return c }(),
 			want:   pinreset.CodeInvalidUserInfo},
-		{rule: "a locked PIN answers 001_423 to a change without verifying it",
+		{rule: "a locked PIN answers 001_069 to a change without verifying it",
 			member: func(m *pinreset.Member) { m.LockedUntil = mNow.Add(time.Nanosecond) },
 			cmd:    changeCmd(id, mCurPIN, mNewPIN),
 			hasher: func(t *testing.T) pinreset.PINHasher { return untouchableHasher{t} },
-			want:   pinreset.CodePINLocked},
-		{rule: "a locked PIN answers 001_423 to a reset without hashing",
+			want:   pinreset.CodeAttemptsExceeded},
+		{rule: "a reset of a locked PIN to the PIN it has answers 001_043 and the lock stays",
 			member: func(m *pinreset.Member) { m.LockedUntil = mNow.Add(10 * time.Minute) },
-			cmd:    resetCmd(id, mNewPIN),
+			cmd:    resetCmd(id, mCurPIN),
+			want:   pinreset.CodeSamePIN},
+		{rule: "a reset of a locked PIN with a ci that is not the member's answers 001_035 and the lock stays",
+			member: func(m *pinreset.Member) { m.LockedUntil = mNow.Add(10 * time.Minute) },
+			cmd:    func() pinreset.Command { c := resetCmd(id, mNewPIN); c.CI = mOtherCI; return c }(),
 			hasher: func(t *testing.T) pinreset.PINHasher { return untouchableHasher{t} },
-			want:   pinreset.CodePINLocked},
+			want:   pinreset.CodeInvalidUserInfo},
+		{rule: "a remembered wrong attempt answers 001_035 without verifying it",
+			member: func(m *pinreset.Member) {
+				m.WrongAttempts = []pinreset.Attempt{{Key: "k1:" + mWrongPIN, At: mNow.Add(-time.Hour)}}
+			},
+			cmd:    withKeys(changeCmd(id, mWrongPIN, mNewPIN)),
+			hasher: func(t *testing.T) pinreset.PINHasher { return untouchableHasher{t} },
+			want:   pinreset.CodeInvalidUserInfo},
 		{rule: "a change to the same PIN answers 001_043",
 			cmd:  changeCmd(id, mCurPIN, mCurPIN),
 			want: pinreset.CodeSamePIN},
@@ -392,11 +404,11 @@ func TestDecideLocksAfterLockAfterWrongAttempts(t *testing.T) {
 				t.Errorf("the lock left FailedAttempts = %d, want it reset to 0", m.FailedAttempts)
 			}
 
-			t.Run("the next attempt, even with the right PIN, answers 001_423", func(t *testing.T) {
+			t.Run("the next change, even with the right PIN, answers 001_069", func(t *testing.T) {
 				locked := m
 				d := decide(t, &locked, changeCmd("260301120000-00000ff", mCurPIN, mNewPIN), untouchableHasher{t}, rules, now.Add(time.Minute))
-				if d.Code != pinreset.CodePINLocked || d.Changed {
-					t.Errorf("Decide = code %s changed %v; want 001_423, false", d.Code, d.Changed)
+				if d.Code != pinreset.CodeAttemptsExceeded || d.Changed {
+					t.Errorf("Decide = code %s changed %v; want 001_069, false", d.Code, d.Changed)
 				}
 			})
 			t.Run("after the lock the right PIN is accepted", func(t *testing.T) {
@@ -500,7 +512,14 @@ func TestDecideDoesNotMutateTheReceiver(t *testing.T) {
 		{"a wrong attempt leaves the member as it was", nil, changeCmd("260301120000-0000003", mWrongPIN, mNewPIN)},
 		{"the locking attempt leaves the member as it was", func(m *pinreset.Member) { m.FailedAttempts = 4 }, changeCmd("260301120000-0000004", mWrongPIN, mNewPIN)},
 		{"a same-PIN refusal leaves the member as it was", nil, changeCmd("260301120000-0000005", mCurPIN, mCurPIN)},
-		{"a locked refusal leaves the member as it was", func(m *pinreset.Member) { m.LockedUntil = mNow.Add(time.Hour) }, resetCmd("260301120000-0000006", mNewPIN)},
+		{"a locked refusal leaves the member as it was", func(m *pinreset.Member) { m.LockedUntil = mNow.Add(time.Hour) }, changeCmd("260301120000-0000006", mCurPIN, mNewPIN)},
+		{"a reset while locked leaves the member as it was", func(m *pinreset.Member) { m.LockedUntil = mNow.Add(time.Hour) }, resetCmd("260301120000-0000008", mNewPIN)},
+		{"a remembered wrong attempt leaves the member as it was", func(m *pinreset.Member) {
+			m.WrongAttempts = append(make([]pinreset.Attempt, 0, 4), pinreset.Attempt{Key: "k1:" + mWrongPIN})
+		}, withKeys(changeCmd("260301120000-0000009", mWrongPIN, mNewPIN))},
+		{"a new wrong attempt leaves the memory as it was", func(m *pinreset.Member) {
+			m.WrongAttempts = append(make([]pinreset.Attempt, 0, 4), pinreset.Attempt{Key: "k1:111111"})
+		}, withKeys(changeCmd("260301120000-000000a", mWrongPIN, mNewPIN))},
 		{"a replay leaves the member as it was", nil, resetCmd("260301115000-0000001", mNewPIN)},
 		{"an expiry leaves the member as it was", nil, func() pinreset.Command {
 			c := resetCmd("260301120000-0000007", mNewPIN)
@@ -670,8 +689,8 @@ func TestCodeCatalogue(t *testing.T) {
 		pinreset.CodeUserNotFound, pinreset.CodeInvalidUserInfo, pinreset.CodeSamePIN,
 		pinreset.CodeUnauthorized, pinreset.CodeTooLarge, pinreset.CodeCorrelationReused, pinreset.CodeAccepted,
 		pinreset.CodeNotFound, pinreset.CodeExpired, pinreset.CodeRejected, pinreset.CodeUnavailable,
-		pinreset.CodeInternal, pinreset.CodePINLocked, pinreset.CodeWeakPIN, pinreset.CodeUnsupportedMediaType,
-		pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable, pinreset.CodeDuplicateRequest,
+		pinreset.CodeInternal, pinreset.CodeAttemptsExceeded, pinreset.CodeWeakPIN, pinreset.CodeUnsupportedMediaType,
+		pinreset.CodeUnknownCryptoKey, pinreset.CodeUndecryptable, pinreset.CodeDuplicateRequest, pinreset.CodeTooManyRequests,
 	}
 	codes := pinreset.Codes()
 	t.Run("every code of the catalogue is known and has a message", func(t *testing.T) {
@@ -762,48 +781,222 @@ func TestErrorMessages(t *testing.T) {
 	}
 }
 
+// withKeys gives c the attempt keys the worker would: under a current key
+// "k1" and an older "k0", of its currentPassword and of its newPassword.
+func withKeys(c pinreset.Command) pinreset.Command {
+	if c.Kind == pinreset.KindChange {
+		c.AttemptKeys = []string{"k1:" + c.CurrentPIN, "k0:" + c.CurrentPIN}
+	}
+	c.NewPINKeys = []string{"k1:" + c.NewPIN, "k0:" + c.NewPIN}
+	return c
+}
+
 func TestWrongPINCountedOncePerDistinctPIN(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
-	rules := pinreset.Rules{LockAfter: 3, LockFor: time.Minute, RecentLimit: 32}
+	rules := pinreset.Rules{LockAfter: 3, LockFor: time.Minute, RecentLimit: 32, AttemptMemory: 32}
 	m := &pinreset.Member{ID: "m1", ASPID: "KMTESTASP000001", LoginID: "a@b.c", PINHash: "h:246810", Version: 1}
 	wrong := func(cid, pin string) pinreset.Command {
-		return pinreset.Command{CorrelationID: cid, Kind: pinreset.KindChange, CurrentPIN: pin, NewPIN: "581379",
-			AttemptKey: "k:" + pin, ExpiresAt: now.Add(time.Minute)}
+		return withKeys(pinreset.Command{CorrelationID: cid, Kind: pinreset.KindChange, CurrentPIN: pin, NewPIN: "581379", ExpiresAt: now.Add(time.Minute)})
 	}
 	d, err := m.Decide(wrong("c1", "111111"), testHasher{}, rules, now)
 	if err != nil || d.Code != pinreset.CodeInvalidUserInfo || !d.Changed || d.Member.FailedAttempts != 1 {
 		t.Fatalf("first wrong PIN: %+v %v", d, err)
 	}
+	if want := []pinreset.Attempt{{Key: "k1:111111", At: now}}; !reflect.DeepEqual(d.Member.WrongAttempts, want) {
+		t.Fatalf("remembered %+v, want %+v (under the current key, with its time)", d.Member.WrongAttempts, want)
+	}
 	m1 := d.Member
 	t.Run("the same wrong PIN again (a replay) is not counted", func(t *testing.T) {
-		d, err := m1.Decide(wrong("c2", "111111"), testHasher{}, rules, now)
+		d, err := m1.Decide(wrong("c2", "111111"), untouchableHasher{t}, rules, now)
 		if err != nil || d.Code != pinreset.CodeInvalidUserInfo || d.Changed || d.Member.FailedAttempts != 1 {
 			t.Fatalf("got %+v %v, want 001_035 with nothing counted", d, err)
 		}
 	})
-	t.Run("distinct wrong PINs count and lock at LockAfter", func(t *testing.T) {
-		d, _ := m1.Decide(wrong("c3", "222222"), testHasher{}, rules, now)
-		d, _ = d.Member.Decide(wrong("c4", "333333"), testHasher{}, rules, now)
-		if !d.Member.LockedUntil.Equal(now.Add(time.Minute)) || len(d.Member.WrongPINs) != 0 {
-			t.Fatalf("third distinct wrong PIN: LockedUntil %v WrongPINs %v, want locked and cleared", d.Member.LockedUntil, d.Member.WrongPINs)
+	t.Run("a wrong PIN remembered under an older fingerprint key is not counted", func(t *testing.T) {
+		old := m1
+		old.WrongAttempts = []pinreset.Attempt{{Key: "k0:111111", At: now}}
+		d, err := old.Decide(wrong("c2", "111111"), untouchableHasher{t}, rules, now)
+		if err != nil || d.Code != pinreset.CodeInvalidUserInfo || d.Changed {
+			t.Fatalf("got %+v %v, want 001_035 with nothing counted", d, err)
 		}
 	})
-	t.Run("a success forgets the wrong PINs", func(t *testing.T) {
-		ok := pinreset.Command{CorrelationID: "c5", Kind: pinreset.KindChange, CurrentPIN: "246810", NewPIN: "581379", ExpiresAt: now.Add(time.Minute)}
+	t.Run("distinct wrong PINs count and lock at LockAfter, and the lock keeps them remembered", func(t *testing.T) {
+		d, _ := m1.Decide(wrong("c3", "222222"), testHasher{}, rules, now)
+		d, _ = d.Member.Decide(wrong("c4", "333333"), testHasher{}, rules, now)
+		if !d.Member.LockedUntil.Equal(now.Add(time.Minute)) || d.Member.FailedAttempts != 0 || len(d.Member.WrongAttempts) != 3 {
+			t.Fatalf("third distinct wrong PIN: LockedUntil %v attempts %d WrongAttempts %v, want locked, 0, all three remembered",
+				d.Member.LockedUntil, d.Member.FailedAttempts, d.Member.WrongAttempts)
+		}
+	})
+	t.Run("a success resets the count and keeps the wrong PINs remembered", func(t *testing.T) {
+		ok := withKeys(pinreset.Command{CorrelationID: "c5", Kind: pinreset.KindChange, CurrentPIN: "246810", NewPIN: "581379", ExpiresAt: now.Add(time.Minute)})
 		d, err := m1.Decide(ok, testHasher{}, rules, now)
-		if err != nil || d.Code != pinreset.CodeSuccess || d.Member.FailedAttempts != 0 || d.Member.WrongPINs != nil {
+		if err != nil || d.Code != pinreset.CodeSuccess || d.Member.FailedAttempts != 0 || !reflect.DeepEqual(d.Member.WrongAttempts, m1.WrongAttempts) {
 			t.Fatalf("got %+v %v", d, err)
 		}
 	})
-	t.Run("deciding does not alias the receiver's WrongPINs", func(t *testing.T) {
-		before := slices.Clone(m1.WrongPINs)
-		d, _ := m1.Decide(wrong("c6", "444444"), testHasher{}, rules, now)
-		d.Member.WrongPINs[0] = "changed"
-		if !slices.Equal(m1.WrongPINs, before) {
-			t.Fatalf("receiver's WrongPINs changed: %v", m1.WrongPINs)
+	t.Run("a set forgets the remembered attempts of the PIN it sets, which is no longer wrong", func(t *testing.T) {
+		mem := m1
+		mem.WrongAttempts = []pinreset.Attempt{{Key: "k0:111111"}, {Key: "k1:222222"}}
+		reset := withKeys(pinreset.Command{CorrelationID: "c7", Kind: pinreset.KindReset, NewPIN: "111111", ExpiresAt: now.Add(time.Minute)})
+		d, err := mem.Decide(reset, testHasher{}, rules, now)
+		if err != nil || d.Code != pinreset.CodeSuccess || !reflect.DeepEqual(d.Member.WrongAttempts, []pinreset.Attempt{{Key: "k1:222222"}}) {
+			t.Fatalf("reset to a PIN once tried wrong: %+v %v; want 111111 forgotten, 222222 kept", d.Member.WrongAttempts, err)
+		}
+		right := withKeys(pinreset.Command{CorrelationID: "c8", Kind: pinreset.KindChange, CurrentPIN: "111111", NewPIN: "581379", ExpiresAt: now.Add(time.Minute)})
+		if d, err = d.Member.Decide(right, testHasher{}, rules, now); err != nil || d.Code != pinreset.CodeSuccess {
+			t.Fatalf("the PIN set, tried as currentPassword: %s %v, want 000_000", d.Code, err)
 		}
 	})
+	t.Run("deciding does not alias the receiver's WrongAttempts", func(t *testing.T) {
+		before := slices.Clone(m1.WrongAttempts)
+		d, _ := m1.Decide(wrong("c6", "444444"), testHasher{}, rules, now)
+		d.Member.WrongAttempts[0].Key = "changed"
+		if !slices.Equal(m1.WrongAttempts, before) {
+			t.Fatalf("receiver's WrongAttempts changed: %v", m1.WrongAttempts)
+		}
+	})
+}
+
+// TestAttemptMemoryIsBounded: the memory keeps the most recent
+// AttemptMemory wrong attempts, dropping the oldest; zero means 32.
+func TestAttemptMemoryIsBounded(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		rule         string
+		memory, sent int
+		want         int
+	}{
+		{"a memory under its bound keeps every wrong attempt", 8, 5, 5},
+		{"a full memory drops the oldest wrong attempt", 4, 7, 4},
+		{"a zero bound means the default of 32", 0, 40, 32},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			t.Parallel()
+			rules := pinreset.Rules{LockAfter: 0, RecentLimit: 32, AttemptMemory: tc.memory}
+			m := member()
+			for i := range tc.sent {
+				d := decide(t, &m, withKeys(changeCmd(fmt.Sprintf("260301120000-%07x", i), fmt.Sprintf("%06d", 900000+i), mNewPIN)), testHasher{}, rules, mNow.Add(time.Duration(i)*time.Second))
+				m = d.Member
+			}
+			if len(m.WrongAttempts) != tc.want {
+				t.Fatalf("remembered %d, want %d", len(m.WrongAttempts), tc.want)
+			}
+			if newest := m.WrongAttempts[len(m.WrongAttempts)-1].Key; newest != fmt.Sprintf("k1:%06d", 900000+tc.sent-1) {
+				t.Errorf("newest remembered %s, want the last attempt", newest)
+			}
+			if oldest := m.WrongAttempts[0].Key; oldest != fmt.Sprintf("k1:%06d", 900000+tc.sent-tc.want) {
+				t.Errorf("oldest remembered %s, want attempt %d", oldest, tc.sent-tc.want)
+			}
+		})
+	}
+}
+
+// TestResetIsTheWayOutOfALock: a reset succeeds while the PIN is locked and
+// clears the lock and the count; its event says it unlocked the PIN; a
+// change is refused with 001_069 without verifying anything.
+func TestResetIsTheWayOutOfALock(t *testing.T) {
+	t.Parallel()
+	const id = "260301120000-000b001"
+	lockedMember := func() pinreset.Member {
+		m := member()
+		m.LockedUntil = mNow.Add(10 * time.Minute)
+		m.FailedAttempts = 2
+		m.WrongAttempts = []pinreset.Attempt{{Key: "k1:111111", At: mNow.Add(-time.Minute)}}
+		return m
+	}
+	t.Run("a reset while locked sets the PIN, clears the lock and the count, keeps the memory", func(t *testing.T) {
+		m := lockedMember()
+		want, _ := cloneMember(m)
+		want.PINHash = "h:" + mNewPIN
+		want.FailedAttempts = 0
+		want.LockedUntil = time.Time{}
+		want.Version++
+		want.UpdatedAt = mNow
+		want.Recent = append(want.Recent, pinreset.Applied{CorrelationID: id, Code: pinreset.CodeSuccess, At: mNow})
+		d := decide(t, &m, withKeys(resetCmd(id, mNewPIN)), testHasher{}, pinreset.DefaultRules(), mNow)
+		if d.Code != pinreset.CodeSuccess || !d.Changed {
+			t.Fatalf("Decide = %s changed %v, want 000_000, true", d.Code, d.Changed)
+		}
+		if !reflect.DeepEqual(d.Member, want) {
+			t.Errorf("next member =\n%+v\nwant\n%+v", d.Member, want)
+		}
+		if len(d.Events) != 1 || d.Events[0].Type != pinreset.EventPINSet || d.Events[0].Kind != pinreset.KindReset || !d.Events[0].Unlocked ||
+			d.Events[0].ID != fmt.Sprintf("%s:%d:0", m.ID, m.Version+1) {
+			t.Errorf("events %+v, want one password.changed (reset) that says it unlocked the PIN", d.Events)
+		}
+	})
+	t.Run("a reset with the member's ci succeeds while locked", func(t *testing.T) {
+		m := lockedMember()
+		c := resetCmd(id, mNewPIN)
+		c.CI = mCI
+		if d := decide(t, &m, c, testHasher{}, pinreset.DefaultRules(), mNow); d.Code != pinreset.CodeSuccess || !d.Member.LockedUntil.IsZero() {
+			t.Errorf("Decide = %s locked until %v, want 000_000, unlocked", d.Code, d.Member.LockedUntil)
+		}
+	})
+	t.Run("a change while locked answers 001_069 without verifying, even with the right PIN", func(t *testing.T) {
+		for _, cur := range []string{mCurPIN, mWrongPIN} {
+			m := lockedMember()
+			d := decide(t, &m, withKeys(changeCmd(id, cur, mNewPIN)), untouchableHasher{t}, pinreset.DefaultRules(), mNow)
+			if d.Code != pinreset.CodeAttemptsExceeded || d.Changed {
+				t.Errorf("currentPassword %s: Decide = %s changed %v, want 001_069, false", cur, d.Code, d.Changed)
+			}
+		}
+	})
+	t.Run("a set that ends no lock does not say it unlocked", func(t *testing.T) {
+		m := member()
+		d := decide(t, &m, resetCmd(id, mNewPIN), testHasher{}, pinreset.DefaultRules(), mNow)
+		if len(d.Events) != 1 || d.Events[0].Unlocked {
+			t.Errorf("events %+v, want one password.changed without unlocked", d.Events)
+		}
+	})
+}
+
+// TestReplayedCapturesNeverLock: the five-capture loop. Five distinct wrong
+// captures lock the member; a reset unlocks; the same five replayed (fresh
+// correlation ids) are answered 001_035 without hashing and lock nothing,
+// round after round.
+func TestReplayedCapturesNeverLock(t *testing.T) {
+	t.Parallel()
+	rules := pinreset.DefaultRules()
+	m := member()
+	now := mNow
+	captures := []string{"130579", "350791", "570913", "790135", "913570"}
+	n := 0
+	send := func(c pinreset.Command, h pinreset.PINHasher) pinreset.Decision {
+		t.Helper()
+		n++
+		now = now.Add(time.Second)
+		c.CorrelationID = fmt.Sprintf("260301120000-%07x", n)
+		d := decide(t, &m, sentAt(withKeys(c), now), h, rules, now)
+		if d.Changed {
+			m = d.Member
+		}
+		return d
+	}
+	for i, pin := range captures {
+		if d := send(changeCmd("", pin, mNewPIN), testHasher{}); d.Code != pinreset.CodeInvalidUserInfo {
+			t.Fatalf("capture %d: %s, want 001_035", i+1, d.Code)
+		}
+	}
+	if !now.Before(m.LockedUntil) {
+		t.Fatal("five distinct wrong PINs did not lock")
+	}
+	for round := 1; round <= 3; round++ {
+		pin := fmt.Sprintf("%06d", 703152+round*1111)
+		if d := send(resetCmd("", pin), testHasher{}); d.Code != pinreset.CodeSuccess || !m.LockedUntil.IsZero() {
+			t.Fatalf("round %d: reset %s locked until %v, want 000_000 and unlocked", round, d.Code, m.LockedUntil)
+		}
+		for i, c := range captures {
+			if d := send(changeCmd("", c, mNewPIN), untouchableHasher{t}); d.Code != pinreset.CodeInvalidUserInfo || d.Changed {
+				t.Fatalf("round %d replay %d: %s changed %v, want 001_035 and nothing counted", round, i+1, d.Code, d.Changed)
+			}
+		}
+		if !m.LockedUntil.IsZero() || m.FailedAttempts != 0 {
+			t.Fatalf("round %d: the replays locked (until %v) or counted (%d)", round, m.LockedUntil, m.FailedAttempts)
+		}
+	}
 }
 
 func TestDecideEvents(t *testing.T) {
@@ -890,6 +1083,8 @@ func TestDecideHashesAhead(t *testing.T) {
 	t.Parallel()
 	locked := member()
 	locked.LockedUntil = mNow.Add(time.Minute)
+	remembered := member()
+	remembered.WrongAttempts = []pinreset.Attempt{{Key: "k1:" + mWrongPIN, At: mNow.Add(-time.Hour)}}
 	for _, tc := range []struct {
 		rule              string
 		m                 pinreset.Member
@@ -905,7 +1100,8 @@ func TestDecideHashesAhead(t *testing.T) {
 		{"wrong current PIN: the hash made ahead is dropped", member(), changeCmd("260301120000-0000a03", mWrongPIN, mNewPIN), true, false, pinreset.CodeInvalidUserInfo, "", 1, 0, false},
 		{"reset to the same PIN: the hash made ahead is dropped", member(), resetCmd("260301120000-0000a04", mCurPIN), true, false, pinreset.CodeSamePIN, "", 1, 0, false},
 		{"no idle core: hashed after the check", member(), changeCmd("260301120000-0000a05", mCurPIN, mNewPIN), false, false, pinreset.CodeSuccess, "h:" + mNewPIN, 0, 0, false},
-		{"locked: nothing started", locked, changeCmd("260301120000-0000a06", mCurPIN, mNewPIN), true, false, pinreset.CodePINLocked, "", 0, 0, false},
+		{"locked: nothing started", locked, changeCmd("260301120000-0000a06", mCurPIN, mNewPIN), true, false, pinreset.CodeAttemptsExceeded, "", 0, 0, false},
+		{"a remembered wrong attempt: nothing started", remembered, withKeys(changeCmd("260301120000-0000a08", mWrongPIN, mNewPIN)), true, false, pinreset.CodeInvalidUserInfo, "", 0, 0, false},
 		{"a failed hash made ahead is an error", member(), resetCmd("260301120000-0000a07", mNewPIN), true, true, "", "", 1, 1, true},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {

@@ -2,6 +2,7 @@ package wire_test
 
 import (
 	"errors"
+	"reflect"
 	"testing"
 	"time"
 
@@ -40,7 +41,7 @@ func FuzzDecodeCommand(f *testing.F) {
 			if !errors.Is(err, wire.ErrPoison) {
 				t.Fatalf("error %v does not wrap ErrPoison", err)
 			}
-			if c != (pinreset.Command{}) {
+			if !reflect.DeepEqual(c, pinreset.Command{}) {
 				t.Fatalf("refused command came back non-zero: %s", fields(c))
 			}
 			return

@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"reflect"
 	"strings"
 	"testing"
 	"time"
@@ -65,7 +66,7 @@ func resetCommand() pinreset.Command {
 func sameCommand(a, b pinreset.Command) bool {
 	ta, tb := a, b
 	ta.AcceptedAt, ta.ExpiresAt, tb.AcceptedAt, tb.ExpiresAt = time.Time{}, time.Time{}, time.Time{}, time.Time{}
-	return ta == tb && a.AcceptedAt.Equal(b.AcceptedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
+	return reflect.DeepEqual(ta, tb) && a.AcceptedAt.Equal(b.AcceptedAt) && a.ExpiresAt.Equal(b.ExpiresAt)
 }
 
 // fields shows every field of c, which its redacting String hides.
@@ -89,7 +90,7 @@ func wantPoison(t *testing.T, key, value []byte, s wire.Sealer) {
 	if !errors.Is(err, wire.ErrPoison) {
 		t.Fatalf("DecodeCommand(%q) = %s, %v; want an error wrapping ErrPoison", value, fields(c), err)
 	}
-	if c != (pinreset.Command{}) {
+	if !reflect.DeepEqual(c, pinreset.Command{}) {
 		t.Errorf("a refused command came back non-zero: %s", fields(c))
 	}
 }
@@ -416,7 +417,7 @@ func TestDecodeCommandUnderAnUndeployedKeyIsAMissingKey(t *testing.T) {
 			if !errors.As(err, &mk) || mk.Kind != "seal" || !errors.Is(err, pinreset.ErrMissingKey) || errors.Is(err, wire.ErrPoison) {
 				t.Fatalf("DecodeCommand = %v, want a missing seal key, not poison", err)
 			}
-			if c != (pinreset.Command{}) {
+			if !reflect.DeepEqual(c, pinreset.Command{}) {
 				t.Errorf("a command that did not open came back non-zero: %s", fields(c))
 			}
 		})

@@ -58,9 +58,13 @@ type Contents interface {
 	RecordContent(ctx context.Context, aspID, fp, correlationID string, at time.Time) error
 }
 
-// Fingerprinter makes and checks keyed fingerprints of request content.
+// Fingerprinter makes and checks keyed fingerprints of request content,
+// under the fingerprint keys (PINRESET_FINGERPRINT_KEYS), never the pepper.
 type Fingerprinter interface {
 	Fingerprint(content []byte) (string, error)
+	// Fingerprints is content's fingerprint under every key, the current
+	// key's first: for comparing with fingerprints made before a rotation.
+	Fingerprints(content []byte) ([]string, error)
 	SameFingerprint(fp string, content []byte) (bool, error)
 }
 
@@ -229,8 +233,11 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	// harmless, but for one case: content that set a PIN would set it again
 	// (a captured reset undoing a later change). So content that set a PIN
 	// is refused under any other correlation id within the replay window.
-	// A wrong PIN sent again is not counted again (AttemptKey); any other
-	// refusal changed nothing and may be retried.
+	// A wrong PIN sent again is answered from the member's memory of wrong
+	// attempts, without argon2 and without being counted (attemptKeys,
+	// pinreset.Member.WrongAttempts); any other refusal changed nothing and
+	// may be retried. The fingerprint holds the
+	// PINs: it must tell two requests that differ only in a PIN apart.
 	// KMV2 binds the correlation id and the times: its replay is stale (401
 	// at the ingress) or has this correlation id (answered above), so the
 	// rule is skipped and a member may set an earlier PIN again.
@@ -247,10 +254,8 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		return pinreset.Result{}, "", owed{}, err
 	default:
 		how = "decided"
-		if cmd.Kind == pinreset.KindChange {
-			if cmd.AttemptKey, err = p.Fingerprinter.Fingerprint(cmd.AttemptContent()); err != nil {
-				return pinreset.Result{}, "", owed{}, err
-			}
+		if err := p.attemptKeys(&cmd); err != nil {
+			return pinreset.Result{}, "", owed{}, err
 		}
 		if res, o.events, err = p.decide(ctx, cmd); err != nil {
 			return pinreset.Result{}, "", owed{}, err
@@ -285,6 +290,29 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	return res, how, o, nil
 }
 
+// attemptKeys gives cmd the attempt keys the member rules compare with the
+// member's memory of wrong attempts (pinreset.Member.WrongAttempts): of
+// its currentPassword (a change) and of its newPassword (a set forgets the
+// attempts of the PIN it sets), each under every fingerprint key. They hold
+// a PIN, as they must (two wrong PINs must be told apart), scoped to the
+// member. HMACs only: a replayed wrong attempt is then answered without
+// argon2 work.
+func (p *Processor) attemptKeys(cmd *pinreset.Command) error {
+	if cmd.Kind != pinreset.KindChange && cmd.Kind != pinreset.KindReset {
+		return nil
+	}
+	var err error
+	if cmd.Kind == pinreset.KindChange {
+		if cmd.AttemptKeys, err = p.Fingerprinter.Fingerprints(cmd.AttemptContent()); err != nil {
+			return fmt.Errorf("attempt keys: %w", err)
+		}
+	}
+	if cmd.NewPINKeys, err = p.Fingerprinter.Fingerprints(cmd.NewPINAttemptContent()); err != nil {
+		return fmt.Errorf("attempt keys: %w", err)
+	}
+	return nil
+}
+
 // audit appends the outcome of cmd to the audit trail, once: a record the
 // trail already holds (appended before a crash or by another worker) is not
 // appended again.
@@ -296,7 +324,8 @@ func (p *Processor) audit(ctx context.Context, cmd pinreset.Command, code pinres
 	r := audit.Record{ASPID: cmd.ASPID, Kind: kind, MemberID: memberID, CorrelationID: cmd.CorrelationID,
 		Code: string(code), At: p.now().UTC(), WorkerID: p.WorkerID}
 	if memberID == "" && cmd.LoginID != "" {
-		// No member: the trail says which loginId was asked for, keyed, never in clear.
+		// No member: the trail says which loginId was asked for, keyed, never
+		// in clear. No PIN is in it: it needs none.
 		h, err := p.Fingerprinter.Fingerprint([]byte("audit-login\x00" + cmd.ASPID + "\x00" + cmd.LoginID))
 		if err != nil {
 			return err

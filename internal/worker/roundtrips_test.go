@@ -125,9 +125,13 @@ func TestRoundTrips(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	fingerprints, err := pinhash.NewFingerprinter(pinhash.FingerprintKey{ID: "f1", Key: bytes.Repeat([]byte{9}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
 	pub := &resultPublisher{trips: trips, beforeReply: -1}
 	proc := &worker.Processor{
-		Members: store, Outcomes: store, Audit: audit.New(store.Database()), Contents: store, Fingerprinter: hasher,
+		Members: store, Outcomes: store, Audit: audit.New(store.Database()), Contents: store, Fingerprinter: fingerprints,
 		Publisher: pub, Sealer: ring, Hasher: hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w-roundtrips",
 	}
 

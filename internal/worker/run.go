@@ -43,6 +43,29 @@ func NewHasher(cfg config.Worker) (*pinhash.Hasher, error) {
 	return h, nil
 }
 
+// NewFingerprinter builds the fingerprinter of request content from the
+// worker settings (PINRESET_FINGERPRINT_KEYS).
+func NewFingerprinter(cfg config.Worker) (Fingerprinter, error) {
+	f, err := pinhash.ParseFingerprintKeys("PINRESET_FINGERPRINT_KEYS", cfg.FingerprintKeys)
+	if err != nil {
+		return nil, err
+	}
+	return keyedFingerprints{f}, nil
+}
+
+// keyedFingerprints reports a recorded fingerprint under a key id this
+// worker does not hold (a rotation that reached another worker first) as a
+// missing key: transient, parked until the key is deployed, never an outcome.
+type keyedFingerprints struct{ *pinhash.Fingerprinter }
+
+func (k keyedFingerprints) SameFingerprint(fp string, content []byte) (bool, error) {
+	same, err := k.Fingerprinter.SameFingerprint(fp, content)
+	if errors.Is(err, pinhash.ErrUnknownFingerprintKey) {
+		err = &pinreset.MissingKeyError{Kind: "fingerprint", Err: err}
+	}
+	return same, err
+}
+
 // Run runs a worker until ctx ends, then finishes the commands in hand,
 // commits them and returns. It returns early, with an error, only for what
 // retrying cannot fix (bad configuration, Kafka refusing our credentials);
@@ -55,6 +78,10 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		return err
 	}
 	hasher, err := NewHasher(cfg)
+	if err != nil {
+		return err
+	}
+	fingerprints, err := NewFingerprinter(cfg)
 	if err != nil {
 		return err
 	}
@@ -96,7 +123,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicCommandsRetry, kafkabus.TopicResults, kafkabus.TopicEvents)
 	}
 	proc := &Processor{
-		Members: store, Outcomes: store, Audit: trail, Contents: store, Fingerprinter: hasher, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
+		Members: store, Outcomes: store, Audit: trail, Contents: store, Fingerprinter: fingerprints, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID, Metrics: metrics.NewWorker(reg), Parked: store, Health: mon, Ready: ready,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
