@@ -95,6 +95,12 @@ images: image-context
 	done
 
 ## images-test: build the images, run the service's containers and the compose stack, seed cases through them
-images-test: images
-	PINRESET_IMAGE_PREFIX=$(IMAGE_PREFIX) PINRESET_IMAGE_TAG=$(IMAGE_TAG) \
-		$(GO) test -tags images -count=1 -timeout 8m -v -run 'Test(Images|Compose)' ./deployments/
+## (under the tag $(IT_TAG), removed again afterwards, also when a test fails)
+IT_TAG ?= images-test
+images-test:
+	@status=0; \
+	$(MAKE) --no-print-directory images IMAGE_TAG=$(IT_TAG) && \
+	PINRESET_IMAGE_PREFIX=$(IMAGE_PREFIX) PINRESET_IMAGE_TAG=$(IT_TAG) \
+		$(GO) test -tags images -count=1 -timeout 8m -v -run 'Test(Images|Compose)' ./deployments/ || status=$$?; \
+	for t in $(IMAGE_TARGETS); do $(PODMAN) rmi $(IMAGE_PREFIX)$$t:$(IT_TAG) >/dev/null 2>&1 || true; done; \
+	exit $$status
