@@ -4,7 +4,7 @@ DATA    ?= .sandbox
 # -race needs cgo; the tests start real servers, so give them room but bound them.
 TESTFLAGS ?= -race -count=1 -timeout 9m
 
-.PHONY: run infra build test test-short fuzz bench vet clean images image-context images-test
+.PHONY: run infra build test test-short fuzz bench vet clean
 
 ## run: the whole service on the embedded broker and database (Ctrl-C stops it)
 run:
@@ -48,6 +48,7 @@ clean:
 	rm -rf bin $(DATA)
 
 # ---- container images (podman; deployments/README.md, Images) ----
+.PHONY: images image-context images-test
 PODMAN      ?= podman
 # The two podman defaults these machines need (deployments/podman/containers.conf).
 export CONTAINERS_CONF ?= $(CURDIR)/deployments/podman/containers.conf
@@ -99,6 +100,7 @@ images: image-context
 IT_TAG ?= images-test
 images-test:
 	@status=0; \
+	$(GO) vet -tags images ./deployments/ && \
 	$(MAKE) --no-print-directory images IMAGE_TAG=$(IT_TAG) && \
 	PINRESET_IMAGE_PREFIX=$(IMAGE_PREFIX) PINRESET_IMAGE_TAG=$(IT_TAG) \
 		$(GO) test -tags images -count=1 -timeout 8m -v -run 'Test(Images|Compose)' ./deployments/ || status=$$?; \
