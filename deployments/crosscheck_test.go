@@ -1,9 +1,11 @@
-package config
+package deployments
 
-// The deployment files (../../deployments: compose.yaml, k8s/*.yaml and the
+// The deployment files (this directory: compose.yaml, k8s/*.yaml and the
 // Dockerfile) name settings, ports, probe paths, files and images that the
-// code defines. Nothing runs them here (no Docker engine, no cluster in the
-// tests), so this test cross-checks them against the code instead:
+// code defines. images_test.go builds and runs the images and the compose
+// file (make images-test); k8s_test.go decodes the manifests into
+// Kubernetes' types. This test, part of `make test`, cross-checks the files
+// against the code without running anything:
 //
 //   - every YAML file parses (multi-document);
 //   - every PINRESET_ variable they name is one internal/config reads (the
@@ -11,13 +13,18 @@ package config
 //     counts as NAME only where NAME is a secret, read through e.secret);
 //   - a binary is given only the variables it reads (no peppers or MongoDB
 //     URI on the ingress), secrets only as files, and the values load
-//     (LoadIngress / LoadWorker accept them);
-//   - every container port is the port of an _ADDR setting of that
-//     container, every HTTP probe asks /healthz or /readyz on a declared
-//     port, no probe or healthcheck needs a shell, Services, NetworkPolicies,
-//     PDBs and the HPA reach what they mean to;
+//     (config.LoadIngress / config.LoadWorker accept them);
+//   - Kubernetes: every container port is the port of an _ADDR setting of
+//     that container, every HTTP probe asks /healthz or /readyz on a
+//     declared port, no probe or healthcheck needs a shell, Services,
+//     NetworkPolicies, PDBs and the HPA reach what they mean to;
+//   - compose: every container on the host network, every listener on
+//     127.0.0.1 and on a port of its own, the brokers the service is given
+//     are where Kafka and the sandbox listen;
 //   - every secret file or directory a variable names is mounted;
-//   - every built image comes from deployments/Dockerfile and a stage of it;
+//   - every image of ours is a stage of deployments/Dockerfile, which builds
+//     FROM scratch as the non-root user; the sandbox image only in compose's
+//     sandbox profile, never in Kubernetes;
 //   - the worker's resources follow its concurrency and argon2 memory, and
 //     grace periods outlast PINRESET_SHUTDOWN_TIMEOUT.
 //
@@ -47,12 +54,18 @@ import (
 	"time"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kmwallet/pinreset/internal/config"
 )
 
-const deploymentsDir = "../../deployments"
+// deploymentsDir is this directory; configGo the source the settings are read from.
+const (
+	deploymentsDir = "."
+	configGo       = "../internal/config/config.go"
+)
 
 func TestDeployments(t *testing.T) {
-	settings, err := depReadSettings("config.go")
+	settings, err := depReadSettings(configGo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -65,7 +78,7 @@ func TestDeployments(t *testing.T) {
 }
 
 func TestDeploymentsCheckCatchesMistakes(t *testing.T) {
-	settings, err := depReadSettings("config.go")
+	settings, err := depReadSettings(configGo)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -87,20 +100,28 @@ func TestDeploymentsCheckCatchesMistakes(t *testing.T) {
 		{"probe path", "k8s/ingress-deployment.yaml", `path: /readyz`, `path: /ready`, `"/ready"`},
 		{"worker probe on an undeclared port", "k8s/worker-deployment.yaml", "path: /readyz\n              port: admin", "path: /readyz\n              port: admn", "admn"},
 		{"admin listener loopback but port declared", "k8s/configmap.yaml", `PINRESET_ADMIN_ADDR: ":9090"`, `PINRESET_ADMIN_ADDR: "127.0.0.1:9090"`, "container port 9090"},
-		{"admin port not declared", "compose.yaml", "    expose:\n      - \"9090\"\n    # Above", "    # Above", "9090"},
+		{"compose admin port taken twice", "compose.yaml", `PINRESET_ADMIN_ADDR: "127.0.0.1:29093"`, `PINRESET_ADMIN_ADDR: "127.0.0.1:29091"`, "also the listener of"},
 		{"probe port", "k8s/ingress-deployment.yaml", "path: /healthz\n              port: http\n            periodSeconds: 10", "path: /healthz\n              port: 8081\n            periodSeconds: 10", "8081"},
 		{"exec probe", "k8s/ingress-deployment.yaml", "livenessProbe:\n            httpGet:\n              path: /healthz\n              port: http\n",
 			"livenessProbe:\n            exec:\n              command: [\"/bin/sh\", \"-c\", \"true\"]\n", "exec"},
 		{"container port", "k8s/ingress-deployment.yaml", `containerPort: 8080`, `containerPort: 8081`, "8081"},
 		{"Service targetPort", "k8s/ingress-service.yaml", `targetPort: http`, `targetPort: htp`, "htp"},
 		{"NetworkPolicy port", "k8s/networkpolicy.yaml", `port: 8080`, `port: 8008`, "8008"},
-		{"compose container port", "compose.yaml", `"127.0.0.1:8080:8080"`, `"127.0.0.1:8080:8090"`, "8090"},
+		{"compose listener off loopback", "compose.yaml", `PINRESET_HTTP_ADDR: "127.0.0.1:28080"`, `PINRESET_HTTP_ADDR: ":28080"`, "127.0.0.1"},
+		{"compose container off the host network", "compose.yaml", "    profiles: [\"sandbox\"]\n    network_mode: host\n", "    profiles: [\"sandbox\"]\n", "network_mode"},
+		{"compose brokers not where the sandbox listens", "compose.yaml", `"-kafka-addr", "127.0.0.1:29092"`, `"-kafka-addr", "127.0.0.1:29095"`, "PINRESET_KAFKA_BROKERS"},
+		{"compose brokers not where Kafka listens", "compose.yaml", `KAFKA_ADVERTISED_LISTENERS: "PLAINTEXT://127.0.0.1:29092"`, `KAFKA_ADVERTISED_LISTENERS: "PLAINTEXT://127.0.0.1:29096"`, "PINRESET_KAFKA_BROKERS"},
+		{"compose sandbox outside its profile", "compose.yaml", `profiles: ["sandbox"]`, `profiles: ["infra"]`, "sandbox"},
 		{"secret file not mounted", "k8s/worker-deployment.yaml", `value: /etc/pinreset/secrets/peppers`, `value: /etc/pinreset/secret/peppers`, "not mounted"},
-		{"compose secret not given", "compose.yaml", "      - peppers\n      - fingerprint_keys\n", "      - fingerprint_keys\n", "not mounted"},
-		{"Dockerfile path", "compose.yaml", "dockerfile: deployments/Dockerfile\n      args:\n        TARGET: worker", "dockerfile: deployments/Dockerfil\n      args:\n        TARGET: worker", "Dockerfil"},
-		{"build target", "compose.yaml", `TARGET: worker`, `TARGET: wroker`, "wroker"},
+		{"compose secret not given", "compose.yaml", "    - peppers\n    - fingerprint_keys\n", "    - fingerprint_keys\n", "not mounted"},
+		{"compose image of no stage", "compose.yaml", `pinreset-worker:local`, `pinreset-wroker:local`, "pinreset-wroker"},
+		{"compose image not a variable", "compose.yaml", `image: ${INGRESS_IMAGE:-pinreset-ingress:local}`, `image: pinreset-ingress:local`, "INGRESS_IMAGE"},
+		{"Dockerfile base image", "Dockerfile", "FROM scratch AS base", "FROM debian:12 AS base", "scratch"},
+		{"Dockerfile root user", "Dockerfile", "USER 65532:65532", "USER 0:0", "USER 65532"},
+		{"Dockerfile stage missing", "Dockerfile", "FROM base AS pwctl", "FROM base AS pwctl-tool", "pwctl"},
+		{"k8s runs the sandbox image", "k8s/worker-deployment.yaml", `kmwallet/pinreset-worker:CHANGE_ME`, `kmwallet/pinreset-sandbox:CHANGE_ME`, "sandbox"},
 		{"k8s image of no stage", "k8s/worker-deployment.yaml", `kmwallet/pinreset-worker:CHANGE_ME`, `kmwallet/pinreset-wrker:CHANGE_ME`, "pinreset-wrker"},
-		{"third-party image without tag", "compose.yaml", `image: mongo:7` + "\n    hostname: mongo2", `image: mongo` + "\n    hostname: mongo2", "mongo"},
+		{"third-party image without tag", "compose.yaml", `image: ${MONGO_IMAGE:-mongo:7}`, `image: ${MONGO_IMAGE:-mongo}`, "mongo"},
 		{"YAML syntax", "k8s/pdb.yaml", "  name: pinreset-worker\n", "  name: [pinreset-worker\n", "pdb.yaml"},
 		{"worker under-sized", "k8s/configmap.yaml", `PINRESET_WORKER_CONCURRENCY: "2"`, `PINRESET_WORKER_CONCURRENCY: "4"`, "PINRESET_WORKER_CONCURRENCY"},
 		{"grace period", "k8s/ingress-deployment.yaml", `terminationGracePeriodSeconds: 30`, `terminationGracePeriodSeconds: 15`, "terminationGracePeriodSeconds"},
@@ -229,6 +250,8 @@ type depChecker struct {
 	stages   map[string]bool              // stage names of deployments/Dockerfile
 	files    map[string][]any             // YAML file (slash path under root) -> documents
 	cms      map[string]map[string]string // ConfigMap name -> data
+	// listeners: host-network listen address -> the container that has it.
+	listeners map[string]string
 }
 
 func (c *depChecker) errorf(format string, args ...any) {
@@ -237,7 +260,7 @@ func (c *depChecker) errorf(format string, args ...any) {
 
 // depCheck runs every check on the deployments directory root.
 func depCheck(t *testing.T, root string, settings depSettings) []string {
-	c := &depChecker{t: t, root: root, settings: settings, files: map[string][]any{}, cms: map[string]map[string]string{}}
+	c := &depChecker{t: t, root: root, settings: settings, files: map[string][]any{}, cms: map[string]map[string]string{}, listeners: map[string]string{}}
 	c.parseAll()
 	c.checkDockerfile()
 	for _, rel := range depKeys(c.files) {
@@ -295,34 +318,51 @@ func (c *depChecker) parseAll() {
 	}
 }
 
-// depTargets are the values of the Dockerfile's TARGET: one image each.
+// depTargets are the production stages of the Dockerfile (--target): one
+// image each. depSandbox is the stage of the embedded infrastructure, for
+// local stacks only.
 var depTargets = []string{"ingress", "worker", "pwctl"}
 
-var depStageRe = regexp.MustCompile(`(?i)^\s*FROM\s+\S+\s+AS\s+([a-z0-9_.-]+)\s*$`)
+const depSandbox = "sandbox"
+
+var (
+	depStageRe = regexp.MustCompile(`(?i)^\s*FROM\s+\S+\s+AS\s+([a-z0-9_.-]+)\s*$`)
+	depFromRe  = regexp.MustCompile(`(?i)^\s*FROM\s+(\S+)`)
+)
 
 // checkDockerfile reads deployments/Dockerfile: its stages (the build
-// targets) and the properties the images must have.
+// targets) and the properties the images must have: built FROM scratch or
+// an earlier stage (no base image to pull: these machines reach no
+// registry, and an empty image has no shell or libc to patch), as user
+// 65532.
 func (c *depChecker) checkDockerfile() {
 	c.stages = c.dockerStages(filepath.Join(c.root, "Dockerfile"))
 	b, _ := os.ReadFile(filepath.Join(c.root, "Dockerfile"))
 	var code []string
+	seen := map[string]bool{}
 	for _, l := range strings.Split(string(b), "\n") {
-		if !strings.HasPrefix(strings.TrimSpace(l), "#") {
-			code = append(code, l)
+		if strings.HasPrefix(strings.TrimSpace(l), "#") {
+			continue
+		}
+		code = append(code, l)
+		if m := depFromRe.FindStringSubmatch(l); m != nil {
+			if m[1] != "scratch" && !seen[m[1]] {
+				c.errorf("Dockerfile: FROM %s: build FROM scratch or an earlier stage (no base image can be pulled here)", m[1])
+			}
+			if s := depStageRe.FindStringSubmatch(l); s != nil {
+				seen[s[1]] = true
+			}
 		}
 	}
 	src := strings.Join(code, "\n")
-	for _, want := range []string{"CGO_ENABLED=0", "-trimpath", `-ldflags "-s -w"`, "gcr.io/distroless/static-debian12:nonroot", "USER 65532"} {
+	for _, want := range []string{"FROM scratch", "USER 65532:65532"} {
 		if !strings.Contains(src, want) {
 			c.errorf("Dockerfile: does not contain %q", want)
 		}
 	}
-	if strings.Contains(src, "cmd/sandbox") {
-		c.errorf("Dockerfile: builds cmd/sandbox, which is no production binary")
-	}
-	for _, s := range depTargets {
+	for _, s := range append(depTargets, depSandbox) {
 		if !c.stages[s] {
-			c.errorf("Dockerfile: no stage %q (TARGET=%s)", s, s)
+			c.errorf("Dockerfile: no stage %q (--target %s)", s, s)
 		}
 	}
 }
@@ -401,6 +441,10 @@ type depWorkload struct {
 	env    map[string]string // every variable set; valueFrom ones as ""
 	mounts []string          // paths under which files are mounted
 	ports  []int             // container ports
+	// hostNet: the container shares the host's network (compose here):
+	// every listener must be on 127.0.0.1, set explicitly (the defaults
+	// are make run's ports) and on a port no other container uses.
+	hostNet bool
 }
 
 // checkWorkload checks what one binary is given: only its settings, secrets
@@ -436,6 +480,17 @@ func (c *depChecker) checkWorkload(w depWorkload) (addrPorts map[int]bool) {
 		}) {
 			c.errorf("%s: %s=%s: not mounted (mounts: %v)", w.where, name, v, w.mounts)
 		}
+		// On the host network: loopback, and one container per address.
+		if v := w.env[name]; w.hostNet && strings.HasSuffix(name, "_ADDR") && v != "off" {
+			if host, _, err := net.SplitHostPort(v); err != nil || host != "127.0.0.1" {
+				c.errorf("%s: %s=%q: on the host network listen on 127.0.0.1 only", w.where, name, v)
+			}
+			if other, ok := c.listeners[v]; ok {
+				c.errorf("%s: %s=%q is also the listener of %s", w.where, name, v, other)
+			}
+			c.listeners[v] = w.where
+			continue
+		}
 		// A listener reachable from outside the container (not loopback,
 		// not "off") must be a declared port; only such a port may be.
 		if v := w.env[name]; strings.HasSuffix(name, "_ADDR") && v != "" && v != "off" {
@@ -467,7 +522,7 @@ func (c *depChecker) checkWorkload(w depWorkload) (addrPorts map[int]bool) {
 	}
 	switch w.binary {
 	case "ingress":
-		cfg, err := LoadIngress(getenv)
+		cfg, err := config.LoadIngress(getenv)
 		if err != nil {
 			c.errorf("%s: the ingress refuses its settings: %v", w.where, err)
 			break
@@ -476,6 +531,7 @@ func (c *depChecker) checkWorkload(w depWorkload) (addrPorts map[int]bool) {
 		// set, the _ADDR rule above checked it).
 		n, loopback, err := depAddrPort(cfg.HTTPAddr)
 		switch {
+		case w.hostNet:
 		case w.env["PINRESET_HTTP_ADDR"] != "" && !loopback:
 		case err != nil:
 			c.errorf("%s: PINRESET_HTTP_ADDR %q: %v", w.where, cfg.HTTPAddr, err)
@@ -485,7 +541,7 @@ func (c *depChecker) checkWorkload(w depWorkload) (addrPorts map[int]bool) {
 			c.errorf("%s: PINRESET_HTTP_ADDR %q: port %d is not a declared container port %v", w.where, cfg.HTTPAddr, n, w.ports)
 		}
 	case "worker":
-		if _, err := LoadWorker(getenv); err != nil {
+		if _, err := config.LoadWorker(getenv); err != nil {
 			c.errorf("%s: the worker refuses its settings: %v", w.where, err)
 		}
 	}
@@ -602,34 +658,91 @@ func depCPU(s string) (float64, error) {
 
 // ---- compose ----
 
+// depImageVarRe is an image given as a variable with a default:
+// ${NAME_IMAGE:-default}.
+var depImageVarRe = regexp.MustCompile(`^\$\{([A-Z0-9_]+_IMAGE):-([^}]+)\}$`)
+
+// checkCompose checks compose.yaml: every container on the host network
+// (the tests here send traffic to loopback only), images as variables with
+// pinned defaults, ours being stages of the Dockerfile, what each binary is
+// given, and that the brokers the service is given are where both profiles'
+// Kafka listens.
 func (c *depChecker) checkCompose(doc any) {
 	services := depMap(depMap(doc)["services"])
 	if len(services) == 0 {
 		c.errorf("compose.yaml: no services")
 	}
-	ours := 0
+	ours := map[string]int{}
+	brokers := map[string]string{}   // PINRESET_KAFKA_BROKERS -> a service given it
+	kafkaAt := map[string][]string{} // profile -> the broker addresses it listens on
 	for _, name := range depKeys(services) {
 		svc := depMap(services[name])
 		where := "compose.yaml: service " + name
+		if depStr(svc["network_mode"]) != "host" {
+			c.errorf("%s: network_mode %q, want host (every container on the host network, every listener on 127.0.0.1)", where, depStr(svc["network_mode"]))
+		}
+		if svc["ports"] != nil || svc["expose"] != nil {
+			c.errorf("%s: ports or expose on the host network: the listeners are the ports", where)
+		}
+		var profiles []string
+		for _, p := range depList(svc["profiles"]) {
+			profiles = append(profiles, depStr(p))
+			if p := depStr(p); p != "infra" && p != "sandbox" {
+				c.errorf("%s: profile %q, want infra or sandbox", where, p)
+			}
+		}
 		image := depStr(svc["image"])
-		build, hasBuild := svc["build"]
-		if !hasBuild {
+		m := depImageVarRe.FindStringSubmatch(image)
+		if m == nil {
+			c.errorf("%s: image %q: give it as ${NAME_IMAGE:-default} (INGRESS_IMAGE, WORKER_IMAGE, SANDBOX_IMAGE, KAFKA_IMAGE, MONGO_IMAGE)", where, image)
+			continue
+		}
+		ref := m[2]
+		if i := strings.LastIndex(ref, "/"); i >= 0 {
+			ref = ref[i+1:]
+		}
+		repo, _, _ := strings.Cut(ref, ":")
+		binary, isOurs := strings.CutPrefix(repo, "pinreset-")
+		if !isOurs {
 			// A third-party image: pinned to a version.
-			ref := image
-			if i := strings.LastIndex(ref, "/"); i >= 0 {
-				ref = ref[i+1:]
+			if !strings.Contains(ref, ":") && !strings.Contains(ref, "@") || strings.HasSuffix(ref, ":latest") {
+				c.errorf("%s: image %q: pin a version (name:tag or @digest)", where, m[2])
 			}
-			if image == "" || !strings.Contains(ref, ":") && !strings.Contains(ref, "@") || strings.HasSuffix(ref, ":latest") {
-				c.errorf("%s: image %q: pin a version (name:tag or @digest)", where, image)
+			if strings.HasPrefix(m[2], "apache/kafka") {
+				for _, p := range profiles {
+					for _, l := range strings.Split(depStr(depMap(svc["environment"])["KAFKA_ADVERTISED_LISTENERS"]), ",") {
+						if _, addr, ok := strings.Cut(l, "://"); ok && svc["entrypoint"] == nil {
+							kafkaAt[p] = append(kafkaAt[p], addr)
+						}
+					}
+				}
 			}
 			continue
 		}
-		target := c.composeBuild(where, build)
-		if target == "" {
+		if !c.stages[binary] || !slices.Contains(append(depTargets, depSandbox), binary) {
+			c.errorf("%s: image %s: deployments/Dockerfile builds no pinreset-%s (its targets are %v)", where, m[2], binary, append(depTargets, depSandbox))
 			continue
 		}
-		ours++
-		w := depWorkload{where: where, binary: target, env: map[string]string{}}
+		if want := strings.ToUpper(binary) + "_IMAGE"; m[1] != want {
+			c.errorf("%s: image variable %s, want %s", where, m[1], want)
+		}
+		if binary == depSandbox {
+			if !slices.Equal(profiles, []string{"sandbox"}) {
+				c.errorf("%s: the sandbox image belongs in the sandbox profile only (profiles %v)", where, profiles)
+			}
+			args := depList(svc["command"])
+			for i := 0; i+1 < len(args); i++ {
+				if depStr(args[i]) == "-kafka-addr" {
+					kafkaAt["sandbox"] = append(kafkaAt["sandbox"], depStr(args[i+1]))
+				}
+			}
+			continue
+		}
+		if len(profiles) > 0 {
+			c.errorf("%s: the service runs in every profile; profiles %v", where, profiles)
+		}
+		ours[binary]++
+		w := depWorkload{where: where, binary: binary, env: map[string]string{}, hostNet: true}
 		switch env := svc["environment"].(type) {
 		case map[string]any:
 			for k, v := range env {
@@ -661,20 +774,17 @@ func (c *depChecker) checkCompose(doc any) {
 				w.mounts = append(w.mounts, parts[1])
 			}
 		}
-		for _, p := range append(depList(svc["ports"]), depList(svc["expose"])...) {
-			s := depStr(p)
-			if m := depMap(p); m != nil {
-				s = depStr(m["target"])
-			}
-			s = s[strings.LastIndex(s, ":")+1:]
-			s, _, _ = strings.Cut(s, "/")
-			n, err := strconv.Atoi(s)
-			if err != nil {
-				c.errorf("%s: port %v: not one container port", where, p)
-				continue
-			}
-			w.ports = append(w.ports, n)
+		// The defaults are make run's addresses: set every listener.
+		need := []string{"PINRESET_ADMIN_ADDR"}
+		if binary == "ingress" {
+			need = append(need, "PINRESET_HTTP_ADDR")
 		}
+		for _, n := range need {
+			if w.env[n] == "" {
+				c.errorf("%s: set %s (on the host network the default is make run's)", where, n)
+			}
+		}
+		brokers[w.env["PINRESET_KAFKA_BROKERS"]] = where
 		c.checkWorkload(w)
 
 		// The images have no shell: a shell healthcheck cannot run.
@@ -693,7 +803,7 @@ func (c *depChecker) checkCompose(doc any) {
 			}
 			memLim = n
 		}
-		if target == "worker" {
+		if binary == "worker" {
 			cpus := -1.0
 			if v, ok := limits["cpus"]; ok {
 				cpus, _ = strconv.ParseFloat(depStr(v), 64)
@@ -702,59 +812,23 @@ func (c *depChecker) checkCompose(doc any) {
 		} else {
 			c.checkGOMEMLIMIT(where, w.env, memLim)
 		}
-		if target == "ingress" {
+		if binary == "ingress" {
 			c.checkGrace(where+": stop_grace_period", w.env, depDuration(svc["stop_grace_period"], 10*time.Second), 0)
 		}
 	}
-	if ours < 2 {
-		c.errorf("compose.yaml: %d services built from deployments/Dockerfile, want the ingress and the worker", ours)
+	if ours["ingress"] < 1 || ours["worker"] < 1 {
+		c.errorf("compose.yaml: services of ours %v, want the ingress and a worker at least", ours)
 	}
-}
-
-// composeBuild checks a service's build section: the context and Dockerfile
-// exist, the Dockerfile is deployments/Dockerfile and TARGET is one of its
-// stages. It returns the target.
-func (c *depChecker) composeBuild(where string, build any) string {
-	ctx, dockerfile, target := depStr(build), "Dockerfile", ""
-	if m := depMap(build); m != nil {
-		ctx = depStr(m["context"])
-		if d := depStr(m["dockerfile"]); d != "" {
-			dockerfile = d
+	// Both profiles' Kafka must listen where the service is told it is.
+	for _, p := range []string{"infra", "sandbox"} {
+		for b, where := range brokers {
+			for _, addr := range strings.Split(b, ",") {
+				if !slices.Contains(kafkaAt[p], addr) {
+					c.errorf("%s: PINRESET_KAFKA_BROKERS %s: profile %s's Kafka listens on %v", where, addr, p, kafkaAt[p])
+				}
+			}
 		}
-		target = depStr(depMap(m["args"])["TARGET"])
 	}
-	ctxDir := filepath.Join(c.root, filepath.FromSlash(ctx))
-	if st, err := os.Stat(ctxDir); err != nil || !st.IsDir() {
-		c.errorf("%s: build context %q: not a directory", where, ctx)
-		return ""
-	}
-	file := filepath.Join(ctxDir, filepath.FromSlash(dockerfile))
-	want := filepath.Join(c.root, "Dockerfile")
-	if _, err := os.Stat(file); err != nil {
-		c.errorf("%s: Dockerfile %q (context %q): %v", where, dockerfile, ctx, err)
-		return ""
-	}
-	if a, b := depAbs(file), depAbs(want); a != b {
-		c.errorf("%s: builds %s, not deployments/Dockerfile", where, file)
-		return ""
-	}
-	if target == "" {
-		c.errorf("%s: no build arg TARGET (ingress, worker or pwctl)", where)
-		return ""
-	}
-	if !slices.Contains(depTargets, target) || !c.stages[target] {
-		c.errorf("%s: build arg TARGET=%q: want a binary's stage of the Dockerfile, one of %v", where, target, depTargets)
-		return ""
-	}
-	return target
-}
-
-func depAbs(p string) string {
-	a, err := filepath.Abs(p)
-	if err != nil {
-		return p
-	}
-	return filepath.Clean(a)
 }
 
 // checkGrace: the time a stopped process is given must exceed the
@@ -848,8 +922,11 @@ func (c *depChecker) checkKubernetes() {
 			}
 			if last := path.Base(repo); strings.HasPrefix(last, "pinreset") {
 				w.binary = strings.TrimPrefix(last, "pinreset-")
-				if !slices.Contains(depTargets, w.binary) || !c.stages[w.binary] {
-					c.errorf("%s: image %s: deployments/Dockerfile builds no pinreset-%s (TARGET is one of %v)", where, image, w.binary, depTargets)
+				switch {
+				case w.binary == depSandbox:
+					c.errorf("%s: image %s: the sandbox image (embedded broker and database) is for local stacks, never for a cluster", where, image)
+				case !slices.Contains(depTargets, w.binary) || !c.stages[w.binary]:
+					c.errorf("%s: image %s: deployments/Dockerfile builds no pinreset-%s (its targets are %v)", where, image, w.binary, depTargets)
 				}
 				ours++
 			}
