@@ -389,13 +389,17 @@ func TestTamperedCommandIsDeadLettered(t *testing.T) {
 }
 
 // TestRejectedCommandIsRecorded: a command the worker cannot open (sealed
-// under a key it does not hold) is dead-lettered, and its rejection is the
-// transaction's one recorded outcome: the client is told 422, a GET says
-// 422, and a retry with the same correlation id says 422 without a decision.
+// under the key id it holds, but with another secret: forged, or a key
+// mixed up) is dead-lettered, and its rejection is the transaction's one
+// recorded outcome: the client is told 422, a GET says 422, and a retry
+// with the same correlation id says 422 without a decision. (A key id the
+// worker does not hold is not this: it waits, parked, for the key;
+// TestStuckCommandsAreParked.)
 func TestRejectedCommandIsRecorded(t *testing.T) {
 	e := startSandbox(t, nil, "-infra-only")
-	unknownKey := "other:" + strings.Repeat("A", 43) + "="
-	addr := startIngress(t, e, map[string]string{"PINRESET_SEAL_KEYS": unknownKey})
+	id, _, _ := strings.Cut(e.Getenv("PINRESET_SEAL_KEYS"), ":")
+	forged := id + ":" + strings.Repeat("A", 43) + "="
+	addr := startIngress(t, e, map[string]string{"PINRESET_SEAL_KEYS": forged})
 	e.HTTPAddr = addr
 	startWorker(t, e, nil)
 	c := newClient(t, e)

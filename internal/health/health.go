@@ -144,10 +144,12 @@ func (l *Loop) Begin() (end func()) {
 }
 
 // WaitHold is how long one Waiting keeps the process unready. A loop
-// that keeps failing reports each failure, so it stays unready; one that
-// recovered without a sign of it (a reader with nothing to read since the
-// broker came back) turns ready again after this, or at once on Recovered.
-const WaitHold = 15 * time.Second
+// that keeps failing reports each failure (kafka-go's readers report one
+// every second or two while a broker is away), so it stays unready; one
+// that recovered without a sign of it (a reader with nothing to read since
+// the broker came back) turns ready again after this, or at once on
+// Recovered. The readiness checks also ping the dependencies themselves.
+const WaitHold = 5 * time.Second
 
 // Waiting says the loop is backing off because of err (a broker or the
 // database unreachable): the process is unready for WaitHold, or until
