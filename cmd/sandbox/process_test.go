@@ -216,6 +216,10 @@ func processEnv(e Env, over map[string]string) map[string]string {
 	env["PINRESET_ARGON2_TIME"] = "1"
 	env["PINRESET_KAFKA_SESSION_TIMEOUT"] = "3s"
 	env["PINRESET_ADMIN_ADDR"] = "127.0.0.1:0"
+	// These tests drive many commands per member and from one ASP: they are
+	// about delivery, not admission (lockout_test.go tests the buckets).
+	env["PINRESET_MEMBER_RATE"] = "off"
+	env["PINRESET_ASP_RATE"] = "off"
 	for k, v := range over {
 		env[k] = v
 	}
@@ -331,13 +335,13 @@ func makeJobs(members []string, perMember int) []*job {
 }
 
 // finish drives one job to its final outcome: POST (retrying the same
-// correlation id and body on a transport error or a 503, possibly on another
+// correlation id and body on a transport error, a 503 or a 429, possibly on another
 // ingress), then GET while the answer is 202.
 func finish(t *testing.T, clients []*client, j *job, deadline time.Time) {
 	for attempt := 0; ; attempt++ {
 		c := clients[attempt%len(clients)]
 		r, err := c.tryPost(j.body, j.cid)
-		if err == nil && r.status != 503 {
+		if err == nil && r.status != 503 && r.status != 429 {
 			for r.status == 202 && time.Now().Before(deadline) {
 				time.Sleep(200 * time.Millisecond)
 				g, gerr := c.tryGet(j.cid)

@@ -389,8 +389,14 @@ func (p *Processor) decide(ctx context.Context, cmd pinreset.Command) (pinreset.
 		if err != nil {
 			return pinreset.Result{}, mongostore.Pending{}, err
 		}
-		if !d.Changed {
+		if d.Replayed {
 			return pinreset.NewResult(cmd, d.Code, m.ID, now), mongostore.Pending{}, nil
+		}
+		if !d.Changed {
+			// Claimed on the member all the same (pinreset.Member.Recorded):
+			// another worker deciding this command at once must not record
+			// a different outcome beside a change it cannot see.
+			d.Member = m.Recorded(cmd, d.Code, p.Rules, now)
 		}
 		_, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.member_id", m.ID),
 			attribute.Int64("pinreset.version", d.Member.Version)))

@@ -1,0 +1,228 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinhash"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/sandbox"
+	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/wire"
+	"github.com/kmwallet/pinreset/internal/worker"
+)
+
+// gatedStore is the real store with hooks between its steps, so that a
+// test can interleave two processors exactly as a rebalance can.
+type gatedStore struct {
+	*mongostore.Store
+	afterFirstFind func() // once, after the first member read
+	once           sync.Once
+	afterUpdate    func(err error)
+	beforeOutcome  func()
+}
+
+func (g *gatedStore) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
+	m, err := g.Store.FindMember(ctx, aspID, loginID)
+	if g.afterFirstFind != nil {
+		g.once.Do(g.afterFirstFind)
+	}
+	return m, err
+}
+
+func (g *gatedStore) UpdateMember(ctx context.Context, m pinreset.Member, expect int64, cid string, events []pinreset.Event) (string, error) {
+	id, err := g.Store.UpdateMember(ctx, m, expect, cid, events)
+	if g.afterUpdate != nil {
+		g.afterUpdate(err)
+	}
+	return id, err
+}
+
+func (g *gatedStore) InsertOutcome(ctx context.Context, o mongostore.Outcome) error {
+	if g.beforeOutcome != nil {
+		g.beforeOutcome()
+	}
+	return g.Store.InsertOutcome(ctx, o)
+}
+
+type codePublisher struct {
+	mu    sync.Mutex
+	codes []pinreset.Code
+}
+
+func (p *codePublisher) Publish(_ context.Context, msgs ...kafkabus.Message) error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	for _, m := range msgs {
+		if m.Topic == kafkabus.TopicResults {
+			r, err := wire.DecodeResult(m.Value)
+			if err != nil {
+				return err
+			}
+			p.codes = append(p.codes, r.Code)
+		}
+	}
+	return nil
+}
+
+// wait blocks until c is closed, for at most 5 s: with the fix a gate may
+// legitimately never open (the other processor takes another path).
+func wait(c <-chan struct{}) {
+	select {
+	case <-c:
+	case <-time.After(5 * time.Second):
+	}
+}
+
+// TestOverlappingOwnersAgree: after a rebalance two workers may decide the
+// same command at once. Worker A's clock finds it expired; worker B applies
+// it. Whichever commits to the member first, both answer the same outcome,
+// the recorded outcome is that one, and it is what the member's state says
+// (no "expired, nothing changed" beside a PIN that was changed).
+func TestOverlappingOwnersAgree(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded FerretDB (not with -short)")
+	}
+	ctx := context.Background()
+	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	hasher, err := pinhash.New(pinhash.Params{Memory: 8, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		pinhash.Pepper{ID: "p1", Key: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fingerprints, err := pinhash.NewFingerprinter(pinhash.FingerprintKey{ID: "f1", Key: bytes.Repeat([]byte{9}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := seal.NewKeyring(seal.Key{ID: "k1", Secret: bytes.Repeat([]byte{1}, seal.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	const asp = "KMTESTASP000001"
+
+	for i, tc := range []struct {
+		rule string
+		// expiredFirst: the worker that finds the command expired commits
+		// to the member first; else the one that applies it does.
+		expiredFirst bool
+		want         pinreset.Code
+	}{
+		{"the worker applying it commits first: both answer success", false, pinreset.CodeSuccess},
+		{"the worker finding it expired commits first: both answer expired, nothing applied", true, pinreset.CodeExpired},
+	} {
+		t.Run(tc.rule, func(t *testing.T) {
+			store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "overlap" + string(rune('a'+i))})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = store.Close(context.Background()) })
+			if err := worker.EnsureIndexes(ctx, store); err != nil {
+				t.Fatal(err)
+			}
+			old, err := hasher.Hash("246810")
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := store.PutMember(ctx, pinreset.Member{ID: "m1", ASPID: asp, LoginID: "m1@example.com", PINHash: old}); err != nil {
+				t.Fatal(err)
+			}
+			now := time.Now().UTC()
+			cmd := pinreset.Command{CorrelationID: "261201120000-00000a1", RequestID: "r1", ASPID: asp, Kind: pinreset.KindReset,
+				LoginID: "m1@example.com", NewPIN: "581379", AcceptedAt: now, ExpiresAt: now.Add(2 * time.Minute)}
+			v, err := wire.EncodeCommand(cmd, ring)
+			if err != nil {
+				t.Fatal(err)
+			}
+			msg := kafka.Message{Topic: kafkabus.TopicCommands, Key: []byte(cmd.CorrelationID), Value: v}
+
+			// first commits to the member, second has read the member before
+			// that commit and decides only after it.
+			secondRead, firstCommitted, secondOutcome := make(chan struct{}), make(chan struct{}), make(chan struct{})
+			var closeCommitted, closeOutcome sync.Once
+			first := &gatedStore{Store: store, afterUpdate: func(err error) {
+				closeCommitted.Do(func() { close(firstCommitted) })
+			}, beforeOutcome: func() { wait(secondOutcome) }}
+			second := &gatedStore{Store: store, afterFirstFind: func() { close(secondRead); wait(firstCommitted) }}
+			secondDone := func() { closeOutcome.Do(func() { close(secondOutcome) }) }
+
+			proc := func(s *gatedStore, clock func() time.Time, pub *codePublisher) *worker.Processor {
+				return &worker.Processor{Members: s, Outcomes: s, Audit: audit.New(store.Database()), Contents: store, Fingerprinter: fingerprints,
+					Publisher: pub, Sealer: ring, Hasher: hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w", Now: clock}
+			}
+			applying := func() time.Time { return time.Now() }
+			expiring := func() time.Time { return time.Now().Add(10 * time.Minute) }
+			firstClock, secondClock := applying, expiring
+			if tc.expiredFirst {
+				firstClock, secondClock = expiring, applying
+			}
+			pubFirst, pubSecond := &codePublisher{}, &codePublisher{}
+			var wg sync.WaitGroup
+			errs := make(chan error, 2)
+			wg.Add(2)
+			go func() {
+				defer wg.Done()
+				defer secondDone()
+				errs <- proc(second, secondClock, pubSecond).Handle(ctx, msg)
+			}()
+			go func() {
+				defer wg.Done()
+				wait(secondRead)
+				errs <- proc(first, firstClock, pubFirst).Handle(ctx, msg)
+			}()
+			wg.Wait()
+			close(errs)
+			for err := range errs {
+				if err != nil {
+					t.Fatalf("Handle: %v", err)
+				}
+			}
+
+			rec, err := store.FindOutcome(ctx, asp, cmd.CorrelationID)
+			if err != nil {
+				t.Fatal(err)
+			}
+			m, err := store.FindMember(ctx, asp, "m1@example.com")
+			if err != nil {
+				t.Fatal(err)
+			}
+			changed, _, err := hasher.Verify("581379", m.PINHash)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var inHistory pinreset.Code
+			for _, a := range m.Recent {
+				if a.CorrelationID == cmd.CorrelationID {
+					inHistory = a.Code
+				}
+			}
+			t.Logf("recorded %s, member history %q, PIN changed %v, answers %v and %v", rec.Code, inHistory, changed, pubFirst.codes, pubSecond.codes)
+			if rec.Code != tc.want {
+				t.Errorf("recorded outcome %s, want %s", rec.Code, tc.want)
+			}
+			if changed != (tc.want == pinreset.CodeSuccess) {
+				t.Errorf("PIN changed = %v with the recorded outcome %s", changed, rec.Code)
+			}
+			if inHistory != "" && inHistory != rec.Code {
+				t.Errorf("the member's history says %s, the recorded outcome %s", inHistory, rec.Code)
+			}
+			for _, c := range append(pubFirst.codes, pubSecond.codes...) {
+				if c != rec.Code {
+					t.Errorf("a worker answered %s, the recorded outcome is %s", c, rec.Code)
+				}
+			}
+		})
+	}
+}
