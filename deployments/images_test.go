@@ -131,7 +131,7 @@ func itSecrets(t *testing.T) string {
 		t.Fatal(err)
 	}
 	files := map[string]string{
-		"seal_keys": env["PINRESET_SEAL_KEYS"],
+		"seal_keys":        env["PINRESET_SEAL_KEYS"],
 		"peppers":          env["PINRESET_PEPPERS"],
 		"fingerprint_keys": env["PINRESET_FINGERPRINT_KEYS"],
 		"mongo_uri":        "mongodb://" + itMongo + "/",
