@@ -118,6 +118,9 @@ func waitUntil(d time.Duration, cond func() bool) bool {
 // flight: nothing is lost or doubled, no process exits, readiness goes
 // red during an outage and green after it, and work resumes after each.
 func TestBrokerOutages(t *testing.T) {
+	// In parallel with the other fault tests: much of each is waiting
+	// (an outage, a stall), and each runs its own servers on free ports.
+	t.Parallel()
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 400)
@@ -204,6 +207,9 @@ func TestBrokerOutages(t *testing.T) {
 // and some stopped, while 500 commands run: every command ends with exactly
 // one outcome and every client learns it.
 func TestRebalanceStorm(t *testing.T) {
+	// In parallel with the other fault tests: much of each is waiting
+	// (an outage, a stall), and each runs its own servers on free ports.
+	t.Parallel()
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 100)
@@ -248,6 +254,9 @@ func TestRebalanceStorm(t *testing.T) {
 // complete, a status query answers them as pending, readiness names the
 // missing keys, and once a worker with the keys runs, both complete.
 func TestStuckCommandsAreParked(t *testing.T) {
+	// In parallel with the other fault tests: much of each is waiting
+	// (an outage, a stall), and each runs its own servers on free ports.
+	t.Parallel()
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 40)
@@ -467,6 +476,9 @@ func (p *faultProxy) close() {
 // free the lanes, new connections carry on, and every command ends once,
 // answered, with no process exiting.
 func TestStalledAndSlowDatabase(t *testing.T) {
+	// In parallel with the other fault tests: much of each is waiting
+	// (an outage, a stall), and each runs its own servers on free ports.
+	t.Parallel()
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 40)
