@@ -62,6 +62,17 @@ const (
 // collection stays bounded without a TTL index (FerretDB v1 has none).
 const KeepVersions = 16
 
+// SweepAge is how old a version must be before a later write may delete
+// it. Deleting a version frees its id, and the compare-and-set is "insert
+// the next id": a writer that read version v and inserts v+1 after v+1 was
+// deleted would win against the history it never saw (ABA) and roll the
+// member copy back. A writer uses its read within one attempt at a
+// command (PINRESET_COMMAND_TIMEOUT, 30 s by default; each attempt reads
+// afresh), so no writer still holds a read of a version this old: a freed
+// id can no longer be claimed by anyone who read before it was freed. A
+// version skipped for being too young stays as history (storage only).
+const SweepAge = 10 * time.Minute
+
 // maxRollForward bounds how many unmaterialized versions a read follows.
 const maxRollForward = 1000
 
@@ -287,6 +298,9 @@ type versionDoc struct {
 	MemberID string    `bson:"memberId"`
 	Version  int64     `bson:"version"`
 	State    memberDoc `bson:"state"`
+	// CommittedAt is when the version was inserted, by the writer's clock:
+	// only versions older than SweepAge are swept.
+	CommittedAt time.Time `bson:"committedAt"`
 }
 
 func versionID(memberID string, version int64) string {
@@ -408,7 +422,7 @@ func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersi
 		}
 	}
 	d := toDoc(m)
-	_, err := s.versions.InsertOne(ctx, versionDoc{ID: versionID(m.ID, m.Version), MemberID: m.ID, Version: m.Version, State: d})
+	_, err := s.versions.InsertOne(ctx, versionDoc{ID: versionID(m.ID, m.Version), MemberID: m.ID, Version: m.Version, State: d, CommittedAt: time.Now().UTC()})
 	if mongo.IsDuplicateKeyError(err) {
 		if outbox != "" {
 			_ = s.DeleteOutbox(ctx, outbox) // best effort: the relay voids it otherwise
@@ -420,9 +434,13 @@ func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersi
 	}
 	s.materialize(ctx, d)
 	if old := m.Version - KeepVersions; old > 1 {
-		// Best effort: a version left behind is deleted by a later write's
-		// sweep or stays as harmless history.
-		_, _ = s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: versionID(m.ID, old)}})
+		// Best effort, and only once it is older than SweepAge (no ABA);
+		// a version left behind stays as harmless history. The filter is
+		// by _id, which FerretDB pushes down; the age is checked on that
+		// one document. (A version written before committedAt existed has
+		// none and is not swept: history.)
+		_, _ = s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: versionID(m.ID, old)},
+			{Key: "committedAt", Value: bson.D{{Key: "$lt", Value: time.Now().UTC().Add(-SweepAge)}}}})
 	}
 	return outbox, nil
 }
