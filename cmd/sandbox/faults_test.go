@@ -132,12 +132,7 @@ func TestBrokerOutages(t *testing.T) {
 	ingAdmin, w1Admin := ing.adminAddr(t), w1.adminAddr(t)
 
 	jobs := makeJobs(members, 5) // 2000 commands, 500 in flight at a time: enough to span the outages
-	var progress atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		runJobs(t, clients, jobs, 500, time.Now().Add(5*time.Minute), &progress)
-		close(done)
-	}()
+	progress, done := goJobs(t, clients, jobs, 500, time.Now().Add(5*time.Minute))
 	var maxLag float64
 	for i, outage := range []time.Duration{time.Second, 5 * time.Second, 30 * time.Second, time.Second} {
 		before := progress.Load()
@@ -219,12 +214,7 @@ func TestRebalanceStorm(t *testing.T) {
 	workers := []*process{startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w0"}))}
 
 	jobs := makeJobs(members, 5)
-	var progress atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		runJobs(t, clients, jobs, 100, time.Now().Add(4*time.Minute), &progress)
-		close(done)
-	}()
+	progress, done := goJobs(t, clients, jobs, 100, time.Now().Add(4*time.Minute))
 	for i := 1; i <= 15; i++ {
 		select {
 		case <-done:
@@ -490,13 +480,8 @@ func TestStalledAndSlowDatabase(t *testing.T) {
 		"PINRESET_MONGO_URI": "mongodb://" + proxy.addr() + "/", "PINRESET_COMMAND_TIMEOUT": "3s"}))
 
 	jobs := makeJobs(members, 5)
-	var progress atomic.Int64
-	done := make(chan struct{})
 	start := time.Now()
-	go func() {
-		runJobs(t, []*client{c}, jobs, 20, time.Now().Add(3*time.Minute), &progress)
-		close(done)
-	}()
+	progress, done := goJobs(t, []*client{c}, jobs, 20, time.Now().Add(3*time.Minute))
 	for i := 1; i <= 3; i++ {
 		at := progress.Load()
 		if !waitUntil(time.Minute, func() bool { return progress.Load() >= at+25 }) {

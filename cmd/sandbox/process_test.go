@@ -479,6 +479,18 @@ func checkExactlyOnce(t *testing.T, e Env, jobs []*job) {
 	t.Logf("commands %d, outcome records %d, lost %d, mismatched %d, unaudited %d, versions %d, codes %v", len(jobs), len(recorded), lost, mismatched, unaudited, len(versions), codes)
 }
 
+// goJobs runs jobs in the background (runJobs); done closes when all have
+// ended, progress counts them.
+func goJobs(t *testing.T, clients []*client, jobs []*job, parallel int, deadline time.Time) (*atomic.Int64, <-chan struct{}) {
+	progress := new(atomic.Int64)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		runJobs(t, clients, jobs, parallel, deadline, progress)
+	}()
+	return progress, done
+}
+
 func runJobs(t *testing.T, clients []*client, jobs []*job, parallel int, deadline time.Time, progress *atomic.Int64) {
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
@@ -508,12 +520,7 @@ func TestKillWorkerMidLoad(t *testing.T) {
 	w1 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w1"}))
 
 	jobs := makeJobs(members, 5)
-	var progress atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		runJobs(t, clients, jobs, len(jobs), time.Now().Add(3*time.Minute), &progress) // all 500 in flight
-		close(done)
-	}()
+	progress, done := goJobs(t, clients, jobs, len(jobs), time.Now().Add(3*time.Minute)) // all 500 in flight
 	for progress.Load() < 100 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -544,12 +551,7 @@ func TestTwoIngressTwoWorkers(t *testing.T) {
 	c2 := newClient(t, e)
 
 	jobs := makeJobs(members, 5)
-	var progress atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		runJobs(t, []*client{c1, c2}, jobs, 60, time.Now().Add(3*time.Minute), &progress)
-		close(done)
-	}()
+	progress, done := goJobs(t, []*client{c1, c2}, jobs, 60, time.Now().Add(3*time.Minute))
 	for progress.Load() < 50 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -571,13 +573,8 @@ func TestDatabaseOutage(t *testing.T) {
 	w := startProcess(t, "worker", processEnv(e, nil))
 
 	jobs := makeJobs(members, 5)
-	var progress atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		// Fewer clients, so the load spans the outage.
-		runJobs(t, []*client{c}, jobs, 8, time.Now().Add(3*time.Minute), &progress)
-		close(done)
-	}()
+	// Fewer clients, so the load spans the outage.
+	progress, done := goJobs(t, []*client{c}, jobs, 8, time.Now().Add(3*time.Minute))
 	for progress.Load() < 20 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -625,12 +622,7 @@ func TestGracefulShutdown(t *testing.T) {
 	w1 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w1"}))
 
 	jobs := makeJobs(members, 5)
-	var progress atomic.Int64
-	done := make(chan struct{})
-	go func() {
-		runJobs(t, []*client{c}, jobs[:80], 40, time.Now().Add(2*time.Minute), &progress)
-		close(done)
-	}()
+	progress, done := goJobs(t, []*client{c}, jobs[:80], 40, time.Now().Add(2*time.Minute))
 	for progress.Load() < 20 {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -682,6 +674,6 @@ func TestGracefulShutdown(t *testing.T) {
 	e.HTTPAddr = addr
 	c = newClient(t, e)
 	startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w3"}))
-	runJobs(t, []*client{c}, jobs[80:], 20, time.Now().Add(time.Minute), &progress)
+	runJobs(t, []*client{c}, jobs[80:], 20, time.Now().Add(time.Minute), progress)
 	checkExactlyOnce(t, e, jobs)
 }

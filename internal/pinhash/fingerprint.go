@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"strings"
+
+	"github.com/kmwallet/pinreset/internal/keyspec"
 )
 
 // fingerprintLabel separates fingerprint MACs from any other use of a key.
@@ -34,19 +36,9 @@ type FingerprintKey struct {
 // ParseFingerprintKey parses "<id>:<standard base64 of at least 16 bytes>".
 // Its errors never hold the key material.
 func ParseFingerprintKey(s string) (FingerprintKey, error) {
-	id, b64, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok {
-		return FingerprintKey{}, errors.New("pinhash: fingerprint key: want <id>:<base64 key>")
-	}
-	if !validID(id) {
-		return FingerprintKey{}, errors.New("pinhash: fingerprint key: id must match [a-zA-Z0-9_-]{1,32}")
-	}
-	key, err := base64.StdEncoding.Strict().DecodeString(b64)
+	id, key, err := keyspec.Parse("pinhash: fingerprint key", s, minFingerprintKeyLen, 0)
 	if err != nil {
-		return FingerprintKey{}, fmt.Errorf("pinhash: fingerprint key %q: key is not valid standard base64", id)
-	}
-	if len(key) < minFingerprintKeyLen {
-		return FingerprintKey{}, fmt.Errorf("pinhash: fingerprint key %q: key is %d bytes, want >= %d", id, len(key), minFingerprintKeyLen)
+		return FingerprintKey{}, err
 	}
 	return FingerprintKey{ID: id, Key: key}, nil
 }
@@ -84,16 +76,9 @@ func NewFingerprinter(current FingerprintKey, older ...FingerprintKey) (*Fingerp
 // "id:base64", the first current) into a Fingerprinter; its errors name the
 // setting and the position, never the key.
 func ParseFingerprintKeys(setting string, specs []string) (*Fingerprinter, error) {
-	keys := make([]FingerprintKey, 0, len(specs))
-	for i, s := range specs {
-		k, err := ParseFingerprintKey(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s #%d: %w", setting, i+1, err)
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%s: no key", setting)
+	keys, err := keyspec.List(setting, specs, ParseFingerprintKey)
+	if err != nil {
+		return nil, err
 	}
 	f, err := NewFingerprinter(keys[0], keys[1:]...)
 	if err != nil {

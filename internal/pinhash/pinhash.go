@@ -20,6 +20,8 @@ import (
 	"strings"
 
 	"golang.org/x/crypto/argon2"
+
+	"github.com/kmwallet/pinreset/internal/keyspec"
 )
 
 // Bounds on the parameters, applied both by New and when parsing a stored hash,
@@ -131,39 +133,16 @@ func (p Pepper) MarshalJSON() ([]byte, error) {
 // `openssl rand -base64 32`). Surrounding white space is ignored. The error
 // never contains the key material.
 func ParsePepper(s string) (Pepper, error) {
-	id, b64, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok {
-		return Pepper{}, errors.New("pinhash: pepper: want <id>:<base64 key>")
-	}
-	if !validID(id) {
-		return Pepper{}, errors.New("pinhash: pepper: id must match [a-zA-Z0-9_-]{1,32}")
-	}
-	key, err := base64.StdEncoding.Strict().DecodeString(b64)
+	id, key, err := keyspec.Parse("pinhash: pepper", s, minPepperLen, 0)
 	if err != nil {
-		// The decoder's error is not wrapped: keep even offsets into the
-		// secret out of logs.
-		return Pepper{}, fmt.Errorf("pinhash: pepper %q: key is not valid standard base64", id)
-	}
-	if len(key) < minPepperLen {
-		return Pepper{}, fmt.Errorf("pinhash: pepper %q: key is %d bytes, want >= %d", id, len(key), minPepperLen)
+		return Pepper{}, err
 	}
 	return Pepper{ID: id, Key: key}, nil
 }
 
 // validID reports whether id matches [a-zA-Z0-9_-]{1,32}. Such an id contains
 // neither '$' nor ',' so it cannot break the PHC string it is written into.
-func validID(id string) bool {
-	if len(id) < 1 || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validID(id string) bool { return keyspec.ValidID(id) }
 
 // Hasher hashes and verifies PINs with fixed parameters and a current pepper,
 // and still verifies hashes made under the old peppers it was given. Build it

@@ -19,14 +19,14 @@ package seal
 import (
 	"crypto/cipher"
 	"crypto/rand"
-	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"strconv"
-	"strings"
 
 	"golang.org/x/crypto/chacha20poly1305"
+
+	"github.com/kmwallet/pinreset/internal/keyspec"
 )
 
 const (
@@ -82,39 +82,16 @@ func (k Key) MarshalJSON() ([]byte, error) {
 // standard padded encoding of exactly 32 bytes (e.g. `openssl rand -base64 32`).
 // Surrounding white space is ignored. The error never contains key material.
 func ParseKey(s string) (Key, error) {
-	id, b64, ok := strings.Cut(strings.TrimSpace(s), ":")
-	if !ok {
-		return Key{}, errors.New("seal: key: want <id>:<base64 key>")
-	}
-	if !validID(id) {
-		return Key{}, errors.New("seal: key: id must match [a-zA-Z0-9_-]{1,32}")
-	}
-	secret, err := base64.StdEncoding.Strict().DecodeString(b64)
+	id, secret, err := keyspec.Parse("seal: key", s, KeySize, KeySize)
 	if err != nil {
-		// The decoder's error is not wrapped: keep even offsets into the
-		// secret out of logs.
-		return Key{}, fmt.Errorf("seal: key %q: secret is not valid standard base64", id)
-	}
-	if len(secret) != KeySize {
-		return Key{}, fmt.Errorf("seal: key %q: secret is %d bytes, want %d", id, len(secret), KeySize)
+		return Key{}, err
 	}
 	return Key{ID: id, Secret: secret}, nil
 }
 
 // validID reports whether id matches [a-zA-Z0-9_-]{1,32}. Such an id contains
 // no 0x00, which is what makes kid || 0x00 || aad an unambiguous encoding.
-func validID(id string) bool {
-	if len(id) < 1 || len(id) > maxIDLen {
-		return false
-	}
-	for i := 0; i < len(id); i++ {
-		c := id[i]
-		if !('a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '_' || c == '-') {
-			return false
-		}
-	}
-	return true
-}
+func validID(id string) bool { return keyspec.ValidID(id) }
 
 // Envelope is a sealed value as carried in a Kafka command. []byte fields are
 // standard padded base64 in JSON.
@@ -229,16 +206,9 @@ func boundAAD(kid string, aad []byte) []byte {
 // ParseKeyring builds a keyring from configuration values "<id>:<base64>":
 // the first seals, all open. The setting name prefixes every error.
 func ParseKeyring(setting string, specs []string) (*Keyring, error) {
-	keys := make([]Key, 0, len(specs))
-	for i, s := range specs {
-		k, err := ParseKey(s)
-		if err != nil {
-			return nil, fmt.Errorf("%s #%d: %w", setting, i+1, err)
-		}
-		keys = append(keys, k)
-	}
-	if len(keys) == 0 {
-		return nil, fmt.Errorf("%s: no key", setting)
+	keys, err := keyspec.List(setting, specs, ParseKey)
+	if err != nil {
+		return nil, err
 	}
 	ring, err := NewKeyring(keys[0], keys[1:]...)
 	if err != nil {

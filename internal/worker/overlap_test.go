@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"sync"
 	"testing"
@@ -13,10 +12,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
-	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/sandbox"
-	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
@@ -89,28 +85,9 @@ func wait(c <-chan struct{}) {
 // the recorded outcome is that one, and it is what the member's state says
 // (no "expired, nothing changed" beside a PIN that was changed).
 func TestOverlappingOwnersAgree(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the embedded FerretDB (not with -short)")
-	}
 	ctx := context.Background()
-	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close() })
-	hasher, err := pinhash.New(pinhash.Params{Memory: 8, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		pinhash.Pepper{ID: "p1", Key: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fingerprints, err := pinhash.NewFingerprinter(pinhash.FingerprintKey{ID: "f1", Key: bytes.Repeat([]byte{9}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := seal.NewKeyring(seal.Key{ID: "k1", Secret: bytes.Repeat([]byte{1}, seal.KeySize)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	d := newDeps(t)
+	in, hasher, fingerprints, ring := d.infra, d.hasher, d.fingerprints, d.ring
 	const asp = "KMTESTASP000001"
 
 	for i, tc := range []struct {

@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"sort"
@@ -17,10 +16,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
-	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/sandbox"
-	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
@@ -97,15 +93,9 @@ func (p *resultPublisher) Publish(_ context.Context, msgs ...kafkabus.Message) e
 // the storage redesign (issue 14) tightens to its targets. `go test -v -run
 // RoundTrips` prints the table.
 func TestRoundTrips(t *testing.T) {
-	if testing.Short() {
-		t.Skip("needs the embedded FerretDB (not with -short)")
-	}
 	ctx := context.Background()
-	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { in.Close() })
+	d := newDeps(t)
+	in, hasher, fingerprints, ring := d.infra, d.hasher, d.fingerprints, d.ring
 	trips := &roundTrips{counts: map[string]int{}}
 	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "roundtrips", Monitor: trips.monitor()})
 	if err != nil {
@@ -113,20 +103,6 @@ func TestRoundTrips(t *testing.T) {
 	}
 	t.Cleanup(func() { _ = store.Close(context.Background()) })
 	if err := worker.EnsureIndexes(ctx, store); err != nil {
-		t.Fatal(err)
-	}
-	// The cheapest argon2id the hasher accepts: the test counts round trips, not hashing.
-	hasher, err := pinhash.New(pinhash.Params{Memory: 8, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		pinhash.Pepper{ID: "p1", Key: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := seal.NewKeyring(seal.Key{ID: "k1", Secret: bytes.Repeat([]byte{1}, seal.KeySize)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fingerprints, err := pinhash.NewFingerprinter(pinhash.FingerprintKey{ID: "f1", Key: bytes.Repeat([]byte{9}, 32)})
-	if err != nil {
 		t.Fatal(err)
 	}
 	pub := &resultPublisher{trips: trips, beforeReply: -1}

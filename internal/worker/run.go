@@ -15,6 +15,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/keyspec"
 	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
@@ -26,13 +27,9 @@ import (
 
 // NewHasher builds the PIN hasher from the worker settings.
 func NewHasher(cfg config.Worker) (*pinhash.Hasher, error) {
-	peppers := make([]pinhash.Pepper, 0, len(cfg.Peppers))
-	for i, s := range cfg.Peppers {
-		p, err := pinhash.ParsePepper(s)
-		if err != nil {
-			return nil, fmt.Errorf("PINRESET_PEPPERS #%d: %w", i+1, err)
-		}
-		peppers = append(peppers, p)
+	peppers, err := keyspec.List("PINRESET_PEPPERS", cfg.Peppers, pinhash.ParsePepper)
+	if err != nil {
+		return nil, err
 	}
 	params := pinhash.DefaultParams()
 	params.Memory, params.Time, params.Threads = cfg.Argon2MemoryKiB, cfg.Argon2Time, cfg.Argon2Threads
