@@ -101,6 +101,36 @@ func alive(t *testing.T, ps ...*process) {
 	}
 }
 
+// peakRSS is the process's peak resident memory (VmHWM), in MiB, or -1.
+func (p *process) peakRSS() float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", p.cmd.Process.Pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if f := strings.Fields(line); len(f) == 3 && f[0] == "VmHWM:" {
+			kib, err := strconv.ParseFloat(f[1], 64)
+			if err == nil {
+				return kib / 1024
+			}
+		}
+	}
+	return -1
+}
+
+// boundedMemory fails the test for a service process whose peak RSS went
+// past the memory limit its manifests give it (256 MiB).
+func boundedMemory(t *testing.T, ps ...*process) {
+	t.Helper()
+	for _, p := range ps {
+		rss := p.peakRSS()
+		t.Logf("%s peak RSS %.0f MiB", p.name, rss)
+		if rss > 256 {
+			t.Errorf("%s peak RSS %.0f MiB, over the 256 MiB it is given in production", p.name, rss)
+		}
+	}
+}
+
 // waitUntil polls cond every 100 ms until it holds or d passes.
 func waitUntil(d time.Duration, cond func() bool) bool {
 	deadline := time.Now().Add(d)
@@ -194,6 +224,7 @@ func TestBrokerOutages(t *testing.T) {
 	}
 	<-done
 	alive(t, ing, w1, w2)
+	boundedMemory(t, ing, w1, w2)
 	t.Logf("largest password.commands lag seen right after a restart: %.0f", maxLag)
 	checkExactlyOnce(t, e, jobs)
 }
@@ -501,5 +532,6 @@ func TestStalledAndSlowDatabase(t *testing.T) {
 	<-done
 	t.Logf("all %d done in %v", len(jobs), time.Since(start).Round(100*time.Millisecond))
 	alive(t, w)
+	boundedMemory(t, w)
 	checkExactlyOnce(t, e, jobs)
 }

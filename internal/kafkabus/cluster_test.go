@@ -178,3 +178,37 @@ func TestNewClusterRefuses(t *testing.T) {
 		}
 	}
 }
+
+// TestTopicsAreCreatedWithMinInSync: the topics the service creates carry
+// its min.insync.replicas, so that acks=all means that many replicas.
+func TestTopicsAreCreatedWithMinInSync(t *testing.T) {
+	kc, err := kfake.NewCluster(kfake.NumBrokers(3))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer kc.Close()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	c := Cluster{Brokers: kc.ListenAddrs()}
+	if err := EnsureTopics(ctx, c, Topics(2, 3, 2)); err != nil {
+		t.Fatalf("EnsureTopics: %v", err)
+	}
+	for _, topic := range []string{TopicCommands, TopicCommandsRetry, TopicResults, TopicEvents, TopicCommandsDLQ} {
+		res, err := c.client().DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"min.insync.replicas"}}}})
+		if err != nil {
+			t.Fatalf("describe %s: %v", topic, err)
+		}
+		got := ""
+		for _, r := range res.Resources {
+			for _, e := range r.ConfigEntries {
+				if e.ConfigName == "min.insync.replicas" {
+					got = e.ConfigValue
+				}
+			}
+		}
+		if got != "2" {
+			t.Errorf("%s: min.insync.replicas = %q, want 2", topic, got)
+		}
+	}
+}
