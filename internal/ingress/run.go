@@ -86,6 +86,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		return errors.Join(kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicResults), mon.Ready())
 	}
 	srv := NewServer(registry, producer, ring, opts, log, ready)
+	srv.Liveness(mon.Live)
 	reg := metrics.NewRegistry()
 	srv.Measure(reg)
 	tp, stopTracing, err := tracing.Setup(ctx, cfg.TracesExporter, cfg.TracesFile, "pinreset-ingress")

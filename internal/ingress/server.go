@@ -117,6 +117,7 @@ type Server struct {
 	shedLog *zap.Logger
 	seen    *outcomeCache
 	ready   func(context.Context) error
+	live    func() error     // nil: always alive
 	metrics *metrics.Ingress // nil: not measured
 	tracer  trace.Tracer
 	limits  *limiter // nil: no admission buckets
@@ -157,6 +158,11 @@ func (s *Server) Measure(reg prometheus.Registerer) {
 	s.limits.measure(reg)
 }
 
+// Liveness makes /healthz on the API port answer 503 while live reports a
+// dead or stuck loop (a results tail that ended), as the admin port's does:
+// Kubernetes probes this one.
+func (s *Server) Liveness(live func() error) { s.live = live }
+
 // Handler returns the HTTP handler with its middleware.
 func (s *Server) Handler() http.Handler {
 	mux := http.NewServeMux()
@@ -164,6 +170,15 @@ func (s *Server) Handler() http.Handler {
 	mux.HandleFunc("GET "+ResetPath+"/{correlationId}", s.handleStatus)
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		if s.live != nil {
+			if err := s.live(); err != nil {
+				// The reason goes to the log only: this is the public port.
+				s.log.Error("not alive", zap.Error(err))
+				w.WriteHeader(http.StatusServiceUnavailable)
+				_, _ = io.WriteString(w, "not alive\n")
+				return
+			}
+		}
 		_, _ = io.WriteString(w, "ok\n")
 	})
 	mux.HandleFunc("GET /readyz", s.handleReady)

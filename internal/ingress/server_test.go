@@ -520,3 +520,25 @@ func TestLogsHoldNoSecrets(t *testing.T) {
 		}
 	}
 }
+
+// TestHealthOnTheAPIPort: Kubernetes probes the API port's /healthz, so it
+// fails while a loop of the process is dead (a results tail that ended),
+// without saying why on the public port.
+func TestHealthOnTheAPIPort(t *testing.T) {
+	f := newFixture(t, always(pinreset.CodeSuccess))
+	var dead error
+	f.srv.Liveness(func() error { return dead })
+	get := func() *httptest.ResponseRecorder {
+		w := httptest.NewRecorder()
+		f.h.ServeHTTP(w, httptest.NewRequest(http.MethodGet, "/healthz", nil))
+		return w
+	}
+	if w := get(); w.Code != 200 {
+		t.Errorf("/healthz with every loop alive: %d", w.Code)
+	}
+	dead = errors.New("results tail exited: stopped")
+	w := get()
+	if w.Code != 503 || strings.Contains(w.Body.String(), "tail") {
+		t.Errorf("/healthz with a dead loop: %d %q, want 503 without the reason", w.Code, w.Body.String())
+	}
+}

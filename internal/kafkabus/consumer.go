@@ -285,6 +285,7 @@ func (c *Consumer) fetchLoop(ctx context.Context, tr *tracker, lanes []chan kafk
 // cumulative, so only the latest point per partition matters.
 func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Message) {
 	pending := map[partKey]kafka.Message{}
+	failed := map[partKey]int{}
 	tick := time.NewTicker(time.Second)
 	defer tick.Stop()
 	flush := func() {
@@ -293,11 +294,23 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 			err := c.reader().CommitMessages(cctx, m)
 			cancel()
 			if err != nil {
-				// A failed commit only means redelivery: handlers are idempotent.
-				c.log.Warn("commit offset", zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset+1), zap.Error(err))
+				// A failed commit only means redelivery: handlers are
+				// idempotent. A point that keeps failing (its partition
+				// went to another member, which commits its own progress)
+				// is dropped after a minute of tries.
+				failed[k]++
+				if failed[k] == 1 || failed[k] >= 60 {
+					c.log.Warn("commit offset", zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset+1),
+						zap.Int("failures", failed[k]), zap.Bool("dropped", failed[k] >= 60), zap.Error(err))
+				}
+				if failed[k] >= 60 {
+					delete(pending, k)
+					delete(failed, k)
+				}
 				return
 			}
 			delete(pending, k)
+			delete(failed, k)
 		}
 	}
 	for {
