@@ -1,0 +1,191 @@
+package kafkabus
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"github.com/twmb/franz-go/pkg/kfake"
+	"github.com/twmb/franz-go/pkg/kmsg"
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/health"
+)
+
+// consumerCluster is a kfake cluster with one 4-partition topic holding n
+// messages keyed k0..k<n-1>.
+func consumerCluster(t *testing.T, n int) (*kfake.Cluster, Cluster) {
+	t.Helper()
+	kc, err := kfake.NewCluster(kfake.NumBrokers(1), kfake.SeedTopics(4, "cmds"), kfake.GroupMinSessionTimeout(time.Second))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(kc.Close)
+	c := Cluster{Brokers: kc.ListenAddrs()}
+	p := NewProducer(c, ProducerConfig{})
+	defer p.Close()
+	msgs := make([]Message, n)
+	for i := range msgs {
+		msgs[i] = Message{Topic: "cmds", Key: []byte(fmt.Sprintf("k%d", i)), Value: []byte("v")}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	if err := p.Publish(ctx, msgs...); err != nil {
+		t.Fatal(err)
+	}
+	return kc, c
+}
+
+// waitLag waits until the group has committed every message of the topic.
+func waitLag(t *testing.T, c Cluster, group string, within time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(within)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		lag, err := GroupLag(ctx, c, group, "cmds")
+		cancel()
+		total := int64(0)
+		for _, n := range lag {
+			total += n
+		}
+		if err == nil && total == 0 && len(lag) == 4 {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("group %s: lag %v (%v) after %v, want every message committed", group, lag, err, within)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// TestConsumerRidesThroughBrokerFaults: for three seconds the broker
+// closes the connection of every fetch, join, heartbeat and commit; the
+// consumer neither returns nor loses a message, readiness names the wait
+// and clears, and every offset is committed once the faults end.
+func TestConsumerRidesThroughBrokerFaults(t *testing.T) {
+	kc, c := consumerCluster(t, 200)
+	var failing atomic.Bool
+	failing.Store(true)
+	for _, key := range []int16{kmsg.Fetch.Int16(), kmsg.JoinGroup.Int16(), kmsg.Heartbeat.Int16(), kmsg.OffsetCommit.Int16(), kmsg.SyncGroup.Int16()} {
+		kc.ControlKey(key, func(kmsg.Request) (kmsg.Response, error, bool) {
+			kc.KeepControl()
+			if failing.Load() {
+				return nil, errors.New("injected fault"), true
+			}
+			return nil, nil, false
+		})
+	}
+	time.AfterFunc(3*time.Second, func() { failing.Store(false) })
+
+	mon := health.New()
+	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 4, SessionTimeout: 3 * time.Second, Health: mon}, zap.NewNop())
+	defer cons.Close()
+	var mu sync.Mutex
+	seen := map[string]bool{}
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan error, 1)
+	go func() {
+		ran <- cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
+			mu.Lock()
+			seen[string(m.Key)] = true
+			mu.Unlock()
+			return nil
+		})
+	}()
+	time.Sleep(2 * time.Second)
+	if err := mon.Ready(); err == nil {
+		t.Error("readiness is green while every fetch fails")
+	}
+	if err := mon.Live(); err != nil {
+		t.Errorf("liveness failed while the broker misbehaves: %v", err)
+	}
+	waitLag(t, c, "g", time.Minute)
+	mu.Lock()
+	n := len(seen)
+	mu.Unlock()
+	if n != 200 {
+		t.Errorf("handled %d distinct messages, want 200", n)
+	}
+	select {
+	case err := <-ran:
+		t.Fatalf("Run returned during the faults: %v", err)
+	default:
+	}
+	deadline := time.Now().Add(health.WaitHold + 5*time.Second)
+	for mon.Ready() != nil && time.Now().Before(deadline) {
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err := mon.Ready(); err != nil {
+		t.Errorf("readiness still red after the faults ended: %v", err)
+	}
+	cancel()
+	if err := <-ran; err != nil {
+		t.Errorf("Run = %v after cancellation, want nil", err)
+	}
+}
+
+// TestAMessageThatAlwaysFailsIsParked: one key's handler always fails;
+// after its retry budget it is parked, and every other message of its
+// partition and lane is handled and committed.
+func TestAMessageThatAlwaysFailsIsParked(t *testing.T) {
+	_, c := consumerCluster(t, 300)
+	var parked atomic.Int64
+	var handled atomic.Int64
+	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 2, SessionTimeout: 3 * time.Second,
+		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: 300 * time.Millisecond,
+		Park: func(_ context.Context, m kafka.Message, cause error) error {
+			if string(m.Key) != "k7" {
+				return fmt.Errorf("parked %s, which never failed", m.Key)
+			}
+			parked.Add(1)
+			return nil
+		}}, zap.NewNop())
+	defer cons.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
+			if string(m.Key) == "k7" {
+				return errors.New("cannot succeed")
+			}
+			handled.Add(1)
+			return nil
+		})
+	}()
+	waitLag(t, c, "g", time.Minute)
+	if parked.Load() != 1 || handled.Load() < 299 {
+		t.Errorf("parked %d, handled %d: want k7 parked once and the 299 others handled", parked.Load(), handled.Load())
+	}
+}
+
+// TestHandleTimeoutFreesALane: an attempt stuck on a dead connection is
+// cancelled at HandleTimeout and retried, so the lane goes on.
+func TestHandleTimeoutFreesALane(t *testing.T) {
+	_, c := consumerCluster(t, 20)
+	var stuck atomic.Bool
+	var handled atomic.Int64
+	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 1, SessionTimeout: 3 * time.Second,
+		HandleTimeout: 200 * time.Millisecond, RetryMin: 10 * time.Millisecond}, zap.NewNop())
+	defer cons.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = cons.Run(ctx, func(ctx context.Context, m kafka.Message) error {
+			if !stuck.Swap(true) {
+				<-ctx.Done() // the first attempt hangs until its deadline
+				return ctx.Err()
+			}
+			handled.Add(1)
+			return nil
+		})
+	}()
+	waitLag(t, c, "g", 30*time.Second)
+	if handled.Load() != 20 {
+		t.Errorf("handled %d of 20 after a stuck attempt", handled.Load())
+	}
+}
