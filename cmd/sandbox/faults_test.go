@@ -535,3 +535,57 @@ func TestStalledAndSlowDatabase(t *testing.T) {
 	boundedMemory(t, w)
 	checkExactlyOnce(t, e, jobs)
 }
+
+// TestDatabaseOutages kills the database process and restarts it on its
+// files for 1 s, 5 s and 30 s while commands are in flight: the worker waits
+// (nothing is parked while the database is away, so nothing is reordered),
+// readiness names the outage, no process exits, and every command ends
+// once, answered.
+func TestDatabaseOutages(t *testing.T) {
+	t.Parallel()
+	in := startInfraProcesses(t)
+	e := in.Env
+	members := seedMembers(t, e, 100)
+	ing, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
+	e.HTTPAddr = addr
+	c := newClient(t, e)
+	// A short retry budget: a command failing for longer than that while
+	// the database is down must still wait in its lane, not be parked.
+	w := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_RETRY_BUDGET": "2s", "PINRESET_COMMAND_TIMEOUT": "5s"}))
+	wAdmin := w.adminAddr(t)
+
+	jobs := makeJobs(members, 5)
+	progress, done := goJobs(t, []*client{c}, jobs, 100, time.Now().Add(5*time.Minute))
+	for i, outage := range []time.Duration{time.Second, 5 * time.Second, 30 * time.Second} {
+		before := progress.Load()
+		if !waitUntil(2*time.Minute, func() bool { return progress.Load() >= before+40 }) {
+			t.Fatalf("outage %d: no progress before it (%d of %d done)", i+1, progress.Load(), len(jobs))
+		}
+		in.mongo.kill()
+		killedAt := time.Now()
+		if outage >= 5*time.Second {
+			if !waitUntil(outage-time.Second, func() bool { s, _ := probe(wAdmin, "/readyz"); return s == 503 }) {
+				t.Errorf("database outage %d: the worker's /readyz did not turn 503", i+1)
+			}
+			if s, body := probe(wAdmin, "/healthz"); s != 200 {
+				t.Errorf("database outage %d: /healthz %d %q while the worker waits for the database", i+1, s, body)
+			}
+		}
+		time.Sleep(time.Until(killedAt.Add(outage)))
+		in.mongo = in.startPart(t, "mongo")
+		restartedAt := time.Now()
+		at := progress.Load()
+		if !waitUntil(2*time.Minute, func() bool { return progress.Load() > at+10 }) {
+			t.Fatalf("database outage %d (%v): no progress within 2 min of the restart", i+1, outage)
+		}
+		t.Logf("database outage %d: down %v after %d of %d done; 10 more answered %v after the restart",
+			i+1, outage, at, len(jobs), time.Since(restartedAt).Round(100*time.Millisecond))
+	}
+	<-done
+	if n := metricSum(wAdmin, "pinreset_commands_parked_total"); n != 0 {
+		t.Errorf("%v commands parked during database outages: they must wait in their lanes", n)
+	}
+	alive(t, ing, w)
+	boundedMemory(t, ing, w)
+	checkExactlyOnce(t, e, jobs)
+}

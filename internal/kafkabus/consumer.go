@@ -49,7 +49,8 @@ type ConsumerConfig struct {
 	// RetryBudget is how long a message is retried in its lane before it is
 	// handed to Park. Default 30 s. Without Park it is retried for ever.
 	RetryBudget time.Duration
-	// Park takes a message out of its lane once its budget is spent. Optional.
+	// Park takes a message out of its lane once its budget is spent; a
+	// refusal restarts the budget. Optional.
 	Park Parker
 	// NotBefore, when set, gives the time before which a message must not
 	// be tried (a parked message on the retry topic); its lane waits until
@@ -358,6 +359,10 @@ func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m 
 				return true
 			}
 			err = fmt.Errorf("%w (and parking it failed: %v)", err, perr)
+			// Not parked (a dependency is down, or Kafka refused): the
+			// budget starts again, so that once the outage ends the
+			// command gets a whole budget before it is moved aside.
+			first = time.Now()
 		}
 		if attempt == 1 || attempt%10 == 0 {
 			c.log.Warn("message failed, will retry",

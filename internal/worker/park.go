@@ -39,6 +39,12 @@ const (
 	parkDelayMax = time.Minute
 )
 
+// parkCalm is how long after a dependency was last seen down (Ready failed,
+// or an attempt failed for the database or broker as a whole) nothing is
+// parked for a transient failure: the failures of that time are the
+// outage's, not the command's, and they wait in their lanes.
+const parkCalm = 30 * time.Second
+
 // Park takes a command whose retry budget is spent out of its lane: it
 // marks it parked (a status query then answers 202, still pending) and
 // publishes it to password.commands.retry with the time of its next try. A
@@ -52,7 +58,13 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 		reason = "missing_key"
 	} else if p.Ready != nil {
 		if err := p.Ready(ctx); err != nil {
+			p.outageAt.Store(p.now().UnixNano())
 			return fmt.Errorf("not parking while a dependency is down: %w", err)
+		}
+		// A command whose attempts failed during an outage that just ended
+		// is not stuck: it gets another budget in its lane first.
+		if since := p.now().Sub(time.Unix(0, p.outageAt.Load())); since < parkCalm {
+			return fmt.Errorf("not parking: a dependency was down %v ago", since.Round(time.Second))
 		}
 	}
 	if p.Parked == nil {

@@ -9,6 +9,7 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"sync/atomic"
 	"time"
 	"unicode/utf8"
 
@@ -108,9 +109,11 @@ type Processor struct {
 	// Health, when set, is told of missing keys (readiness names them).
 	Health *health.Monitor
 	// Ready, when set, says whether the database and broker answer: a
-	// command is not parked while they do not (every command fails then;
-	// moving them all aside would only reorder them).
+	// command is not parked while they do not, nor for parkCalm after (every
+	// command fails then; moving them all aside would only reorder them).
 	Ready func(context.Context) error
+
+	outageAt atomic.Int64 // when Ready last failed or an attempt met an outage, Unix nanoseconds
 }
 
 // DLQ header names.
@@ -128,8 +131,18 @@ func (p *Processor) now() time.Time {
 }
 
 // Handle processes one message of password.commands. It returns an error only
-// for failures worth retrying (database or broker unavailable).
+// for failures worth retrying (database or broker unavailable, a key not
+// deployed yet).
 func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
+	err := p.handle(ctx, m)
+	if err != nil && (mongostore.Unavailable(err) || kafkabus.Unavailable(err)) {
+		// Seen by Park: failures around an outage are the outage's.
+		p.outageAt.Store(p.now().UnixNano())
+	}
+	return err
+}
+
+func (p *Processor) handle(ctx context.Context, m kafka.Message) error {
 	ctx, span := p.tracer().Start(tracing.Extract(ctx, m.Headers), "process "+m.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
 		trace.WithAttributes(attribute.String("pinreset.correlation_id", string(m.Key)), attribute.Int("messaging.kafka.partition", m.Partition)))
 	defer span.End()
