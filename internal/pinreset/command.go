@@ -2,10 +2,12 @@ package pinreset
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
 	"time"
+	"unicode/utf8"
 )
 
 // Kind says whether a command is a reset (no old PIN) or a change (old PIN verified).
@@ -160,4 +162,23 @@ func NewResult(cmd Command, code Code, memberID string, at time.Time) Result {
 		MemberID:      memberID,
 		CompletedAt:   at.UTC(),
 	}
+}
+
+// CheckSecrets checks the sealed fields of a command (loginId, CI, PINs) by
+// the rules ParseRequest applies to a request body, so that the worker
+// refuses what the ingress would never have sealed (a holder of the seal
+// key writing commands by hand) with the same rules, kept in one place. The
+// error names the field, never its value.
+func (c Command) CheckSecrets() error {
+	switch {
+	case c.LoginID == "" || utf8.RuneCountInString(c.LoginID) > loginIDMaxLen || !isEmail(c.LoginID):
+		return errors.New("bad loginId")
+	case c.CI != "" && (utf8.RuneCountInString(c.CI) != ciLen || !isBase64Chars(c.CI)):
+		return errors.New("bad ci")
+	case !isPIN(c.NewPIN):
+		return errors.New("bad newPassword")
+	case c.Kind == KindChange && !isPIN(c.CurrentPIN):
+		return errors.New("bad currentPassword")
+	}
+	return nil
 }

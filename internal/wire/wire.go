@@ -220,40 +220,12 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 		return pinreset.Command{}, fmt.Errorf("%w: decode sealed part: %v", ErrPoison, err)
 	}
 	c.LoginID, c.CI, c.CurrentPIN, c.NewPIN = sec.LoginID, sec.CI, sec.CurrentPIN, sec.NewPIN
-	if err := validSecrets(c); err != nil {
+	// Re-checked by the request rules: a command is only as trustworthy as
+	// whoever could write to the topic.
+	if err := c.CheckSecrets(); err != nil {
 		return pinreset.Command{}, fmt.Errorf("%w: %v", ErrPoison, err)
 	}
 	return c, nil
-}
-
-// validSecrets re-checks what the ingress validated: a command is only as
-// trustworthy as whoever could write to the topic.
-func validSecrets(c pinreset.Command) error {
-	if c.LoginID == "" || len(c.LoginID) > 80 {
-		return errors.New("bad loginId")
-	}
-	if c.CI != "" && len(c.CI) != 88 {
-		return errors.New("bad ci")
-	}
-	if !sixDigits(c.NewPIN) {
-		return errors.New("bad newPassword")
-	}
-	if c.Kind == pinreset.KindChange && !sixDigits(c.CurrentPIN) {
-		return errors.New("bad currentPassword")
-	}
-	return nil
-}
-
-func sixDigits(s string) bool {
-	if len(s) != 6 {
-		return false
-	}
-	for i := 0; i < len(s); i++ {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // result is the JSON value of a password.results message.

@@ -552,6 +552,8 @@ func TestDecodeCommandRechecksSecrets(t *testing.T) {
 		{rule: "a change with a malformed currentPassword is refused", plain: secrets(map[string]any{"currentPassword": "13579x"})},
 		{rule: "a loginId of 81 characters is refused", plain: secrets(map[string]any{"loginId": strings.Repeat("a", 69) + "@example.com"})},
 		{rule: "an empty loginId is refused", plain: secrets(map[string]any{"loginId": ""})},
+		{rule: "a loginId that is not an email address is refused", plain: secrets(map[string]any{"loginId": "member one"})},
+		{rule: "a ci with a character outside base64 is refused", plain: secrets(map[string]any{"ci": testCI[:87] + "!"})},
 		{rule: "a missing loginId is refused", plain: secrets(map[string]any{"loginId": omit})},
 		{rule: "a ci of 87 characters is refused", plain: secrets(map[string]any{"ci": testCI[:87]})},
 		{rule: "a ci of 89 characters is refused", plain: secrets(map[string]any{"ci": testCI + "A"})},
