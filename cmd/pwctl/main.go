@@ -1,7 +1,8 @@
-// Command pwctl is the operator's tool of the PIN reset service: sign prints
-// the X-KM headers (or a complete curl command) of a request, so that anyone
-// with the ASP's credentials can call the API by hand; the other commands
-// are listed in its usage.
+// Command pwctl is the operator's tool of the PIN reset service: sign (the
+// X-KM headers, or a curl command, of a request signed KMV1 or KMV2),
+// events (an example consumer of password.events), audit verify|show, members
+// seed|import|add|show, asp add|rotate|retire|schemes, bootstrap (topics and
+// indexes), load (a load generator) and bench (make bench).
 package main
 
 import (

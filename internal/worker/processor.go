@@ -178,7 +178,7 @@ func (p *Processor) handle(ctx context.Context, m kafka.Message) error {
 		p.publishEvents(ctx, due.events)
 	}
 	if due.audit {
-		if err := p.audit(ctx, cmd, due.code, due.memberID); err != nil {
+		if err := p.appendAudit(ctx, cmd, due.code, due.memberID); err != nil {
 			return err
 		}
 	}
@@ -326,10 +326,10 @@ func (p *Processor) attemptKeys(cmd *pinreset.Command) error {
 	return nil
 }
 
-// audit appends the outcome of cmd to the audit trail, once: a record the
+// appendAudit appends the outcome of cmd to the audit trail, once: a record the
 // trail already holds (appended before a crash or by another worker) is not
 // appended again.
-func (p *Processor) audit(ctx context.Context, cmd pinreset.Command, code pinreset.Code, memberID string) error {
+func (p *Processor) appendAudit(ctx context.Context, cmd pinreset.Command, code pinreset.Code, memberID string) error {
 	kind := audit.KindUnknown
 	if cmd.Kind == pinreset.KindReset || cmd.Kind == pinreset.KindChange {
 		kind = string(cmd.Kind)
@@ -520,7 +520,7 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 		c.CorrelationID = fmt.Sprintf("%s@%s/%d/%d", key, m.Topic, m.Partition, m.Offset)
 	}
 	if auditIt {
-		if err := p.audit(ctx, c, pinreset.CodeRejected, ""); err != nil {
+		if err := p.appendAudit(ctx, c, pinreset.CodeRejected, ""); err != nil {
 			return err
 		}
 	}
