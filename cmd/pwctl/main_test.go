@@ -22,20 +22,7 @@ import (
 
 func TestSignPrintsVerifiableHeaders(t *testing.T) {
 	body := `{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`
-	var out, errb bytes.Buffer
-	if err := run(context.Background(), []string{"sign", "-asp-file", "../../deployments/sandbox/asps.json", "-body", body, "-zone", "KST"},
-		strings.NewReader(""), &out, &errb); err != nil {
-		t.Fatalf("%v: %s", err, errb.String())
-	}
-	h := http.Header{}
-	for _, line := range strings.Split(strings.TrimSpace(out.String()), "\n") {
-		k, v, _ := strings.Cut(line, ": ")
-		h.Set(k, v)
-	}
-	hd, err := kmheader.Parse(h, true)
-	if err != nil {
-		t.Fatalf("printed headers do not parse: %v\n%s", err, out.String())
-	}
+	hd := signed(t, "-asp-file", "../../deployments/sandbox/asps.json", "-body", body, "-zone", "KST")
 	tok, _ := kmheader.ParseToken(hd.TranToken)
 	creds, err := credentials("../../deployments/sandbox/asps.json", "")
 	if err != nil {

@@ -154,9 +154,8 @@ func TestBrokerOutages(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 400)
-	ing, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
-	e.HTTPAddr = addr
-	clients := []*client{newClient(t, e)}
+	ing, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
+	clients := []*client{c}
 	w1 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w1"}))
 	w2 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w2"}))
 	ingAdmin, w1Admin := ing.adminAddr(t), w1.adminAddr(t)
@@ -239,9 +238,8 @@ func TestRebalanceStorm(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 100)
-	_, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
-	e.HTTPAddr = addr
-	clients := []*client{newClient(t, e)}
+	_, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
+	clients := []*client{c}
 	workers := []*process{startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w0"}))}
 
 	jobs := makeJobs(members, 5)
@@ -504,9 +502,7 @@ func TestStalledAndSlowDatabase(t *testing.T) {
 	e := in.Env
 	members := seedMembers(t, e, 40)
 	proxy := startFaultProxy(t, in.mongoAddr)
-	_, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
-	e.HTTPAddr = addr
-	c := newClient(t, e)
+	_, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
 	w := startProcess(t, "worker", processEnv(e, map[string]string{
 		"PINRESET_MONGO_URI": "mongodb://" + proxy.addr() + "/", "PINRESET_COMMAND_TIMEOUT": "3s"}))
 
@@ -546,9 +542,7 @@ func TestDatabaseOutages(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 100)
-	ing, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
-	e.HTTPAddr = addr
-	c := newClient(t, e)
+	ing, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
 	// A short retry budget: a command failing for longer than that while
 	// the database is down must still wait in its lane, not be parked.
 	w := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_RETRY_BUDGET": "2s", "PINRESET_COMMAND_TIMEOUT": "5s"}))

@@ -275,6 +275,15 @@ func startIngressProcess(t *testing.T, e Env, over map[string]string) (*process,
 	}
 }
 
+// startIngressClient starts an ingress binary, points e at it and returns
+// it with a client of it.
+func startIngressClient(t *testing.T, e *Env, over map[string]string) (*process, *client) {
+	t.Helper()
+	p, addr := startIngressProcess(t, *e, over)
+	e.HTTPAddr = addr
+	return p, newClient(t, *e)
+}
+
 // seedMembers creates n members with PIN 240810 and returns their loginIds.
 func seedMembers(t *testing.T, e Env, n int) []string {
 	t.Helper()
@@ -514,9 +523,8 @@ func TestKillWorkerMidLoad(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 100)
-	_, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
-	e.HTTPAddr = addr
-	clients := []*client{newClient(t, e)}
+	_, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
+	clients := []*client{c}
 	w1 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w1"}))
 
 	jobs := makeJobs(members, 5)
@@ -567,9 +575,7 @@ func TestDatabaseOutage(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 40)
-	_, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
-	e.HTTPAddr = addr
-	c := newClient(t, e)
+	_, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
 	w := startProcess(t, "worker", processEnv(e, nil))
 
 	jobs := makeJobs(members, 5)
@@ -616,9 +622,7 @@ func TestGracefulShutdown(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env
 	members := seedMembers(t, e, 20)
-	ing, addr := startIngressProcess(t, e, map[string]string{"PINRESET_RESULT_WAIT": "5s"})
-	e.HTTPAddr = addr
-	c := newClient(t, e)
+	ing, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "5s"})
 	w1 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w1"}))
 
 	jobs := makeJobs(members, 5)
@@ -670,9 +674,7 @@ func TestGracefulShutdown(t *testing.T) {
 	}
 
 	// A new ingress and worker decide the held commands, each once.
-	_, addr = startIngressProcess(t, e, nil)
-	e.HTTPAddr = addr
-	c = newClient(t, e)
+	_, c = startIngressClient(t, &e, nil)
 	startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w3"}))
 	runJobs(t, []*client{c}, jobs[80:], 20, time.Now().Add(time.Minute), progress)
 	checkExactlyOnce(t, e, jobs)
