@@ -403,7 +403,7 @@ func (b *bench) coreRPS(ctx context.Context, store *mongostore.Store, over map[s
 	if err != nil {
 		return 0, err
 	}
-	p := &worker.Processor{Members: store, Outcomes: store, Audit: audit.New(store.Database()), Contents: store,
+	p := &worker.Processor{Store: store, Audit: audit.New(store.Database()),
 		Fingerprinter: fp, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency), Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
 		Log: zap.NewNop(), WorkerID: "bench"}
 	workers := runtime.NumCPU()

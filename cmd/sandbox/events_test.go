@@ -1,21 +1,15 @@
 package main
 
 import (
-	"context"
 	"encoding/json"
-	"fmt"
 	"testing"
 	"time"
 
 	cloudevents "github.com/cloudevents/sdk-go/v2/event"
 	"github.com/segmentio/kafka-go"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
-	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -128,84 +122,5 @@ func TestEvents(t *testing.T) {
 	}
 	if len(got) != 5 {
 		t.Errorf("%d events, want 5: %+v", len(got), got)
-	}
-}
-
-// TestOutboxAfterCrash builds, with the store itself, the state a worker
-// leaves when it dies between committing a change and publishing its events
-// (and the state of one that died before its commit), then starts a worker:
-// the relay publishes the committed change's event once and voids the other.
-func TestOutboxAfterCrash(t *testing.T) {
-	e := startSandbox(t, nil, "-infra-only")
-	store, err := mongostore.Open(mongostore.Config{URI: e.MongoURI, Database: e.Database})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close(context.Background())
-	ctx := context.Background()
-	m, err := store.FindMember(ctx, "KMSANDBOXASP001", "success@sandbox.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	committed := *m
-	committed.Version++
-	committed.Recent = append(committed.Recent, pinreset.Applied{CorrelationID: "261125120000-c0ffee1", Code: pinreset.CodeSuccess, At: time.Now()})
-	ev := pinreset.Event{ID: m.ID + ":crash:0", Type: pinreset.EventPINSet, MemberID: m.ID, ASPID: m.ASPID,
-		CorrelationID: "261125120000-c0ffee1", Kind: pinreset.KindReset, At: time.Now()}
-	if _, err := store.UpdateMember(ctx, committed, m.Version, "261125120000-c0ffee1", []pinreset.Event{ev}); err != nil {
-		t.Fatal(err) // committed, events never published: the worker "died" here
-	}
-	// A change that lost its compare-and-set and whose writer died before
-	// cleaning up: its entry names a version made by another command.
-	lost := committed
-	lost.Recent = append(lost.Recent[:len(lost.Recent)-1:len(lost.Recent)-1], pinreset.Applied{CorrelationID: "261125120000-dead001", Code: pinreset.CodeSuccess})
-	voidEv := ev
-	voidEv.ID, voidEv.CorrelationID = m.ID+":void:0", "261125120000-dead001"
-	if _, err := store.UpdateMember(ctx, lost, m.Version, "261125120000-dead001", []pinreset.Event{voidEv}); err != mongostore.ErrConflict {
-		t.Fatalf("second writer of the same version: %v, want ErrConflict", err)
-	}
-	// (UpdateMember cleans up after a conflict; put the entry back as a dead writer would leave it.)
-	reinsertOutbox(t, e, lost, "261125120000-dead001", voidEv)
-
-	startWorker(t, e, nil)
-	deadline := time.Now().Add(40 * time.Second)
-	var msgs []kafka.Message
-	for time.Now().Before(deadline) {
-		if msgs = readAll(t, e.Brokers, kafkabus.TopicEvents); len(msgs) > 0 {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
-	time.Sleep(6 * time.Second) // one more relay round: nothing else may appear
-	msgs = readAll(t, e.Brokers, kafkabus.TopicEvents)
-	if len(msgs) != 1 {
-		t.Fatalf("%d events after the relay ran, want exactly the committed change's one", len(msgs))
-	}
-	got, _ := decodeEvent(t, msgs[0])
-	if got.ID() != ev.ID {
-		t.Fatalf("published %s, want %s", got.ID(), ev.ID)
-	}
-	if committed, void, err := store.StaleOutbox(ctx, time.Now(), 10); err != nil || len(committed)+len(void) != 0 {
-		t.Fatalf("outbox after the relay: %d committed, %d void, %v; want empty", len(committed), len(void), err)
-	}
-}
-
-// reinsertOutbox writes an outbox entry as mongostore lays it out, as a
-// writer that died after preparing it would leave it (created a minute ago).
-func reinsertOutbox(t *testing.T, e Env, m pinreset.Member, correlationID string, ev pinreset.Event) {
-	t.Helper()
-	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(context.Background())
-	_, err = mc.Database(e.Database).Collection(mongostore.OutboxCollection).InsertOne(context.Background(), bson.M{
-		"_id": fmt.Sprintf("%s:%d:%s", m.ID, m.Version, correlationID), "memberId": m.ID, "version": m.Version,
-		"correlationId": correlationID, "createdAt": time.Now().Add(-time.Minute),
-		"events": bson.A{bson.M{"id": ev.ID, "type": string(ev.Type), "memberId": ev.MemberID, "aspId": ev.ASPID,
-			"correlationId": ev.CorrelationID, "kind": string(ev.Kind), "at": ev.At}},
-	})
-	if err != nil {
-		t.Fatal(err)
 	}
 }

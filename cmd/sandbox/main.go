@@ -196,15 +196,11 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir 
 	if err := worker.EnsureIndexes(ctx, store); err != nil {
 		return err
 	}
-	// The seed members go back to their seed PINs below, so the replay
-	// guard must forget the requests that set PINs before: otherwise the
-	// example requests, sent again after a restart, would be refused as
-	// replays (001_409). Sandbox only.
-	if err := store.Database().Collection(mongostore.ContentsCollection).Drop(ctx); err != nil {
-		return fmt.Errorf("reset request contents: %w", err)
-	}
-	collections := []string{mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.LoginsCollection, mongostore.OutcomesCollection,
-		mongostore.ContentsCollection, mongostore.OutboxCollection, audit.Collection}
+	// (The seed members go back to their seed PINs below, replay claims
+	// included, so the example requests sent again after a restart are not
+	// refused as replays.)
+	collections := []string{mongostore.MembersCollection, mongostore.LoginsCollection, mongostore.DecisionsCollection,
+		mongostore.ParkedCollection, audit.Collection}
 	for _, c := range collections {
 		err := store.Database().CreateCollection(ctx, c)
 		var ce mongo.CommandError

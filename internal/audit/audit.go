@@ -341,6 +341,17 @@ func looksLikeHash(s string) bool {
 // stores nothing and returns ErrRecorded. On any other error the record may
 // or may not have been stored; appending it again is safe.
 func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
+	return l.AppendAfter(ctx, r, 0, "")
+}
+
+// AppendAfter is Append for a caller that knows the head of r's chain: the
+// record of seq with hash (seq 0 for none), as the member's last decision
+// left it. It tries the seq after it first, without reading, and falls
+// back to Append's search when another record took it. A member's
+// decisions are serialized by its version claims, so for its chain the
+// caller's head is the chain's head unless records were appended another
+// way (an older release).
+func (l *Log) AppendAfter(ctx context.Context, r Record, seq int64, hash string) (Record, error) {
 	if err := check(r); err != nil {
 		return Record{}, err
 	}
@@ -353,6 +364,9 @@ func (l *Log) Append(ctx context.Context, r Record) (Record, error) {
 	// Try the seq after the last one seen (seq 1 for an unseen chain)
 	// without reading; read only after losing an insert.
 	known, _ := l.hint(r.Chain)
+	if seq > known.seq {
+		known = head{seq: seq, hash: hash}
+	}
 	for range MaxAttempts {
 		r.Seq, r.PrevHash = known.seq+1, known.hash
 		r.Hash = recordHash(r)

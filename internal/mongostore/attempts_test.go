@@ -2,6 +2,7 @@ package mongostore_test
 
 import (
 	"context"
+	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -38,7 +39,12 @@ func TestWrongAttemptsAndUnlockAreStored(t *testing.T) {
 	next.Recent = []pinreset.Applied{{CorrelationID: "261201090000-0000001", Code: pinreset.CodeSuccess, At: t0}}
 	ev := pinreset.Event{ID: "m-attempts:2:0", Type: pinreset.EventPINSet, MemberID: m.ID, ASPID: m.ASPID,
 		CorrelationID: "261201090000-0000001", Kind: pinreset.KindReset, At: t0, Unlocked: true}
-	if _, err := store.UpdateMember(ctx, next, 1, "261201090000-0000001", []pinreset.Event{ev}); err != nil {
+	c := pinreset.Commit{Outcome: pinreset.Outcome{ASPID: m.ASPID, CorrelationID: "261201090000-0000001", Kind: pinreset.KindReset,
+		Code: pinreset.CodeSuccess, MemberID: m.ID, CompletedAt: t0}, Member: next, Events: []pinreset.Event{ev}}
+	if _, err := store.Update(ctx, m.ASPID, m.LoginID, func(pinreset.Member) (pinreset.Commit, error) { return c, nil }); err != nil {
+		t.Fatal(err)
+	}
+	if err := store.Settle(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	got, err := store.FindMember(ctx, m.ASPID, m.LoginID)
@@ -48,12 +54,15 @@ func TestWrongAttemptsAndUnlockAreStored(t *testing.T) {
 	if !reflect.DeepEqual(got.WrongAttempts, next.WrongAttempts) {
 		t.Errorf("WrongAttempts read back %+v, want %+v", got.WrongAttempts, next.WrongAttempts)
 	}
-	committed, _, err := store.StaleOutbox(ctx, time.Now().Add(time.Hour), 10)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(committed) != 1 || len(committed[0].Events) != 1 || !committed[0].Events[0].Unlocked {
-		t.Errorf("outbox read back %+v, want the event with Unlocked", committed)
+	// The decision keeps its events: a second decision of the command reads them back.
+	again := next
+	again.Version = 3
+	_, err = store.Update(ctx, m.ASPID, m.LoginID, func(pinreset.Member) (pinreset.Commit, error) {
+		return pinreset.Commit{Outcome: c.Outcome, Member: again}, nil
+	})
+	var decided *pinreset.DecidedError
+	if !errors.As(err, &decided) || len(decided.Commit.Events) != 1 || !decided.Commit.Events[0].Unlocked || !decided.Commit.Settled {
+		t.Errorf("the decision read back as %+v (%v), want it settled with the event with Unlocked", decided, err)
 	}
 
 	// A document of the former form.

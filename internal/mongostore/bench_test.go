@@ -32,8 +32,8 @@ func startStore(tb testing.TB, db string) (*sandbox.Infra, *mongostore.Store) {
 }
 
 // BenchmarkReadAndUpdateMember is the store's part of one command that sets
-// a PIN: find the member by login, commit its next version with an event,
-// clear the event's outbox entry. Against the embedded FerretDB (SQLite,
+// a PIN: find the member by login, commit its decision with an event, and
+// settle it (the audit record is the audit package's). Against the embedded FerretDB (SQLite,
 // every write synced), the sandbox's database.
 func BenchmarkReadAndUpdateMember(b *testing.B) {
 	ctx := context.Background()
@@ -48,29 +48,29 @@ func BenchmarkReadAndUpdateMember(b *testing.B) {
 	if _, err := store.InsertMembers(ctx, ms); err != nil {
 		b.Fatal(err)
 	}
-	for _, c := range []string{mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.LoginsCollection, mongostore.OutboxCollection} {
+	collections := []string{mongostore.MembersCollection, mongostore.LoginsCollection, mongostore.DecisionsCollection}
+	for _, c := range collections {
 		_ = store.Database().CreateCollection(ctx, c)
 	}
-	if err := sandbox.IndexIDLookups(ctx, in.MongoDir(), "bench", mongostore.MembersCollection, mongostore.VersionsCollection, mongostore.LoginsCollection, mongostore.OutboxCollection); err != nil {
+	if err := sandbox.IndexIDLookups(ctx, in.MongoDir(), "bench", collections...); err != nil {
 		b.Fatal(err)
 	}
 	b.ResetTimer()
 	i := 0
 	for b.Loop() {
-		m, err := store.FindMember(ctx, "KMTESTASP000001", fmt.Sprintf("m%04d@example.com", i%1000))
-		if err != nil {
-			b.Fatal(err)
-		}
-		next := *m
-		next.Version++
 		cid := fmt.Sprintf("261125120000-%07x", i)
-		next.Recent = append(next.Recent, pinreset.Applied{CorrelationID: cid, Code: pinreset.CodeSuccess, At: time.Now()})
-		ev := []pinreset.Event{{ID: fmt.Sprintf("%s:%d:0", m.ID, next.Version), Type: pinreset.EventPINSet, MemberID: m.ID, At: time.Now()}}
-		outbox, err := store.UpdateMember(ctx, next, m.Version, cid, ev)
+		c, err := store.Update(ctx, "KMTESTASP000001", fmt.Sprintf("m%04d@example.com", i%1000), func(m pinreset.Member) (pinreset.Commit, error) {
+			next := m
+			next.Version++
+			next.Recent = append(next.Recent, pinreset.Applied{CorrelationID: cid, Code: pinreset.CodeSuccess, At: time.Now()})
+			ev := []pinreset.Event{{ID: fmt.Sprintf("%s:%d:0", m.ID, next.Version), Type: pinreset.EventPINSet, MemberID: m.ID, At: time.Now()}}
+			return pinreset.Commit{Outcome: pinreset.Outcome{ASPID: m.ASPID, CorrelationID: cid, Code: pinreset.CodeSuccess, MemberID: m.ID},
+				Member: next, Events: ev}, nil
+		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := store.DeleteOutbox(ctx, outbox); err != nil {
+		if err := store.Settle(ctx, c); err != nil {
 			b.Fatal(err)
 		}
 		i++

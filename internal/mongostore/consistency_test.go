@@ -236,7 +236,7 @@ func TestMaintenanceOutlastsOperationTimeout(t *testing.T) {
 	if _, err := store.DeleteOutcomesBefore(ctx, time.Now()); err != nil {
 		t.Errorf("DeleteOutcomesBefore: %v", err)
 	}
-	if _, err := store.DeleteContentsBefore(ctx, time.Now()); err != nil {
-		t.Errorf("DeleteContentsBefore: %v", err)
+	if _, err := store.DeleteParkedBefore(ctx, time.Now()); err != nil {
+		t.Errorf("DeleteParkedBefore: %v", err)
 	}
 }

@@ -1,24 +1,34 @@
-// Package mongostore keeps member documents in MongoDB (or FerretDB).
+// Package mongostore keeps members and the decisions about them in MongoDB
+// (or FerretDB).
 //
-// Every change of a member is claimed by inserting its next version into
-// member_versions under the unique _id "<member id>:<version>": of two
-// writers that read the same version, exactly one insert succeeds and the
-// other gets ErrConflict. The insert is the commit; members then holds a copy
-// of the newest version for lookups and tools, which readers roll forward.
+// A decision about a member is one insert into decisions: a document keyed
+// by the command ("<asp id>:<correlation id>") that carries the member's
+// next state, the outcome, the events to publish and what the audit record
+// needs, with a unique claim "<member id>:<version>". The insert is the
+// commit: of two decisions built on the same version exactly one insert
+// succeeds (the other is refused by the claim index), and a command decided
+// twice (a redelivery, two owners after a rebalance) is refused by the _id,
+// so the loser answers with the winner's outcome. After the commit the
+// decision is settled: its events are published, its audit record
+// appended, and members gets the new state, the copy that the next
+// decision reads (Settle). A decision claims the version after the copy's,
+// so it is only made on a settled state: a member's events go out in
+// version order.
 //
-// Why not a plain replace with a version filter? On MongoDB that is an atomic
-// compare-and-set, but FerretDB v1 runs an update as a query followed by a
-// write by _id, so two concurrent replaces of the same version both succeed
-// and one update is lost (the concurrency test caught it). A unique-key
-// insert is atomic on both, needs no multi-document transaction, and works
-// the same on a production replica set.
+// Why inserts and not a filtered update? On MongoDB a replace with a
+// version filter is an atomic compare-and-set, but FerretDB v1 runs an
+// update as a query followed by a write by _id, so two concurrent replaces
+// of the same version both succeed and one update is lost. An insert under
+// unique keys is atomic on both, needs no multi-document transaction, and
+// runs the same on a production replica set. Claims are never freed while
+// anyone can still hold a read of the version before them (retention, see
+// DeleteOutcomesBefore), so no claim is ever reused (no ABA).
 package mongostore
 
 import (
 	"context"
 	"errors"
 	"fmt"
-	"strconv"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -32,12 +42,8 @@ import (
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
-// ErrConflict is returned by UpdateMember when the stored version is not the
-// expected one: another command changed the member first.
-var ErrConflict = errors.New("member changed concurrently")
-
 // ErrNotFound is returned when no member matches.
-var ErrNotFound = errors.New("member not found")
+var ErrNotFound = pinreset.ErrMemberNotFound
 
 // ErrLoginTaken is returned by PutMember when another member of the ASP
 // already has the loginId.
@@ -48,8 +54,7 @@ var loginIndex = Index{Name: "asp_login_unique", Fields: []string{"aspId", "logi
 
 // Collection names.
 const (
-	MembersCollection  = "members"
-	VersionsCollection = "member_versions"
+	MembersCollection = "members"
 	// LoginsCollection maps "<asp id>:<loginId>" to the member id. It makes
 	// the lookup of the command path a read by _id: FerretDB v1 serves any
 	// other filter by loading every document of the collection into memory.
@@ -57,34 +62,14 @@ const (
 	LoginsCollection = "member_logins"
 )
 
-// KeepVersions is how many past versions of a member stay in
-// member_versions; older ones are deleted as new ones are written, so the
-// collection stays bounded without a TTL index (FerretDB v1 has none).
-const KeepVersions = 16
-
-// SweepAge is how old a version must be before a later write may delete
-// it. Deleting a version frees its id, and the compare-and-set is "insert
-// the next id": a writer that read version v and inserts v+1 after v+1 was
-// deleted would win against the history it never saw (ABA) and roll the
-// member copy back. A writer uses its read within one attempt at a
-// command (PINRESET_COMMAND_TIMEOUT, 30 s by default; each attempt reads
-// afresh), so no writer still holds a read of a version this old: a freed
-// id can no longer be claimed by anyone who read before it was freed. A
-// version skipped for being too young stays as history (storage only).
-const SweepAge = 10 * time.Minute
-
-// maxRollForward bounds how many unmaterialized versions a read follows.
-const maxRollForward = 1000
-
 // Store reads and writes members.
 type Store struct {
-	client   *mongo.Client
-	members  *mongo.Collection
-	versions *mongo.Collection
-	logins   *mongo.Collection
-	outcomes *mongo.Collection
-	contents *mongo.Collection
-	outbox   *mongo.Collection
+	client    *mongo.Client
+	members   *mongo.Collection
+	logins    *mongo.Collection
+	decisions *mongo.Collection
+	parked    *mongo.Collection
+	lease     time.Duration // Config.SettleLease
 }
 
 // Config says where the database is.
@@ -109,6 +94,10 @@ type Config struct {
 	// Monitor, when set, is told of every command the client sends (tests
 	// count round trips with it). Default none.
 	Monitor *event.CommandMonitor
+	// SettleLease is how long a committed, unsettled decision holds up the
+	// member's next decision before that decision settles it in its
+	// place. Default pinreset.SettleLease; shorter only in tests.
+	SettleLease time.Duration
 }
 
 // Defaults of Config.
@@ -179,6 +168,9 @@ func (cfg Config) withDefaults() Config {
 	if cfg.OperationTimeout <= 0 {
 		cfg.OperationTimeout = DefaultOperationTimeout
 	}
+	if cfg.SettleLease <= 0 {
+		cfg.SettleLease = pinreset.SettleLease
+	}
 	return cfg
 }
 
@@ -194,7 +186,8 @@ func Open(cfg Config) (*Store, error) {
 	}
 	db := client.Database(cfg.Database, options.Database().
 		SetReadPreference(forcedReadPref).SetReadConcern(forcedReadConcern).SetWriteConcern(forcedWriteConcern))
-	return &Store{client: client, members: db.Collection(MembersCollection), versions: db.Collection(VersionsCollection), logins: db.Collection(LoginsCollection), outcomes: db.Collection(OutcomesCollection), contents: db.Collection(ContentsCollection), outbox: db.Collection(OutboxCollection)}, nil
+	return &Store{client: client, members: db.Collection(MembersCollection), logins: db.Collection(LoginsCollection),
+		decisions: db.Collection(DecisionsCollection), parked: db.Collection(ParkedCollection), lease: cfg.SettleLease}, nil
 }
 
 // Database is the database the store uses, for the other collections of the
@@ -221,11 +214,17 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create index members(aspId, loginId): %w", err)
 	}
-	_, err = s.outcomes.Indexes().CreateOne(ctx, mongo.IndexModel{
+	_, err = s.decisions.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "claim", Value: 1}}, Options: options.Index().SetUnique(true).SetName(claimIndex.Name),
+	})
+	if err != nil {
+		return fmt.Errorf("create index decisions(claim): %w", err)
+	}
+	_, err = s.decisions.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "completedAt", Value: 1}}, Options: options.Index().SetName("completed_at"),
 	})
 	if err != nil {
-		return fmt.Errorf("create index outcomes(completedAt): %w", err)
+		return fmt.Errorf("create index decisions(completedAt): %w", err)
 	}
 	return nil
 }
@@ -245,7 +244,16 @@ type memberDoc struct {
 	WrongPINs   []string     `bson:"wrongPins,omitempty"`
 	LockedUntil time.Time    `bson:"lockedUntil,omitempty"`
 	Recent      []appliedDoc `bson:"recent"`
+	Sets        []setDoc     `bson:"sets,omitempty"`
+	AuditSeq    int64        `bson:"auditSeq,omitempty"`
+	AuditHash   string       `bson:"auditHash,omitempty"`
 	UpdatedAt   time.Time    `bson:"updatedAt"`
+}
+
+type setDoc struct {
+	Fingerprint   string    `bson:"fp"`
+	CorrelationID string    `bson:"cid"`
+	At            time.Time `bson:"at"`
 }
 
 type attemptDoc struct {
@@ -257,6 +265,7 @@ type appliedDoc struct {
 	CorrelationID string        `bson:"cid"`
 	Code          pinreset.Code `bson:"code"`
 	At            time.Time     `bson:"at"`
+	Fingerprint   string        `bson:"fp,omitempty"`
 }
 
 func toDoc(m pinreset.Member) memberDoc {
@@ -264,12 +273,16 @@ func toDoc(m pinreset.Member) memberDoc {
 		ID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
 		Version: m.Version, FailedAttempts: m.FailedAttempts, LockedUntil: m.LockedUntil,
 		UpdatedAt: m.UpdatedAt, Recent: make([]appliedDoc, 0, len(m.Recent)),
+		AuditSeq: m.Audit.Seq, AuditHash: m.Audit.Hash,
+	}
+	for _, c := range m.Sets {
+		d.Sets = append(d.Sets, setDoc{Fingerprint: c.Fingerprint, CorrelationID: c.CorrelationID, At: c.At})
 	}
 	for _, a := range m.WrongAttempts {
 		d.WrongAttempts = append(d.WrongAttempts, attemptDoc{Key: a.Key, At: a.At})
 	}
 	for _, a := range m.Recent {
-		d.Recent = append(d.Recent, appliedDoc{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At})
+		d.Recent = append(d.Recent, appliedDoc{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At, Fingerprint: a.Fingerprint})
 	}
 	return d
 }
@@ -279,6 +292,10 @@ func (d memberDoc) member() *pinreset.Member {
 		ID: d.ID, ASPID: d.ASPID, LoginID: d.LoginID, CI: d.CI, PINHash: d.PINHash,
 		Version: d.Version, FailedAttempts: d.FailedAttempts, LockedUntil: d.LockedUntil,
 		UpdatedAt: d.UpdatedAt, Recent: make([]pinreset.Applied, 0, len(d.Recent)),
+		Audit: pinreset.AuditLink{Seq: d.AuditSeq, Hash: d.AuditHash},
+	}
+	for _, c := range d.Sets {
+		m.Sets = append(m.Sets, pinreset.SetClaim{Fingerprint: c.Fingerprint, CorrelationID: c.CorrelationID, At: c.At.UTC()})
 	}
 	for _, k := range d.WrongPINs {
 		m.WrongAttempts = append(m.WrongAttempts, pinreset.Attempt{Key: k, At: d.UpdatedAt})
@@ -287,24 +304,9 @@ func (d memberDoc) member() *pinreset.Member {
 		m.WrongAttempts = append(m.WrongAttempts, pinreset.Attempt{Key: a.Key, At: a.At})
 	}
 	for _, a := range d.Recent {
-		m.Recent = append(m.Recent, pinreset.Applied{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At})
+		m.Recent = append(m.Recent, pinreset.Applied{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At.UTC(), Fingerprint: a.Fingerprint})
 	}
 	return m
-}
-
-// versionDoc is one committed version of a member.
-type versionDoc struct {
-	ID       string    `bson:"_id"` // "<member id>:<version>"
-	MemberID string    `bson:"memberId"`
-	Version  int64     `bson:"version"`
-	State    memberDoc `bson:"state"`
-	// CommittedAt is when the version was inserted, by the writer's clock:
-	// only versions older than SweepAge are swept.
-	CommittedAt time.Time `bson:"committedAt"`
-}
-
-func versionID(memberID string, version int64) string {
-	return memberID + ":" + strconv.FormatInt(version, 10)
 }
 
 // FindMember loads the member with loginID in the ASP aspID. Tenancy is in
@@ -373,92 +375,7 @@ func (s *Store) findOne(ctx context.Context, filter bson.D) (*pinreset.Member, e
 	if err != nil {
 		return nil, fmt.Errorf("find member: %w", err)
 	}
-	latest, err := s.rollForward(ctx, d)
-	if err != nil {
-		return nil, err
-	}
-	return latest.member(), nil
-}
-
-// rollForward returns the newest committed version at or after d: the copy
-// in members may lag behind member_versions when a writer died between its
-// commit and its copy, or is between the two right now.
-func (s *Store) rollForward(ctx context.Context, d memberDoc) (memberDoc, error) {
-	latest := d
-	for range maxRollForward {
-		var v versionDoc
-		err := s.versions.FindOne(ctx, bson.D{{Key: "_id", Value: versionID(d.ID, latest.Version+1)}}).Decode(&v)
-		if errors.Is(err, mongo.ErrNoDocuments) {
-			if latest.Version != d.Version {
-				s.materialize(ctx, latest)
-			}
-			return latest, nil
-		}
-		if err != nil {
-			return memberDoc{}, fmt.Errorf("find version %d of member %s: %w", latest.Version+1, d.ID, err)
-		}
-		latest = v.State
-	}
-	return memberDoc{}, fmt.Errorf("member %s: more than %d versions ahead of its copy", d.ID, maxRollForward)
-}
-
-// UpdateMember commits m as the version after expectVersion, made by the
-// command correlationID, with the change's events. It returns the outbox
-// entry holding the events ("" when none): the caller publishes them and
-// deletes the entry; if it dies first, Relay does. It returns ErrConflict
-// when another writer committed that version first; the caller reloads and
-// decides again. Any other error leaves it unknown whether the commit
-// happened: the caller retries, reloads, and finds its own command in the
-// member's history if it did.
-func (s *Store) UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64, correlationID string, events []pinreset.Event) (string, error) {
-	if m.Version != expectVersion+1 {
-		return "", fmt.Errorf("update member %s: version %d does not follow %d", m.ID, m.Version, expectVersion)
-	}
-	var outbox string
-	if len(events) > 0 {
-		var err error
-		if outbox, err = s.prepareOutbox(ctx, m, correlationID, events); err != nil {
-			return "", err
-		}
-	}
-	d := toDoc(m)
-	_, err := s.versions.InsertOne(ctx, versionDoc{ID: versionID(m.ID, m.Version), MemberID: m.ID, Version: m.Version, State: d, CommittedAt: time.Now().UTC()})
-	if mongo.IsDuplicateKeyError(err) {
-		if outbox != "" {
-			_ = s.DeleteOutbox(ctx, outbox) // best effort: the relay voids it otherwise
-		}
-		return "", ErrConflict
-	}
-	if err != nil {
-		return "", fmt.Errorf("commit version %d of member %s: %w", m.Version, m.ID, err)
-	}
-	s.materialize(ctx, d)
-	if old := m.Version - KeepVersions; old > 1 {
-		// Best effort, and only once it is older than SweepAge (no ABA);
-		// a version left behind stays as harmless history. The filter is
-		// by _id, which FerretDB pushes down; the age is checked on that
-		// one document. (A version written before committedAt existed has
-		// none and is not swept: history.)
-		_, _ = s.versions.DeleteOne(ctx, bson.D{{Key: "_id", Value: versionID(m.ID, old)},
-			{Key: "committedAt", Value: bson.D{{Key: "$lt", Value: time.Now().UTC().Add(-SweepAge)}}}})
-	}
-	return outbox, nil
-}
-
-// materialize copies a committed version into members unless members
-// already holds a newer one. Best effort: the commit is already durable, and
-// a reader rolls a stale copy forward. The check reads first and the replace
-// filters by _id alone, because FerretDB v1 serves any other filter by
-// loading the whole collection; the window between the two is harmless for
-// the same reason (a reader rolls forward).
-func (s *Store) materialize(ctx context.Context, d memberDoc) {
-	var cur struct {
-		Version int64 `bson:"version"`
-	}
-	if err := s.members.FindOne(ctx, bson.D{{Key: "_id", Value: d.ID}}).Decode(&cur); err == nil && cur.Version >= d.Version {
-		return
-	}
-	_, _ = s.members.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d)
+	return d.member(), nil
 }
 
 // PutMember sets a member's state whatever its current state (seeding and
@@ -498,12 +415,30 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		if err != nil {
 			return err
 		}
-		m.Version = cur.Version + 1
-		_, err = s.UpdateMember(ctx, m, cur.Version, "", nil)
-		if errors.Is(err, ErrConflict) {
+		// Claimed like a decision, so that it and a command's decision
+		// never both build on the same version; it has no command, no
+		// events and no audit record (tools are audited by their operator).
+		m.Version, m.Audit = cur.Version+1, cur.Audit
+		d := toDecisionDoc(pinreset.Commit{Member: m, Outcome: pinreset.Outcome{MemberID: m.ID, CompletedAt: time.Now().UTC()}})
+		d.ID = "put:" + d.Claim
+		_, err = s.decisions.InsertOne(ctx, d)
+		if mongo.IsDuplicateKeyError(err) {
+			if _, err := s.waitSettled(ctx, cur); err != nil && !errors.Is(err, pinreset.ErrBusy) {
+				var unsettled *pinreset.UnsettledError
+				if !errors.As(err, &unsettled) || unsettled.Commit.Outcome.CorrelationID != "" {
+					return fmt.Errorf("put member %s: %w", m.ID, err)
+				}
+				// A put that died before settling: settle it, then ours.
+				if err := s.Settle(ctx, unsettled.Commit); err != nil {
+					return err
+				}
+			}
 			continue
 		}
-		return err
+		if err != nil {
+			return fmt.Errorf("put member %s version %d: %w", m.ID, m.Version, err)
+		}
+		return s.Settle(ctx, pinreset.Commit{Member: m})
 	}
 	return fmt.Errorf("put member %s: too many concurrent changes", m.ID)
 }

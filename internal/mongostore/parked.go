@@ -18,16 +18,14 @@ import (
 const ParkedCollection = "parked"
 
 type parkedDoc struct {
-	ID       string    `bson:"_id"` // "<asp id>:<correlation id>", as outcomes
+	ID       string    `bson:"_id"` // "<asp id>:<correlation id>", as decisions
 	ParkedAt time.Time `bson:"parkedAt"`
 	Reason   string    `bson:"reason"` // missing_key or transient: never an error text
 }
 
-func (s *Store) parked() *mongo.Collection { return s.Database().Collection(ParkedCollection) }
-
 // MarkParked records that the ASP's correlation id is parked. Idempotent.
 func (s *Store) MarkParked(ctx context.Context, aspID, correlationID, reason string, at time.Time) error {
-	_, err := s.parked().InsertOne(ctx, parkedDoc{ID: outcomeID(aspID, correlationID), ParkedAt: at, Reason: reason})
+	_, err := s.parked.InsertOne(ctx, parkedDoc{ID: decisionID(aspID, correlationID), ParkedAt: at, Reason: reason})
 	if err != nil && !mongo.IsDuplicateKeyError(err) {
 		return fmt.Errorf("mark %s parked: %w", correlationID, err)
 	}
@@ -36,7 +34,7 @@ func (s *Store) MarkParked(ctx context.Context, aspID, correlationID, reason str
 
 // IsParked tells whether the ASP's correlation id was ever parked.
 func (s *Store) IsParked(ctx context.Context, aspID, correlationID string) (bool, error) {
-	err := s.parked().FindOne(ctx, bson.D{{Key: "_id", Value: outcomeID(aspID, correlationID)}}).Err()
+	err := s.parked.FindOne(ctx, bson.D{{Key: "_id", Value: decisionID(aspID, correlationID)}}).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil
 	}
@@ -48,7 +46,9 @@ func (s *Store) IsParked(ctx context.Context, aspID, correlationID string) (bool
 
 // DeleteParkedBefore deletes the markers older than t (the retention sweep).
 func (s *Store) DeleteParkedBefore(ctx context.Context, t time.Time) (int64, error) {
-	res, err := s.parked().DeleteMany(ctx, bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: t}}}})
+	ctx, cancel := maintenance(ctx)
+	defer cancel()
+	res, err := s.parked.DeleteMany(ctx, bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: t}}}})
 	if err != nil {
 		return 0, fmt.Errorf("delete parked before %s: %w", t.Format(time.RFC3339), err)
 	}

@@ -51,6 +51,11 @@ type Command struct {
 	// currentPassword would be (NewPINAttemptContent): a set forgets the
 	// remembered wrong attempts of the PIN it sets, which is no longer wrong.
 	NewPINKeys []string
+	// ContentKeys are keyed fingerprints of Content, one under each
+	// fingerprint key, the current key's first; the worker sets them before
+	// deciding. The first is the outcome's fingerprint; a PIN set claims
+	// it against replays (Member.Sets).
+	ContentKeys []string
 	// Auth is the tran token scheme that authenticated the request (empty
 	// means SchemeKMV1). The worker skips the content replay rule for KMV2.
 	Auth Scheme

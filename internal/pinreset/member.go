@@ -31,7 +31,14 @@ type Member struct {
 	// Recent is the bounded history of the commands that changed this
 	// document, newest last. A redelivered command finds itself here and is
 	// answered from it instead of being applied twice.
-	Recent    []Applied
+	Recent []Applied
+	// Sets are the contents that set this PIN within Rules.ReplayWindow
+	// (KMV1 commands only), newest last, at most Rules.RecentLimit: the
+	// replay claims (see Decide).
+	Sets []SetClaim
+	// Audit is the head of the member's audit chain after its last
+	// settled decision.
+	Audit     AuditLink
 	UpdatedAt time.Time
 }
 
@@ -40,6 +47,9 @@ type Applied struct {
 	CorrelationID string
 	Code          Code
 	At            time.Time
+	// Fingerprint is the command's content fingerprint (ContentKeys[0]),
+	// to tell a redelivery from a reuse of its correlation id.
+	Fingerprint string
 }
 
 // Attempt is a wrong currentPassword attempt that was counted.
@@ -84,11 +94,26 @@ type Rules struct {
 	// member's typing errors; each entry costs about 80 bytes of the
 	// member document, so 32 keeps it under 3 KiB.
 	AttemptMemory int
+	// ReplayWindow is how long the content of a KMV1 command that set the
+	// PIN stays claimed by its correlation id: the same content under
+	// another id in that time is refused with CodeDuplicateRequest
+	// (PINRESET_REPLAY_WINDOW). Default 24 h.
+	ReplayWindow time.Duration
 }
 
 // DefaultRules returns the defaults documented on Rules.
 func DefaultRules() Rules {
-	return Rules{LockAfter: 5, LockFor: 15 * time.Minute, RecentLimit: 32, AttemptMemory: 32}
+	return Rules{LockAfter: 5, LockFor: 15 * time.Minute, RecentLimit: 32, AttemptMemory: 32, ReplayWindow: DefaultReplayWindow}
+}
+
+// DefaultReplayWindow is Rules.ReplayWindow's default.
+const DefaultReplayWindow = 24 * time.Hour
+
+func (r Rules) replayWindow() time.Duration {
+	if r.ReplayWindow <= 0 {
+		return DefaultReplayWindow
+	}
+	return r.ReplayWindow
 }
 
 // Decision is what deciding a command against a member concluded.
@@ -123,6 +148,9 @@ func (m *Member) Find(correlationID string) (Applied, bool) {
 func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (Decision, error) {
 	if a, ok := m.Find(cmd.CorrelationID); ok {
 		return Decision{Code: a.Code, Member: *m, Replayed: true}, nil
+	}
+	if m.replayed(cmd, rules, now) {
+		return Decision{Code: CodeDuplicateRequest, Member: *m}, nil
 	}
 	if cmd.Expired(now) {
 		return Decision{Code: CodeExpired, Member: *m}, nil
@@ -179,6 +207,54 @@ func (m *Member) resetWhileLocked(cmd Command, h PINHasher, rules Rules, now tim
 	}
 	d.Events = d.Member.stamp(d.Events, cmd)
 	return d, nil
+}
+
+// replayed reports whether cmd's content set this PIN under another
+// correlation id within the replay window. KMV1 binds only the body, so a
+// captured request can be sent again under a fresh correlation id and
+// fresh times; deciding it again is harmless but for content that set a
+// PIN, which would set it again (a captured reset undoing a later change).
+// A wrong PIN sent again is answered from WrongAttempts instead, and any
+// other refusal changed nothing and may be retried. KMV2 binds the
+// correlation id and the times: its replay is stale (401 at the ingress) or
+// has the same correlation id (answered from Recent), so the rule is skipped
+// and a member may set an earlier PIN again.
+func (m *Member) replayed(cmd Command, rules Rules, now time.Time) bool {
+	if cmd.Auth == SchemeKMV2 {
+		return false
+	}
+	for _, c := range m.Sets {
+		if c.CorrelationID != cmd.CorrelationID && now.Sub(c.At) < rules.replayWindow() && slices.Contains(cmd.ContentKeys, c.Fingerprint) {
+			return true
+		}
+	}
+	return false
+}
+
+// claimed returns sets with cmd's content claimed at now, the claims past
+// the window and beyond limit dropped.
+func claimed(sets []SetClaim, cmd Command, rules Rules, now time.Time) []SetClaim {
+	if cmd.Auth == SchemeKMV2 || len(cmd.ContentKeys) == 0 {
+		return sets
+	}
+	out := make([]SetClaim, 0, len(sets)+1)
+	for _, c := range sets {
+		if now.Sub(c.At) < rules.replayWindow() {
+			out = append(out, c)
+		}
+	}
+	out = append(out, SetClaim{Fingerprint: cmd.ContentKeys[0], CorrelationID: cmd.CorrelationID, At: now.UTC()})
+	if limit := rules.recentLimit(); len(out) > limit {
+		out = out[len(out)-limit:]
+	}
+	return out
+}
+
+func (r Rules) recentLimit() int {
+	if r.RecentLimit <= 0 {
+		return DefaultRules().RecentLimit
+	}
+	return r.RecentLimit
 }
 
 // remembers reports whether one of keys (an attempt under each fingerprint
@@ -245,6 +321,7 @@ func (m *Member) decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	next.FailedAttempts = 0
 	next.WrongAttempts = forget(m.WrongAttempts, cmd.NewPINKeys)
 	next.LockedUntil = time.Time{}
+	next.Sets = claimed(m.Sets, cmd, rules, now)
 	return Decision{Code: CodeSuccess, Changed: true, Member: next,
 		Events: []Event{{Type: EventPINSet, Kind: cmd.Kind, At: now}}}, nil
 }
@@ -307,12 +384,13 @@ func (m *Member) next(cmd Command, code Code, rules Rules, now time.Time) Member
 	n := *m
 	n.Version++
 	n.UpdatedAt = now.UTC()
-	limit := rules.RecentLimit
-	if limit <= 0 {
-		limit = DefaultRules().RecentLimit
-	}
+	limit := rules.recentLimit()
 	recent := append(make([]Applied, 0, len(m.Recent)+1), m.Recent...)
-	recent = append(recent, Applied{CorrelationID: cmd.CorrelationID, Code: code, At: now.UTC()})
+	a := Applied{CorrelationID: cmd.CorrelationID, Code: code, At: now.UTC()}
+	if len(cmd.ContentKeys) > 0 {
+		a.Fingerprint = cmd.ContentKeys[0]
+	}
+	recent = append(recent, a)
 	if len(recent) > limit {
 		recent = recent[len(recent)-limit:]
 	}

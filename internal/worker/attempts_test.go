@@ -32,7 +32,7 @@ func TestAttemptKeys(t *testing.T) {
 	p := &Processor{Fingerprinter: fp}
 	keys := func(c pinreset.Command) pinreset.Command {
 		t.Helper()
-		if err := p.attemptKeys(&c); err != nil {
+		if err := p.keys(&c); err != nil {
 			t.Fatal(err)
 		}
 		return c
@@ -112,7 +112,7 @@ func TestReplayedWrongAttemptCostsNoHashing(t *testing.T) {
 	member := pinreset.Member{ID: "m1", ASPID: "KMTESTASP000001", LoginID: "a@b.example", PINHash: "h:246810", Version: 3}
 	wrong := pinreset.Command{CorrelationID: "c1", ASPID: "KMTESTASP000001", Kind: pinreset.KindChange, LoginID: "a@b.example",
 		CurrentPIN: "135791", NewPIN: "581379", ExpiresAt: now.Add(time.Minute)}
-	if err := p.attemptKeys(&wrong); err != nil {
+	if err := p.keys(&wrong); err != nil {
 		t.Fatal(err)
 	}
 	first, err := member.Decide(wrong, h, pinreset.DefaultRules(), now)

@@ -21,33 +21,22 @@ import (
 // test can interleave two processors exactly as a rebalance can.
 type gatedStore struct {
 	*mongostore.Store
-	afterFirstFind func() // once, after the first member read
+	afterFirstRead func() // once, when the first decision is about to be made on the state read
 	once           sync.Once
 	afterUpdate    func(err error)
-	beforeOutcome  func()
 }
 
-func (g *gatedStore) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
-	m, err := g.Store.FindMember(ctx, aspID, loginID)
-	if g.afterFirstFind != nil {
-		g.once.Do(g.afterFirstFind)
-	}
-	return m, err
-}
-
-func (g *gatedStore) UpdateMember(ctx context.Context, m pinreset.Member, expect int64, cid string, events []pinreset.Event) (string, error) {
-	id, err := g.Store.UpdateMember(ctx, m, expect, cid, events)
+func (g *gatedStore) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
+	c, err := g.Store.Update(ctx, aspID, loginID, func(m pinreset.Member) (pinreset.Commit, error) {
+		if g.afterFirstRead != nil {
+			g.once.Do(g.afterFirstRead)
+		}
+		return decide(m)
+	})
 	if g.afterUpdate != nil {
 		g.afterUpdate(err)
 	}
-	return id, err
-}
-
-func (g *gatedStore) InsertOutcome(ctx context.Context, o mongostore.Outcome) error {
-	if g.beforeOutcome != nil {
-		g.beforeOutcome()
-	}
-	return g.Store.InsertOutcome(ctx, o)
+	return c, err
 }
 
 type codePublisher struct {
@@ -127,16 +116,15 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 
 			// first commits to the member, second has read the member before
 			// that commit and decides only after it.
-			secondRead, firstCommitted, secondOutcome := make(chan struct{}), make(chan struct{}), make(chan struct{})
-			var closeCommitted, closeOutcome sync.Once
+			secondRead, firstCommitted := make(chan struct{}), make(chan struct{})
+			var closeCommitted sync.Once
 			first := &gatedStore{Store: store, afterUpdate: func(err error) {
 				closeCommitted.Do(func() { close(firstCommitted) })
-			}, beforeOutcome: func() { wait(secondOutcome) }}
-			second := &gatedStore{Store: store, afterFirstFind: func() { close(secondRead); wait(firstCommitted) }}
-			secondDone := func() { closeOutcome.Do(func() { close(secondOutcome) }) }
+			}}
+			second := &gatedStore{Store: store, afterFirstRead: func() { close(secondRead); wait(firstCommitted) }}
 
 			proc := func(s *gatedStore, clock func() time.Time, pub *codePublisher) *worker.Processor {
-				return &worker.Processor{Members: s, Outcomes: s, Audit: audit.New(store.Database()), Contents: store, Fingerprinter: fingerprints,
+				return &worker.Processor{Store: s, Audit: audit.New(store.Database()), Fingerprinter: fingerprints,
 					Publisher: pub, Sealer: ring, Hasher: hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w", Now: clock}
 			}
 			applying := func() time.Time { return time.Now() }
@@ -151,7 +139,6 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				defer secondDone()
 				errs <- proc(second, secondClock, pubSecond).Handle(ctx, msg)
 			}()
 			go func() {
@@ -167,7 +154,7 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 				}
 			}
 
-			rec, err := store.FindOutcome(ctx, asp, cmd.CorrelationID)
+			rec, err := store.Outcome(ctx, asp, cmd.CorrelationID)
 			if err != nil {
 				t.Fatal(err)
 			}

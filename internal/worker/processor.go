@@ -30,33 +30,39 @@ import (
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
-// Members is what the processor needs of the member store.
-type Members interface {
-	FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error)
-	// UpdateMember commits m with its events, returning the outbox entry
-	// that holds them until they are published.
-	UpdateMember(ctx context.Context, m pinreset.Member, expectVersion int64, correlationID string, events []pinreset.Event) (outbox string, err error)
-	DeleteOutbox(ctx context.Context, id string) error
-}
-
-// Outcomes records each command's outcome once.
-type Outcomes interface {
-	FindOutcome(ctx context.Context, aspID, correlationID string) (mongostore.Outcome, error)
-	InsertOutcome(ctx context.Context, o mongostore.Outcome) error
+// Store keeps members, the decisions about them, and the outcomes of
+// commands without a member (*mongostore.Store; memstore.Store in unit
+// tests). Its contract, in domain terms, is the test suite in storetest,
+// which runs against both.
+type Store interface {
+	// Outcome returns the recorded outcome of the ASP's correlation id, or
+	// pinreset.ErrNoOutcome.
+	Outcome(ctx context.Context, aspID, correlationID string) (pinreset.Outcome, error)
+	// Update calls decide with the settled state of the member with
+	// loginID in the ASP and commits the decision it returns, atomically,
+	// deciding again when another decision about the member wins (the
+	// conflict loop is the store's). pinreset.ErrMemberNotFound, a
+	// *pinreset.DecidedError (the correlation id is decided), a
+	// *pinreset.UnsettledError or pinreset.ErrBusy (the member's last
+	// decision is not settled), decide's own error, or an infrastructure
+	// error.
+	Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error)
+	// Record records the outcome of a command without a member; a
+	// *pinreset.DecidedError when its correlation id already has one.
+	Record(ctx context.Context, o pinreset.Outcome) error
+	// Settle makes a committed decision the member's settled state.
+	Settle(ctx context.Context, c pinreset.Commit) error
+	// FindMemberByID returns a member's settled state.
+	FindMemberByID(ctx context.Context, id string) (*pinreset.Member, error)
 }
 
 // Auditor appends to the tamper-evident audit trail, once per command: a
 // second record of the same correlation id in its chain is refused with
-// audit.ErrRecorded.
+// audit.ErrRecorded. AppendAfter starts from the chain head the caller
+// knows (the member's audit link).
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
-}
-
-// Contents remembers the content of the requests that set a PIN, to detect
-// replays: the same content under a new correlation id.
-type Contents interface {
-	FindContent(ctx context.Context, aspID, fp string) (correlationID string, at time.Time, err error)
-	RecordContent(ctx context.Context, aspID, fp, correlationID string, at time.Time) error
+	AppendAfter(ctx context.Context, r audit.Record, seq int64, hash string) (audit.Record, error)
 }
 
 // Fingerprinter makes and checks keyed fingerprints of request content,
@@ -76,10 +82,8 @@ type Publisher interface {
 
 // Processor handles one command message at a time; it is safe for concurrent use.
 type Processor struct {
-	Members       Members
-	Outcomes      Outcomes
+	Store         Store
 	Audit         Auditor
-	Contents      Contents
 	Fingerprinter Fingerprinter
 	Publisher     Publisher
 	Sealer        wire.Sealer
@@ -90,19 +94,11 @@ type Processor struct {
 	WorkerID string
 	// Now is the clock. Default time.Now.
 	Now func() time.Time
-	// ReplayWindow is how long the content of a decided request stays
-	// claimed by its correlation id: the same content under another id in
-	// that time is a replay and is refused with CodeDuplicateRequest.
-	// Default 24 h.
-	ReplayWindow time.Duration
 	// Metrics, when set, counts outcomes, conflicts, locks and dead letters.
 	Metrics *metrics.Worker
 	// Tracer records a span per command and per store update, continuing
 	// the trace the ingress started (traceparent header). Default: none.
 	Tracer trace.Tracer
-	// MaxConflicts bounds the compare-and-set retries of one command when
-	// other commands keep changing the same member. Default 16.
-	MaxConflicts int
 	// Parked marks the commands parked on the retry topic, so that status
 	// queries answer them as pending. Optional (then nothing is parked).
 	Parked ParkedRecorder
@@ -166,19 +162,20 @@ func (p *Processor) handle(ctx context.Context, m kafka.Message) error {
 		}
 		return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
 	}
-	// The client waits for the result, not for the audit record or the
-	// events: both are safe to repeat, so they follow it. A crash in between
-	// leaves the offset uncommitted; the redelivered command finds its
-	// outcome recorded and settles them then (and the relay publishes the
-	// events in any case).
+	// The client waits for the result, not for the settlement: the events,
+	// the audit record and the member's settled state follow it. A crash in
+	// between leaves the offset uncommitted; the redelivered command finds
+	// its decision committed and not settled, and settles it then.
 	if err := p.publishResult(ctx, res); err != nil {
 		return err
 	}
-	if due.events.ID != "" {
-		p.publishEvents(ctx, due.events)
-	}
-	if due.audit {
-		if err := p.appendAudit(ctx, cmd, due.code, due.memberID); err != nil {
+	switch {
+	case due.settle != nil:
+		if err := p.settle(ctx, *due.settle, due.recheck); err != nil {
+			return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
+		}
+	case due.audit:
+		if err := p.appendAudit(ctx, cmd, res.Code, ""); err != nil {
 			return err
 		}
 	}
@@ -194,127 +191,168 @@ func (p *Processor) handle(ctx context.Context, m kafka.Message) error {
 }
 
 // owed is what a command still owes once its result is published: the
-// audit record of its outcome, and the events of its change (an outbox
-// entry, ID "" for none).
+// settlement of its decision (recheck: it was committed by an earlier
+// attempt, which may have settled it meanwhile), or for a command without a
+// member its audit record.
 type owed struct {
-	audit    bool
-	code     pinreset.Code
-	memberID string
-	events   mongostore.Pending
+	settle  *pinreset.Commit
+	recheck bool
+	audit   bool
 }
+
+// maxTakeovers bounds how many unsettled decisions of dead workers one
+// command settles before its own (one per member is the most there can be).
+const maxTakeovers = 3
 
 // outcome finds the result of cmd: the recorded outcome of its correlation
 // id if there is one (a retry gets the same answer, a different request with
-// the same id a 409, a status query the outcome), else a new decision, which
-// is recorded before it is published. how says which, for the log.
+// the same id a 409, a status query the outcome), else a new decision,
+// committed before it is published. how says which, for the log.
 func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinreset.Result, how string, o owed, err error) {
-	rec, err := p.Outcomes.FindOutcome(ctx, cmd.ASPID, cmd.CorrelationID)
-	switch {
-	case errors.Is(err, mongostore.ErrNotFound):
-		if cmd.Kind == pinreset.KindStatus {
-			// Keyed like its command, the query sits behind it on the same
-			// partition and lane: no record now means no such command,
-			// unless the command was parked to be tried again later.
-			if p.Parked != nil {
-				parked, err := p.Parked.IsParked(ctx, cmd.ASPID, cmd.CorrelationID)
-				if err != nil {
-					return pinreset.Result{}, "", owed{}, err
-				}
-				if parked {
-					return pinreset.NewResult(cmd, pinreset.CodeAccepted, "", p.now()), "status", owed{}, nil
+	if cmd.Kind == pinreset.KindStatus {
+		return p.status(ctx, cmd)
+	}
+	if err := p.keys(&cmd); err != nil {
+		return pinreset.Result{}, "", owed{}, err
+	}
+	decisions := 0
+	decide := func(m pinreset.Member) (pinreset.Commit, error) {
+		if decisions++; decisions > 1 && p.Metrics != nil {
+			p.Metrics.Conflicts.Inc()
+		}
+		return p.decide(cmd, m)
+	}
+	for range maxTakeovers {
+		c, err := p.Store.Update(ctx, cmd.ASPID, cmd.LoginID, decide)
+		var decided *pinreset.DecidedError
+		var unsettled *pinreset.UnsettledError
+		switch {
+		case err == nil:
+			if p.Metrics != nil {
+				for _, e := range c.Events {
+					if e.Type == pinreset.EventLocked {
+						p.Metrics.Locks.Inc()
+					}
 				}
 			}
-			return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", owed{}, nil
-		}
-	case err != nil:
-		return pinreset.Result{}, "", owed{}, err
-	default:
-		return p.recorded(cmd, rec)
-	}
-
-	fp, err := p.Fingerprinter.Fingerprint(cmd.Content())
-	if err != nil {
-		return pinreset.Result{}, "", owed{}, err
-	}
-	now := p.now()
-	window := p.ReplayWindow
-	if window <= 0 {
-		window = 24 * time.Hour
-	}
-	// KMV1 binds only the body, so a captured request can be sent again
-	// under a fresh correlation id and fresh times. Deciding it again is
-	// harmless, but for one case: content that set a PIN would set it again
-	// (a captured reset undoing a later change). So content that set a PIN
-	// is refused under any other correlation id within the replay window.
-	// A wrong PIN sent again is answered from the member's memory of wrong
-	// attempts, without argon2 and without being counted (attemptKeys,
-	// pinreset.Member.WrongAttempts); any other refusal changed nothing and
-	// may be retried. The fingerprint holds the
-	// PINs: it must tell two requests that differ only in a PIN apart.
-	// KMV2 binds the correlation id and the times: its replay is stale (401
-	// at the ingress) or has this correlation id (answered above), so the
-	// rule is skipped and a member may set an earlier PIN again.
-	kmv2 := cmd.Auth == pinreset.SchemeKMV2
-	prev, prevAt, err := "", time.Time{}, error(mongostore.ErrNotFound)
-	if !kmv2 {
-		prev, prevAt, err = p.Contents.FindContent(ctx, cmd.ASPID, fp)
-	}
-	switch {
-	case err == nil && prev != cmd.CorrelationID && now.Sub(prevAt) < window:
-		how = "replay"
-		res = pinreset.NewResult(cmd, pinreset.CodeDuplicateRequest, "", now)
-	case err != nil && !errors.Is(err, mongostore.ErrNotFound):
-		return pinreset.Result{}, "", owed{}, err
-	default:
-		how = "decided"
-		if err := p.attemptKeys(&cmd); err != nil {
-			return pinreset.Result{}, "", owed{}, err
-		}
-		if res, o.events, err = p.decide(ctx, cmd); err != nil {
-			return pinreset.Result{}, "", owed{}, err
-		}
-		if res.Code == pinreset.CodeSuccess && !kmv2 {
-			// A crash before this line leaves the replay window open for this
-			// content until it is redelivered, which records it.
-			if err := p.Contents.RecordContent(ctx, cmd.ASPID, fp, cmd.CorrelationID, now); err != nil {
+			return p.result(cmd, c.Outcome), "decided", owed{settle: &c}, nil
+		case errors.As(err, &decided):
+			return p.recorded(cmd, decided.Commit)
+		case errors.As(err, &unsettled):
+			// Its worker died between commit and settlement and its command
+			// has not come back: settle it, then decide on the state it left.
+			p.Log.Warn("settling a decision left unsettled past its lease", zap.String("of_correlation_id", unsettled.Commit.Outcome.CorrelationID),
+				zap.String("member_id", unsettled.Commit.Member.ID), zap.Int64("version", unsettled.Commit.Member.Version))
+			if err := p.settle(ctx, unsettled.Commit, true); err != nil {
 				return pinreset.Result{}, "", owed{}, err
 			}
+		case errors.Is(err, pinreset.ErrMemberNotFound):
+			return p.memberless(ctx, cmd)
+		default:
+			return pinreset.Result{}, "", owed{}, err
 		}
 	}
-	err = p.Outcomes.InsertOutcome(ctx, mongostore.Outcome{
-		ASPID: cmd.ASPID, CorrelationID: cmd.CorrelationID, Kind: cmd.Kind, Fingerprint: fp,
-		Code: res.Code, MemberID: res.MemberID, AcceptedAt: cmd.AcceptedAt, CompletedAt: res.CompletedAt, WorkerID: p.WorkerID,
-	})
-	if errors.Is(err, mongostore.ErrDuplicate) {
-		// Another worker recorded it meanwhile (a rebalance handed the
-		// partition over mid-command): its record is the outcome.
-		rec, err := p.Outcomes.FindOutcome(ctx, cmd.ASPID, cmd.CorrelationID)
+	return pinreset.Result{}, "", owed{}, fmt.Errorf("member of command %s: %d unsettled decisions in a row", cmd.CorrelationID, maxTakeovers)
+}
+
+// status answers a status query from the recorded outcome. Keyed like its
+// command, the query sits behind it on the same partition and lane: no
+// record means no such command, unless the command was parked to be tried
+// again later.
+func (p *Processor) status(ctx context.Context, cmd pinreset.Command) (pinreset.Result, string, owed, error) {
+	rec, err := p.Store.Outcome(ctx, cmd.ASPID, cmd.CorrelationID)
+	switch {
+	case err == nil:
+		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", owed{}, nil
+	case !errors.Is(err, pinreset.ErrNoOutcome):
+		return pinreset.Result{}, "", owed{}, err
+	}
+	if p.Parked != nil {
+		parked, err := p.Parked.IsParked(ctx, cmd.ASPID, cmd.CorrelationID)
 		if err != nil {
 			return pinreset.Result{}, "", owed{}, err
 		}
-		res, how, ro, err := p.recorded(cmd, rec)
-		ro.events = o.events
-		return res, how, ro, err
+		if parked {
+			return pinreset.NewResult(cmd, pinreset.CodeAccepted, "", p.now()), "status", owed{}, nil
+		}
 	}
-	if err != nil {
-		return pinreset.Result{}, "", owed{}, err
-	}
-	o.audit, o.code, o.memberID = true, res.Code, res.MemberID
-	return res, how, o, nil
+	return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", owed{}, nil
 }
 
-// attemptKeys gives cmd the attempt keys the member rules compare with the
-// member's memory of wrong attempts (pinreset.Member.WrongAttempts): of
-// its currentPassword (a change) and of its newPassword (a set forgets the
-// attempts of the PIN it sets), each under every fingerprint key. They hold
-// a PIN, as they must (two wrong PINs must be told apart), scoped to the
-// member. HMACs only: a replayed wrong attempt is then answered without
-// argon2 work.
-func (p *Processor) attemptKeys(cmd *pinreset.Command) error {
+// memberless records the outcome of a command whose loginId names no
+// member of its ASP.
+func (p *Processor) memberless(ctx context.Context, cmd pinreset.Command) (pinreset.Result, string, owed, error) {
+	now := p.now()
+	code := pinreset.CodeUserNotFound
+	if cmd.Expired(now) {
+		code = pinreset.CodeExpired
+	}
+	o := p.newOutcome(cmd, code, "", now)
+	err := p.Store.Record(ctx, o)
+	var decided *pinreset.DecidedError
+	switch {
+	case err == nil:
+		return p.result(cmd, o), "decided", owed{audit: true}, nil
+	case errors.As(err, &decided):
+		return p.recorded(cmd, decided.Commit)
+	default:
+		return pinreset.Result{}, "", owed{}, err
+	}
+}
+
+// decide is the decision about cmd on the member's settled state m, as the
+// store commits it: pure but for the hashing. A command the member's
+// history holds is answered from it (a redelivery after its settlement),
+// and every other decision claims the member's next version, including
+// those that change nothing (pinreset.Member.Recorded): two owners of one
+// command then race for the same version, and the loser answers with the
+// winner's outcome.
+func (p *Processor) decide(cmd pinreset.Command, m pinreset.Member) (pinreset.Commit, error) {
+	if a, ok := m.Find(cmd.CorrelationID); ok {
+		o := p.newOutcome(cmd, a.Code, m.ID, a.At)
+		o.Fingerprint = a.Fingerprint
+		return pinreset.Commit{}, &pinreset.DecidedError{Commit: pinreset.Commit{Outcome: o, Member: m, Settled: true}}
+	}
+	now := p.now()
+	d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
+	if err != nil {
+		return pinreset.Commit{}, err
+	}
+	if !d.Changed {
+		d.Member = m.Recorded(cmd, d.Code, p.Rules, now)
+	}
+	return pinreset.Commit{Outcome: p.newOutcome(cmd, d.Code, m.ID, now), Member: d.Member, Events: d.Events}, nil
+}
+
+func (p *Processor) newOutcome(cmd pinreset.Command, code pinreset.Code, memberID string, at time.Time) pinreset.Outcome {
+	o := pinreset.Outcome{ASPID: cmd.ASPID, CorrelationID: cmd.CorrelationID, Kind: cmd.Kind, Code: code, MemberID: memberID,
+		AcceptedAt: cmd.AcceptedAt, CompletedAt: at.UTC(), WorkerID: p.WorkerID}
+	if len(cmd.ContentKeys) > 0 {
+		o.Fingerprint = cmd.ContentKeys[0]
+	}
+	return o
+}
+
+func (p *Processor) result(cmd pinreset.Command, o pinreset.Outcome) pinreset.Result {
+	return pinreset.NewResult(cmd, o.Code, o.MemberID, o.CompletedAt)
+}
+
+// keys gives cmd the keyed fingerprints the decision compares: of its
+// content (the outcome's fingerprint and the replay claim, Member.Sets),
+// of its currentPassword (a change: the member's memory of wrong
+// attempts) and of its newPassword (a set forgets the attempts of the PIN
+// it sets), each under every fingerprint key, the current key's first.
+// They hold PINs, as they must (two wrong PINs must be told apart), scoped
+// to the member. HMACs only: a replayed wrong attempt is then answered
+// without argon2 work.
+func (p *Processor) keys(cmd *pinreset.Command) error {
 	if cmd.Kind != pinreset.KindChange && cmd.Kind != pinreset.KindReset {
 		return nil
 	}
 	var err error
+	if cmd.ContentKeys, err = p.Fingerprinter.Fingerprints(cmd.Content()); err != nil {
+		return fmt.Errorf("content keys: %w", err)
+	}
 	if cmd.Kind == pinreset.KindChange {
 		if cmd.AttemptKeys, err = p.Fingerprinter.Fingerprints(cmd.AttemptContent()); err != nil {
 			return fmt.Errorf("attempt keys: %w", err)
@@ -326,15 +364,89 @@ func (p *Processor) attemptKeys(cmd *pinreset.Command) error {
 	return nil
 }
 
-// appendAudit appends the outcome of cmd to the audit trail, once: a record the
-// trail already holds (appended before a crash or by another worker) is not
-// appended again.
-func (p *Processor) appendAudit(ctx context.Context, cmd pinreset.Command, code pinreset.Code, memberID string) error {
-	kind := audit.KindUnknown
-	if cmd.Kind == pinreset.KindReset || cmd.Kind == pinreset.KindChange {
-		kind = string(cmd.Kind)
+// recorded answers cmd from the recorded decision of its correlation id:
+// the same answer for the same request, a 409 for another request under
+// that id. The same request still owes what its first attempt may not
+// have finished: the settlement of a decision about a member, or the audit
+// record of one without (the trail refuses a second record).
+func (p *Processor) recorded(cmd pinreset.Command, c pinreset.Commit) (pinreset.Result, string, owed, error) {
+	rec := c.Outcome
+	if rec.Fingerprint == "" {
+		// A rejected command has no fingerprint (the dead-letter path
+		// audits it); its correlation id keeps its one outcome, and a retry
+		// must use a new one.
+		return pinreset.NewResult(cmd, rec.Code, "", rec.CompletedAt), "repeated", owed{}, nil
 	}
-	r := audit.Record{ASPID: cmd.ASPID, Kind: kind, MemberID: memberID, CorrelationID: cmd.CorrelationID,
+	same, err := p.Fingerprinter.SameFingerprint(rec.Fingerprint, cmd.Content())
+	if err != nil {
+		return pinreset.Result{}, "", owed{}, fmt.Errorf("compare with the recorded request: %w", err)
+	}
+	if !same {
+		return pinreset.NewResult(cmd, pinreset.CodeCorrelationReused, "", p.now()), "reused", owed{}, nil
+	}
+	res := pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt)
+	switch {
+	case rec.MemberID == "":
+		return res, "repeated", owed{audit: true}, nil
+	case !c.Settled:
+		return res, "repeated", owed{settle: &c, recheck: true}, nil
+	}
+	return res, "repeated", owed{}, nil
+}
+
+// settle completes a committed decision: its events, its audit record,
+// then the member's settled state, in that order, so that a settled state
+// means all three are done. recheck is for a decision an earlier attempt
+// committed: settled meanwhile (its first owner was only slow), it is left
+// alone, so that its events are not sent again after a later decision's.
+// A failure leaves the decision unsettled: the command is retried and
+// settles it then.
+func (p *Processor) settle(ctx context.Context, c pinreset.Commit, recheck bool) error {
+	if recheck {
+		cur, err := p.Store.FindMemberByID(ctx, c.Member.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Version >= c.Member.Version {
+			return nil
+		}
+	}
+	if len(c.Events) > 0 {
+		msgs, err := events.Messages(c.Events)
+		if err != nil {
+			return err
+		}
+		if err := p.Publisher.Publish(ctx, msgs...); err != nil {
+			return fmt.Errorf("publish events of member %s version %d: %w", c.Member.ID, c.Member.Version, err)
+		}
+	}
+	o := c.Outcome
+	r, err := p.Audit.AppendAfter(ctx, audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: c.Member.ID,
+		CorrelationID: o.CorrelationID, Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID}, c.Member.Audit.Seq, c.Member.Audit.Hash)
+	switch {
+	case err == nil:
+		c.Member.Audit = pinreset.AuditLink{Seq: r.Seq, Hash: r.Hash}
+	case !errors.Is(err, audit.ErrRecorded):
+		return fmt.Errorf("audit command %s: %w", o.CorrelationID, err)
+	}
+	_, span := p.tracer().Start(ctx, "store settle", trace.WithAttributes(attribute.String("pinreset.member_id", c.Member.ID),
+		attribute.Int64("pinreset.version", c.Member.Version)))
+	defer span.End()
+	return p.Store.Settle(ctx, c)
+}
+
+func auditKind(k pinreset.Kind) string {
+	if k == pinreset.KindReset || k == pinreset.KindChange {
+		return string(k)
+	}
+	return audit.KindUnknown
+}
+
+// appendAudit appends the outcome of a command without a member to the
+// audit trail, once: a record the trail already holds (appended before a
+// crash or by another worker) is not appended again.
+func (p *Processor) appendAudit(ctx context.Context, cmd pinreset.Command, code pinreset.Code, memberID string) error {
+	r := audit.Record{ASPID: cmd.ASPID, Kind: auditKind(cmd.Kind), MemberID: memberID, CorrelationID: cmd.CorrelationID,
 		Code: string(code), At: p.now().UTC(), WorkerID: p.WorkerID}
 	if memberID == "" && cmd.LoginID != "" {
 		// No member: the trail says which loginId was asked for, keyed, never
@@ -349,121 +461,6 @@ func (p *Processor) appendAudit(ctx context.Context, cmd pinreset.Command, code 
 		return fmt.Errorf("audit command %s: %w", cmd.CorrelationID, err)
 	}
 	return nil
-}
-
-// recorded answers cmd from the recorded outcome of its correlation id. The
-// same command found decided still owes the audit record of that outcome:
-// it may be the redelivery of a command whose worker died before appending
-// it (if not, the trail refuses the second record).
-func (p *Processor) recorded(cmd pinreset.Command, rec mongostore.Outcome) (pinreset.Result, string, owed, error) {
-	if cmd.Kind == pinreset.KindStatus {
-		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", owed{}, nil
-	}
-	if rec.Fingerprint == "" {
-		// A rejected command has no fingerprint (the dead-letter path
-		// audits it); its correlation id keeps its one outcome, and a retry
-		// must use a new one.
-		return pinreset.NewResult(cmd, rec.Code, "", rec.CompletedAt), "repeated", owed{}, nil
-	}
-	same, err := p.Fingerprinter.SameFingerprint(rec.Fingerprint, cmd.Content())
-	if err != nil {
-		return pinreset.Result{}, "", owed{}, fmt.Errorf("compare with the recorded request: %w", err)
-	}
-	if !same {
-		return pinreset.NewResult(cmd, pinreset.CodeCorrelationReused, "", p.now()), "reused", owed{}, nil
-	}
-	return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "repeated",
-		owed{audit: true, code: rec.Code, memberID: rec.MemberID}, nil
-}
-
-// decide applies cmd and returns its result and the outbox entry holding the
-// events of its change (ID "" for none), which the caller publishes. A
-// compare-and-set conflict (another command changed the member meanwhile)
-// reloads and decides again.
-func (p *Processor) decide(ctx context.Context, cmd pinreset.Command) (pinreset.Result, mongostore.Pending, error) {
-	limit := p.MaxConflicts
-	if limit <= 0 {
-		limit = 16
-	}
-	for attempt := 0; attempt < limit; attempt++ {
-		now := p.now()
-		m, err := p.Members.FindMember(ctx, cmd.ASPID, cmd.LoginID)
-		if errors.Is(err, mongostore.ErrNotFound) {
-			code := pinreset.CodeUserNotFound
-			if cmd.Expired(now) {
-				code = pinreset.CodeExpired
-			}
-			return pinreset.NewResult(cmd, code, "", now), mongostore.Pending{}, nil
-		}
-		if err != nil {
-			return pinreset.Result{}, mongostore.Pending{}, err
-		}
-		d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
-		if err != nil {
-			return pinreset.Result{}, mongostore.Pending{}, err
-		}
-		if d.Replayed {
-			return pinreset.NewResult(cmd, d.Code, m.ID, now), mongostore.Pending{}, nil
-		}
-		if !d.Changed {
-			// Claimed on the member all the same (pinreset.Member.Recorded):
-			// another worker deciding this command at once must not record
-			// a different outcome beside a change it cannot see.
-			d.Member = m.Recorded(cmd, d.Code, p.Rules, now)
-		}
-		_, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.member_id", m.ID),
-			attribute.Int64("pinreset.version", d.Member.Version)))
-		outbox, err := p.Members.UpdateMember(ctx, d.Member, m.Version, cmd.CorrelationID, d.Events)
-		span.End()
-		if errors.Is(err, mongostore.ErrConflict) {
-			if p.Metrics != nil {
-				p.Metrics.Conflicts.Inc()
-			}
-			continue
-		}
-		if err != nil {
-			return pinreset.Result{}, mongostore.Pending{}, err
-		}
-		if p.Metrics != nil {
-			for _, e := range d.Events {
-				if e.Type == pinreset.EventLocked {
-					p.Metrics.Locks.Inc()
-				}
-			}
-		}
-		var events mongostore.Pending
-		if outbox != "" {
-			events = mongostore.Pending{ID: outbox, Events: d.Events}
-		}
-		return pinreset.NewResult(cmd, d.Code, m.ID, now), events, nil
-	}
-	return pinreset.Result{}, mongostore.Pending{}, fmt.Errorf("member of command %s: %d compare-and-set conflicts in a row", cmd.CorrelationID, limit)
-}
-
-// publishEvents publishes the events of a committed change and clears its
-// outbox entry. A failure is left to the relay, which publishes the entry
-// later: the change is committed, so its events must go out.
-func (p *Processor) publishEvents(ctx context.Context, e mongostore.Pending) {
-	if err := PublishOutbox(ctx, p.Publisher, p.Members, e); err != nil {
-		p.Log.Warn("publish events; the relay will retry", zap.String("outbox", e.ID), zap.Error(err))
-	}
-}
-
-// OutboxDeleter clears outbox entries.
-type OutboxDeleter interface {
-	DeleteOutbox(ctx context.Context, id string) error
-}
-
-// PublishOutbox publishes an entry's events, then deletes the entry.
-func PublishOutbox(ctx context.Context, pub Publisher, del OutboxDeleter, e mongostore.Pending) error {
-	msgs, err := events.Messages(e.Events)
-	if err != nil {
-		return err
-	}
-	if err := pub.Publish(ctx, msgs...); err != nil {
-		return err
-	}
-	return del.DeleteOutbox(ctx, e.ID)
 }
 
 func (p *Processor) publishResult(ctx context.Context, r pinreset.Result) error {
@@ -492,17 +489,14 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
 	auditIt := true
 	if known {
-		err := p.Outcomes.InsertOutcome(ctx, mongostore.Outcome{ASPID: aspID, CorrelationID: cid,
+		err := p.Store.Record(ctx, pinreset.Outcome{ASPID: aspID, CorrelationID: cid,
 			Code: pinreset.CodeRejected, CompletedAt: now, WorkerID: p.WorkerID})
+		var decided *pinreset.DecidedError
 		switch {
-		case errors.Is(err, mongostore.ErrDuplicate):
+		case errors.As(err, &decided):
 			// A redelivery (audit it, once) or a broken message reusing the
 			// correlation id of a decided command, whose record stands.
-			rec, err := p.Outcomes.FindOutcome(ctx, aspID, cid)
-			if err != nil {
-				return err
-			}
-			auditIt = rec.Code == pinreset.CodeRejected
+			auditIt = decided.Commit.Outcome.Code == pinreset.CodeRejected
 		case err != nil:
 			return err
 		}

@@ -110,7 +110,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
 	rules := pinreset.DefaultRules()
-	rules.LockAfter, rules.LockFor = cfg.LockAfter, cfg.LockFor
+	rules.LockAfter, rules.LockFor, rules.ReplayWindow = cfg.LockAfter, cfg.LockFor, cfg.ReplayWindow
 	mon := health.New()
 	reg := metrics.NewRegistry()
 	ready := func(ctx context.Context) error {
@@ -120,7 +120,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicCommandsRetry, kafkabus.TopicResults, kafkabus.TopicEvents)
 	}
 	proc := &Processor{
-		Members: store, Outcomes: store, Audit: trail, Contents: store, Fingerprinter: fingerprints, ReplayWindow: cfg.ReplayWindow, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
+		Store: store, Audit: trail, Fingerprinter: fingerprints, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID, Metrics: metrics.NewWorker(reg), Parked: store, Health: mon, Ready: ready,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
@@ -167,14 +167,10 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 			}
 		}()
 	}
-	background.Add(3)
+	background.Add(2)
 	go func() {
 		defer background.Done()
-		sweepOutcomes(runCtx, store, cfg.OutcomeRetention, cfg.ReplayWindow, mon.Loop("outcome sweeper", 10*time.Minute), log)
-	}()
-	go func() {
-		defer background.Done()
-		relay(runCtx, store, producer, mon.Loop("outbox relay", 5*time.Minute), log)
+		sweepOutcomes(runCtx, store, cfg.OutcomeRetention, mon.Loop("outcome sweeper", 10*time.Minute), log)
 	}()
 	go func() {
 		defer background.Done()
@@ -234,11 +230,11 @@ func watchLag(ctx context.Context, c kafkabus.Cluster, m *metrics.Worker, groups
 	}
 }
 
-// sweepOutcomes deletes outcome records and parked markers older than
-// retention and content claims older than the replay window, hourly (and
-// once at start), until ctx ends. Several workers sweeping at once is
-// harmless: deletes are idempotent.
-func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention, window time.Duration, loop *health.Loop, log *zap.Logger) {
+// sweepOutcomes deletes decisions and parked markers older than retention,
+// hourly (and once at start), until ctx ends. Several workers sweeping at
+// once is harmless: deletes are idempotent. (Replay claims live in the
+// member's state and expire there.)
+func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.Duration, loop *health.Loop, log *zap.Logger) {
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
@@ -252,69 +248,12 @@ func sweepOutcomes(ctx context.Context, store *mongostore.Store, retention, wind
 		if _, err := store.DeleteParkedBefore(ctx, time.Now().Add(-retention)); err != nil && ctx.Err() == nil {
 			log.Warn("sweep parked markers", zap.Error(err))
 		}
-		if _, err := store.DeleteContentsBefore(ctx, time.Now().Add(-window)); err != nil && ctx.Err() == nil {
-			log.Warn("sweep request contents", zap.Error(err))
-		}
 		end()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
 		}
-	}
-}
-
-// relay publishes the events of changes whose writer died (or failed to
-// publish) between committing and publishing, and voids the entries of
-// changes that were never committed. Every worker runs one; two relays
-// publishing the same entry send the same event ids, which consumers drop.
-// An entry that fails is passed over until the next round, so one bad entry
-// never holds up the others; three failures in a row end the round (the
-// broker or the database is away).
-func relay(ctx context.Context, store *mongostore.Store, pub Publisher, loop *health.Loop, log *zap.Logger) {
-	t := time.NewTicker(5 * time.Second)
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
-		end := loop.Begin()
-		relayRound(ctx, store, pub, log)
-		end()
-	}
-}
-
-func relayRound(ctx context.Context, store *mongostore.Store, pub Publisher, log *zap.Logger) {
-	ctx, cancel := context.WithTimeout(ctx, 2*time.Minute)
-	defer cancel()
-	// An entry younger than 10 s may belong to a writer still at work.
-	committed, void, err := store.StaleOutbox(ctx, time.Now().Add(-10*time.Second), 500)
-	if err != nil {
-		if ctx.Err() == nil {
-			log.Warn("relay: read outbox", zap.Error(err))
-		}
-		return
-	}
-	failures := 0
-	for _, e := range committed {
-		if err := PublishOutbox(ctx, pub, store, e); err != nil {
-			log.Warn("relay: publish events; passed over until the next round", zap.String("outbox", e.ID), zap.Error(err))
-			if failures++; failures == 3 {
-				return
-			}
-			continue
-		}
-		failures = 0
-		log.Info("relay: published events", zap.String("outbox", e.ID), zap.Int("events", len(e.Events)))
-	}
-	for _, e := range void {
-		if err := store.DeleteOutbox(ctx, e.ID); err != nil {
-			log.Warn("relay: void entry", zap.String("outbox", e.ID), zap.Error(err))
-			return
-		}
-		log.Info("relay: voided the events of an uncommitted change", zap.String("outbox", e.ID))
 	}
 }
 
