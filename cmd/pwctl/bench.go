@@ -28,6 +28,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
@@ -179,7 +180,7 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		if err != nil {
 			return s, err
 		}
-		if _, err := seedLoadMembers(ctx, store, seedSpec{ASPID: "KMSANDBOXASP001", Pattern: set.pattern, Count: members, Batch: 1000, PINHash: hash, Now: time.Now()}, nil); err != nil {
+		if _, err := loadgen.Seed(ctx, store, loadgen.SeedSpec{ASPID: "KMSANDBOXASP001", Pattern: set.pattern, Count: members, Batch: 1000, PINHash: hash, Now: time.Now()}, nil); err != nil {
 			return s, err
 		}
 	}
@@ -455,14 +456,14 @@ type nopPublisher struct{}
 func (nopPublisher) Publish(context.Context, ...kafkabus.Message) error { return nil }
 
 // load runs pwctl load with args and returns its report.
-func (b *bench) load(ctx context.Context, args ...string) (loadReport, error) {
+func (b *bench) load(ctx context.Context, args ...string) (loadgen.Report, error) {
 	var out, errb bytes.Buffer
 	if err := loadCmd(ctx, args, &out, &errb); err != nil {
-		return loadReport{}, fmt.Errorf("load %v: %w: %s", args, err, errb.String())
+		return loadgen.Report{}, fmt.Errorf("load %v: %w: %s", args, err, errb.String())
 	}
-	var rep loadReport
+	var rep loadgen.Report
 	if err := json.Unmarshal(out.Bytes(), &rep); err != nil {
-		return loadReport{}, fmt.Errorf("load report: %w: %s", err, out.String())
+		return loadgen.Report{}, fmt.Errorf("load report: %w: %s", err, out.String())
 	}
 	return rep, nil
 }
