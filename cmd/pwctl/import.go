@@ -13,6 +13,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
@@ -184,7 +185,7 @@ func parseMemberLine(b []byte) (m pinreset.Member, reason string) {
 	if err != nil {
 		return m, pinreset.ErrorMessage(err)
 	}
-	return pinreset.Member{ID: seedMemberID(l.ASPID, req.LoginID), ASPID: l.ASPID, LoginID: req.LoginID, CI: req.CI, PINHash: req.NewPIN}, ""
+	return pinreset.Member{ID: loadgen.MemberID(l.ASPID, req.LoginID), ASPID: l.ASPID, LoginID: req.LoginID, CI: req.CI, PINHash: req.NewPIN}, ""
 }
 
 // membersAdd adds one member, refusing one whose login exists.

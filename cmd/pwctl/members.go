@@ -2,20 +2,17 @@ package main
 
 import (
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"errors"
 	"flag"
 	"fmt"
 	"io"
 	"os"
-	"strings"
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
-	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
 
@@ -65,16 +62,6 @@ func membersCmdEnv(ctx context.Context, args []string, getenv func(string) strin
 	}
 }
 
-// seedSpec says which members to create.
-type seedSpec struct {
-	ASPID   string
-	Pattern string // loginId pattern with one %d, the member's index
-	Count   int
-	Batch   int
-	PINHash string // one PHC string for every member
-	Now     time.Time
-}
-
 // membersSeed creates -count members with one PIN, in bulk.
 func membersSeed(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pwctl members seed", flag.ContinueOnError)
@@ -110,7 +97,7 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 	case *aspID == "":
 		return errors.New("-asp is required")
 	}
-	if err := checkPattern(*pattern); err != nil {
+	if err := loadgen.CheckPattern(*pattern); err != nil {
 		return fmt.Errorf("-pattern: %w", err)
 	}
 	hasher, store, err := openAsWorker(ctx, getenv, *mongoURI, *db)
@@ -146,7 +133,7 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 		}
 		lastShown = now
 	}
-	inserted, err := seedLoadMembers(ctx, store, seedSpec{ASPID: *aspID, Pattern: *pattern, Count: *count, Batch: *batch,
+	inserted, err := loadgen.Seed(ctx, store, loadgen.SeedSpec{ASPID: *aspID, Pattern: *pattern, Count: *count, Batch: *batch,
 		PINHash: hash, Now: began}, progress)
 	if err != nil {
 		return err
@@ -154,59 +141,6 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 	took := time.Since(began)
 	fmt.Fprintf(stdout, "seeded %d members (%d new, %d already there) of %s in %s (%.0f members/s)\n",
 		*count, inserted, *count-inserted, *aspID, took.Round(time.Millisecond), float64(*count)/took.Seconds())
-	return nil
-}
-
-// seedLoadMembers inserts spec.Count members in batches of spec.Batch and
-// returns how many were new. progress, if not nil, is told how many members
-// have been handled after each batch.
-func seedLoadMembers(ctx context.Context, store *mongostore.Store, spec seedSpec, progress func(done int)) (inserted int, err error) {
-	batch := make([]pinreset.Member, 0, min(spec.Batch, spec.Count))
-	flush := func(done int) error {
-		n, err := store.InsertMembers(ctx, batch)
-		inserted += n
-		batch = batch[:0]
-		if err != nil {
-			return err
-		}
-		if progress != nil {
-			progress(done)
-		}
-		return nil
-	}
-	for i := range spec.Count {
-		loginID := fmt.Sprintf(spec.Pattern, i)
-		batch = append(batch, pinreset.Member{ID: seedMemberID(spec.ASPID, loginID), ASPID: spec.ASPID, LoginID: loginID,
-			PINHash: spec.PINHash, Version: 1, UpdatedAt: spec.Now.UTC()})
-		if len(batch) == spec.Batch || i == spec.Count-1 {
-			if err := flush(i + 1); err != nil {
-				return inserted, err
-			}
-		}
-	}
-	return inserted, nil
-}
-
-// seedMemberID derives a member id from the ASP and the loginId, so that a
-// re-run makes the same ids (and skips them) and two patterns never collide.
-func seedMemberID(aspID, loginID string) string {
-	sum := sha256.Sum256([]byte(aspID + "\x00" + loginID))
-	return "load-" + hex.EncodeToString(sum[:12])
-}
-
-// checkPattern accepts a loginId pattern with exactly one %d (any width
-// flags) and no other verb.
-func checkPattern(p string) error {
-	s := fmt.Sprintf(p, 7)
-	if strings.Contains(s, "%!") {
-		return fmt.Errorf("%q must hold exactly one %%d verb", p)
-	}
-	if fmt.Sprintf(p, 7) == fmt.Sprintf(p, 8) {
-		return fmt.Errorf("%q does not depend on the index", p)
-	}
-	if _, err := pinreset.ParseRequest([]byte(fmt.Sprintf(`{"loginId":%q,"newPassword":"240810","isResetPassword":true}`, s))); err != nil {
-		return fmt.Errorf("%q does not make a valid loginId: %v", p, err)
-	}
 	return nil
 }
 

@@ -1,0 +1,172 @@
+package bench
+
+import (
+	"context"
+	"fmt"
+	"runtime"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/wire"
+	"github.com/kmwallet/pinreset/internal/worker"
+)
+
+// workerHasher is the hasher the worker builds from its settings.
+type workerHasher interface {
+	Hash(pin string) (string, error)
+	Verify(pin, encoded string) (bool, bool, error)
+}
+
+func (b *bench) getenv(over map[string]string) func(string) string {
+	return func(k string) string {
+		if v, ok := over[k]; ok {
+			return v
+		}
+		return b.env[k]
+	}
+}
+
+func (b *bench) hasher(over map[string]string) (workerHasher, error) {
+	cfg, err := config.LoadWorker(b.getenv(over))
+	if err != nil {
+		return nil, err
+	}
+	h, err := worker.NewHasher(cfg)
+	if err != nil {
+		return nil, err
+	}
+	return h, nil
+}
+
+// hashMs is the CPU time of one hash, in milliseconds: the mean over n
+// hashes one at a time, after a few to warm up (the first ones fault the
+// 19 MiB block in). CPU time, not wall time: the machine is shared, and
+// another process holding the core is not a cost of the hash, while the
+// page faults, the zeroing of the block and the garbage collection it
+// causes are.
+func hashMs(h workerHasher, n int) float64 {
+	return hashCPUMs(h, 1, n)
+}
+
+// hashMsAllCores is the same with one hash per core at once, as in the
+// worker at saturation: argon2id is memory-bound, so hashes running side by
+// side can cost each other CPU time.
+func hashMsAllCores(h workerHasher, cores, rounds int) float64 {
+	return hashCPUMs(h, cores, rounds)
+}
+
+// hashCPUMs runs rounds of `parallel` concurrent hashes and returns the
+// process CPU time per hash, after two warm-up rounds.
+func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
+	round := func() {
+		var wg sync.WaitGroup
+		for range parallel {
+			wg.Go(func() { _, _ = h.Hash("240810") })
+		}
+		wg.Wait()
+	}
+	round()
+	round()
+	start := selfCPUSeconds()
+	for range rounds {
+		round()
+	}
+	return (selfCPUSeconds() - start) * 1000 / float64(parallel*rounds)
+}
+
+// coreRPS drives worker.Processor.Handle directly with as many goroutines
+// as cores for d: commands sealed like the ingress seals them, decided
+// against the real database with the real hashing, results published to a
+// publisher that drops them.
+func (b *bench) coreRPS(ctx context.Context, store *mongostore.Store, over map[string]string, pattern string, count int, d time.Duration) (float64, error) {
+	cfg, err := config.LoadWorker(b.getenv(over))
+	if err != nil {
+		return 0, err
+	}
+	handle, ring, err := newCoreProcessor(cfg, store)
+	if err != nil {
+		return 0, err
+	}
+	workers := runtime.NumCPU()
+	var done atomic.Int64
+	var firstErr atomic.Value
+	ctx, cancel := context.WithTimeout(ctx, d)
+	defer cancel()
+	var wg sync.WaitGroup
+	start := time.Now()
+	for w := range workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			pin := 0
+			for i := w; ctx.Err() == nil; i += workers {
+				login := fmt.Sprintf(pattern, i%count)
+				pin = nextBenchPIN(pin)
+				cid := kmheader.NewCorrelationID(time.Now(), nil)
+				cmd := pinreset.NewCommand(cid, "", "KMSANDBOXASP001", pinreset.Request{LoginID: login, NewPIN: fmt.Sprintf("%06d", pin), Reset: true}, time.Now(), 2*time.Minute)
+				v, err := wire.EncodeCommand(cmd, ring)
+				if err == nil {
+					err = handle(context.WithoutCancel(ctx), kafka.Message{Topic: kafkabus.TopicCommands, Key: []byte(cid), Value: v})
+				}
+				if err != nil {
+					firstErr.CompareAndSwap(nil, err)
+					return
+				}
+				done.Add(1)
+			}
+		}()
+	}
+	wg.Wait()
+	if err, _ := firstErr.Load().(error); err != nil {
+		return 0, fmt.Errorf("core run: %w", err)
+	}
+	return float64(done.Load()) / time.Since(start).Seconds(), nil
+}
+
+// nextBenchPIN steps to the next PIN the default policy accepts.
+func nextBenchPIN(pin int) int {
+	policy := pinreset.PINPolicy{Enabled: true}
+	for pin = (pin + 7919) % 1000000; policy.Check(fmt.Sprintf("%06d", pin)) != nil; pin = (pin + 1) % 1000000 {
+	}
+	return pin
+}
+
+// newCoreProcessor builds the worker's decide-and-store path on store as
+// the worker builds it from cfg, with results dropped, and returns its
+// handler and the keyring to seal its commands with. It is the one place
+// the bench builds a worker.Processor: when the worker's construction
+// changes, this is what follows it.
+func newCoreProcessor(cfg config.Worker, store *mongostore.Store) (handle func(context.Context, kafka.Message) error, ring *seal.Keyring, err error) {
+	h, err := worker.NewHasher(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	ring, err = seal.ParseKeyring("PINRESET_SEAL_KEYS", cfg.SealKeys)
+	if err != nil {
+		return nil, nil, err
+	}
+	fp, err := worker.NewFingerprinter(cfg)
+	if err != nil {
+		return nil, nil, err
+	}
+	p := &worker.Processor{Store: store, Audit: audit.New(store.Database()),
+		Fingerprinter: fp, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency), Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
+		Log: zap.NewNop(), WorkerID: "bench"}
+	return p.Handle, ring, nil
+}
+
+// nopPublisher drops the results of the core run.
+type nopPublisher struct{}
+
+func (nopPublisher) Publish(context.Context, ...kafkabus.Message) error { return nil }

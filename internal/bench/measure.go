@@ -1,0 +1,125 @@
+package bench
+
+import (
+	"bufio"
+	"bytes"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+)
+
+// scrape reads the samples of /metrics: each series by its name with its
+// labels, and each metric's sum over its labels by its bare name.
+func scrape(admin string) map[string]float64 {
+	out := map[string]float64{}
+	res, err := http.Get("http://" + admin + "/metrics")
+	if err != nil {
+		return out
+	}
+	defer res.Body.Close()
+	sc := bufio.NewScanner(res.Body)
+	for sc.Scan() {
+		line := sc.Text()
+		if strings.HasPrefix(line, "#") {
+			continue
+		}
+		name, value, ok := strings.Cut(line, " ")
+		if !ok {
+			continue
+		}
+		v, err := strconv.ParseFloat(value, 64)
+		if err != nil {
+			continue
+		}
+		if i := strings.IndexByte(name, '{'); i >= 0 {
+			out[name] = v
+			name = name[:i]
+		}
+		out[name] += v
+	}
+	return out
+}
+
+// cpuMeter is the CPU time used by named processes (and this one, as
+// "load") since it was made.
+type cpuMeter struct {
+	procs map[string]*exec.Cmd
+	start map[string]float64
+}
+
+func (b *bench) cpuMeter(procs map[string]*exec.Cmd) cpuMeter {
+	m := cpuMeter{procs: procs, start: map[string]float64{}}
+	for name, cmd := range procs {
+		m.start[name] = cpuSeconds(cmd.Process.Pid)
+	}
+	m.start["load"] = selfCPUSeconds()
+	return m
+}
+
+// perRequest is the CPU time each process used since the meter was made,
+// in milliseconds per request (0 when it cannot be read).
+func (m cpuMeter) perRequest(requests int) map[string]float64 {
+	if requests == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	per := func(used float64) float64 { return float64(int(used*1000/float64(requests)*100+0.5)) / 100 }
+	total := 0.0
+	for name, cmd := range m.procs {
+		used := cpuSeconds(cmd.Process.Pid) - m.start[name]
+		out[name], total = per(used), total+used
+	}
+	used := selfCPUSeconds() - m.start["load"]
+	out["load"], out["total"] = per(used), per(total+used)
+	return out
+}
+
+// cpuSeconds is the user plus system CPU time of a process so far, from
+// /proc/<pid>/stat (fields 14 and 15, in USER_HZ = 100 ticks per second on
+// Linux), or 0 where /proc is not there.
+func cpuSeconds(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0
+	}
+	// The command name (field 2) may hold spaces; the fields after it do not.
+	i := bytes.LastIndexByte(b, ')')
+	if i < 0 {
+		return 0
+	}
+	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	if len(f) < 13 {
+		return 0
+	}
+	utime, _ := strconv.ParseFloat(f[11], 64)
+	stime, _ := strconv.ParseFloat(f[12], 64)
+	return (utime + stime) / 100
+}
+
+func selfCPUSeconds() float64 {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
+}
+
+// peakRSSMB is a process's peak resident set (VmHWM), in MiB.
+func peakRSSMB(cmd *exec.Cmd) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
+	if err != nil {
+		return 0
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if v, ok := strings.CutPrefix(line, "VmHWM:"); ok {
+			kb, _ := strconv.ParseFloat(strings.TrimSuffix(strings.TrimSpace(v), " kB"), 64)
+			return float64(int(kb/1024*10)) / 10
+		}
+	}
+	return 0
+}
