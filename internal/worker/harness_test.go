@@ -1,0 +1,366 @@
+package worker_test
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	"go.uber.org/zap"
+
+	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/pinhash"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/wire"
+	"github.com/kmwallet/pinreset/internal/worker"
+	"github.com/kmwallet/pinreset/internal/worker/memstore"
+	"github.com/kmwallet/pinreset/internal/worker/storetest"
+)
+
+// The unit tests of the processor run on in-memory fakes of its ports:
+// memstore for the store, memAudit for the trail, bus for the broker. The
+// crash-point table runs on these and again on FerretDB.
+
+const testASP = "KMTESTASP000001"
+
+// memAudit is an audit trail in memory with Append's contract: one record
+// per correlation id and chain (ErrRecorded for a second), seqs in order.
+type memAudit struct {
+	mu      sync.Mutex
+	chains  map[string][]audit.Record
+	fail    atomic.Bool // every Append fails (a crash before the record)
+	appends atomic.Int64
+}
+
+func newMemAudit() *memAudit { return &memAudit{chains: map[string][]audit.Record{}} }
+
+func (a *memAudit) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+	return a.AppendAfter(ctx, r, 0, "")
+}
+
+func (a *memAudit) AppendAfter(_ context.Context, r audit.Record, _ int64, _ string) (audit.Record, error) {
+	if a.fail.Load() {
+		return audit.Record{}, errors.New("audit trail unavailable")
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	a.appends.Add(1)
+	r.Chain = audit.ChainOf(r)
+	for _, x := range a.chains[r.Chain] {
+		if x.CorrelationID == r.CorrelationID {
+			return audit.Record{}, audit.ErrRecorded
+		}
+	}
+	r.Seq = int64(len(a.chains[r.Chain]) + 1)
+	r.Hash = fmt.Sprintf("h%d", r.Seq)
+	a.chains[r.Chain] = append(a.chains[r.Chain], r)
+	return r, nil
+}
+
+// records returns the records of correlation id cid in every chain.
+func (a *memAudit) records(cid string) []audit.Record {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	var out []audit.Record
+	for _, c := range a.chains {
+		for _, r := range c {
+			if r.CorrelationID == cid {
+				out = append(out, r)
+			}
+		}
+	}
+	return out
+}
+
+// bus records what the processor publishes, in order, and can refuse a
+// topic (a broker failure, or a crash before that publish).
+type bus struct {
+	mu      sync.Mutex
+	msgs    []kafkabus.Message
+	refuse  map[string]bool
+	results []pinreset.Result
+}
+
+func (b *bus) Publish(_ context.Context, msgs ...kafkabus.Message) error {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	for _, m := range msgs {
+		if b.refuse[m.Topic] {
+			return fmt.Errorf("publish to %s: broker unavailable", m.Topic)
+		}
+	}
+	for _, m := range msgs {
+		b.msgs = append(b.msgs, m)
+		if m.Topic == kafkabus.TopicResults {
+			r, err := wire.DecodeResult(m.Value)
+			if err != nil {
+				return err
+			}
+			b.results = append(b.results, r)
+		}
+	}
+	return nil
+}
+
+func (b *bus) setRefused(topic string, refused bool) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	if b.refuse == nil {
+		b.refuse = map[string]bool{}
+	}
+	b.refuse[topic] = refused
+}
+
+// resultsOf returns the codes published for correlation id cid.
+func (b *bus) resultsOf(cid string) []pinreset.Code {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []pinreset.Code
+	for _, r := range b.results {
+		if r.CorrelationID == cid {
+			out = append(out, r.Code)
+		}
+	}
+	return out
+}
+
+// published is a published event: its id and the member version it announces.
+type published struct {
+	id, typ, member, cid string
+	version              int64
+}
+
+func (b *bus) events() []published {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	var out []published
+	for _, m := range b.msgs {
+		if m.Topic != kafkabus.TopicEvents {
+			continue
+		}
+		e := published{member: string(m.Key)}
+		for _, h := range m.Headers {
+			switch h.Key {
+			case "ce_id":
+				e.id = string(h.Value)
+			case "ce_type":
+				e.typ = string(h.Value)
+			}
+		}
+		// ids are "<member id>:<version>:<n>"
+		parts := strings.Split(e.id, ":")
+		if len(parts) >= 3 {
+			e.version, _ = strconv.ParseInt(parts[len(parts)-2], 10, 64)
+		}
+		out = append(out, e)
+	}
+	return out
+}
+
+// inOrder reports an event of a member published after an event of a later
+// version of the same member: what the spec's keying by member promises
+// never happens.
+func inOrder(evs []published) error {
+	last := map[string]int64{}
+	for _, e := range evs {
+		if e.version < last[e.member] {
+			return fmt.Errorf("event %s (version %d) published after version %d of member %s", e.id, e.version, last[e.member], e.member)
+		}
+		last[e.member] = e.version
+	}
+	return nil
+}
+
+// countingHasher counts the argon2 calls.
+type countingHasher struct {
+	pinreset.PINHasher
+	n    atomic.Int64
+	fail atomic.Bool
+}
+
+func (h *countingHasher) Hash(pin string) (string, error) {
+	h.n.Add(1)
+	if h.fail.Load() {
+		return "", errors.New("hasher failed")
+	}
+	return h.PINHasher.Hash(pin)
+}
+
+func (h *countingHasher) Verify(pin, enc string) (bool, bool, error) {
+	h.n.Add(1)
+	if h.fail.Load() {
+		return false, false, errors.New("hasher failed")
+	}
+	return h.PINHasher.Verify(pin, enc)
+}
+
+// settleFailing is a store whose Settle fails while fail is set (a crash
+// after the audit record, before the settlement).
+type settleFailing struct {
+	storetest.Store
+	fail atomic.Bool
+}
+
+func (s *settleFailing) Settle(ctx context.Context, c pinreset.Commit) error {
+	if s.fail.Load() {
+		return errors.New("database unavailable")
+	}
+	return s.Store.Settle(ctx, c)
+}
+
+// harness is a processor on fakes (or on the stores the crash table
+// passes), with the ring, hasher and fingerprints commands need.
+type harness struct {
+	t      *testing.T
+	store  *settleFailing
+	audit  worker.Auditor
+	mem    *memAudit // when audit is the fake
+	bus    *bus
+	hasher *countingHasher
+	plain  *pinhash.Hasher
+	ring   *seal.Keyring
+	proc   *worker.Processor
+	parked map[string]bool
+	clock  atomic.Int64 // offset added to time.Now, nanoseconds
+	seq    int
+	// auditFails makes a real trail refuse appends (failingAuditor).
+	auditFails atomic.Bool
+}
+
+// failingAuditor refuses appends while fail is set.
+type failingAuditor struct {
+	worker.Auditor
+	fail *atomic.Bool
+}
+
+func (a failingAuditor) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+	return a.AppendAfter(ctx, r, 0, "")
+}
+
+func (a failingAuditor) AppendAfter(ctx context.Context, r audit.Record, seq int64, hash string) (audit.Record, error) {
+	if a.fail.Load() {
+		return audit.Record{}, errors.New("audit trail unavailable")
+	}
+	return a.Auditor.AppendAfter(ctx, r, seq, hash)
+}
+
+// realAudit is the real trail under the harness's wrapper.
+func (h *harness) realAudit() *audit.Log { return h.audit.(failingAuditor).Auditor.(*audit.Log) }
+
+func (h *harness) IsParked(_ context.Context, aspID, cid string) (bool, error) {
+	return h.parked[aspID+":"+cid], nil
+}
+
+func (h *harness) MarkParked(_ context.Context, aspID, cid, _ string, _ time.Time) error {
+	h.parked[aspID+":"+cid] = true
+	return nil
+}
+
+// newHarness builds a processor on store and auditor (nil: the fakes).
+func newHarness(t *testing.T, store storetest.Store, auditor worker.Auditor) *harness {
+	t.Helper()
+	plain, err := pinhash.New(pinhash.Params{Memory: 8, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
+		pinhash.Pepper{ID: "p1", Key: bytes.Repeat([]byte{7}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	fingerprints, err := pinhash.NewFingerprinter(pinhash.FingerprintKey{ID: "f1", Key: bytes.Repeat([]byte{9}, 32)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := seal.NewKeyring(seal.Key{ID: "k1", Secret: bytes.Repeat([]byte{1}, seal.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if store == nil {
+		store = memstore.New()
+	}
+	h := &harness{t: t, store: &settleFailing{Store: store}, bus: &bus{}, hasher: &countingHasher{PINHasher: plain}, plain: plain, ring: ring, parked: map[string]bool{}}
+	if auditor == nil {
+		h.mem = newMemAudit()
+		auditor = h.mem
+	} else {
+		auditor = failingAuditor{Auditor: auditor, fail: &h.auditFails}
+	}
+	h.audit = auditor
+	h.proc = &worker.Processor{Store: h.store, Audit: auditor, Fingerprinter: fingerprints, Publisher: h.bus, Sealer: ring,
+		Hasher: h.hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w-test", Parked: h,
+		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }}
+	return h
+}
+
+// member seeds a member with pin (and ci).
+func (h *harness) member(id, pin, ci string) {
+	h.t.Helper()
+	hash, err := h.plain.Hash(pin)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	if err := h.store.PutMember(context.Background(), pinreset.Member{ID: id, ASPID: testASP, LoginID: id + "@example.com", CI: ci, PINHash: hash}); err != nil {
+		h.t.Fatal(err)
+	}
+}
+
+// cmd builds a command for member login (its id + "@example.com").
+func (h *harness) cmd(kind pinreset.Kind, member, cur, next string) pinreset.Command {
+	h.seq++
+	now := time.Now().UTC()
+	return pinreset.Command{CorrelationID: fmt.Sprintf("261201120000-%07x", h.seq), RequestID: fmt.Sprintf("%016x", h.seq), ASPID: testASP,
+		Kind: kind, LoginID: member + "@example.com", CurrentPIN: cur, NewPIN: next, AcceptedAt: now, ExpiresAt: now.Add(2 * time.Minute)}
+}
+
+func (h *harness) message(c pinreset.Command) kafka.Message {
+	h.t.Helper()
+	v, err := wire.EncodeCommand(c, h.ring)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return kafka.Message{Topic: kafkabus.TopicCommands, Key: []byte(c.CorrelationID), Value: v}
+}
+
+// handle processes c once and returns Handle's error.
+func (h *harness) handle(c pinreset.Command) error {
+	return h.proc.Handle(context.Background(), h.message(c))
+}
+
+// send processes c and returns the code of its (last) result; Handle must
+// succeed.
+func (h *harness) send(c pinreset.Command) pinreset.Code {
+	h.t.Helper()
+	if err := h.handle(c); err != nil {
+		h.t.Fatalf("Handle %s: %v", c.CorrelationID, err)
+	}
+	codes := h.bus.resultsOf(c.CorrelationID)
+	if len(codes) == 0 {
+		h.t.Fatalf("no result for %s", c.CorrelationID)
+	}
+	return codes[len(codes)-1]
+}
+
+func (h *harness) get(id string) pinreset.Member {
+	h.t.Helper()
+	m, err := h.store.FindMemberByID(context.Background(), id)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return *m
+}
+
+// pinIs reports whether member id's settled PIN is pin.
+func (h *harness) pinIs(id, pin string) bool {
+	h.t.Helper()
+	ok, _, err := h.plain.Verify(pin, h.get(id).PINHash)
+	if err != nil {
+		h.t.Fatal(err)
+	}
+	return ok
+}
