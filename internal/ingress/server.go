@@ -445,7 +445,7 @@ func (s *Server) authenticate(log *zap.Logger, req kmheader.Request, now time.Ti
 
 func (s *Server) checkAuth(req kmheader.Request, now time.Time) (pinreset.Scheme, error) {
 	hd := req.Headers
-	secrets, ok := s.auth.Authenticate(hd.ASPID, hd.AccessKey)
+	secrets, ok := s.auth.Authenticate(hd.ASPID, string(hd.AccessKey))
 	tok, err := kmheader.ParseToken(hd.TranToken)
 	if err != nil {
 		return "", errors.New("token unparsable")
