@@ -7,6 +7,7 @@ import (
 	"io"
 	"time"
 
+	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/worker"
@@ -18,12 +19,12 @@ import (
 func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) error {
 	fs := flag.NewFlagSet("pwctl bootstrap", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	brokers := fs.String("brokers", envOr("PINRESET_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap brokers, comma-separated")
-	partitions := fs.Int("partitions", 12, "partitions of password.commands, .retry, .results and .events (the DLQ gets 1)")
+	brokers := fs.String("brokers", envOr("PINRESET_KAFKA_BROKERS", config.DefaultKafkaBrokers), "Kafka bootstrap brokers, comma-separated")
+	partitions := fs.Int("partitions", config.DefaultTopicPartitions, "partitions of password.commands, .retry, .results and .events (the DLQ gets 1)")
 	replication := fs.Int("replication", 3, "replication factor of every topic")
 	minInSync := fs.Int("min-insync", 0, "min.insync.replicas of every topic (with acks=all, a write needs that many replicas); default 2, or the replication factor if smaller")
 	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: PINRESET_MONGO_URI, else mongodb://127.0.0.1:27017/)")
-	db := fs.String("db", envOr("PINRESET_MONGO_DATABASE", "pinreset"), "database name")
+	db := fs.String("db", envOr("PINRESET_MONGO_DATABASE", mongostore.DefaultDatabase), "database name")
 	if err := fs.Parse(args); err != nil {
 		return err
 	}

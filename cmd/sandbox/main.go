@@ -69,11 +69,11 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	var o sandboxFlags
 	fs.StringVar(&o.dataDir, "data-dir", ".sandbox", "directory for the broker's log and the database files (kept across restarts)")
 	fs.StringVar(&o.sandboxDir, "sandbox-dir", "deployments/sandbox", "directory of asps.json, members.jsonl and sandbox.env")
-	fs.StringVar(&o.httpAddr, "http-addr", "127.0.0.1:8080", "ingress listen address")
-	fs.StringVar(&o.kafkaAddr, "kafka-addr", "127.0.0.1:9092", "embedded Kafka broker listen address")
+	fs.StringVar(&o.httpAddr, "http-addr", config.DefaultHTTPAddr, "ingress listen address")
+	fs.StringVar(&o.kafkaAddr, "kafka-addr", config.DefaultKafkaBrokers, "embedded Kafka broker listen address")
 	fs.StringVar(&o.mongoAddr, "mongo-addr", "127.0.0.1:27017", "embedded MongoDB-wire database listen address")
-	fs.StringVar(&o.ingressAdmin, "ingress-admin-addr", "127.0.0.1:9090", "ingress admin listener (/metrics, /healthz, /readyz); off disables it")
-	fs.StringVar(&o.workerAdmin, "worker-admin-addr", "127.0.0.1:9091", "worker admin listener (/metrics, /healthz, /readyz); off disables it")
+	fs.StringVar(&o.ingressAdmin, "ingress-admin-addr", config.DefaultIngressAdminAddr, "ingress admin listener (/metrics, /healthz, /readyz); off disables it")
+	fs.StringVar(&o.workerAdmin, "worker-admin-addr", config.DefaultWorkerAdminAddr, "worker admin listener (/metrics, /healthz, /readyz); off disables it")
 	fs.BoolVar(&o.infraOnly, "infra-only", false, "start only the broker and the database (and load the seed data)")
 	fs.StringVar(&o.infra, "infra", "kafka,mongo", "with -infra-only: which embedded servers to start (kafka, mongo or both)")
 	if err := fs.Parse(args); err != nil {

@@ -13,7 +13,63 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/pinhash"
+	"github.com/kmwallet/pinreset/internal/pinreset"
 )
+
+// The defaults of the settings, each defined once. A knob owned by a
+// package this one may import (the domain packages pinreset, pinhash and
+// kmheader) has its default there and is only referred to here; a knob of a
+// package that imports this one (ingress, kafkabus, worker) has its default
+// here, and that package's zero-value defaulting uses the constant. Settings
+// (help.go) shows the same values; TestHelpShowsTheDefaults checks it.
+const (
+	DefaultKafkaBrokers     = "127.0.0.1:9092"
+	DefaultLogLevel         = "info"
+	DefaultTopicPartitions  = 12
+	DefaultTopicReplication = 1
+	DefaultTopicMinInSync   = 1
+	DefaultIngressAdminAddr = "127.0.0.1:9090"
+	DefaultWorkerAdminAddr  = "127.0.0.1:9091"
+
+	DefaultHTTPAddr        = "127.0.0.1:8080"
+	DefaultTranWindow      = kmheader.DefaultWindow // 5m, SPEC section 2
+	DefaultResultWait      = 5 * time.Second
+	DefaultCommandTTL      = 2 * time.Minute
+	DefaultMaxBodyBytes    = 8 << 10 // bytes
+	DefaultMaxInFlight     = 2000
+	DefaultShutdownTimeout = 15 * time.Second
+
+	// DefaultMongoURI, DefaultMongoDatabase and DefaultMongoTimeout repeat
+	// mongostore.DefaultURI, DefaultDatabase and DefaultOperationTimeout:
+	// importing mongostore would link the MongoDB driver into the ingress,
+	// and mongostore cannot refer to these while it is being redesigned.
+	// TODO(issue #14): one definition once mongostore is done.
+	DefaultMongoURI         = "mongodb://127.0.0.1:27017/"
+	DefaultMongoDatabase    = "pinreset"
+	DefaultMongoTimeout     = 10 * time.Second
+	DefaultConsumerGroup    = "pinreset-worker"
+	DefaultOutcomeRetention = 7 * 24 * time.Hour
+	DefaultReplayWindow     = 24 * time.Hour
+	DefaultSessionTimeout   = 10 * time.Second // kafkabus.ConsumerConfig.SessionTimeout
+	DefaultCommandTimeout   = 30 * time.Second // kafkabus.ConsumerConfig.HandleTimeout
+	DefaultRetryBudget      = 30 * time.Second // kafkabus.ConsumerConfig.RetryBudget
+)
+
+// The default admission buckets of the ingress (PINRESET_MEMBER_RATE,
+// PINRESET_ASP_RATE); the ingress's own zero Rate is off.
+var (
+	DefaultMemberRate = Rate{N: 10, Per: time.Minute}
+	DefaultASPRate    = Rate{N: 1000, Per: 10 * time.Second}
+)
+
+// DefaultConcurrency is PINRESET_WORKER_CONCURRENCY's default, 4 × the
+// usable cores (GOMAXPROCS); DefaultHashConcurrency is
+// PINRESET_HASH_CONCURRENCY's, the usable cores.
+func DefaultConcurrency() int     { return 4 * runtime.GOMAXPROCS(0) }
+func DefaultHashConcurrency() int { return runtime.GOMAXPROCS(0) }
 
 // Kafka says how to reach the brokers (both binaries and pwctl).
 type Kafka struct {
@@ -323,10 +379,10 @@ func loadCommon(e *env, adminAddr string) Common {
 	c := Common{
 		Kafka:            loadKafka(e),
 		SealKeys:         e.list("PINRESET_SEAL_KEYS", true, ""),
-		LogLevel:         e.str("PINRESET_LOG_LEVEL", "info"),
-		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", 12, 1, 10000),
-		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", 1, 1, 100),
-		TopicMinInSync:   e.integer("PINRESET_TOPIC_MIN_INSYNC_REPLICAS", 1, 1, 100),
+		LogLevel:         e.str("PINRESET_LOG_LEVEL", DefaultLogLevel),
+		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", DefaultTopicPartitions, 1, 10000),
+		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", DefaultTopicReplication, 1, 100),
+		TopicMinInSync:   e.integer("PINRESET_TOPIC_MIN_INSYNC_REPLICAS", DefaultTopicMinInSync, 1, 100),
 		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS", true),
 		AdminAddr:        e.str("PINRESET_ADMIN_ADDR", adminAddr),
 		TracesExporter:   e.str("PINRESET_TRACES_EXPORTER", "none"),
@@ -355,7 +411,7 @@ func loadCommon(e *env, adminAddr string) Common {
 
 func loadKafka(e *env) Kafka {
 	c := Kafka{
-		KafkaBrokers:       e.list("PINRESET_KAFKA_BROKERS", false, "127.0.0.1:9092"),
+		KafkaBrokers:       e.list("PINRESET_KAFKA_BROKERS", false, DefaultKafkaBrokers),
 		KafkaTLS:           e.boolean("PINRESET_KAFKA_TLS", false),
 		KafkaTLSCAFile:     e.str("PINRESET_KAFKA_TLS_CA_FILE", ""),
 		KafkaSASLMechanism: e.str("PINRESET_KAFKA_SASL_MECHANISM", ""),
@@ -395,19 +451,19 @@ func LoadKafka(getenv func(string) string) (Kafka, error) {
 func LoadIngress(getenv func(string) string) (Ingress, error) {
 	e := &env{get: getenv}
 	c := Ingress{
-		Common:          loadCommon(e, "127.0.0.1:9090"),
-		HTTPAddr:        e.str("PINRESET_HTTP_ADDR", "127.0.0.1:8080"),
+		Common:          loadCommon(e, DefaultIngressAdminAddr),
+		HTTPAddr:        e.str("PINRESET_HTTP_ADDR", DefaultHTTPAddr),
 		ASPFile:         e.str("PINRESET_ASP_FILE", ""),
-		TranWindow:      e.duration("PINRESET_TRAN_WINDOW", 5*time.Minute),
-		ResultWait:      e.duration("PINRESET_RESULT_WAIT", 5*time.Second),
-		CommandTTL:      e.duration("PINRESET_COMMAND_TTL", 2*time.Minute),
-		MaxBodyBytes:    int64(e.integer("PINRESET_MAX_BODY_BYTES", 8192, 256, 1<<20)),
+		TranWindow:      e.duration("PINRESET_TRAN_WINDOW", DefaultTranWindow),
+		ResultWait:      e.duration("PINRESET_RESULT_WAIT", DefaultResultWait),
+		CommandTTL:      e.duration("PINRESET_COMMAND_TTL", DefaultCommandTTL),
+		MaxBodyBytes:    int64(e.integer("PINRESET_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 1<<20)),
 		PINPolicy:       e.boolean("PINRESET_PIN_POLICY", true),
-		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", 15*time.Second),
+		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
 		JWEKeysDir:      e.str("PINRESET_JWE_KEYS_DIR", ""),
-		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", 2000, 1, 1_000_000),
-		MemberRate:      e.rate("PINRESET_MEMBER_RATE", Rate{N: 10, Per: time.Minute}),
-		ASPRate:         e.rate("PINRESET_ASP_RATE", Rate{N: 1000, Per: 10 * time.Second}),
+		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", DefaultMaxInFlight, 1, 1_000_000),
+		MemberRate:      e.rate("PINRESET_MEMBER_RATE", DefaultMemberRate),
+		ASPRate:         e.rate("PINRESET_ASP_RATE", DefaultASPRate),
 	}
 	if c.ASPFile == "" {
 		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))
@@ -422,33 +478,34 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 func LoadWorker(getenv func(string) string) (Worker, error) {
 	e := &env{get: getenv}
 	host, _ := os.Hostname()
+	argon2, rules := pinhash.DefaultParams(), pinreset.DefaultRules()
 	c := Worker{
-		Common:           loadCommon(e, "127.0.0.1:9091"),
+		Common:           loadCommon(e, DefaultWorkerAdminAddr),
 		MongoURI:         e.secret("PINRESET_MONGO_URI"),
-		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", "pinreset"),
-		MongoTimeout:     e.duration("PINRESET_MONGO_TIMEOUT", 10*time.Second),
+		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", DefaultMongoDatabase),
+		MongoTimeout:     e.duration("PINRESET_MONGO_TIMEOUT", DefaultMongoTimeout),
 		Peppers:          e.list("PINRESET_PEPPERS", true, ""),
 		FingerprintKeys:  e.list("PINRESET_FINGERPRINT_KEYS", true, ""),
-		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 19456, 8, 4<<20)),
-		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", 2, 1, 100)),
-		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 1, 255)),
-		Concurrency:      e.integer("PINRESET_WORKER_CONCURRENCY", 4*runtime.GOMAXPROCS(0), 1, 1024),
-		HashConcurrency:  e.integer("PINRESET_HASH_CONCURRENCY", runtime.GOMAXPROCS(0), 1, 1024),
-		ConsumerGroup:    e.str("PINRESET_CONSUMER_GROUP", "pinreset-worker"),
-		LockAfter:        e.integer("PINRESET_LOCK_AFTER", 5, 0, 1000),
-		LockFor:          e.duration("PINRESET_LOCK_FOR", 15*time.Minute),
+		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", int(argon2.Memory), 8, 4<<20)),
+		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", int(argon2.Time), 1, 100)),
+		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", int(argon2.Threads), 1, 255)),
+		Concurrency:      e.integer("PINRESET_WORKER_CONCURRENCY", DefaultConcurrency(), 1, 1024),
+		HashConcurrency:  e.integer("PINRESET_HASH_CONCURRENCY", DefaultHashConcurrency(), 1, 1024),
+		ConsumerGroup:    e.str("PINRESET_CONSUMER_GROUP", DefaultConsumerGroup),
+		LockAfter:        e.integer("PINRESET_LOCK_AFTER", rules.LockAfter, 0, 1000),
+		LockFor:          e.duration("PINRESET_LOCK_FOR", rules.LockFor),
 		WorkerID:         e.str("PINRESET_WORKER_ID", host),
-		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION", 7*24*time.Hour),
-		SessionTimeout:   e.duration("PINRESET_KAFKA_SESSION_TIMEOUT", 10*time.Second),
-		ReplayWindow:     e.duration("PINRESET_REPLAY_WINDOW", 24*time.Hour),
-		CommandTimeout:   e.duration("PINRESET_COMMAND_TIMEOUT", 30*time.Second),
-		RetryBudget:      e.duration("PINRESET_RETRY_BUDGET", 30*time.Second),
+		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION", DefaultOutcomeRetention),
+		SessionTimeout:   e.duration("PINRESET_KAFKA_SESSION_TIMEOUT", DefaultSessionTimeout),
+		ReplayWindow:     e.duration("PINRESET_REPLAY_WINDOW", DefaultReplayWindow),
+		CommandTimeout:   e.duration("PINRESET_COMMAND_TIMEOUT", DefaultCommandTimeout),
+		RetryBudget:      e.duration("PINRESET_RETRY_BUDGET", DefaultRetryBudget),
 	}
 	if c.ReplayWindow > c.OutcomeRetention {
 		e.errs = append(e.errs, errors.New("PINRESET_REPLAY_WINDOW must not be longer than PINRESET_OUTCOME_RETENTION"))
 	}
 	if c.MongoURI == "" {
-		c.MongoURI = "mongodb://127.0.0.1:27017/"
+		c.MongoURI = DefaultMongoURI
 	}
 	e.required("PINRESET_PEPPERS", c.Peppers)
 	e.required("PINRESET_FINGERPRINT_KEYS", c.FingerprintKeys)

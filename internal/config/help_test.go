@@ -3,6 +3,7 @@ package config_test
 import (
 	"bytes"
 	"os"
+	"reflect"
 	"regexp"
 	"slices"
 	"strings"
@@ -50,5 +51,57 @@ func TestHelpListsEveryVariable(t *testing.T) {
 	if !strings.Contains(ing.String(), "PINRESET_ASP_FILE") || strings.Contains(ing.String(), "PINRESET_PEPPERS") ||
 		!strings.Contains(wk.String(), "PINRESET_PEPPERS (or _FILE)") || strings.Contains(wk.String(), "PINRESET_ASP_FILE") {
 		t.Errorf("help per binary:\n%s\n%s", ing.String(), wk.String())
+	}
+}
+
+// TestHelpShowsTheDefaults: the default --help prints for a setting is the
+// one the loader applies. Setting the variable to the printed default must
+// load exactly what leaving it unset loads, through the real parser, so a
+// default changed in one place and not the other fails here. Defaults that
+// are words rather than values are checked against what they describe.
+func TestHelpShowsTheDefaults(t *testing.T) {
+	words := map[string]bool{"required": true, "none": true, "system roots": true}
+	for _, s := range config.Settings {
+		t.Run(s.Name, func(t *testing.T) {
+			switch {
+			case words[s.Default]:
+				return // no value: unset, or refused at start
+			case s.Name == "PINRESET_ADMIN_ADDR":
+				want := "ingress " + config.DefaultIngressAdminAddr + ", worker " + config.DefaultWorkerAdminAddr
+				if s.Default != want {
+					t.Errorf("help shows %q, want %q", s.Default, want)
+				}
+				return
+			case s.Name == "PINRESET_WORKER_CONCURRENCY", s.Name == "PINRESET_HASH_CONCURRENCY":
+				w := loadWorker(t, workerEnv(nil))
+				got := map[string]string{"4 × cores": "", "cores": ""}
+				if _, ok := got[s.Default]; !ok ||
+					(s.Default == "cores") != (s.Name == "PINRESET_HASH_CONCURRENCY") ||
+					w.Concurrency != config.DefaultConcurrency() || w.HashConcurrency != config.DefaultHashConcurrency() {
+					t.Errorf("help shows %q; loaded concurrency %d and %d", s.Default, w.Concurrency, w.HashConcurrency)
+				}
+				return
+			case s.Name == "PINRESET_WORKER_ID":
+				host, _ := os.Hostname()
+				if s.Default != "host name" || loadWorker(t, workerEnv(nil)).WorkerID != host {
+					t.Errorf("help shows %q, loader uses the host name", s.Default)
+				}
+				return
+			}
+			if s.Binary != "worker" {
+				unset := loadIngress(t, ingressEnv(nil))
+				set := loadIngress(t, ingressEnv(map[string]string{s.Name: s.Default}))
+				if !reflect.DeepEqual(set, unset) {
+					t.Errorf("ingress: help shows %q, but it loads\n%+v\nand unset loads\n%+v", s.Default, set, unset)
+				}
+			}
+			if s.Binary != "ingress" {
+				unset := loadWorker(t, workerEnv(nil))
+				set := loadWorker(t, workerEnv(map[string]string{s.Name: s.Default}))
+				if !reflect.DeepEqual(set, unset) {
+					t.Errorf("worker: help shows %q, but it loads\n%+v\nand unset loads\n%+v", s.Default, set, unset)
+				}
+			}
+		})
 	}
 }

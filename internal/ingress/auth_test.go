@@ -13,6 +13,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // Two more ASPs: one registered for KMV2 only, one migrating (both).
@@ -234,7 +235,7 @@ func TestStatusGETIsBoundToItsTransaction(t *testing.T) {
 		f := schemeFixture(t, always(pinreset.CodeSuccess))
 		cid := kmheader.NewCorrelationID(time.Now(), nil)
 		hd := kmheader.SignedStatusHeaders(credsOf(testASP, pinreset.SchemeKMV1), cid, time.Now(), "UTC")
-		hd.TranToken = kmheader.Sign([]byte(testSecret), nil, time.Now(), time.UTC)
+		hd.TranToken = secret.String(kmheader.Sign([]byte(testSecret), nil, time.Now(), time.UTC))
 		if w, b := f.do(t, signedGet(ResetPath+"/"+cid, hd)); w.Code != 401 || b.Code != pinreset.CodeUnauthorized {
 			t.Fatalf("got %d %+v, want 401 000_401", w.Code, b)
 		}

@@ -26,6 +26,7 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
+	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
@@ -80,14 +81,14 @@ type Publisher interface {
 //
 // Each refusal counts in pinreset_ingress_shed_total{reason}.
 type Options struct {
-	TranWindow   time.Duration // default 5 min
-	ResultWait   time.Duration // default 5 s
-	CommandTTL   time.Duration // default 2 min
-	MaxBodyBytes int64         // default 8 KiB
+	TranWindow   time.Duration // default config.DefaultTranWindow, 5 min
+	ResultWait   time.Duration // default config.DefaultResultWait, 5 s
+	CommandTTL   time.Duration // default config.DefaultCommandTTL, 2 min
+	MaxBodyBytes int64         // bytes; default config.DefaultMaxBodyBytes, 8 KiB
 	// MaxInFlight bounds the commands this instance publishes and waits for
 	// at once; past it a request is refused with 503 000_503 before anything
 	// is published, so an overload costs clients a retry, not the ingress
-	// its memory. Default 2000.
+	// its memory. Default config.DefaultMaxInFlight, 2000.
 	MaxInFlight int
 	PINPolicy   pinreset.PINPolicy
 	// JWE and ClientKeys enable message encryption (X-KM-Crypto-Key-Id).
@@ -126,19 +127,19 @@ type Server struct {
 // NewServer builds the server. ready is called by /readyz.
 func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Options, log *zap.Logger, ready func(context.Context) error) *Server {
 	if opts.TranWindow == 0 {
-		opts.TranWindow = 5 * time.Minute
+		opts.TranWindow = config.DefaultTranWindow
 	}
 	if opts.ResultWait == 0 {
-		opts.ResultWait = 5 * time.Second
+		opts.ResultWait = config.DefaultResultWait
 	}
 	if opts.CommandTTL == 0 {
-		opts.CommandTTL = 2 * time.Minute
+		opts.CommandTTL = config.DefaultCommandTTL
 	}
 	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = 8 << 10
+		opts.MaxBodyBytes = config.DefaultMaxBodyBytes
 	}
 	if opts.MaxInFlight == 0 {
-		opts.MaxInFlight = 2000
+		opts.MaxInFlight = config.DefaultMaxInFlight
 	}
 	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight), admission: newAdmission(shedFloor), tracer: noop.NewTracerProvider().Tracer(""),
 		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready, limits: newLimiter(opts.MemberRate, opts.ASPRate),
@@ -445,7 +446,7 @@ func (s *Server) authenticate(log *zap.Logger, req kmheader.Request, now time.Ti
 
 func (s *Server) checkAuth(req kmheader.Request, now time.Time) (pinreset.Scheme, error) {
 	hd := req.Headers
-	secrets, ok := s.auth.Authenticate(hd.ASPID, hd.AccessKey)
+	secrets, ok := s.auth.Authenticate(hd.ASPID, string(hd.AccessKey))
 	tok, err := kmheader.ParseToken(hd.TranToken)
 	if err != nil {
 		return "", errors.New("token unparsable")

@@ -13,6 +13,7 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/health"
 )
 
@@ -44,10 +45,12 @@ type ConsumerConfig struct {
 	// message, and between failed fetches. Defaults 100 ms and 5 s.
 	RetryMin, RetryMax time.Duration
 	// HandleTimeout bounds one attempt at one message: a handler stuck on a
-	// dead connection is cancelled and the message retried. Default 30 s.
+	// dead connection is cancelled and the message retried. Default
+	// config.DefaultCommandTimeout, 30 s.
 	HandleTimeout time.Duration
 	// RetryBudget is how long a message is retried in its lane before it is
-	// handed to Park. Default 30 s. Without Park it is retried for ever.
+	// handed to Park. Default config.DefaultRetryBudget, 30 s. Without Park
+	// it is retried for ever.
 	RetryBudget time.Duration
 	// Park takes a message out of its lane once its budget is spent; a
 	// refusal restarts the budget. Optional.
@@ -58,7 +61,8 @@ type ConsumerConfig struct {
 	// give or take the delays' growth, so waiting for the head is fair.
 	NotBefore func(kafka.Message) time.Time
 	// SessionTimeout is how long the group waits for a silent member before
-	// it gives its partitions to others (a killed worker). Default 10 s.
+	// it gives its partitions to others (a killed worker). Default
+	// config.DefaultSessionTimeout, 10 s.
 	SessionTimeout time.Duration
 	// DrainTimeout bounds how long Run waits, after ctx ends, for messages in
 	// hand to finish and be committed. Default 10 s.
@@ -98,13 +102,13 @@ func NewConsumer(cfg ConsumerConfig, log *zap.Logger) *Consumer {
 		cfg.RetryMax = 5 * time.Second
 	}
 	if cfg.HandleTimeout <= 0 {
-		cfg.HandleTimeout = 30 * time.Second
+		cfg.HandleTimeout = config.DefaultCommandTimeout
 	}
 	if cfg.RetryBudget <= 0 {
-		cfg.RetryBudget = 30 * time.Second
+		cfg.RetryBudget = config.DefaultRetryBudget
 	}
 	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = 10 * time.Second
+		cfg.SessionTimeout = config.DefaultSessionTimeout
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second

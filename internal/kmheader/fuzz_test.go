@@ -11,6 +11,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // FuzzParse feeds arbitrary values for the seven headers. Parse must never
@@ -19,14 +20,14 @@ import (
 // length and format rules.
 func FuzzParse(f *testing.F) {
 	v := validHeaders()
-	f.Add(v.ASPID, v.CorrelationID, v.AccessKey, v.CryptoKeyID, v.TranToken, v.TranTime, v.TimeZone, true)
-	f.Add(v.ASPID, v.CorrelationID, "", "", v.TranToken, v.TranTime, "UTC", false)
-	f.Add(v.ASPID, "240230153045-a1b2c3d", v.AccessKey, "", "KMV1:2024022915304512:"+strings.Repeat("A", 43)+"=", v.TranTime, "NPT", true)
+	f.Add(v.ASPID, v.CorrelationID, string(v.AccessKey), v.CryptoKeyID, string(v.TranToken), v.TranTime, v.TimeZone, true)
+	f.Add(v.ASPID, v.CorrelationID, "", "", string(v.TranToken), v.TranTime, "UTC", false)
+	f.Add(v.ASPID, "240230153045-a1b2c3d", string(v.AccessKey), "", "KMV1:2024022915304512:"+strings.Repeat("A", 43)+"=", v.TranTime, "NPT", true)
 	f.Add("ASP-TEST-00000é", "240229153045-a1b2c3é", strings.Repeat("é", 40), strings.Repeat("_", 32), "KMV1::", "2024022915304٥", "kst", true)
 	f.Add("", "", "", "", "", "", "", false)
 
 	f.Fuzz(func(t *testing.T, asp, corr, ak, ck, tok, tt, tz string, requireAK bool) {
-		sent := kmheader.Headers{ASPID: asp, CorrelationID: corr, AccessKey: ak, CryptoKeyID: ck, TranToken: tok, TranTime: tt, TimeZone: tz}
+		sent := kmheader.Headers{ASPID: asp, CorrelationID: corr, AccessKey: secret.String(ak), CryptoKeyID: ck, TranToken: secret.String(tok), TranTime: tt, TimeZone: tz}
 		h := http.Header{}
 		for name, value := range map[string]string{
 			kmheader.HeaderASPID: asp, kmheader.HeaderCorrelationID: corr, kmheader.HeaderAccessKey: ak,
@@ -72,7 +73,7 @@ func FuzzParse(f *testing.F) {
 			t.Fatalf("accepted crypto key id of %d bytes", len(got.CryptoKeyID))
 		}
 		if _, err := kmheader.ParseToken(got.TranToken); err != nil {
-			t.Fatalf("accepted token %q that ParseToken refuses", got.TranToken)
+			t.Fatalf("accepted token %q that ParseToken refuses", string(got.TranToken)) // fuzz input, not a secret
 		}
 		if _, _, err := got.Times(); err != nil {
 			t.Fatalf("accepted headers whose times do not read: %v", err)
@@ -84,7 +85,7 @@ func FuzzParse(f *testing.F) {
 // accepted token must be in its one canonical spelling, and the token Sign
 // makes for its time must parse back to the same instant.
 func FuzzParseToken(f *testing.F) {
-	f.Add(validHeaders().TranToken)
+	f.Add(string(validHeaders().TranToken))
 	f.Add("KMV1:2024022915304512:" + base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	f.Add("KMV1:20240230153045123:" + base64.StdEncoding.EncodeToString(make([]byte, 32)))
 	f.Add("KMV1:00000101000000000:" + base64.StdEncoding.EncodeToString(make([]byte, 31)))
@@ -109,7 +110,7 @@ func FuzzParseToken(f *testing.F) {
 			t.Fatalf("accepted %q, whose canonical spelling is %q", s, canon)
 		}
 
-		hd := kmheader.Headers{TranToken: s, TranTime: "20240229153045", TimeZone: "UTC"}
+		hd := kmheader.Headers{TranToken: secret.String(s), TranTime: "20240229153045", TimeZone: "UTC"}
 		_, at, err := hd.Times()
 		if err != nil {
 			t.Fatalf("accepted token %q whose time does not read: %v", s, err)

@@ -10,15 +10,14 @@ import (
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
-	"fmt"
 	"io"
-	"log/slog"
 	"net/http"
 	"strings"
 	"time"
 	"unicode/utf8"
 
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // The header names, as the API documents them. They are also the Field of
@@ -65,13 +64,15 @@ const DefaultWindow = 5 * time.Minute
 
 // Headers are the raw X-KM header values of one request. Parse returns them
 // only once every rule holds; the zero value means "not given" for the
-// optional ones.
+// optional ones. The access key and the tran token are secret.String (SPEC
+// section 4: never in logs), so Headers print with those two redacted under
+// every fmt verb, slog, zap and JSON.
 type Headers struct {
 	ASPID         string
 	CorrelationID string
-	AccessKey     string
+	AccessKey     secret.String
 	CryptoKeyID   string
-	TranToken     string
+	TranToken     secret.String
 	TranTime      string
 	TimeZone      string
 }
@@ -108,18 +109,18 @@ func Parse(h http.Header, requireAccessKey bool) (Headers, error) {
 	}
 	var hd Headers
 	var rules [7]rule
-	set := func(i int, name string, dst *string, required bool, length int, format func(string) bool) {
+	set := func(i int, name string, required bool, length int, format func(string) bool) string {
 		v, n := get(name)
-		*dst = v
 		rules[i] = rule{name: name, value: v, count: n, required: required, length: length, format: format}
+		return v
 	}
-	set(0, HeaderASPID, &hd.ASPID, true, aspIDLen, isIDChars)
-	set(1, HeaderCorrelationID, &hd.CorrelationID, true, correlationIDLen, validCorrelationID)
-	set(2, HeaderAccessKey, &hd.AccessKey, requireAccessKey, accessKeyLen, isAlnum)
-	set(3, HeaderCryptoKeyID, &hd.CryptoKeyID, false, cryptoKeyIDLen, isIDChars)
-	set(4, HeaderTranToken, &hd.TranToken, true, 0, func(s string) bool { _, err := ParseToken(s); return err == nil })
-	set(5, HeaderTranTime, &hd.TranTime, true, tranTimeLen, validTranTime)
-	set(6, HeaderTimeZone, &hd.TimeZone, true, timeZoneLen, func(s string) bool { _, ok := Zone(s); return ok })
+	hd.ASPID = set(0, HeaderASPID, true, aspIDLen, isIDChars)
+	hd.CorrelationID = set(1, HeaderCorrelationID, true, correlationIDLen, validCorrelationID)
+	hd.AccessKey = secret.String(set(2, HeaderAccessKey, requireAccessKey, accessKeyLen, isAlnum))
+	hd.CryptoKeyID = set(3, HeaderCryptoKeyID, false, cryptoKeyIDLen, isIDChars)
+	hd.TranToken = secret.String(set(4, HeaderTranToken, true, 0, func(s string) bool { _, err := ParseToken(s); return err == nil }))
+	hd.TranTime = set(5, HeaderTranTime, true, tranTimeLen, validTranTime)
+	hd.TimeZone = set(6, HeaderTimeZone, true, timeZoneLen, func(s string) bool { _, ok := Zone(s); return ok })
 
 	for _, r := range rules {
 		if r.required && r.value == "" {
@@ -149,9 +150,9 @@ func Set(h http.Header, hd Headers) {
 	for _, kv := range [...]struct{ name, value string }{
 		{HeaderASPID, hd.ASPID},
 		{HeaderCorrelationID, hd.CorrelationID},
-		{HeaderAccessKey, hd.AccessKey},
+		{HeaderAccessKey, string(hd.AccessKey)}, // on the wire, where it is meant to go
 		{HeaderCryptoKeyID, hd.CryptoKeyID},
-		{HeaderTranToken, hd.TranToken},
+		{HeaderTranToken, string(hd.TranToken)},
 		{HeaderTranTime, hd.TranTime},
 		{HeaderTimeZone, hd.TimeZone},
 	} {
@@ -231,8 +232,9 @@ type Token struct {
 	// centiseconds) or 17 (yyyyMMddHHmmssSSS, milliseconds), in the zone of
 	// X-KM-Time-Zone.
 	Time string
-	// MAC is HMAC-SHA256(ASP secret key, SignedContent), 32 bytes.
-	MAC []byte
+	// MAC is HMAC-SHA256(ASP secret key, SignedContent), 32 bytes; a
+	// secret.Bytes, so a Token prints its scheme and time but not its MAC.
+	MAC secret.Bytes
 }
 
 // ParseToken parses a tran token "KMV1:<time>:<mac>" or "KMV2:<time>:<mac>".
@@ -242,7 +244,11 @@ type Token struct {
 // breaks and accept non-zero padding bits, letting one MAC have several
 // spellings). Any failure is CodeInvalidInput for X-KM-Tran-Token. Whether
 // the ASP may use the scheme is the caller's question.
-func ParseToken(s string) (Token, error) {
+//
+// s is the token as sent: a plain string, or the secret.String of
+// Headers.TranToken, so that neither kind of caller converts.
+func ParseToken[S ~string](token S) (Token, error) {
+	s := string(token)
 	bad := pinreset.Errorf(pinreset.CodeInvalidInput, HeaderTranToken)
 	scheme, rest, ok := strings.Cut(s, ":")
 	if !ok || !pinreset.Scheme(scheme).Known() {
@@ -350,44 +356,6 @@ func Zone(abbr string) (*time.Location, bool) {
 		return nil, false
 	}
 	return time.FixedZone(abbr, int(offset/time.Second)), true
-}
-
-// String redacts the access key and the tran token (SPEC section 4: never in
-// logs), so an accidental %v of the headers leaks neither.
-func (h Headers) String() string {
-	return fmt.Sprintf("kmheader.Headers{ASPID:%q CorrelationID:%q AccessKey:%s CryptoKeyID:%q TranToken:%s TranTime:%q TimeZone:%q}",
-		h.ASPID, h.CorrelationID, redacted(h.AccessKey), h.CryptoKeyID, redacted(h.TranToken), h.TranTime, h.TimeZone)
-}
-
-// GoString redacts like String, for %#v.
-func (h Headers) GoString() string { return h.String() }
-
-// Format makes every verb (%d and %x too, which would otherwise print the
-// fields raw) go through String.
-func (h Headers) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, h.String()) }
-
-// LogValue redacts for log/slog.
-func (h Headers) LogValue() slog.Value { return slog.StringValue(h.String()) }
-
-// String shows the token's time but not its MAC.
-func (t Token) String() string {
-	return fmt.Sprintf("kmheader.Token{Time:%q MAC:%s}", t.Time, redacted(string(t.MAC)))
-}
-
-// GoString redacts like String, for %#v.
-func (t Token) GoString() string { return t.String() }
-
-// Format makes every verb go through String.
-func (t Token) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, t.String()) }
-
-// LogValue redacts for log/slog.
-func (t Token) LogValue() slog.Value { return slog.StringValue(t.String()) }
-
-func redacted(s string) string {
-	if s == "" {
-		return "unset"
-	}
-	return "redacted"
 }
 
 // tokenTimeIn reads a 16 or 17 digit token time in loc; the digits after the

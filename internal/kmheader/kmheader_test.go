@@ -16,6 +16,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 var (
@@ -32,9 +33,9 @@ func validHeaders() kmheader.Headers {
 	return kmheader.Headers{
 		ASPID:         "ASP-TEST-000001",
 		CorrelationID: "240229153045-a1b2c3d",
-		AccessKey:     strings.Repeat("aB3", 13) + "x",
+		AccessKey:     secret.String(strings.Repeat("aB3", 13) + "x"),
 		CryptoKeyID:   "kid_" + strings.Repeat("0", 28),
-		TranToken:     kmheader.Sign(testSecret, testBody, testTime, kst),
+		TranToken:     secret.String(kmheader.Sign(testSecret, testBody, testTime, kst)),
 		TranTime:      "20240229153045",
 		TimeZone:      "KST",
 	}
@@ -71,7 +72,7 @@ func TestParseAcceptsValidHeaders(t *testing.T) {
 		{"access key may still be sent on callbacks", func(*kmheader.Headers) {}, false},
 		{"correlation id hex may be upper case", func(h *kmheader.Headers) { h.CorrelationID = "240229153045-A1B2C3D" }, true},
 		{"token time may have 16 digits", func(h *kmheader.Headers) {
-			h.TranToken = strings.Replace(h.TranToken, "20240229153045123", "2024022915304512", 1)
+			h.TranToken = secret.String(strings.Replace(string(h.TranToken), "20240229153045123", "2024022915304512", 1))
 		}, true},
 		{"every zone of the table", func(h *kmheader.Headers) { h.TimeZone = "NPT" }, true},
 	} {
@@ -97,16 +98,16 @@ func TestParseRules(t *testing.T) {
 		length  = pinreset.CodeLength
 		format  = pinreset.CodeInvalidInput
 	)
-	type field = func(*kmheader.Headers) *string
-	asp := func(h *kmheader.Headers) *string { return &h.ASPID }
-	corr := func(h *kmheader.Headers) *string { return &h.CorrelationID }
-	ak := func(h *kmheader.Headers) *string { return &h.AccessKey }
-	ck := func(h *kmheader.Headers) *string { return &h.CryptoKeyID }
-	tok := func(h *kmheader.Headers) *string { return &h.TranToken }
-	tt := func(h *kmheader.Headers) *string { return &h.TranTime }
-	tz := func(h *kmheader.Headers) *string { return &h.TimeZone }
+	type field = func(h *kmheader.Headers, v string) // sets one header
+	asp := func(h *kmheader.Headers, v string) { h.ASPID = v }
+	corr := func(h *kmheader.Headers, v string) { h.CorrelationID = v }
+	ak := func(h *kmheader.Headers, v string) { h.AccessKey = secret.String(v) }
+	ck := func(h *kmheader.Headers, v string) { h.CryptoKeyID = v }
+	tok := func(h *kmheader.Headers, v string) { h.TranToken = secret.String(v) }
+	tt := func(h *kmheader.Headers, v string) { h.TranTime = v }
+	tz := func(h *kmheader.Headers, v string) { h.TimeZone = v }
 	valid := validHeaders()
-	mac := valid.TranToken[len("KMV1:20240229153045123:"):]
+	mac := string(valid.TranToken)[len("KMV1:20240229153045123:"):]
 	macOf := func(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 	for _, tc := range []struct {
@@ -177,7 +178,7 @@ func TestParseRules(t *testing.T) {
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			hd := validHeaders()
-			*tc.field(&hd) = tc.value
+			tc.field(&hd, tc.value)
 			_, err := kmheader.Parse(header(hd), true)
 			wantError(t, err, tc.code, tc.name)
 
@@ -371,7 +372,7 @@ func TestTimes(t *testing.T) {
 
 	t.Run("16 digits are centiseconds", func(t *testing.T) {
 		hd := validHeaders()
-		hd.TranToken = strings.Replace(hd.TranToken, "20240229153045123", "2024022915304512", 1)
+		hd.TranToken = secret.String(strings.Replace(string(hd.TranToken), "20240229153045123", "2024022915304512", 1))
 		hd.TimeZone = "NPT"
 		_, tok, err := hd.Times()
 		if err != nil {
@@ -526,12 +527,12 @@ func TestRedaction(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	mac := hd.TranToken[len("KMV1:20240229153045123:"):]
+	mac := string(hd.TranToken)[len("KMV1:20240229153045123:"):]
 	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%q", "%x", "%d"} {
 		for _, v := range []any{hd, &hd, tok, &tok} {
 			out := fmt.Sprintf(verb, v)
-			if strings.Contains(out, hd.AccessKey) || strings.Contains(out, mac) ||
-				strings.Contains(out, fmt.Sprintf("%x", tok.MAC[:8])) || strings.Contains(out, fmt.Sprint(tok.MAC[:8])) {
+			if strings.Contains(out, string(hd.AccessKey)) || strings.Contains(out, mac) ||
+				strings.Contains(out, fmt.Sprintf("%x", []byte(tok.MAC[:8]))) || strings.Contains(out, fmt.Sprint([]byte(tok.MAC[:8]))) {
 				t.Errorf("%s of %T leaks a secret: %s", verb, v, out)
 			}
 		}
@@ -568,7 +569,7 @@ func TestSignMatchesHMAC(t *testing.T) {
 	m := hmac.New(sha256.New, testSecret)
 	m.Write(testBody)
 	want := base64.StdEncoding.EncodeToString(m.Sum(nil))
-	if got := validHeaders().TranToken; !strings.HasSuffix(got, ":"+want) {
+	if got := string(validHeaders().TranToken); !strings.HasSuffix(got, ":"+want) {
 		t.Fatalf("token %q does not end in the body's HMAC %q", got, want)
 	}
 }

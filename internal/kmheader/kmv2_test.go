@@ -8,6 +8,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // The KMV2 test vector of the README (Security), computed independently of
@@ -33,7 +34,7 @@ func vectorRequest() kmheader.Request {
 		Headers: kmheader.Headers{
 			ASPID:         "KMSANDBOXASP001",
 			CorrelationID: "260101093000-a1b2c3d",
-			AccessKey:     strings.Repeat("A", 40), // not signed
+			AccessKey:     secret.String(strings.Repeat("A", 40)), // not signed
 			TranTime:      "20260101093000",
 			TimeZone:      "KST",
 		},
@@ -126,7 +127,7 @@ func TestKMV2BindsEachField(t *testing.T) {
 	}
 	t.Run("the unsigned headers may change", func(t *testing.T) {
 		r := vectorRequest()
-		r.Headers.AccessKey, r.Headers.CryptoKeyID, r.Headers.TranToken = strings.Repeat("B", 40), strings.Repeat("k", 32), "x"
+		r.Headers.AccessKey, r.Headers.CryptoKeyID, r.Headers.TranToken = "BBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBBB", strings.Repeat("k", 32), "x" // 40 B
 		if !kmheader.Verify(tok, r, secret) {
 			t.Fatal("the access key, crypto key id or token header changed the canonical string")
 		}
@@ -193,7 +194,7 @@ func TestSignedStatusHeaders(t *testing.T) {
 		if err != nil {
 			t.Fatalf("%s: %v", scheme, err)
 		}
-		tok := parse(t, hd.TranToken)
+		tok := parse(t, string(hd.TranToken))
 		r := kmheader.Request{Method: http.MethodGet, Path: kmheader.ResetPath + "/" + cid, Headers: hd}
 		if tok.Scheme != scheme || hd.CorrelationID != cid || !kmheader.Verify(tok, r, secret) {
 			t.Fatalf("%s: status headers %v do not verify for GET %s", scheme, hd, r.Path)
@@ -203,7 +204,7 @@ func TestSignedStatusHeaders(t *testing.T) {
 			t.Fatal(err)
 		}
 		post := kmheader.Request{Method: http.MethodPost, Path: kmheader.ResetPath, Headers: ph, Body: []byte(vectorBody)}
-		if !kmheader.Verify(parse(t, ph.TranToken), post, secret) {
+		if !kmheader.Verify(parse(t, string(ph.TranToken)), post, secret) {
 			t.Fatalf("%s: SignedHeaders do not verify for the POST", scheme)
 		}
 	}

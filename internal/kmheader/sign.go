@@ -5,6 +5,7 @@ import (
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // ResetPath is the route of the API's POST; the status of a transaction is
@@ -16,7 +17,7 @@ const ResetPath = "/api/v1/user/password/reset"
 type Credentials struct {
 	ASPID     string
 	AccessKey string
-	SecretKey []byte
+	SecretKey secret.Bytes // the ASP's HMAC key; prints as a marker
 	// Scheme is the tran token scheme to sign with; empty means KMV1. The
 	// ASP's registry entry says which it may use.
 	Scheme pinreset.Scheme
@@ -55,10 +56,10 @@ func SignRequest(c Credentials, method, path string, body []byte, correlationID 
 	hd := Headers{
 		ASPID:         c.ASPID,
 		CorrelationID: correlationID,
-		AccessKey:     c.AccessKey,
+		AccessKey:     secret.String(c.AccessKey),
 		TranTime:      now.In(loc).Format(tranTimeLayout),
 		TimeZone:      zone,
 	}
-	hd.TranToken = SignToken(c.Scheme, c.SecretKey, Request{Method: method, Path: path, Headers: hd, Body: body}, now, loc)
+	hd.TranToken = secret.String(SignToken(c.Scheme, c.SecretKey, Request{Method: method, Path: path, Headers: hd, Body: body}, now, loc))
 	return hd
 }

@@ -9,6 +9,7 @@ import (
 	"strings"
 
 	"github.com/kmwallet/pinreset/internal/keyspec"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // fingerprintLabel separates fingerprint MACs from any other use of a key.
@@ -28,9 +29,10 @@ const minFingerprintKeyLen = 16
 var ErrUnknownFingerprintKey = errors.New("pinhash: unknown fingerprint key id")
 
 // FingerprintKey is one key of PINRESET_FINGERPRINT_KEYS.
+// Its key is a secret.Bytes, so it formats and logs as its id only.
 type FingerprintKey struct {
-	ID  string // [a-zA-Z0-9_-]{1,32}, written into every fingerprint
-	Key []byte // at least 16 bytes; 32 recommended
+	ID  string       `json:"id"`  // [a-zA-Z0-9_-]{1,32}, written into every fingerprint
+	Key secret.Bytes `json:"key"` // at least 16 bytes; 32 recommended
 }
 
 // ParseFingerprintKey parses "<id>:<standard base64 of at least 16 bytes>".

@@ -15,13 +15,13 @@ import (
 	"encoding/base64"
 	"errors"
 	"fmt"
-	"log/slog"
 	"strconv"
 	"strings"
 
 	"golang.org/x/crypto/argon2"
 
 	"github.com/kmwallet/pinreset/internal/keyspec"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // Bounds on the parameters, applied both by New and when parsing a stored hash,
@@ -101,32 +101,15 @@ func (p Params) validate() error {
 // that it can rotate: the id is stored in each hash (the PHC "k" parameter)
 // and old peppers stay with the Hasher until no hash names them.
 //
-// Pepper formats and logs as its id only; the key never appears in fmt, slog
-// or JSON output.
+// Pepper formats and logs as its id only: the key is a secret.Bytes, which
+// never appears in fmt, slog, zap or JSON output.
 type Pepper struct {
-	ID  string // [a-zA-Z0-9_-]{1,32}
-	Key []byte // at least 16 bytes; 32 random bytes recommended
+	ID  string       `json:"id"`  // [a-zA-Z0-9_-]{1,32}
+	Key secret.Bytes `json:"key"` // at least 16 bytes; 32 random bytes recommended
 }
 
-// String returns the id and a redaction marker, never the key.
-func (p Pepper) String() string { return "pinhash.Pepper{ID:" + p.ID + " Key:[redacted]}" }
-
-// GoString keeps %#v from printing the key.
-func (p Pepper) GoString() string { return p.String() }
-
-// Format keeps every fmt verb (%v, %+v, %x, %d, ...) from printing the key.
-func (p Pepper) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(p.String())) }
-
-// LogValue keeps slog handlers from printing the key.
-func (p Pepper) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("id", p.ID), slog.String("key", "[redacted]"))
-}
-
-// MarshalJSON keeps an accidental json.Marshal of a configuration struct from
-// publishing the key.
-func (p Pepper) MarshalJSON() ([]byte, error) {
-	return []byte(`{"id":` + strconv.Quote(p.ID) + `,"key":"[redacted]"}`), nil
-}
+// String names the type and the id for the logs; the key prints as its marker.
+func (p Pepper) String() string { return "pinhash.Pepper{ID:" + p.ID + " Key:" + p.Key.String() + "}" }
 
 // ParsePepper parses a configuration value "<id>:<base64>", where base64 is
 // the standard padded encoding of at least 16 bytes (32 recommended, e.g.

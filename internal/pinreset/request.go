@@ -9,6 +9,8 @@ import (
 	"net/mail"
 	"strings"
 	"unicode/utf8"
+
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 // The body field names of SPEC section 2; they are the Field of the errors
@@ -286,7 +288,7 @@ func (r Request) String() string {
 		domain = r.LoginID[i+1:]
 	}
 	return fmt.Sprintf("pinreset.Request{loginId:*@%q(%d chars) ci:%s currentPassword:%s newPassword:%s isResetPassword:%t}",
-		domain, utf8.RuneCountInString(r.LoginID), setOrNot(r.CI), setOrNot(r.CurrentPIN), setOrNot(r.NewPIN), r.Reset)
+		domain, utf8.RuneCountInString(r.LoginID), secret.String(r.CI), secret.String(r.CurrentPIN), secret.String(r.NewPIN), r.Reset)
 }
 
 // GoString redacts like String, for %#v.
@@ -299,10 +301,3 @@ func (r Request) Format(f fmt.State, _ rune) { _, _ = io.WriteString(f, r.String
 // LogValue redacts for log/slog, whose JSON handler would otherwise print the
 // exported fields.
 func (r Request) LogValue() slog.Value { return slog.StringValue(r.String()) }
-
-func setOrNot(s string) string {
-	if s == "" {
-		return "unset"
-	}
-	return "set"
-}

@@ -21,12 +21,11 @@ import (
 	"crypto/rand"
 	"errors"
 	"fmt"
-	"log/slog"
-	"strconv"
 
 	"golang.org/x/crypto/chacha20poly1305"
 
 	"github.com/kmwallet/pinreset/internal/keyspec"
+	"github.com/kmwallet/pinreset/internal/secret"
 )
 
 const (
@@ -51,32 +50,15 @@ var (
 // Key is a 32-byte XChaCha20-Poly1305 key with an id, the id being written in
 // every envelope sealed under it.
 //
-// Key formats and logs as its id only; the secret never appears in fmt, slog
-// or JSON output.
+// Key formats and logs as its id only: the secret is a secret.Bytes, which
+// never appears in fmt, slog, zap or JSON output.
 type Key struct {
-	ID     string // [a-zA-Z0-9_-]{1,32}
-	Secret []byte // exactly 32 bytes, from a CSPRNG
+	ID     string       `json:"id"`     // [a-zA-Z0-9_-]{1,32}
+	Secret secret.Bytes `json:"secret"` // exactly 32 bytes, from a CSPRNG
 }
 
-// String returns the id and a redaction marker, never the secret.
-func (k Key) String() string { return "seal.Key{ID:" + k.ID + " Secret:[redacted]}" }
-
-// GoString keeps %#v from printing the secret.
-func (k Key) GoString() string { return k.String() }
-
-// Format keeps every fmt verb (%v, %+v, %x, %d, ...) from printing the secret.
-func (k Key) Format(f fmt.State, _ rune) { _, _ = f.Write([]byte(k.String())) }
-
-// LogValue keeps slog handlers from printing the secret.
-func (k Key) LogValue() slog.Value {
-	return slog.GroupValue(slog.String("id", k.ID), slog.String("secret", "[redacted]"))
-}
-
-// MarshalJSON keeps an accidental json.Marshal of a configuration struct from
-// publishing the secret.
-func (k Key) MarshalJSON() ([]byte, error) {
-	return []byte(`{"id":` + strconv.Quote(k.ID) + `,"secret":"[redacted]"}`), nil
-}
+// String names the type and the id for the logs; the secret prints as its marker.
+func (k Key) String() string { return "seal.Key{ID:" + k.ID + " Secret:" + k.Secret.String() + "}" }
 
 // ParseKey parses a configuration value "<id>:<base64>", where base64 is the
 // standard padded encoding of exactly 32 bytes (e.g. `openssl rand -base64 32`).

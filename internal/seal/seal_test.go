@@ -302,10 +302,14 @@ func TestSecretsNeverFormatted(t *testing.T) {
 	slog.New(slog.NewTextHandler(&logs, nil)).Info("x", "key", kk, "ring", k)
 	js, _ := json.Marshal(struct{ K Key }{kk})
 	outs := []string{
-		kk.String(), fmt.Sprintf("%v %+v %#v %s %x %X %q %d", kk, kk, kk, kk, kk, kk, kk, kk),
-		fmt.Sprintf("%v %+v %#v %x", &kk, &kk, &kk, &kk),
+		kk.String(), fmt.Sprintf("%v %+v %#v %x", &kk, &kk, &kk, &kk),
 		fmt.Sprintf("%v %+v %#v %s %x %d", k, k, k, k, k, k),
 		logs.String(), string(js),
+	}
+	// Every verb, %d included: a variable format, because vet rightly
+	// questions %d of a struct, and leaking through it is what is tested.
+	for _, verb := range []string{"%v", "%+v", "%#v", "%s", "%x", "%X", "%q", "%d"} {
+		outs = append(outs, fmt.Sprintf(verb, kk))
 	}
 	for _, out := range outs {
 		for _, s := range []string{"SECRET", fmt.Sprintf("%x", secret), fmt.Sprint(secret), base64.StdEncoding.EncodeToString(secret)} {
