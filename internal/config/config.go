@@ -42,17 +42,14 @@ const (
 	DefaultMaxInFlight     = 2000
 	DefaultShutdownTimeout = 15 * time.Second
 
-	// DefaultMongoURI, DefaultMongoDatabase and DefaultMongoTimeout repeat
-	// mongostore.DefaultURI, DefaultDatabase and DefaultOperationTimeout:
-	// importing mongostore would link the MongoDB driver into the ingress,
-	// and mongostore cannot refer to these while it is being redesigned.
-	// TODO(issue #14): one definition once mongostore is done.
+	// mongostore takes its defaults from these (config cannot import
+	// mongostore: that would link the MongoDB driver into the ingress).
 	DefaultMongoURI         = "mongodb://127.0.0.1:27017/"
 	DefaultMongoDatabase    = "pinreset"
 	DefaultMongoTimeout     = 10 * time.Second
 	DefaultConsumerGroup    = "pinreset-worker"
 	DefaultOutcomeRetention = 7 * 24 * time.Hour
-	DefaultReplayWindow     = 24 * time.Hour
+	DefaultReplayWindow     = pinreset.DefaultReplayWindow
 	DefaultSessionTimeout   = 10 * time.Second // kafkabus.ConsumerConfig.SessionTimeout
 	DefaultCommandTimeout   = 30 * time.Second // kafkabus.ConsumerConfig.HandleTimeout
 	DefaultRetryBudget      = 30 * time.Second // kafkabus.ConsumerConfig.RetryBudget

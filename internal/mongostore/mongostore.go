@@ -39,6 +39,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
+	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -102,10 +103,10 @@ type Config struct {
 
 // Defaults of Config.
 const (
-	DefaultURI              = "mongodb://127.0.0.1:27017/"
-	DefaultDatabase         = "pinreset"
+	DefaultURI              = config.DefaultMongoURI
+	DefaultDatabase         = config.DefaultMongoDatabase
 	DefaultTimeout          = 5 * time.Second
-	DefaultOperationTimeout = 10 * time.Second
+	DefaultOperationTimeout = config.DefaultMongoTimeout
 )
 
 // Consistency the store forces whatever the URI says. The store's reasoning

@@ -122,6 +122,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	proc := &Processor{
 		Store: store, Audit: trail, Fingerprinter: fingerprints, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID, Metrics: metrics.NewWorker(reg), Parked: store, Health: mon, Ready: ready,
+		Outage: func(err error) bool { return mongostore.Unavailable(err) || kafkabus.Unavailable(err) },
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Cluster: cluster, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,

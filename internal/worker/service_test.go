@@ -167,7 +167,11 @@ func TestDecisions(t *testing.T) {
 		v2 := h.cmd(pinreset.KindReset, "m2", "", other)
 		v2.Auth = pinreset.SchemeKMV2
 		h.send(v2)
-		h.send(func() pinreset.Command { c := h.cmd(pinreset.KindChange, "m2", other, "975318"); c.Auth = pinreset.SchemeKMV2; return c }())
+		h.send(func() pinreset.Command {
+			c := h.cmd(pinreset.KindChange, "m2", other, "975318")
+			c.Auth = pinreset.SchemeKMV2
+			return c
+		}())
 		again := v2
 		again.CorrelationID, again.RequestID = "261201120000-again01", "again1"
 		if code := h.send(again); code != pinreset.CodeSuccess || !h.pinIs("m2", other) {

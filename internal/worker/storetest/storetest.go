@@ -174,7 +174,9 @@ func Run(t *testing.T, newStore New) {
 	t.Run("a correlation id decided about one member is refused about another", func(t *testing.T) {
 		s := newStore(t, long)
 		a, b := seed(t, s, "m-a"), seed(t, s, "m-b")
-		first, err := s.Update(ctx, asp, a.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-shared", pinreset.CodeSuccess), nil })
+		first, err := s.Update(ctx, asp, a.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-shared", pinreset.CodeSuccess), nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -201,7 +203,9 @@ func Run(t *testing.T, newStore New) {
 			seen = append(seen, cur.Version)
 			if len(seen) == 1 {
 				// Another command commits and settles in between.
-				other, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-other", pinreset.CodeSuccess), nil })
+				other, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+					return decision(cur, "cid-other", pinreset.CodeSuccess), nil
+				})
 				if err != nil {
 					return pinreset.Commit{}, err
 				}
@@ -223,12 +227,16 @@ func Run(t *testing.T, newStore New) {
 	t.Run("a decision left unsettled holds the member up, and is handed over past its lease", func(t *testing.T) {
 		s := newStore(t, 300*time.Millisecond)
 		m := seed(t, s, "m-stuck")
-		stuck, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-stuck", pinreset.CodeSuccess), nil })
+		stuck, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-stuck", pinreset.CodeSuccess), nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		time.Sleep(400 * time.Millisecond)
-		_, err = s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-next", pinreset.CodeSuccess), nil })
+		_, err = s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-next", pinreset.CodeSuccess), nil
+		})
 		var unsettled *pinreset.UnsettledError
 		if !errors.As(err, &unsettled) {
 			t.Fatalf("Update behind an unsettled decision past its lease: %v, want an UnsettledError", err)
@@ -239,17 +247,23 @@ func Run(t *testing.T, newStore New) {
 		if err := s.Settle(ctx, unsettled.Commit); err != nil {
 			t.Fatal(err)
 		}
-		next, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-next", pinreset.CodeSuccess), nil })
+		next, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-next", pinreset.CodeSuccess), nil
+		})
 		if err != nil || next.Member.Version != m.Version+2 {
 			t.Fatalf("after settling it: %+v, %v", next.Member.Version, err)
 		}
 
 		busy := newStore(t, long)
 		m = seed(t, busy, "m-busy")
-		if _, err := busy.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-1", pinreset.CodeSuccess), nil }); err != nil {
+		if _, err := busy.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-1", pinreset.CodeSuccess), nil
+		}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = busy.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-2", pinreset.CodeSuccess), nil })
+		_, err = busy.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-2", pinreset.CodeSuccess), nil
+		})
 		if !errors.Is(err, pinreset.ErrBusy) {
 			t.Fatalf("Update behind an unsettled decision within its lease: %v, want ErrBusy", err)
 		}
@@ -258,14 +272,18 @@ func Run(t *testing.T, newStore New) {
 	t.Run("Settle never goes back", func(t *testing.T) {
 		s := newStore(t, long)
 		m := seed(t, s, "m-settle")
-		one, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-1", pinreset.CodeSuccess), nil })
+		one, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-1", pinreset.CodeSuccess), nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
 		if err := s.Settle(ctx, one); err != nil {
 			t.Fatal(err)
 		}
-		two, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) { return decision(cur, "cid-2", pinreset.CodeSuccess), nil })
+		two, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+			return decision(cur, "cid-2", pinreset.CodeSuccess), nil
+		})
 		if err != nil {
 			t.Fatal(err)
 		}
