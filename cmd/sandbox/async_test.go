@@ -20,6 +20,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/wire"
@@ -128,16 +129,52 @@ type memberState struct {
 
 func memberDoc(t *testing.T, e Env, loginID string) memberState {
 	t.Helper()
+	var doc memberState
+	settledMember(t, e, loginID, &doc)
+	return doc
+}
+
+// settledMember reads the member with loginID into out once its last
+// decision is settled. The client's answer comes right after the commit and
+// the member document is settled a moment later (after the events and the
+// audit record), so a test reading the document right after an answer
+// waits for the decision claiming the version after the document's to be
+// gone... that is, for no such decision to be left.
+func settledMember(t *testing.T, e Env, loginID string, out any) {
+	t.Helper()
 	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer mc.Disconnect(context.Background())
-	var doc memberState
-	if err := mc.Database(e.Database).Collection("members").FindOne(context.Background(), bson.M{"loginId": loginID}).Decode(&doc); err != nil {
-		t.Fatal(err)
+	db := mc.Database(e.Database)
+	ctx := context.Background()
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		var raw bson.Raw
+		if err := db.Collection(mongostore.MembersCollection).FindOne(ctx, bson.M{"loginId": loginID}).Decode(&raw); err != nil {
+			t.Fatal(err)
+		}
+		var head struct {
+			ID      string `bson:"_id"`
+			Version int64  `bson:"version"`
+		}
+		if err := bson.Unmarshal(raw, &head); err != nil {
+			t.Fatal(err)
+		}
+		n, err := db.Collection(mongostore.DecisionsCollection).CountDocuments(ctx, bson.M{"claim": fmt.Sprintf("%s:%d", head.ID, head.Version+1)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if n == 0 {
+			if err := bson.Unmarshal(raw, out); err != nil {
+				t.Fatal(err)
+			}
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member %s: its decision of version %d not settled after 10 s", head.ID, head.Version+1)
+		}
 	}
-	return doc
 }
 
 func TestIdempotencyByCorrelationID(t *testing.T) {

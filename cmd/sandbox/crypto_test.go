@@ -2,7 +2,6 @@ package main
 
 import (
 	"bytes"
-	"context"
 	"crypto/rsa"
 	"crypto/x509"
 	"encoding/base64"
@@ -15,9 +14,6 @@ import (
 	"time"
 
 	jose "github.com/go-jose/go-jose/v4"
-	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kmheader"
@@ -184,17 +180,10 @@ func TestKeyRotation(t *testing.T) {
 	if r.body.Code != "000_000" {
 		t.Fatalf("change under rotated keys: %+v, want 000_000", r.body)
 	}
-	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(context.Background())
 	var doc struct {
 		PINHash string `bson:"pinHash"`
 	}
-	if err := mc.Database(e.Database).Collection("members").FindOne(context.Background(), bson.M{"loginId": "success@sandbox.example"}).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
+	settledMember(t, e, "success@sandbox.example", &doc)
 	if !strings.HasPrefix(doc.PINHash, "$argon2id$v=19$m=19456,t=3,p=1,k=sbxp2$") {
 		t.Fatalf("hash after the set = %q, want the new pepper sbxp2 and t=3", doc.PINHash)
 	}

@@ -1,7 +1,6 @@
 package main
 
 import (
-	"context"
 	"fmt"
 	"regexp"
 	"strconv"
@@ -9,8 +8,6 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // The end-to-end tests of issue 15: a reset is the way out of a lock, and
@@ -22,19 +19,12 @@ import (
 // lockState reads the member's lock and count from MongoDB.
 func lockState(t *testing.T, e Env, loginID string) (locked bool, failed int, remembered int) {
 	t.Helper()
-	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(context.Background())
 	var doc struct {
 		FailedAttempts int       `bson:"failedAttempts"`
 		LockedUntil    time.Time `bson:"lockedUntil"`
 		WrongAttempts  []bson.M  `bson:"wrongAttempts"`
 	}
-	if err := mc.Database(e.Database).Collection("members").FindOne(context.Background(), bson.M{"loginId": loginID}).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
+	settledMember(t, e, loginID, &doc)
 	return time.Now().Before(doc.LockedUntil), doc.FailedAttempts, len(doc.WrongAttempts)
 }
 

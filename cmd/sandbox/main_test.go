@@ -16,8 +16,6 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
-	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/ingress"
@@ -244,17 +242,8 @@ func TestSandboxChangeResetAndStorage(t *testing.T) {
 
 	// MongoDB: the member's PIN is an argon2id PHC string with the default
 	// (OWASP) parameters, and no PIN used above appears in the document.
-	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(context.Background())
 	var doc bson.M
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := mc.Database(e.Database).Collection("members").FindOne(ctx, bson.M{"loginId": "success@sandbox.example"}).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
+	settledMember(t, e, "success@sandbox.example", &doc)
 	hash, _ := doc["pinHash"].(string)
 	if !strings.HasPrefix(hash, "$argon2id$v=19$m=19456,t=2,p=1,") {
 		t.Errorf("pinHash = %q, want an argon2id PHC string with m=19456,t=2,p=1", hash)
@@ -406,11 +395,6 @@ func TestSandboxConcurrentCommandsOneMember(t *testing.T) {
 		t.Fatalf("outcomes %v: want only successes and weak-PIN refusals", codes)
 	}
 
-	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(context.Background())
 	var doc struct {
 		Version int64  `bson:"version"`
 		PINHash string `bson:"pinHash"`
@@ -419,9 +403,7 @@ func TestSandboxConcurrentCommandsOneMember(t *testing.T) {
 			Code string `bson:"code"`
 		} `bson:"recent"`
 	}
-	if err := mc.Database(e.Database).Collection("members").FindOne(context.Background(), bson.M{"loginId": "samepin@sandbox.example"}).Decode(&doc); err != nil {
-		t.Fatal(err)
-	}
+	settledMember(t, e, "samepin@sandbox.example", &doc)
 	if doc.Version != int64(1+success) {
 		t.Errorf("version = %d after %d successful sets from version 1: an update was lost or doubled", doc.Version, success)
 	}

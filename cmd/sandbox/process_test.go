@@ -11,6 +11,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -24,6 +25,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -375,9 +377,10 @@ func finish(t *testing.T, clients []*client, j *job, deadline time.Time) {
 	}
 }
 
-// checkExactlyOnce reads MongoDB back: one outcome record per job, matching
-// what its client was told; per member, the version advanced once per
-// successful job and never twice for one correlation id.
+// checkExactlyOnce reads MongoDB and the events back: one decision per
+// job, matching what its client was told; per member, one claimed version
+// per decision and the member settled at the last one; every PIN set
+// announced, and no member's event published after one of a later version.
 func checkExactlyOnce(t *testing.T, e Env, jobs []*job) {
 	t.Helper()
 	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
@@ -388,24 +391,39 @@ func checkExactlyOnce(t *testing.T, e Env, jobs []*job) {
 	db := mc.Database(e.Database)
 	ctx := context.Background()
 
-	type outcome struct {
+	type decision struct {
 		CorrelationID string `bson:"correlationId"`
 		Code          string `bson:"code"`
+		Claim         string `bson:"claim"`
+		MemberID      string `bson:"memberId"`
+		Version       int64  `bson:"version"`
 	}
-	cur, err := db.Collection("outcomes").Find(ctx, bson.M{})
+	cur, err := db.Collection(mongostore.DecisionsCollection).Find(ctx, bson.M{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var outs []outcome
-	if err := cur.All(ctx, &outs); err != nil {
+	var decisions []decision
+	if err := cur.All(ctx, &decisions); err != nil {
 		t.Fatal(err)
 	}
 	recorded := map[string]string{}
-	for _, o := range outs {
-		if _, dup := recorded[o.CorrelationID]; dup {
-			t.Errorf("correlation id %s has two outcome records", o.CorrelationID)
+	claims := map[string]string{}
+	last := map[string]int64{} // member id -> highest version claimed
+	for _, d := range decisions {
+		if d.CorrelationID == "" {
+			continue // an operator's put (seeding), not a command
 		}
-		recorded[o.CorrelationID] = o.Code
+		if _, dup := recorded[d.CorrelationID]; dup {
+			t.Errorf("correlation id %s has two decisions", d.CorrelationID)
+		}
+		recorded[d.CorrelationID] = d.Code
+		if prev, dup := claims[d.Claim]; dup {
+			t.Errorf("claim %s taken by %s and %s", d.Claim, prev, d.CorrelationID)
+		}
+		claims[d.Claim] = d.CorrelationID
+		if d.MemberID != "" && d.Version > last[d.MemberID] {
+			last[d.MemberID] = d.Version
+		}
 	}
 	successes := map[string]int{}
 	lost, mismatched := 0, 0
@@ -426,39 +444,33 @@ func checkExactlyOnce(t *testing.T, e Env, jobs []*job) {
 		t.Errorf("%d of %d commands have no recorded outcome", lost, len(jobs))
 	}
 
-	type version struct {
-		MemberID string `bson:"memberId"`
-		Version  int64  `bson:"version"`
-		State    struct {
-			LoginID string `bson:"loginId"`
-			Recent  []struct {
-				CID string `bson:"cid"`
-			} `bson:"recent"`
-		} `bson:"state"`
+	// Every member settled at its last decision, with no version skipped.
+	type member struct {
+		ID      string `bson:"_id"`
+		LoginID string `bson:"loginId"`
+		Version int64  `bson:"version"`
 	}
-	cur, err = db.Collection("member_versions").Find(ctx, bson.M{"memberId": bson.M{"$regex": "^load-"}})
+	cur, err = db.Collection(mongostore.MembersCollection).Find(ctx, bson.M{"_id": bson.M{"$regex": "^load-"}})
 	if err != nil {
 		t.Fatal(err)
 	}
-	var versions []version
-	if err := cur.All(ctx, &versions); err != nil {
+	var members []member
+	if err := cur.All(ctx, &members); err != nil {
 		t.Fatal(err)
 	}
-	madeBy := map[string]string{} // correlation id -> "member:version" it made
-	perMember := map[string]int{}
-	for _, v := range versions {
-		last := v.State.Recent[len(v.State.Recent)-1].CID
-		if prev, dup := madeBy[last]; dup {
-			t.Errorf("correlation id %s advanced a member twice: %s and %s:%d", last, prev, v.MemberID, v.Version)
+	unsettled := 0
+	for _, m := range members {
+		if l, ok := last[m.ID]; ok && m.Version != l {
+			unsettled++
+			t.Errorf("member %s settled at version %d, its last decision claimed %d", m.ID, m.Version, l)
 		}
-		madeBy[last] = fmt.Sprintf("%s:%d", v.MemberID, v.Version)
-		perMember[v.State.LoginID]++
-	}
-	for m, n := range successes {
-		if perMember[m] != n {
-			t.Errorf("member %s: %d successful commands but %d new versions", m, n, perMember[m])
+		for v := int64(2); v <= last[m.ID]; v++ {
+			if _, ok := claims[fmt.Sprintf("%s:%d", m.ID, v)]; !ok {
+				t.Errorf("member %s: version %d claimed by no decision", m.ID, v)
+			}
 		}
 	}
+	checkEventOrder(t, e, successes)
 	// The audit trail: whatever died when, each command is audited once,
 	// with its outcome (the worker appends after publishing the result; a
 	// redelivery appends again and the trail refuses the duplicate).
@@ -485,7 +497,49 @@ func checkExactlyOnce(t *testing.T, e Env, jobs []*job) {
 	for _, j := range jobs {
 		codes[string(j.final.body.Code)]++
 	}
-	t.Logf("commands %d, outcome records %d, lost %d, mismatched %d, unaudited %d, versions %d, codes %v", len(jobs), len(recorded), lost, mismatched, unaudited, len(versions), codes)
+	t.Logf("commands %d, decisions %d, lost %d, mismatched %d, unaudited %d, unsettled members %d, codes %v", len(jobs), len(recorded), lost, mismatched, unaudited, unsettled, codes)
+}
+
+// checkEventOrder reads password.events: per member, as many distinct PIN
+// set events as successful jobs (a re-published event keeps its id), and
+// never an event of an earlier version after one of a later version (the
+// spec keys events by member so that they stay in order).
+func checkEventOrder(t *testing.T, e Env, successes map[string]int) {
+	t.Helper()
+	set := map[string]map[string]bool{} // loginId of the load members is "<n>@...", id "load-<n>"
+	latest := map[string]int64{}
+	late := 0
+	for _, m := range readAll(t, e.Brokers, kafkabus.TopicEvents) {
+		ev, d := decodeEvent(t, m)
+		if !strings.HasPrefix(d.MemberID, "load-") {
+			continue
+		}
+		parts := strings.Split(ev.ID(), ":") // "<member id>:<version>:<n>"
+		v, err := strconv.ParseInt(parts[len(parts)-2], 10, 64)
+		if err != nil {
+			t.Fatalf("event id %s: %v", ev.ID(), err)
+		}
+		if v < latest[d.MemberID] {
+			late++
+			t.Errorf("member %s: event %s published after an event of version %d", d.MemberID, ev.ID(), latest[d.MemberID])
+		}
+		latest[d.MemberID] = max(latest[d.MemberID], v)
+		if ev.Type() == string(pinreset.EventPINSet) {
+			if set[d.MemberID] == nil {
+				set[d.MemberID] = map[string]bool{}
+			}
+			set[d.MemberID][ev.ID()] = true
+		}
+	}
+	missing := 0
+	for login, n := range successes {
+		id := "load-" + strings.TrimSuffix(strings.TrimPrefix(login, "load"), "@sandbox.example")
+		if len(set[id]) != n {
+			missing++
+			t.Errorf("member %s: %d PIN set events, %d successful commands", id, len(set[id]), n)
+		}
+	}
+	t.Logf("events: %d members announced, %d with a count off, %d published out of order", len(set), missing, late)
 }
 
 // goJobs runs jobs in the background (runJobs); done closes when all have

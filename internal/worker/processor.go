@@ -160,7 +160,12 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		return p.decide(cmd, m)
 	}
 	for range maxTakeovers {
-		c, err := p.Store.Update(ctx, cmd.ASPID, cmd.LoginID, decide)
+		uctx, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.login_scope", cmd.ASPID)))
+		c, err := p.Store.Update(uctx, cmd.ASPID, cmd.LoginID, decide)
+		if err == nil {
+			span.SetAttributes(attribute.String("pinreset.member_id", c.Member.ID), attribute.Int64("pinreset.version", c.Member.Version))
+		}
+		span.End()
 		var decided *pinreset.DecidedError
 		var unsettled *pinreset.UnsettledError
 		switch {
