@@ -595,6 +595,67 @@ func TestKillWorkerMidLoad(t *testing.T) {
 	checkExactlyOnce(t, e, jobs)
 }
 
+// TestEventsInOrderUnderKills: 300 members each get a change and then,
+// once the change is answered, a reset, while two workers are killed with
+// SIGKILL ten times between them (each replaced at once). Every command is
+// decided once, and no member's event of an earlier version is published
+// after one of a later version: before the redesign (an outbox relay
+// re-publishing late) 4 of 300 members saw that.
+func TestEventsInOrderUnderKills(t *testing.T) {
+	in := startInfraProcesses(t)
+	e := in.Env
+	members := seedMembers(t, e, 300)
+	_, c := startIngressClient(t, &e, map[string]string{"PINRESET_RESULT_WAIT": "2s"})
+	env := func(id string) map[string]string {
+		return processEnv(e, map[string]string{"PINRESET_WORKER_ID": id})
+	}
+	workers := []*process{startProcess(t, "worker", env("w0")), startProcess(t, "worker", env("w1"))}
+
+	var jobs []*job
+	done := make(chan struct{})
+	var finished atomic.Int64
+	go func() {
+		defer close(done)
+		sem := make(chan struct{}, 60)
+		var wg sync.WaitGroup
+		var mu sync.Mutex
+		for _, m := range members {
+			change := &job{cid: kmheader.NewCorrelationID(time.Now(), nil), loginID: m, pin: "357913",
+				body: []byte(fmt.Sprintf(`{"loginId":%q,"currentPassword":"240810","newPassword":"357913"}`, m))}
+			reset := &job{cid: kmheader.NewCorrelationID(time.Now(), nil), loginID: m, pin: "802468",
+				body: []byte(fmt.Sprintf(`{"loginId":%q,"newPassword":"802468","isResetPassword":true}`, m))}
+			mu.Lock()
+			jobs = append(jobs, change, reset)
+			mu.Unlock()
+			wg.Add(1)
+			sem <- struct{}{}
+			go func() {
+				defer wg.Done()
+				defer func() { <-sem }()
+				deadline := time.Now().Add(4 * time.Minute)
+				finish(t, []*client{c}, change, deadline)
+				finish(t, []*client{c}, reset, deadline)
+				finished.Add(2)
+			}()
+		}
+		wg.Wait()
+	}()
+	for kill := 0; kill < 10; kill++ {
+		time.Sleep(800 * time.Millisecond)
+		i := kill % 2
+		workers[i].kill()
+		workers[i] = startProcess(t, "worker", env(fmt.Sprintf("w%d-%d", i, kill)))
+		t.Logf("kill %d: worker %d after %d of %d commands", kill+1, i, finished.Load(), 2*len(members))
+	}
+	<-done
+	for _, j := range jobs {
+		if j.final.body.Code != "000_000" {
+			t.Errorf("job %s (%s): %d %s, want 000_000", j.cid, j.loginID, j.final.status, j.final.body.Code)
+		}
+	}
+	checkExactlyOnce(t, e, jobs)
+}
+
 // TestTwoIngressTwoWorkers runs two of each under load; one ingress is
 // killed mid-wait and its clients retry on the other with the same
 // correlation id and body.
