@@ -89,14 +89,14 @@ func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
 // as cores for d: commands sealed like the ingress seals them, decided
 // against the real database with the real hashing, results published to a
 // publisher that drops them.
-func (b *bench) coreRPS(ctx context.Context, store *mongostore.Store, over map[string]string, pattern string, count int, d time.Duration) (float64, error) {
+func (b *bench) coreRPS(ctx context.Context, store *mongostore.Store, over map[string]string, pattern string, count int, d time.Duration) (rps float64, n int64, err error) {
 	cfg, err := config.LoadWorker(b.getenv(over))
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	handle, ring, err := newCoreProcessor(cfg, store)
 	if err != nil {
-		return 0, err
+		return 0, 0, err
 	}
 	workers := runtime.NumCPU()
 	var done atomic.Int64
@@ -129,9 +129,9 @@ func (b *bench) coreRPS(ctx context.Context, store *mongostore.Store, over map[s
 	}
 	wg.Wait()
 	if err, _ := firstErr.Load().(error); err != nil {
-		return 0, fmt.Errorf("core run: %w", err)
+		return 0, 0, fmt.Errorf("core run: %w", err)
 	}
-	return float64(done.Load()) / time.Since(start).Seconds(), nil
+	return float64(done.Load()) / time.Since(start).Seconds(), done.Load(), nil
 }
 
 // nextBenchPIN steps to the next PIN the default policy accepts.
