@@ -1,6 +1,7 @@
 // Package admin serves a binary's operational endpoints on their own port,
 // away from the public API: /healthz (the process is alive), /readyz (its
-// dependencies answer) and /metrics (Prometheus).
+// dependencies answer) and /metrics (Prometheus), and on request Go's
+// profiles (/debug/pprof/).
 package admin
 
 import (
@@ -10,6 +11,7 @@ import (
 	"io"
 	"net"
 	"net/http"
+	"net/http/pprof"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -24,6 +26,22 @@ import (
 // answered 503 with the reason (names of dependencies and loops, never a
 // secret). live may be nil.
 func Handler(reg *prometheus.Registry, live func() error, ready func(context.Context) error, log *zap.Logger) http.Handler {
+	return handler(reg, live, ready, log)
+}
+
+// WithProfiles is Handler with Go's profiles under /debug/pprof/
+// (PINRESET_ADMIN_PPROF): CPU (?seconds=N, at most the write timeout),
+// heap, goroutines, and the execution trace.
+func WithProfiles(reg *prometheus.Registry, live func() error, ready func(context.Context) error, log *zap.Logger) http.Handler {
+	mux := handler(reg, live, ready, log)
+	mux.HandleFunc("GET /debug/pprof/", pprof.Index)
+	mux.HandleFunc("GET /debug/pprof/profile", pprof.Profile)
+	mux.HandleFunc("GET /debug/pprof/trace", pprof.Trace)
+	mux.HandleFunc("GET /debug/pprof/symbol", pprof.Symbol)
+	return mux
+}
+
+func handler(reg *prometheus.Registry, live func() error, ready func(context.Context) error, log *zap.Logger) *http.ServeMux {
 	mux := http.NewServeMux()
 	mux.HandleFunc("GET /healthz", func(w http.ResponseWriter, _ *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
@@ -60,7 +78,7 @@ func Serve(ctx context.Context, addr string, h http.Handler, listening func(stri
 		return fmt.Errorf("PINRESET_ADMIN_ADDR: %w", err)
 	}
 	srv := &http.Server{Handler: h, ReadHeaderTimeout: 5 * time.Second, ReadTimeout: 5 * time.Second,
-		WriteTimeout: 10 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}
+		WriteTimeout: 35 * time.Second, IdleTimeout: 60 * time.Second, MaxHeaderBytes: 8 << 10}
 	if listening != nil {
 		listening(ln.Addr().String())
 	}

@@ -112,6 +112,10 @@ type Common struct {
 	// /metrics), apart from the API. Default 127.0.0.1:9090 for the ingress,
 	// 127.0.0.1:9091 for the worker; empty string "off" disables it.
 	AdminAddr string
+	// AdminPprof: PINRESET_ADMIN_PPROF, serve Go's profiles
+	// (/debug/pprof/) on the admin listener, for profiling a process under
+	// load. Default false: a profile costs CPU and shows code paths.
+	AdminPprof bool
 	// TracesExporter: PINRESET_TRACES_EXPORTER, none, otlp (OTLP over HTTP,
 	// configured by the standard OTEL_EXPORTER_OTLP_* variables) or file.
 	// Default none.
@@ -382,6 +386,7 @@ func loadCommon(e *env, adminAddr string) Common {
 		TopicMinInSync:   e.integer("PINRESET_TOPIC_MIN_INSYNC_REPLICAS", DefaultTopicMinInSync, 1, 100),
 		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS", true),
 		AdminAddr:        e.str("PINRESET_ADMIN_ADDR", adminAddr),
+		AdminPprof:       e.boolean("PINRESET_ADMIN_PPROF", false),
 		TracesExporter:   e.str("PINRESET_TRACES_EXPORTER", "none"),
 		TracesFile:       e.str("PINRESET_TRACES_FILE", ""),
 	}

@@ -35,6 +35,7 @@ var Settings = []Setting{
 	{"PINRESET_TRACES_EXPORTER", "both", false, "none", "none, otlp (OTLP over HTTP, endpoint from the standard OTEL_EXPORTER_OTLP_* variables) or file"},
 	{"PINRESET_TRACES_FILE", "both", false, "none", "with the file exporter: where spans are appended as JSON lines"},
 	{"PINRESET_ADMIN_ADDR", "both", false, "ingress 127.0.0.1:9090, worker 127.0.0.1:9091", "admin listener: /healthz, /readyz, /metrics; off disables it"},
+	{"PINRESET_ADMIN_PPROF", "both", false, "false", "also serve Go's profiles (/debug/pprof/) on the admin listener, for profiling under load"},
 	{"PINRESET_HTTP_ADDR", "ingress", false, "127.0.0.1:8080", "listen address"},
 	{"PINRESET_ASP_FILE", "ingress", false, "required", "the ASP registry (JSON, as deployments/sandbox/asps.json)"},
 	{"PINRESET_TRAN_WINDOW", "ingress", false, "5m", "how far X-KM-Tran-Time and the token time may be from the server clock"},

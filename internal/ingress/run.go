@@ -133,9 +133,13 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		}
 		return nil
 	})
+	adminRoutes := admin.Handler
+	if cfg.AdminPprof {
+		adminRoutes = admin.WithProfiles
+	}
 	if cfg.AdminAddr != "" {
 		g.Go(func() error {
-			return admin.Serve(gctx, cfg.AdminAddr, admin.Handler(reg, mon.Live, ready, log), func(a string) {
+			return admin.Serve(gctx, cfg.AdminAddr, adminRoutes(reg, mon.Live, ready, log), func(a string) {
 				log.Info("admin listening", zap.String("addr", a))
 			})
 		})

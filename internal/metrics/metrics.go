@@ -32,7 +32,6 @@ type Worker struct {
 	CommandAge      prometheus.Histogram     // from acceptance by the ingress to the result: end-to-end lag
 	HashDuration    prometheus.Histogram     // one argon2id hash or verification
 	HashesAhead     *prometheus.CounterVec   // new-PIN hashes started ahead of the check, and used
-	HashCPU         prometheus.Counter       // CPU seconds spent in argon2id (the hashing thread's own time)
 	DeadLettered    prometheus.Counter
 	Locks           prometheus.Counter
 	Conflicts       prometheus.Counter     // compare-and-set conflicts (two commands for one member)
@@ -98,9 +97,6 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		HashesAhead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_hashes_ahead_total", Help: "New-PIN hashes started on an idle core while the current PIN was checked (result=started), and those the check let through (result=used).",
 		}, []string{"result"}),
-		HashCPU: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pinreset_hash_cpu_seconds_total", Help: "CPU time spent in argon2id hashes and verifications, measured on the hashing thread (on Linux; elsewhere the wall time): with the process's CPU it shows what the worker spends besides hashing.",
-		}),
 		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pinreset_dead_lettered_total", Help: "Commands moved to password.commands.dlq.",
 		}),
@@ -128,6 +124,6 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	}
 	m.HashesAhead.WithLabelValues("started")
 	m.HashesAhead.WithLabelValues("used")
-	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.HashCPU, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys)
+	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys)
 	return m
 }

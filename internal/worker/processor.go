@@ -47,7 +47,9 @@ type Store interface {
 	// Record records the outcome of a command without a member; a
 	// *pinreset.DecidedError when its correlation id already has one.
 	Record(ctx context.Context, o pinreset.Outcome) error
-	// Settle makes a committed decision the member's settled state.
+	// Settle makes a committed decision the member's settled state. The
+	// caller makes sure it is newer than the settled state: it committed it
+	// itself, or has just read the settled state (settle's recheck).
 	Settle(ctx context.Context, c pinreset.Commit) error
 	// FindMemberByID returns a member's settled state.
 	FindMemberByID(ctx context.Context, id string) (*pinreset.Member, error)

@@ -154,11 +154,15 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	runCtx, stop := context.WithCancel(ctx)
 	defer stop()
 	var background sync.WaitGroup
+	adminRoutes := admin.Handler
+	if cfg.AdminPprof {
+		adminRoutes = admin.WithProfiles
+	}
 	if cfg.AdminAddr != "" {
 		background.Add(1)
 		go func() {
 			defer background.Done()
-			err := admin.Serve(runCtx, cfg.AdminAddr, admin.Handler(reg, mon.Live, func(ctx context.Context) error {
+			err := admin.Serve(runCtx, cfg.AdminAddr, adminRoutes(reg, mon.Live, func(ctx context.Context) error {
 				return errors.Join(ready(ctx), mon.Ready())
 			}, log), func(a string) {
 				log.Info("admin listening", zap.String("addr", a))
@@ -285,15 +289,12 @@ type timedHasher struct {
 
 func (t timedHasher) Hash(pin string) (string, error) {
 	defer t.admit()()
-	defer t.cpu()()
 	return t.h.Hash(pin)
 }
 
 func (t timedHasher) Verify(pin, encoded string) (bool, bool, error) {
 	defer t.admit()()
-	done := t.cpu()
 	ok, rehash, err := t.h.Verify(pin, encoded)
-	done()
 	if errors.Is(err, pinhash.ErrUnknownPepper) {
 		// A pepper not deployed here yet: wait for it, never an outcome.
 		err = &pinreset.MissingKeyError{Kind: "pepper", Err: err}
@@ -321,9 +322,7 @@ func (t timedHasher) HashAhead(pin string) func() (string, error) {
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
-		measured := t.cpu()
 		h, err := t.h.Hash(pin)
-		measured()
 		t.observe(start)
 		<-t.slots
 		done <- result{h, err}
@@ -345,16 +344,6 @@ func (t timedHasher) admit() func() {
 		t.observe(start)
 		<-t.slots
 	}
-}
-
-// cpu starts measuring the CPU time of a hash on this goroutine's thread
-// (threadCPU), and returns the func that ends it and counts it.
-func (t timedHasher) cpu() func() {
-	if t.m == nil {
-		return func() {}
-	}
-	end := threadCPU()
-	return func() { t.m.HashCPU.Add(end().Seconds()) }
 }
 
 func (t timedHasher) observe(start time.Time) {

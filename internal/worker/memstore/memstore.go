@@ -167,11 +167,13 @@ func (s *Store) waitSettled(ctx context.Context, m pinreset.Member, winner strin
 	}
 }
 
-// Settle implements worker.Store.
+// Settle implements worker.Store: like mongostore's, it replaces the
+// member's settled state, whatever it was (the caller makes sure c is
+// newer).
 func (s *Store) Settle(_ context.Context, c pinreset.Commit) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if cur, ok := s.members[c.Member.ID]; ok && cur.Version < c.Member.Version {
+	if _, ok := s.members[c.Member.ID]; ok {
 		s.members[c.Member.ID] = clone(c.Member)
 	}
 	return nil

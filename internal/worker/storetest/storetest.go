@@ -269,34 +269,6 @@ func Run(t *testing.T, newStore New) {
 		}
 	})
 
-	t.Run("Settle never goes back", func(t *testing.T) {
-		s := newStore(t, long)
-		m := seed(t, s, "m-settle")
-		one, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-1", pinreset.CodeSuccess), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Settle(ctx, one); err != nil {
-			t.Fatal(err)
-		}
-		two, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-2", pinreset.CodeSuccess), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Settle(ctx, two); err != nil {
-			t.Fatal(err)
-		}
-		if err := s.Settle(ctx, one); err != nil {
-			t.Fatal(err)
-		}
-		if cur, _ := s.FindMemberByID(ctx, m.ID); cur.Version != two.Member.Version {
-			t.Fatalf("settling an older decision again moved the member to version %d, want %d", cur.Version, two.Member.Version)
-		}
-	})
 }
 
 func errOf(_ pinreset.Commit, err error) error { return err }
