@@ -16,6 +16,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"runtime/pprof"
 	"strings"
 	"syscall"
 	"time"
@@ -61,6 +62,7 @@ type sandboxFlags struct {
 	infraOnly                      bool
 	infra                          string
 	ingressAdmin, workerAdmin      string
+	cpuProfile                     string
 }
 
 func run(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer, started func(Env)) error {
@@ -76,8 +78,20 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	fs.StringVar(&o.workerAdmin, "worker-admin-addr", config.DefaultWorkerAdminAddr, "worker admin listener (/metrics, /healthz, /readyz); off disables it")
 	fs.BoolVar(&o.infraOnly, "infra-only", false, "start only the broker and the database (and load the seed data)")
 	fs.StringVar(&o.infra, "infra", "kafka,mongo", "with -infra-only: which embedded servers to start (kafka, mongo or both)")
+	fs.StringVar(&o.cpuProfile, "cpuprofile", "", "write a CPU profile of the whole run (broker, database and all) to this file, for go tool pprof")
 	if err := fs.Parse(args); err != nil {
 		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
 	}
 	fileEnv, err := config.ReadEnvFile(filepath.Join(o.sandboxDir, "sandbox.env"))
 	if err != nil {

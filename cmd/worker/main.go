@@ -11,6 +11,8 @@ import (
 	"os/signal"
 	"syscall"
 
+	"go.uber.org/zap"
+
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/logging"
 	"github.com/kmwallet/pinreset/internal/worker"
@@ -43,5 +45,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer log.Sync()
+	if limit, tuned := worker.TuneGC(cfg, getenv); tuned {
+		log.Info("garbage collection by memory limit (GOGC off)", zap.Int64("memory_limit_mib", limit>>20))
+	}
 	return worker.Run(ctx, cfg, log.Named("worker"))
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -69,6 +70,11 @@ func hashMsAllCores(h workerHasher, cores, rounds int) float64 {
 // hashCPUMs runs rounds of `parallel` concurrent hashes and returns the
 // process CPU time per hash, after two warm-up rounds.
 func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
+	// Collect garbage as the worker does (worker.TuneGC: by memory limit
+	// only), so that what is measured is the hash, not this process's
+	// collections of the blocks it drops.
+	defer debug.SetGCPercent(debug.SetGCPercent(-1))
+	defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(64+3*parallel*20) << 20))
 	round := func() {
 		var wg sync.WaitGroup
 		for range parallel {
