@@ -68,7 +68,7 @@ func hashMsAllCores(h workerHasher, cores, rounds int) float64 {
 }
 
 // hashCPUMs runs rounds of `parallel` concurrent hashes and returns the
-// process CPU time per hash, after two warm-up rounds.
+// process CPU time per hash, after warm-up rounds.
 func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
 	// Collect garbage as the worker does (worker.TuneGC: by memory limit
 	// only), so that what is measured is the hash, not this process's
@@ -82,8 +82,11 @@ func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
 		}
 		wg.Wait()
 	}
-	round()
-	round()
+	// Warm up until the heap has grown to its limit once: with the
+	// collector off, the first hashes fault fresh pages in.
+	for range 6 {
+		round()
+	}
 	start := selfCPUSeconds()
 	for range rounds {
 		round()

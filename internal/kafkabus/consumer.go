@@ -285,38 +285,51 @@ func (c *Consumer) fetchLoop(ctx context.Context, tr *tracker, lanes []chan kafk
 	}
 }
 
-// commit commits behind completed work until done is closed. A failed
-// commit (the broker away) is retried at the next tick: commits are
-// cumulative, so only the latest point per partition matters.
+// commitEvery is how often the commit point is sent to the broker: one
+// OffsetCommit for every partition that moved, instead of one per message.
+// Work done since the last commit is redelivered after a crash, which
+// handlers, idempotent by correlation id, answer from what they recorded;
+// no decision depends on it.
+const commitEvery = 100 * time.Millisecond
+
+// commit commits behind completed work until done is closed, every
+// commitEvery. A failed commit (the broker away) is retried at the next
+// tick: commits are cumulative, so only the latest point per partition
+// matters.
 func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Message) {
 	pending := map[partKey]kafka.Message{}
-	failed := map[partKey]int{}
-	tick := time.NewTicker(time.Second)
+	failures := 0
+	tick := time.NewTicker(commitEvery)
 	defer tick.Stop()
 	flush := func() {
-		for k, m := range pending {
-			cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
-			err := c.reader().CommitMessages(cctx, m)
-			cancel()
-			if err != nil {
-				// A failed commit only means redelivery: handlers are
-				// idempotent. A point that keeps failing (its partition
-				// went to another member, which commits its own progress)
-				// is dropped after a minute of tries.
-				failed[k]++
-				if failed[k] == 1 || failed[k] >= 60 {
-					c.log.Warn("commit offset", zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset+1),
-						zap.Int("failures", failed[k]), zap.Bool("dropped", failed[k] >= 60), zap.Error(err))
-				}
-				if failed[k] >= 60 {
-					delete(pending, k)
-					delete(failed, k)
-				}
-				return
-			}
-			delete(pending, k)
-			delete(failed, k)
+		if len(pending) == 0 {
+			return
 		}
+		msgs := make([]kafka.Message, 0, len(pending))
+		for _, m := range pending {
+			msgs = append(msgs, m)
+		}
+		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		err := c.reader().CommitMessages(cctx, msgs...)
+		cancel()
+		if err != nil {
+			// A failed commit only means redelivery: handlers are
+			// idempotent. Points that keep failing (their partitions went
+			// to another member, which commits its own progress) are
+			// dropped after a minute of tries.
+			failures++
+			if failures == 1 || failures >= int(time.Minute/commitEvery) {
+				c.log.Warn("commit offsets", zap.Int("partitions", len(msgs)), zap.Int("failures", failures),
+					zap.Bool("dropped", failures >= int(time.Minute/commitEvery)), zap.Error(err))
+			}
+			if failures >= int(time.Minute/commitEvery) {
+				clear(pending)
+				failures = 0
+			}
+			return
+		}
+		clear(pending)
+		failures = 0
 	}
 	for {
 		select {
@@ -327,7 +340,6 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 			}
 			if next, ok := tr.done(m); ok {
 				pending[partKey{next.Topic, next.Partition}] = next
-				flush()
 			}
 		case <-tick.C:
 			flush()
