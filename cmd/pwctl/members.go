@@ -13,6 +13,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
+	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
 
@@ -92,7 +93,7 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 		return errors.New("-count must be at least 1")
 	case *batch < 1:
 		return errors.New("-batch must be at least 1")
-	case !isSixDigits(*pin):
+	case !pinreset.IsPIN(*pin):
 		return errors.New("-pin must be 6 digits")
 	case *aspID == "":
 		return errors.New("-asp is required")
@@ -142,18 +143,6 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 	fmt.Fprintf(stdout, "seeded %d members (%d new, %d already there) of %s in %s (%.0f members/s)\n",
 		*count, inserted, *count-inserted, *aspID, took.Round(time.Millisecond), float64(*count)/took.Seconds())
 	return nil
-}
-
-func isSixDigits(s string) bool {
-	if len(s) != 6 {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }
 
 // isTerminal reports whether w is a character device (a terminal).

@@ -11,6 +11,8 @@ import (
 	"math"
 	"net/url"
 	"time"
+
+	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 // Options are the settings of one run. The zero value is not a run (it
@@ -114,7 +116,7 @@ func (o *Options) Check() error {
 		return errors.New("-max-wrong must not be negative")
 	case o.Timeout <= 0:
 		return errors.New("-timeout must be positive")
-	case o.InitialPIN != "" && !isSixDigits(o.InitialPIN):
+	case o.InitialPIN != "" && !pinreset.IsPIN(o.InitialPIN):
 		return errors.New(`-initial-pin must be 6 digits or ""`)
 	}
 	if o.Rate == 0 && o.Concurrency == 0 {
@@ -124,16 +126,4 @@ func (o *Options) Check() error {
 		return fmt.Errorf("-members: %w", err)
 	}
 	return nil
-}
-
-func isSixDigits(s string) bool {
-	if len(s) != 6 {
-		return false
-	}
-	for i := range len(s) {
-		if s[i] < '0' || s[i] > '9' {
-			return false
-		}
-	}
-	return true
 }

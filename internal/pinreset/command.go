@@ -180,9 +180,9 @@ func (c Command) CheckSecrets() error {
 		return errors.New("bad loginId")
 	case c.CI != "" && (utf8.RuneCountInString(c.CI) != ciLen || !isBase64Chars(c.CI)):
 		return errors.New("bad ci")
-	case !isPIN(c.NewPIN):
+	case !IsPIN(c.NewPIN):
 		return errors.New("bad newPassword")
-	case c.Kind == KindChange && !isPIN(c.CurrentPIN):
+	case c.Kind == KindChange && !IsPIN(c.CurrentPIN):
 		return errors.New("bad currentPassword")
 	}
 	return nil

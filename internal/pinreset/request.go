@@ -137,9 +137,9 @@ func ParseRequest(body []byte) (Request, error) {
 		return Request{}, Errorf(CodeInvalidInput, FieldLoginID)
 	case !ci.null() && (!ciOK || !isBase64Chars(ciS)):
 		return Request{}, Errorf(CodeInvalidInput, FieldCI)
-	case checkCur && (!curOK || !isPIN(curS)):
+	case checkCur && (!curOK || !IsPIN(curS)):
 		return Request{}, Errorf(CodeInvalidInput, FieldCurrentPIN)
-	case !nextOK || !isPIN(nextS):
+	case !nextOK || !IsPIN(nextS):
 		return Request{}, Errorf(CodeInvalidInput, FieldNewPIN)
 	case !resetOK:
 		return Request{}, Errorf(CodeInvalidInput, FieldReset)
@@ -234,9 +234,9 @@ func isBase64Chars(s string) bool {
 	return true
 }
 
-// isPIN is exactly six ASCII digits. Other scripts' digits (Arabic-Indic
+// IsPIN reports whether s is a PIN: exactly six ASCII digits. Other scripts' digits (Arabic-Indic
 // "٠١٢٣٤٥") are six characters too, but not a PIN the keypad can type.
-func isPIN(s string) bool {
+func IsPIN(s string) bool {
 	if len(s) != pinLen {
 		return false
 	}

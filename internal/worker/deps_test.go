@@ -30,6 +30,15 @@ func newDeps(t *testing.T) deps {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
+	hasher, fingerprints, ring := testKeys(t)
+	return deps{infra: in, hasher: hasher, fingerprints: fingerprints, ring: ring}
+}
+
+// testKeys are the cheapest argon2id the hasher accepts (these tests are
+// about storage and decisions, not hashing), a fingerprinter and a seal
+// keyring, as every processor test uses them.
+func testKeys(t *testing.T) (*pinhash.Hasher, *pinhash.Fingerprinter, *seal.Keyring) {
+	t.Helper()
 	hasher, err := pinhash.New(pinhash.Params{Memory: 8, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 		pinhash.Pepper{ID: "p1", Key: bytes.Repeat([]byte{7}, 32)})
 	if err != nil {
@@ -43,5 +52,5 @@ func newDeps(t *testing.T) deps {
 	if err != nil {
 		t.Fatal(err)
 	}
-	return deps{infra: in, hasher: hasher, fingerprints: fingerprints, ring: ring}
+	return hasher, fingerprints, ring
 }

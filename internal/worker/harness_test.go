@@ -1,7 +1,6 @@
 package worker_test
 
 import (
-	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -268,19 +267,7 @@ func (h *harness) MarkParked(_ context.Context, aspID, cid, _ string, _ time.Tim
 // newHarness builds a processor on store and auditor (nil: the fakes).
 func newHarness(t *testing.T, store storetest.Store, auditor worker.Auditor) *harness {
 	t.Helper()
-	plain, err := pinhash.New(pinhash.Params{Memory: 8, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
-		pinhash.Pepper{ID: "p1", Key: bytes.Repeat([]byte{7}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	fingerprints, err := pinhash.NewFingerprinter(pinhash.FingerprintKey{ID: "f1", Key: bytes.Repeat([]byte{9}, 32)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	ring, err := seal.NewKeyring(seal.Key{ID: "k1", Secret: bytes.Repeat([]byte{1}, seal.KeySize)})
-	if err != nil {
-		t.Fatal(err)
-	}
+	plain, fingerprints, ring := testKeys(t)
 	if store == nil {
 		store = memstore.New()
 	}
