@@ -233,3 +233,36 @@ func TestUnsettledPastItsLease(t *testing.T) {
 		})
 	}
 }
+
+// TestCrashPointUnknownMember is the table's last row: a command for an
+// unknown loginId dies after its outcome is recorded and before its audit
+// record; the redelivery answers the recorded outcome and appends the
+// record once.
+func TestCrashPointUnknownMember(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			store, auditor := open(t)
+			h := newHarness(t, store, auditor)
+			c := h.cmd(pinreset.KindReset, "nobody-"+name, "", "581379")
+			h.failAudit(true)
+			if err := h.handle(c); err == nil {
+				t.Fatal("the audit trail refused and Handle succeeded")
+			}
+			h.failAudit(false)
+			if code := h.send(c); code != pinreset.CodeUserNotFound {
+				t.Fatalf("redelivery answered %s", code)
+			}
+			if o, err := h.store.Outcome(context.Background(), c.ASPID, c.CorrelationID); err != nil || o.Code != pinreset.CodeUserNotFound {
+				t.Fatalf("recorded %+v, %v", o, err)
+			}
+			for _, code := range h.bus.resultsOf(c.CorrelationID) {
+				if code != pinreset.CodeUserNotFound {
+					t.Errorf("an answer %s", code)
+				}
+			}
+			if n := h.auditRecords(t, c.CorrelationID); n != 1 {
+				t.Fatalf("%d audit records, want 1", n)
+			}
+		})
+	}
+}
