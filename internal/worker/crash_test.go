@@ -266,3 +266,49 @@ func TestCrashPointUnknownMember(t *testing.T) {
 		})
 	}
 }
+
+// stalePut is a store whose first Update reports an operator's put left
+// unsettled past its lease (PutMember died between its claim and its
+// settlement): no command, no events, no outcome.
+type stalePut struct {
+	storetest.Store
+	put  pinreset.Commit
+	once bool
+}
+
+func (s *stalePut) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
+	if !s.once {
+		s.once = true
+		return pinreset.Commit{}, &pinreset.UnsettledError{Commit: s.put}
+	}
+	return s.Store.Update(ctx, aspID, loginID, decide)
+}
+
+// TestUnsettledPutIsSettledWithoutAudit: the decision a command finds left
+// unsettled may be an operator's put; it is settled (the member document)
+// with no audit record, and the command is decided on it.
+func TestUnsettledPutIsSettledWithoutAudit(t *testing.T) {
+	mem := memstore.New()
+	fake := &stalePut{Store: mem}
+	h := newHarness(t, fake, nil)
+	h.member("m1", "246810", "")
+	cur := h.get("m1")
+	put := cur
+	put.Version++
+	put.PINHash, _ = h.plain.Hash("975318") // what the operator set
+	fake.put = pinreset.Commit{Member: put, Outcome: pinreset.Outcome{MemberID: put.ID, CompletedAt: time.Now().Add(-time.Hour)}}
+	// The put as memstore would hold it once claimed.
+	if err := mem.Settle(context.Background(), pinreset.Commit{Member: cur}); err != nil {
+		t.Fatal(err)
+	}
+	c := h.cmd(pinreset.KindChange, "m1", "975318", "581379")
+	if code := h.send(c); code != pinreset.CodeSuccess {
+		t.Fatalf("the change on the put's PIN: %s", code)
+	}
+	if m := h.get("m1"); m.Version != put.Version+1 || !h.pinIs("m1", "581379") {
+		t.Fatalf("member at %d", m.Version)
+	}
+	if n := len(h.mem.records("")); n != 0 {
+		t.Fatalf("%d audit records without a correlation id", n)
+	}
+}

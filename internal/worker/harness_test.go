@@ -50,6 +50,9 @@ func (a *memAudit) AppendAfter(_ context.Context, r audit.Record, _ int64, _ str
 	if a.fail.Load() {
 		return audit.Record{}, errors.New("audit trail unavailable")
 	}
+	if r.Code == "" || r.Kind == "" {
+		return audit.Record{}, errors.New("audit: a record needs a kind and an outcome code") // as audit.Log refuses it
+	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	a.appends.Add(1)

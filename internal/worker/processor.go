@@ -162,7 +162,7 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		return p.decide(cmd, m)
 	}
 	for range maxTakeovers {
-		uctx, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.login_scope", cmd.ASPID)))
+		uctx, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.asp_id", cmd.ASPID)))
 		c, err := p.Store.Update(uctx, cmd.ASPID, cmd.LoginID, decide)
 		if err == nil {
 			span.SetAttributes(attribute.String("pinreset.member_id", c.Member.ID), attribute.Int64("pinreset.version", c.Member.Version))
@@ -364,14 +364,18 @@ func (p *Processor) settle(ctx context.Context, c pinreset.Commit, recheck bool)
 			return fmt.Errorf("publish events of member %s version %d: %w", c.Member.ID, c.Member.Version, err)
 		}
 	}
-	o := c.Outcome
-	r, err := p.Audit.AppendAfter(ctx, audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: c.Member.ID,
-		CorrelationID: o.CorrelationID, Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID}, c.Member.Audit.Seq, c.Member.Audit.Hash)
-	switch {
-	case err == nil:
-		c.Member.Audit = pinreset.AuditLink{Seq: r.Seq, Hash: r.Hash}
-	case !errors.Is(err, audit.ErrRecorded):
-		return fmt.Errorf("audit command %s: %w", o.CorrelationID, err)
+	// An operator's put (mongostore.PutMember) is claimed like a decision
+	// but is no command: it has no audit record here, and its settlement is
+	// the member document alone.
+	if o := c.Outcome; o.CorrelationID != "" {
+		r, err := p.Audit.AppendAfter(ctx, audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: c.Member.ID,
+			CorrelationID: o.CorrelationID, Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID}, c.Member.Audit.Seq, c.Member.Audit.Hash)
+		switch {
+		case err == nil:
+			c.Member.Audit = pinreset.AuditLink{Seq: r.Seq, Hash: r.Hash}
+		case !errors.Is(err, audit.ErrRecorded):
+			return fmt.Errorf("audit command %s: %w", o.CorrelationID, err)
+		}
 	}
 	_, span := p.tracer().Start(ctx, "store settle", trace.WithAttributes(attribute.String("pinreset.member_id", c.Member.ID),
 		attribute.Int64("pinreset.version", c.Member.Version)))
