@@ -19,6 +19,7 @@ import (
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/loadgen"
+	"github.com/kmwallet/pinreset/internal/loadgen/loadgentest"
 )
 
 // TestLoadWiring: pwctl load's flags reach the generator, -json prints the
@@ -151,7 +152,7 @@ func TestLoadAgainstProcesses(t *testing.T) {
 		rep := load("load%06d@sandbox.example", "-requests", "300", "-concurrency", "20", "-plot", png)
 		t.Logf("closed model: %d requests in %.2f s: %.1f req/s, p50 %.1f ms, p95 %.1f ms, p99 %.1f ms, max %.1f ms; status %v; code %v; polled %d",
 			rep.Requests, rep.DurationS, rep.RPS, rep.P50ms, rep.P95ms, rep.P99ms, rep.MaxMs, rep.ByStatus, rep.ByCode, rep.Polled)
-		checkLoadReport(t, rep, 300)
+		loadgentest.CheckReport(t, rep, 300)
 		if fi, err := os.Stat(png); err != nil || fi.Size() == 0 {
 			t.Errorf("-plot wrote no PNG: %v", err)
 		} else if b, _ := os.ReadFile(png); !bytes.HasPrefix(b, []byte("\x89PNG\r\n\x1a\n")) {
@@ -172,35 +173,8 @@ func TestLoadAgainstProcesses(t *testing.T) {
 		if rep.Requests < 145 || rep.Requests > 150 {
 			t.Errorf("%d requests at 50/s for 3 s, want 150", rep.Requests)
 		}
-		checkLoadReport(t, rep, rep.Requests)
+		loadgentest.CheckReport(t, rep, rep.Requests)
 	})
-}
-
-// checkLoadReport: every request answered, no transport error, only the
-// codes the generator aims for.
-func checkLoadReport(t *testing.T, rep loadgen.Report, want int) {
-	t.Helper()
-	sum := 0
-	for code, n := range rep.ByCode {
-		sum += n
-		switch code {
-		case "000_000", "001_035", "001_006":
-		default:
-			t.Errorf("%d answers with code %s", n, code)
-		}
-	}
-	if sum != want || rep.Requests != want {
-		t.Errorf("%d requests sent, %d answered, want %d", rep.Requests, sum, want)
-	}
-	if rep.Errors != 0 {
-		t.Errorf("%d transport errors (%v), first: %s", rep.Errors, rep.ErrorKinds, rep.FirstError)
-	}
-	if rep.Unexpected != 0 {
-		t.Errorf("%d answers other than the one aimed for", rep.Unexpected)
-	}
-	if rep.RPS <= 0 || rep.P50ms <= 0 || rep.P99ms < rep.P50ms || rep.MaxMs < rep.P99ms {
-		t.Errorf("implausible numbers: %+v", rep)
-	}
 }
 
 // buildServiceBinaries builds cmd/sandbox, cmd/ingress and cmd/worker into a

@@ -138,8 +138,7 @@ func memberDoc(t *testing.T, e Env, loginID string) memberState {
 // decision is settled. The client's answer comes right after the commit and
 // the member document is settled a moment later (after the events and the
 // audit record), so a test reading the document right after an answer
-// waits for the decision claiming the version after the document's to be
-// gone... that is, for no such decision to be left.
+// waits until no decision claims the version after the document's.
 func settledMember(t *testing.T, e Env, loginID string, out any) {
 	t.Helper()
 	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))

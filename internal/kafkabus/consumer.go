@@ -299,6 +299,7 @@ const commitEvery = 100 * time.Millisecond
 func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Message) {
 	pending := map[partKey]kafka.Message{}
 	failures := 0
+	const dropAfter = int(time.Minute / commitEvery) // a minute of failed tries
 	tick := time.NewTicker(commitEvery)
 	defer tick.Stop()
 	flush := func() {
@@ -318,11 +319,11 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 			// to another member, which commits its own progress) are
 			// dropped after a minute of tries.
 			failures++
-			if failures == 1 || failures >= int(time.Minute/commitEvery) {
+			if failures == 1 || failures >= dropAfter {
 				c.log.Warn("commit offsets", zap.Int("partitions", len(msgs)), zap.Int("failures", failures),
-					zap.Bool("dropped", failures >= int(time.Minute/commitEvery)), zap.Error(err))
+					zap.Bool("dropped", failures >= dropAfter), zap.Error(err))
 			}
-			if failures >= int(time.Minute/commitEvery) {
+			if failures >= dropAfter {
 				clear(pending)
 				failures = 0
 			}

@@ -16,6 +16,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/loadgen"
+	"github.com/kmwallet/pinreset/internal/loadgen/loadgentest"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -183,7 +184,7 @@ func TestLoadGeneratorAgainstFakeServer(t *testing.T) {
 		f.acceptEvery, f.delay = 7, time.Millisecond
 		rep := run(t, srv, "m%04d@load.example", 100, func(o *loadgen.Options) { o.Requests, o.Concurrency, o.FailShare = 2000, 50, 0.3 })
 		noViolations(t, f)
-		checkLoadReport(t, rep, 2000)
+		loadgentest.CheckReport(t, rep, 2000)
 		if rep.Polled < 2000/7-1 {
 			t.Errorf("polled %d, want every 7th", rep.Polled)
 		}
@@ -198,7 +199,7 @@ func TestLoadGeneratorAgainstFakeServer(t *testing.T) {
 		f, srv := newFakeAPI(t, "u%04d@load.example", 30, func(i int) string { return fmt.Sprintf("%06d", 135790+i*2) })
 		rep := run(t, srv, "u%04d@load.example", 30, func(o *loadgen.Options) { o.Requests, o.Concurrency, o.InitialPIN, o.Mix = 500, 8, "", 0.2 })
 		noViolations(t, f)
-		checkLoadReport(t, rep, 500)
+		loadgentest.CheckReport(t, rep, 500)
 	})
 
 	t.Run("open drops instead of slowing down", func(t *testing.T) {
@@ -221,35 +222,8 @@ func TestLoadGeneratorAgainstFakeServer(t *testing.T) {
 		if rep.P50ms < 50 {
 			t.Errorf("p50 %.1f ms, less than the server's 50 ms", rep.P50ms)
 		}
-		checkLoadReport(t, rep, rep.Requests)
+		loadgentest.CheckReport(t, rep, rep.Requests)
 	})
-}
-
-// checkLoadReport: every request answered, no transport error, only the
-// codes the generator aims for.
-func checkLoadReport(t *testing.T, rep loadgen.Report, want int) {
-	t.Helper()
-	sum := 0
-	for code, n := range rep.ByCode {
-		sum += n
-		switch code {
-		case "000_000", "001_035", "001_006":
-		default:
-			t.Errorf("%d answers with code %s", n, code)
-		}
-	}
-	if sum != want || rep.Requests != want {
-		t.Errorf("%d requests sent, %d answered, want %d", rep.Requests, sum, want)
-	}
-	if rep.Errors != 0 {
-		t.Errorf("%d transport errors (%v), first: %s", rep.Errors, rep.ErrorKinds, rep.FirstError)
-	}
-	if rep.Unexpected != 0 {
-		t.Errorf("%d answers other than the one aimed for", rep.Unexpected)
-	}
-	if rep.RPS <= 0 || rep.P50ms <= 0 || rep.P99ms < rep.P50ms || rep.MaxMs < rep.P99ms {
-		t.Errorf("implausible numbers: %+v", rep)
-	}
 }
 
 // sandboxCredentials are the sandbox ASP's newest credentials, as pwctl

@@ -124,8 +124,10 @@ type Decision struct {
 	Changed bool
 	Member  Member
 	// Replayed is true when the command had already been applied and its
-	// recorded outcome is returned without applying anything.
+	// recorded outcome is returned without applying anything; Applied is
+	// that record (its outcome, time and content fingerprint).
 	Replayed bool
+	Applied  Applied
 	// Events are the domain events of the change, to be published if and
 	// only if Member is stored. Empty unless Changed.
 	Events []Event
@@ -147,7 +149,7 @@ func (m *Member) Find(correlationID string) (Applied, bool) {
 // failures of the hasher, never rule outcomes.
 func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (Decision, error) {
 	if a, ok := m.Find(cmd.CorrelationID); ok {
-		return Decision{Code: a.Code, Member: *m, Replayed: true}, nil
+		return Decision{Code: a.Code, Member: *m, Replayed: true, Applied: a}, nil
 	}
 	if m.replayed(cmd, rules, now) {
 		return Decision{Code: CodeDuplicateRequest, Member: *m}, nil

@@ -252,15 +252,15 @@ func (p *Processor) memberless(ctx context.Context, cmd pinreset.Command) (pinre
 // command then race for the same version, and the loser answers with the
 // winner's outcome.
 func (p *Processor) decide(cmd pinreset.Command, m pinreset.Member) (pinreset.Commit, error) {
-	if a, ok := m.Find(cmd.CorrelationID); ok {
-		o := p.newOutcome(cmd, a.Code, m.ID, a.At)
-		o.Fingerprint = a.Fingerprint
-		return pinreset.Commit{}, &pinreset.DecidedError{Commit: pinreset.Commit{Outcome: o, Member: m, Settled: true}}
-	}
 	now := p.now()
 	d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
 	if err != nil {
 		return pinreset.Commit{}, err
+	}
+	if d.Replayed {
+		o := p.newOutcome(cmd, d.Applied.Code, m.ID, d.Applied.At)
+		o.Fingerprint = d.Applied.Fingerprint
+		return pinreset.Commit{}, &pinreset.DecidedError{Commit: pinreset.Commit{Outcome: o, Member: m, Settled: true}}
 	}
 	if !d.Changed {
 		d.Member = m.Recorded(cmd, d.Code, p.Rules, now)
