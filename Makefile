@@ -43,7 +43,7 @@ fuzz:
 ## bench: the service against its hashing limit on this machine, one JSON summary
 ## (about 2 minutes); then the Go benchmarks of the hot pieces
 bench: build
-	bin/pwctl bench -bin-dir bin -plot bench-latency.png
+	GODEBUG=madvdontneed=0 bin/pwctl bench -bin-dir bin -plot bench-latency.png
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/...
 
 clean:

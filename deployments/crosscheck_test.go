@@ -94,6 +94,7 @@ func TestDeploymentsCheckCatchesMistakes(t *testing.T) {
 			"            - name: GOMEMLIMIT\n",
 			"            - name: PINRESET_PEPPERS_FILE\n              value: /etc/pinreset/secrets/peppers\n            - name: GOMEMLIMIT\n",
 			"only the worker reads"},
+		{"worker without MADV_FREE", "k8s/worker-deployment.yaml", `value: "madvdontneed=0"`, `value: "gctrace=1"`, "madvdontneed=0"},
 		{"secret inline", "compose.yaml", `PINRESET_PEPPERS_FILE: "/run/secrets/peppers"`, `PINRESET_PEPPERS: "p1:AAAA"`, "as a file"},
 		{"bad duration", "k8s/configmap.yaml", `PINRESET_LOCK_FOR: "15m"`, `PINRESET_LOCK_FOR: "15"`, "PINRESET_LOCK_FOR"},
 		{"loopback listen address", "k8s/configmap.yaml", `PINRESET_HTTP_ADDR: ":8080"`, `PINRESET_HTTP_ADDR: "127.0.0.1:8080"`, "loopback"},
@@ -611,6 +612,9 @@ func (c *depChecker) workerSizing(where string, env map[string]string, cpuReq, c
 		c.errorf("%s: memory limit %.0f Mi is under the request or %.0f Mi", where, memLim/(1<<20), want/(1<<20))
 	}
 	c.checkGOMEMLIMIT(where, env, memLim)
+	if !slices.Contains(strings.Split(env["GODEBUG"], ","), "madvdontneed=0") {
+		c.errorf("%s: GODEBUG %q, want madvdontneed=0 in it (internal/worker/gc.go: without it every hash faults its block in again)", where, env["GODEBUG"])
+	}
 }
 
 func (c *depChecker) checkGOMEMLIMIT(where string, env map[string]string, memLim float64) {

@@ -48,5 +48,8 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if limit, tuned := worker.TuneGC(cfg, getenv); tuned {
 		log.Info("garbage collection by memory limit (GOGC off)", zap.Int64("memory_limit_mib", limit>>20))
 	}
+	if !worker.MADVFree(getenv) {
+		log.Warn("GODEBUG lacks madvdontneed=0: every hash faults its argon2 memory in again (deployments set it; internal/worker/gc.go)")
+	}
 	return worker.Run(ctx, cfg, log.Named("worker"))
 }

@@ -25,6 +25,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // Config are the settings of Run; DefaultConfig gives pwctl bench's.
@@ -108,6 +109,13 @@ type Summary struct {
 	E2EMaxMs         float64 `json:"e2e_max_ms"`
 	E2EP50MsLight    float64 `json:"e2e_p50_ms_light"` // at 10% of e2e_rps, open model
 	LightTargetMs    float64 `json:"e2e_p50_ms_light_target"`
+	// HashPairMsAfterIdle: two hashes side by side after the light load's
+	// mean gap between requests, in this process with nothing else running
+	// (hashPairMsAfterIdle): the hashing in a light-load PIN set.
+	// LightPipelineMs is e2e_p50_ms_light less it: everything else.
+	HashPairMsAfterIdle float64 `json:"hash_pair_ms_after_idle"`
+	LightPipelineMs     float64 `json:"e2e_p50_ms_light_less_hash_pair"`
+
 	CheapHashMs      float64 `json:"cheap_hash_ms"` // argon2id m=64 KiB, t=1
 	CheapCoreRPS     float64 `json:"cheap_core_rps"`
 	CheapE2ERPS      float64 `json:"cheap_e2e_rps"`
@@ -156,6 +164,15 @@ type Summary struct {
 	OverloadGaveUp       int            `json:"overload_gave_up"`
 	OverloadWorkerRSSMB  float64        `json:"overload_worker_peak_rss_mb"`
 	OverloadIngressRSSMB float64        `json:"overload_ingress_peak_rss_mb"`
+
+	// The worker's peak resident memory less what it handed back with
+	// MADV_FREE (residentMB), sampled every 100 ms, beside the memory limit
+	// it runs under (worker.MemoryLimit: GOMEMLIMIT's default).
+	OverloadWorkerResidentMB float64 `json:"overload_worker_peak_resident_mb"`
+	// The cores each process kept busy during the overload run: what the
+	// refusals cost the hashing beside them.
+	OverloadCores       map[string]float64 `json:"overload_cores"`
+	WorkerMemoryLimitMB float64            `json:"worker_memory_limit_mb"`
 }
 
 // bench is one Run: its settings, and the processes it started.
@@ -190,6 +207,9 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	defer store.Close(context.Background())
 
 	// 1. The hashing alone, in this process.
+	if !worker.MADVFree(os.Getenv) {
+		b.logf("warning: GODEBUG lacks madvdontneed=0 (make bench sets it): this process's hash figures include page faults the worker does not have")
+	}
 	def, err := b.hasher(nil)
 	if err != nil {
 		return s, err
@@ -286,6 +306,7 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		s.LimitAllCoresRPS = float64(s.Cores) / (s.HashesPerRequest * s.HashMsAllCores / 1000)
 	}
 	rate := max(s.E2ERPS/10, 1)
+	s.HashPairMsAfterIdle = hashPairMsAfterIdle(def, time.Duration(float64(time.Second)/rate), 15)
 	o = common
 	o.Members, o.InitialPIN, o.Rate, o.Duration = "bench%06d@sandbox.example", "", hundredths(rate), light
 	lt, err := b.load(ctx, o)
@@ -293,6 +314,8 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		return s, err
 	}
 	s.E2EP50MsLight = lt.P50ms
+	s.LightPipelineMs = hundredths(lt.P50ms - s.HashPairMsAfterIdle)
+	b.logf("light p50 %.1f ms; two hashes side by side after as long idle %.1f ms", lt.P50ms, s.HashPairMsAfterIdle)
 	// The verification and the new PIN's hash run side by side on two idle
 	// cores: one hash time, plus 3 ms for everything else.
 	s.LightTargetMs = s.HashMs + 3
@@ -349,7 +372,13 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	s.OverloadOfferedRPS = 10 * s.E2ERPS
 	o = common
 	o.Members, o.InitialPIN, o.Rate, o.Duration, o.Timeout = "benchover%06d@sandbox.example", "", hundredths(s.OverloadOfferedRPS), 10*time.Second, 15*time.Second
+	stopSampling := make(chan struct{})
+	resident := peakResident(wk, stopSampling)
+	cpu = b.cpuMeter(map[string]*exec.Cmd{"infra": infra, "ingress": ing, "worker": wk})
 	ov, err := b.load(ctx, o)
+	s.OverloadCores = cpu.cores(time.Duration(ov.DurationS * float64(time.Second)))
+	close(stopSampling)
+	s.OverloadWorkerResidentMB = <-resident
 	if err != nil {
 		return s, err
 	}
@@ -365,6 +394,9 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		s.OverloadDecidedRPS = float64(decided) / ov.DurationS
 	}
 	s.OverloadWorkerRSSMB, s.OverloadIngressRSSMB = peakRSSMB(wk), peakRSSMB(ing)
+	if cfg, err := config.LoadWorker(b.getenv(nil)); err == nil {
+		s.WorkerMemoryLimitMB = float64(worker.MemoryLimit(cfg) >> 20)
+	}
 	b.logf("overload: offered %.0f rps, answered %.1f rps (decided %.1f), %v, gave up %d, worker peak %.0f MiB",
 		s.OverloadOfferedRPS, ov.RPS, s.OverloadDecidedRPS, ov.ByStatus, s.OverloadGaveUp, s.OverloadWorkerRSSMB)
 

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"runtime"
 	"runtime/debug"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -70,11 +71,7 @@ func hashMsAllCores(h workerHasher, cores, rounds int) float64 {
 // hashCPUMs runs rounds of `parallel` concurrent hashes and returns the
 // process CPU time per hash, after warm-up rounds.
 func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
-	// Collect garbage as the worker does (worker.TuneGC: by memory limit
-	// only), so that what is measured is the hash, not this process's
-	// collections of the blocks it drops.
-	defer debug.SetGCPercent(debug.SetGCPercent(-1))
-	defer debug.SetMemoryLimit(debug.SetMemoryLimit(int64(64+3*parallel*20) << 20))
+	defer workerGC(parallel)()
 	round := func() {
 		var wg sync.WaitGroup
 		for range parallel {
@@ -92,6 +89,43 @@ func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
 		round()
 	}
 	return (selfCPUSeconds() - start) * 1000 / float64(parallel*rounds)
+}
+
+// workerGC makes this process collect garbage as the worker does
+// (worker.TuneGC: by memory limit only), so that what is measured is the
+// hash, not this process's collections of the blocks it drops, and returns
+// the func that restores the policy. (The worker's GODEBUG=madvdontneed=0
+// is make bench's, in the Makefile: the runtime reads it at start only.)
+func workerGC(parallel int) (restore func()) {
+	gc := debug.SetGCPercent(-1)
+	limit := debug.SetMemoryLimit(int64(64+3*parallel*20) << 20)
+	return func() { debug.SetGCPercent(gc); debug.SetMemoryLimit(limit) }
+}
+
+// hashPairMsAfterIdle is the median wall time of two hashes started side
+// by side after gap with nothing else running: what a PIN set at light load
+// hashes (the verification, and the new PIN's hash ahead on the other
+// core). On this virtual machine cores that sat idle for tens of
+// milliseconds hash slower than busy ones: a pair took 31-41 ms after 50-300
+// ms asleep, 22-24 ms back to back or after as long spinning. So at light
+// load this, not hash_ms, is the hashing part of a PIN set's latency.
+func hashPairMsAfterIdle(h workerHasher, gap time.Duration, rounds int) float64 {
+	defer workerGC(2)()
+	ms := make([]float64, 0, rounds)
+	for i := range rounds + 3 {
+		time.Sleep(gap)
+		start := time.Now()
+		var wg sync.WaitGroup
+		for range 2 {
+			wg.Go(func() { _, _ = h.Hash("240810") })
+		}
+		wg.Wait()
+		if i >= 3 { // the first rounds fault the blocks in
+			ms = append(ms, float64(time.Since(start).Microseconds())/1000)
+		}
+	}
+	slices.Sort(ms)
+	return ms[len(ms)/2]
 }
 
 // coreRPS drives worker.Processor.Handle directly with as many goroutines

@@ -67,8 +67,23 @@ func (m cpuMeter) perRequest(requests int) map[string]float64 {
 	if requests == 0 {
 		return nil
 	}
+	return m.per(float64(requests) / 1000)
+}
+
+// cores is the CPU time each process used since the meter was made, per
+// second of d: the cores it kept busy.
+func (m cpuMeter) cores(d time.Duration) map[string]float64 {
+	if d <= 0 {
+		return nil
+	}
+	return m.per(d.Seconds())
+}
+
+// per is the CPU seconds each process used since the meter was made,
+// divided by unit, to two decimals.
+func (m cpuMeter) per(unit float64) map[string]float64 {
 	out := map[string]float64{}
-	per := func(used float64) float64 { return float64(int(used*1000/float64(requests)*100+0.5)) / 100 }
+	per := func(used float64) float64 { return float64(int(used/unit*100+0.5)) / 100 }
 	total := 0.0
 	for name, cmd := range m.procs {
 		used := cpuSeconds(cmd.Process.Pid) - m.start[name]
@@ -109,7 +124,56 @@ func selfCPUSeconds() float64 {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()).Seconds()
 }
 
-// peakRSSMB is a process's peak resident set (VmHWM), in MiB.
+// residentMB is a process's resident memory less the pages handed back to
+// the kernel with MADV_FREE and not reclaimed yet (smaps_rollup's Rss minus
+// LazyFree), in MiB: what the process holds, as a container's working set
+// counts it. 0 where /proc is not there.
+func residentMB(pid int) float64 {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/smaps_rollup", pid))
+	if err != nil {
+		return 0
+	}
+	var rss, lazy float64
+	for _, line := range strings.Split(string(b), "\n") {
+		f := strings.Fields(line)
+		if len(f) < 2 {
+			continue
+		}
+		kb, _ := strconv.ParseFloat(f[1], 64)
+		switch f[0] {
+		case "Rss:":
+			rss = kb
+		case "LazyFree:":
+			lazy = kb
+		}
+	}
+	return float64(int((rss-lazy)/1024*10)) / 10
+}
+
+// peakResident samples residentMB of cmd every 100 ms until stop is
+// closed, and returns the peak (the kernel keeps no high-water mark of it).
+func peakResident(cmd *exec.Cmd, stop <-chan struct{}) <-chan float64 {
+	out := make(chan float64, 1)
+	go func() {
+		t := time.NewTicker(100 * time.Millisecond)
+		defer t.Stop()
+		peak := 0.0
+		for {
+			peak = max(peak, residentMB(cmd.Process.Pid))
+			select {
+			case <-stop:
+				out <- peak
+				return
+			case <-t.C:
+			}
+		}
+	}()
+	return out
+}
+
+// peakRSSMB is a process's peak resident set (VmHWM), in MiB. With
+// MADV_FREE it includes pages the process handed back and the kernel has
+// not taken yet; residentMB does not.
 func peakRSSMB(cmd *exec.Cmd) float64 {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", cmd.Process.Pid))
 	if err != nil {

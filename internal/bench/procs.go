@@ -24,6 +24,10 @@ func (b *bench) start(name string, over map[string]string, args ...string) (*exe
 		// One ASP drives the whole load: its admission bucket would cap
 		// the very saturation and overload the bench measures.
 		"PINRESET_ASP_RATE=off"}
+	if name == "worker" {
+		// As the deployments run it (internal/worker/gc.go).
+		env = append(env, "GODEBUG=madvdontneed=0")
+	}
 	for k, v := range b.env {
 		env = append(env, k+"="+v)
 	}

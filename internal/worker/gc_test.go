@@ -31,3 +31,14 @@ func TestTuneGC(t *testing.T) {
 		t.Fatal("GOGC set: the policy was changed")
 	}
 }
+
+func TestMADVFree(t *testing.T) {
+	for godebug, want := range map[string]bool{
+		"": false, "madvdontneed=0": true, "gctrace=1,madvdontneed=0": true, " madvdontneed=0 ": true,
+		"madvdontneed=1": false, "madvdontneed=0,madvdontneed=1": false, "madvdontneed=1,madvdontneed=0": true, "xmadvdontneed=0": false,
+	} {
+		if got := MADVFree(func(string) string { return godebug }); got != want {
+			t.Errorf("GODEBUG=%q: %v, want %v", godebug, got, want)
+		}
+	}
+}
