@@ -51,7 +51,7 @@ func TuneGC(cfg config.Worker, getenv func(string) string) (limit int64, tuned b
 // the messages in flight, plus two argon2 blocks per hashing slot (the
 // block in use and the one just dropped). At the defaults on 2 cores:
 // 64 + 2 × 2 × 19 = 140 MiB. The production manifests set GOMEMLIMIT
-// (230 MiB under a 256 MiB limit), which is used instead.
+// (192 MiB under a 256 Mi limit), which is used instead.
 func MemoryLimit(cfg config.Worker) int64 {
 	return 64<<20 + 2*int64(max(cfg.HashConcurrency, 1))*int64(cfg.Argon2MemoryKiB)<<10
 }
