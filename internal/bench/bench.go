@@ -273,19 +273,13 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 
 	// 3. End to end at saturation, then at 10% of it.
 	httpAddr := freePort()
-	ing, err := b.start("ingress", map[string]string{"PINRESET_HTTP_ADDR": httpAddr})
+	ing, err := b.startReady(ctx, "ingress", httpAddr, map[string]string{"PINRESET_HTTP_ADDR": httpAddr})
 	if err != nil {
 		return s, err
 	}
 	workerAdmin := freePort()
-	wk, err := b.start("worker", map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin})
+	wk, err := b.startReady(ctx, "worker", workerAdmin, map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin})
 	if err != nil {
-		return s, err
-	}
-	if err := waitHTTP(ctx, "http://"+httpAddr+"/readyz", time.Minute); err != nil {
-		return s, err
-	}
-	if err := waitHTTP(ctx, "http://"+workerAdmin+"/readyz", time.Minute); err != nil {
 		return s, err
 	}
 	common := loadgen.DefaultOptions()
@@ -332,11 +326,8 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 
 	// 4. The same with cheap hashing: what is left is the pipeline's own cost.
 	b.stop(wk)
-	wk, err = b.start("worker", map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin, "PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1"})
+	wk, err = b.startReady(ctx, "worker", workerAdmin, map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin, "PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1"})
 	if err != nil {
-		return s, err
-	}
-	if err := waitHTTP(ctx, "http://"+workerAdmin+"/readyz", time.Minute); err != nil {
 		return s, err
 	}
 	cpu = b.cpuMeter(map[string]*exec.Cmd{"infra": infra, "ingress": ing, "worker": wk})
@@ -372,17 +363,10 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	// and 503s grow, memory must not.
 	b.stop(wk)
 	b.stop(ing)
-	if ing, err = b.start("ingress", map[string]string{"PINRESET_HTTP_ADDR": httpAddr, "PINRESET_RESULT_WAIT": "5s"}); err != nil {
+	if ing, err = b.startReady(ctx, "ingress", httpAddr, map[string]string{"PINRESET_HTTP_ADDR": httpAddr, "PINRESET_RESULT_WAIT": "5s"}); err != nil {
 		return s, err
 	}
-	wk, err = b.start("worker", map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin})
-	if err != nil {
-		return s, err
-	}
-	if err := waitHTTP(ctx, "http://"+httpAddr+"/readyz", time.Minute); err != nil {
-		return s, err
-	}
-	if err := waitHTTP(ctx, "http://"+workerAdmin+"/readyz", time.Minute); err != nil {
+	if wk, err = b.startReady(ctx, "worker", workerAdmin, map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin}); err != nil {
 		return s, err
 	}
 	s.OverloadOfferedRPS = 10 * s.E2ERPS

@@ -72,13 +72,7 @@ func hashMsAllCores(h workerHasher, cores, rounds int) float64 {
 // process CPU time per hash, after warm-up rounds.
 func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
 	defer workerGC(parallel)()
-	round := func() {
-		var wg sync.WaitGroup
-		for range parallel {
-			wg.Go(func() { _, _ = h.Hash("240810") })
-		}
-		wg.Wait()
-	}
+	round := func() { hashTogether(h, parallel) }
 	// Warm up until the heap has grown to its limit once: with the
 	// collector off, the first hashes fault fresh pages in.
 	for range 6 {
@@ -89,6 +83,15 @@ func hashCPUMs(h workerHasher, parallel, rounds int) float64 {
 		round()
 	}
 	return (selfCPUSeconds() - start) * 1000 / float64(parallel*rounds)
+}
+
+// hashTogether runs n hashes at once and waits for them.
+func hashTogether(h workerHasher, n int) {
+	var wg sync.WaitGroup
+	for range n {
+		wg.Go(func() { _, _ = h.Hash("240810") })
+	}
+	wg.Wait()
 }
 
 // workerGC makes this process collect garbage as the worker does
@@ -115,11 +118,7 @@ func hashPairMsAfterIdle(h workerHasher, gap time.Duration, rounds int) float64 
 	for i := range rounds + 3 {
 		time.Sleep(gap)
 		start := time.Now()
-		var wg sync.WaitGroup
-		for range 2 {
-			wg.Go(func() { _, _ = h.Hash("240810") })
-		}
-		wg.Wait()
+		hashTogether(h, 2)
 		if i >= 3 { // the first rounds fault the blocks in
 			ms = append(ms, float64(time.Since(start).Microseconds())/1000)
 		}

@@ -83,14 +83,14 @@ func (m cpuMeter) cores(d time.Duration) map[string]float64 {
 // divided by unit, to two decimals.
 func (m cpuMeter) per(unit float64) map[string]float64 {
 	out := map[string]float64{}
-	per := func(used float64) float64 { return float64(int(used/unit*100+0.5)) / 100 }
+	scaled := func(used float64) float64 { return float64(int(used/unit*100+0.5)) / 100 }
 	total := 0.0
 	for name, cmd := range m.procs {
 		used := cpuSeconds(cmd.Process.Pid) - m.start[name]
-		out[name], total = per(used), total+used
+		out[name], total = scaled(used), total+used
 	}
 	used := selfCPUSeconds() - m.start["load"]
-	out["load"], out["total"] = per(used), per(total+used)
+	out["load"], out["total"] = scaled(used), scaled(total+used)
 	return out
 }
 

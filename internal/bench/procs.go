@@ -46,6 +46,16 @@ func (b *bench) start(name string, over map[string]string, args ...string) (*exe
 	return cmd, nil
 }
 
+// startReady starts a binary as start does and waits up to a minute until
+// its /readyz on addr answers.
+func (b *bench) startReady(ctx context.Context, name, addr string, over map[string]string) (*exec.Cmd, error) {
+	cmd, err := b.start(name, over)
+	if err != nil {
+		return nil, err
+	}
+	return cmd, waitHTTP(ctx, "http://"+addr+"/readyz", time.Minute)
+}
+
 func (b *bench) stop(cmd *exec.Cmd) {
 	_ = cmd.Process.Signal(os.Interrupt)
 	done := make(chan struct{})

@@ -53,6 +53,7 @@ func TestDeadJoinerExpires(t *testing.T) {
 	// four make the old behaviour fail this test 15 times in 16.)
 	const ghosts = 4
 	join := kmsg.NewPtrJoinGroupRequest()
+	join.Version = 5 // the last before the flexible encoding; v4+ asks a new member to come back with its id
 	join.Group, join.SessionTimeoutMillis, join.RebalanceTimeoutMillis, join.ProtocolType = group, 2000, 5000, "consumer"
 	meta := kmsg.NewConsumerMemberMetadata()
 	meta.Topics = []string{topic}
@@ -98,6 +99,7 @@ func waitMembers(ctx context.Context, t *testing.T, addr, group string, n int) {
 	last := -1
 	for ctx.Err() == nil {
 		req := kmsg.NewPtrDescribeGroupsRequest()
+		req.Version = 4 // the last before the flexible encoding
 		req.Groups = []string{group}
 		resp := c.do(t, req).(*kmsg.DescribeGroupsResponse)
 		if len(resp.Groups) == 1 {
@@ -110,8 +112,8 @@ func waitMembers(ctx context.Context, t *testing.T, addr, group string, n int) {
 	t.Fatalf("group %s: %d members, want %d", group, last, n)
 }
 
-// raw is a Kafka protocol connection that speaks the request versions
-// chosen here, so that the test decides when a request's answer is read.
+// raw is a Kafka protocol connection on which the test decides when a
+// request's answer is read, and at which version it is sent.
 type raw struct {
 	net.Conn
 	rd   *bufio.Reader
@@ -127,12 +129,10 @@ func rawConn(t *testing.T, addr string) *raw {
 	return &raw{Conn: c, rd: bufio.NewReader(c)}
 }
 
-// send writes req without reading its answer, at the last version before
-// the flexible encoding: JoinGroup v5 (v4 is the first to ask a new member
-// to come back with its id), DescribeGroups v4.
+// send writes req, at its version (one before the flexible encoding:
+// this header is version 1), without reading its answer.
 func (c *raw) send(t *testing.T, req kmsg.Request) {
 	t.Helper()
-	req.SetVersion(map[int16]int16{11: 5, 15: 4}[req.Key()])
 	c.corr++
 	b := binary.BigEndian.AppendUint32(nil, 0) // size, then the header
 	b = binary.BigEndian.AppendUint16(b, uint16(req.Key()))
