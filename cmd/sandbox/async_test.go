@@ -246,8 +246,11 @@ func TestIdempotencyByCorrelationID(t *testing.T) {
 // it is not applied, and its outcome is the expired code.
 func TestLateResultAndExpiry(t *testing.T) {
 	e := startSandbox(t, nil, "-infra-only")
-	addr := startIngress(t, e, map[string]string{"PINRESET_RESULT_WAIT": "300ms", "PINRESET_COMMAND_TTL": "3s"})
-	e.HTTPAddr = addr
+	// Each half has its own ingress, for the TTL it stamps on commands. The
+	// late command's TTL leaves room for a worker that is slow to start (on
+	// a loaded CI machine one took over 3 s, and the command expired); the
+	// expired one's is short, and the test sleeps past it.
+	e.HTTPAddr = startIngress(t, e, map[string]string{"PINRESET_RESULT_WAIT": "300ms", "PINRESET_COMMAND_TTL": "2m"})
 	c := newClient(t, e)
 
 	late := kmheader.NewCorrelationID(time.Now(), nil)
@@ -271,13 +274,15 @@ func TestLateResultAndExpiry(t *testing.T) {
 	}
 	stop()
 
+	e.HTTPAddr = startIngress(t, e, map[string]string{"PINRESET_RESULT_WAIT": "300ms", "PINRESET_COMMAND_TTL": "1s"})
+	c = newClient(t, e)
 	expired := kmheader.NewCorrelationID(time.Now(), nil)
 	before := memberDoc(t, e, "samepin@sandbox.example")
 	r = c.post([]byte(`{"loginId":"samepin@sandbox.example","newPassword":"703152","isResetPassword":true}`), expired, nil)
 	if r.status != 202 {
 		t.Fatalf("no worker: got %d %+v, want 202", r.status, r.body)
 	}
-	time.Sleep(3500 * time.Millisecond) // past PINRESET_COMMAND_TTL
+	time.Sleep(1500 * time.Millisecond) // past PINRESET_COMMAND_TTL
 	startWorker(t, e, nil)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
