@@ -20,7 +20,8 @@ import (
 // Handler processes one message. A nil error means the message is done and
 // its offset may be committed. An error means "not now" (a dependency is
 // down, a key not deployed yet): the consumer retries the same message with
-// backoff, and parks it once its retry budget is spent. A message that can
+// backoff, and parks it once its retry budget is spent (at once for a
+// failure ParkAtOnce names). A message that can
 // never succeed is the handler's to dead-letter and acknowledge with nil.
 type Handler func(ctx context.Context, m kafka.Message) error
 
@@ -55,6 +56,13 @@ type ConsumerConfig struct {
 	// Park takes a message out of its lane once its budget is spent; a
 	// refusal restarts the budget. Optional.
 	Park Parker
+	// ParkAtOnce, when set, names the failures that wait for another
+	// message, which may be queued behind this one in its lane or behind
+	// the lane's full buffer (a worker that died between two steps of a
+	// decision leaves a member busy until its command comes back). Such a
+	// message is handed to Park at its first failure, not after its retry
+	// budget: waiting in the lane could only hold up what it waits for.
+	ParkAtOnce func(error) bool
 	// NotBefore, when set, gives the time before which a message must not
 	// be tried (a parked message on the retry topic); its lane waits until
 	// then. Messages of a retry topic are in not-before order per partition
@@ -350,8 +358,9 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 
 // handleWithRetry runs handle until it succeeds, each attempt under
 // HandleTimeout, with capped exponential backoff and jitter between them.
-// Once the retry budget is spent the message is parked, if a Parker is set,
-// so that the keys behind it in its lane go on. It gives up, without
+// Once the retry budget is spent (or at once, for a failure that waits for
+// another message) the message is parked, if a Parker is set, so that the
+// keys behind it in its lane go on. It gives up, without
 // acknowledging, only when the consumer is stopping (ctx done): the message
 // is then redelivered to whoever owns the partition next.
 func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m kafka.Message) bool {
@@ -367,12 +376,12 @@ func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m 
 		if err == nil {
 			return true
 		}
-		if c.cfg.Park != nil && time.Since(first) >= c.cfg.RetryBudget {
+		if c.cfg.Park != nil && (time.Since(first) >= c.cfg.RetryBudget || c.cfg.ParkAtOnce != nil && c.cfg.ParkAtOnce(err)) {
 			perr := c.cfg.Park(work, m, err)
 			if perr == nil {
-				c.log.Warn("message parked after its retry budget",
+				c.log.Warn("message parked out of its lane",
 					zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset),
-					zap.ByteString("key", m.Key), zap.Int("attempts", attempt), zap.Error(err))
+					zap.ByteString("key", m.Key), zap.Int("attempts", attempt), zap.Duration("tried_for", time.Since(first)), zap.Error(err))
 				return true
 			}
 			err = fmt.Errorf("%w (and parking it failed: %v)", err, perr)

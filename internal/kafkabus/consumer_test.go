@@ -163,6 +163,42 @@ func TestAMessageThatAlwaysFailsIsParked(t *testing.T) {
 	}
 }
 
+// TestAFailureThatWaitsForAnotherMessageIsParkedAtOnce: k7 fails with an
+// error that waits for another message (which could be behind it in its
+// lane); with a retry budget of an hour, only ParkAtOnce lets the one lane
+// go on to the 19 others.
+func TestAFailureThatWaitsForAnotherMessageIsParkedAtOnce(t *testing.T) {
+	_, c := consumerCluster(t, 20)
+	errWaits := errors.New("waits for another message")
+	var parked, handled atomic.Int64
+	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 1, SessionTimeout: 3 * time.Second,
+		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: time.Hour,
+		Park: func(_ context.Context, m kafka.Message, cause error) error {
+			if string(m.Key) != "k7" || !errors.Is(cause, errWaits) {
+				return fmt.Errorf("parked %s (%v), which waits for nothing", m.Key, cause)
+			}
+			parked.Add(1)
+			return nil
+		},
+		ParkAtOnce: func(err error) bool { return errors.Is(err, errWaits) }}, zap.NewNop())
+	defer cons.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
+			if string(m.Key) == "k7" {
+				return fmt.Errorf("k7: %w", errWaits)
+			}
+			handled.Add(1)
+			return nil
+		})
+	}()
+	waitLag(t, c, "g", 30*time.Second)
+	if parked.Load() != 1 || handled.Load() != 19 {
+		t.Errorf("parked %d, handled %d: want k7 parked once and the 19 others handled", parked.Load(), handled.Load())
+	}
+}
+
 // TestHandleTimeoutFreesALane: an attempt stuck on a dead connection is
 // cancelled at HandleTimeout and retried, so the lane goes on.
 func TestHandleTimeoutFreesALane(t *testing.T) {

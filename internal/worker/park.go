@@ -109,6 +109,16 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 	return nil
 }
 
+// waitsForAnother reports a failure that waits for another command: the
+// member's previous decision is committed and not settled yet
+// (pinreset.ErrBusy; Update has already waited seconds for it). When its
+// worker died, what settles it is its own command coming back, and that
+// may be queued behind this one: the consumer parks such a command at
+// once rather than after its retry budget. A TestKillWorkerMidLoad run
+// before this stalled a worker's lanes for 30 s twice, one member's
+// commands waiting in the lanes that held the command they waited for.
+func waitsForAnother(err error) bool { return errors.Is(err, pinreset.ErrBusy) }
+
 // RetryNotBefore is the time before which a parked command must not be
 // tried again (zero for a message without one).
 func RetryNotBefore(m kafka.Message) time.Time {
