@@ -646,7 +646,46 @@ func TestKillWorkerMidLoad(t *testing.T) {
 	<-done
 	t.Logf("killed the worker after %d of %d outcomes; its successor decided its first command %v after the kill; all done %v after the kill",
 		atKill, len(jobs), w2.firstLogTime(t, `"msg":"command done"`).Sub(killedAt).Round(time.Millisecond), time.Since(killedAt).Round(time.Millisecond))
+	// A decision w1 committed and did not settle holds up its member until
+	// its own command comes back, possibly from behind the next command
+	// about the member: that one is parked at its first failure, not after
+	// 30 s in the lane (which stalled w2's lanes for 30 s at a time).
+	busy := parkedLines(t, w2, "still being settled")
+	for _, l := range busy {
+		if l.Topic == kafkabus.TopicCommands && l.Attempts != 1 {
+			t.Errorf("%s, behind an unsettled decision, left password.commands after %d attempts, want 1", l.Key, l.Attempts)
+		}
+	}
+	t.Logf("%d commands parked behind a decision w1 left unsettled", len(busy))
 	checkExactlyOnce(t, e, jobs)
+}
+
+// parkedLine is a worker's log line "message parked out of its lane".
+type parkedLine struct {
+	Topic    string `json:"topic"`
+	Key      string `json:"key"`
+	Attempts int    `json:"attempts"`
+	Error    string `json:"error"`
+}
+
+// parkedLines are p's parkings whose line contains s.
+func parkedLines(t *testing.T, p *process, s string) []parkedLine {
+	t.Helper()
+	b, err := os.ReadFile(p.log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var out []parkedLine
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.Contains(line, "message parked out of its lane") || !strings.Contains(line, s) {
+			continue
+		}
+		var l parkedLine
+		if err := json.Unmarshal([]byte(line), &l); err == nil {
+			out = append(out, l)
+		}
+	}
+	return out
 }
 
 // TestEventsInOrderUnderKills: 300 members each get a change and then,
