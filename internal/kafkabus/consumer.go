@@ -56,6 +56,11 @@ type ConsumerConfig struct {
 	// Park takes a message out of its lane once its budget is spent; a
 	// refusal restarts the budget. Optional.
 	Park Parker
+	// CrowdedBudget replaces RetryBudget, when shorter, for a message whose
+	// lane's buffer is full: the fetch loop then waits on that lane, so
+	// every other lane waits for it too. Default 3 s. (A command that always
+	// fails held the whole consumer for most of its 30 s budget before.)
+	CrowdedBudget time.Duration
 	// ParkAtOnce, when set, names the failures that wait for another
 	// message, which may be queued behind this one in its lane or behind
 	// the lane's full buffer (a worker that died between two steps of a
@@ -114,6 +119,9 @@ func NewConsumer(cfg ConsumerConfig, log *zap.Logger) *Consumer {
 	}
 	if cfg.RetryBudget <= 0 {
 		cfg.RetryBudget = config.DefaultRetryBudget
+	}
+	if cfg.CrowdedBudget <= 0 {
+		cfg.CrowdedBudget = 3 * time.Second
 	}
 	if cfg.SessionTimeout <= 0 {
 		cfg.SessionTimeout = config.DefaultSessionTimeout
@@ -211,7 +219,7 @@ func (c *Consumer) Run(ctx context.Context, handle Handler) error {
 		go func(in <-chan kafka.Message) {
 			defer wg.Done()
 			for m := range in {
-				if c.handleWithRetry(ctx, work, handle, m) {
+				if c.handleWithRetry(ctx, work, handle, m, in) {
 					done <- m
 				}
 			}
@@ -358,12 +366,13 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 
 // handleWithRetry runs handle until it succeeds, each attempt under
 // HandleTimeout, with capped exponential backoff and jitter between them.
-// Once the retry budget is spent (or at once, for a failure that waits for
-// another message) the message is parked, if a Parker is set, so that the
-// keys behind it in its lane go on. It gives up, without
+// Once the retry budget is spent (the shorter CrowdedBudget when its lane's
+// buffer is full, or at once for a failure ParkAtOnce names) the message
+// is parked, if a Parker is set, so that the keys behind it in its lane go
+// on. It gives up, without
 // acknowledging, only when the consumer is stopping (ctx done): the message
 // is then redelivered to whoever owns the partition next.
-func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m kafka.Message) bool {
+func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m kafka.Message, lane <-chan kafka.Message) bool {
 	if c.cfg.NotBefore != nil {
 		if !sleep(ctx, time.Until(c.cfg.NotBefore(m))) {
 			return false
@@ -376,12 +385,17 @@ func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m 
 		if err == nil {
 			return true
 		}
-		if c.cfg.Park != nil && (time.Since(first) >= c.cfg.RetryBudget || c.cfg.ParkAtOnce != nil && c.cfg.ParkAtOnce(err)) {
+		budget, crowded := c.cfg.RetryBudget, len(lane) == cap(lane)
+		if crowded {
+			budget = min(budget, c.cfg.CrowdedBudget)
+		}
+		if c.cfg.Park != nil && (time.Since(first) >= budget || c.cfg.ParkAtOnce != nil && c.cfg.ParkAtOnce(err)) {
 			perr := c.cfg.Park(work, m, err)
 			if perr == nil {
 				c.log.Warn("message parked out of its lane",
 					zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset),
-					zap.ByteString("key", m.Key), zap.Int("attempts", attempt), zap.Duration("tried_for", time.Since(first)), zap.Error(err))
+					zap.ByteString("key", m.Key), zap.Int("attempts", attempt), zap.Duration("tried_for", time.Since(first)),
+					zap.Bool("lane_full", crowded), zap.Error(err))
 				return true
 			}
 			err = fmt.Errorf("%w (and parking it failed: %v)", err, perr)

@@ -199,6 +199,73 @@ func TestAFailureThatWaitsForAnotherMessageIsParkedAtOnce(t *testing.T) {
 	}
 }
 
+// TestAFailingMessageInAFullLaneIsParkedSooner: k7 always fails, and its
+// lane's buffer (2) fills behind it, so the fetch loop, and with it the
+// other lane, waits on it. With a retry budget of an hour only
+// CrowdedBudget lets the 39 others through.
+func TestAFailingMessageInAFullLaneIsParkedSooner(t *testing.T) {
+	_, c := consumerCluster(t, 40)
+	var parked, handled atomic.Int64
+	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 2, LaneDepth: 2, SessionTimeout: 3 * time.Second,
+		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: time.Hour, CrowdedBudget: 200 * time.Millisecond,
+		Park: func(_ context.Context, m kafka.Message, cause error) error {
+			if string(m.Key) != "k7" {
+				return fmt.Errorf("parked %s, which never failed", m.Key)
+			}
+			parked.Add(1)
+			return nil
+		}}, zap.NewNop())
+	defer cons.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
+			if string(m.Key) == "k7" {
+				return errors.New("cannot succeed")
+			}
+			handled.Add(1)
+			return nil
+		})
+	}()
+	waitLag(t, c, "g", 30*time.Second)
+	if parked.Load() != 1 || handled.Load() != 39 {
+		t.Errorf("parked %d, handled %d: want k7 parked once and the 39 others handled", parked.Load(), handled.Load())
+	}
+}
+
+// TestAFailingMessageInALaneWithRoomKeepsItsBudget: k1 always fails with
+// one message behind it in a lane of 16: nothing waits on it but that one,
+// so CrowdedBudget does not apply and k1 is not parked before its budget.
+func TestAFailingMessageInALaneWithRoomKeepsItsBudget(t *testing.T) {
+	_, c := consumerCluster(t, 3)
+	var parked, tries atomic.Int64
+	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 1, SessionTimeout: 3 * time.Second,
+		RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, RetryBudget: time.Hour, CrowdedBudget: 50 * time.Millisecond,
+		Park: func(context.Context, kafka.Message, error) error {
+			parked.Add(1)
+			return nil
+		}}, zap.NewNop())
+	defer cons.Close()
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	go func() {
+		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
+			if string(m.Key) == "k1" {
+				tries.Add(1)
+				return errors.New("cannot succeed")
+			}
+			return nil
+		})
+	}()
+	deadline := time.Now().Add(30 * time.Second)
+	for tries.Load() < 40 && time.Now().Before(deadline) { // 40 tries: 20 times CrowdedBudget and more
+		time.Sleep(10 * time.Millisecond)
+	}
+	if tries.Load() < 40 || parked.Load() != 0 {
+		t.Errorf("k1 tried %d times, parked %d: want it retried in its lane, not parked", tries.Load(), parked.Load())
+	}
+}
+
 // TestHandleTimeoutFreesALane: an attempt stuck on a dead connection is
 // cancelled at HandleTimeout and retried, so the lane goes on.
 func TestHandleTimeoutFreesALane(t *testing.T) {
