@@ -273,10 +273,11 @@ func (s *Store) waitSettled(ctx context.Context, m *pinreset.Member) (*pinreset.
 
 // Settle makes a committed decision the member's copy, the state the next
 // decision reads: one replace by _id. The caller makes sure c is newer than
-// the copy: it committed c itself in this attempt (no later decision can
-// exist before c is settled, since every decision claims the version after
-// the copy's), or it has just read the copy and found it older (a
-// settlement left to a redelivery). The filter is _id alone because
+// the copy: it committed c itself in this attempt and no other attempt at
+// the command got to its audit record first (no later decision can exist
+// before c is settled, since every decision claims the version after the
+// copy's), or it has just read the copy and found it older (a settlement
+// left to a redelivery, or contested by one). The filter is _id alone because
 // FerretDB v1 serves any other filter by reading every document of the
 // collection: a filter {_id, version: {$lt}} made a PIN set cost 250 ms of
 // its CPU at 15,000 members. (And FerretDB runs a filtered replace as a

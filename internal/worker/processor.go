@@ -367,14 +367,33 @@ func (p *Processor) settle(ctx context.Context, c pinreset.Commit, recheck bool)
 	// An operator's put (mongostore.PutMember) is claimed like a decision
 	// but is no command: it has no audit record here, and its settlement is
 	// the member document alone.
+	contested := recheck
 	if o := c.Outcome; o.CorrelationID != "" {
 		r, err := p.Audit.AppendAfter(ctx, audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: c.Member.ID,
 			CorrelationID: o.CorrelationID, Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID}, c.Member.Audit.Seq, c.Member.Audit.Hash)
 		switch {
 		case err == nil:
 			c.Member.Audit = pinreset.AuditLink{Seq: r.Seq, Hash: r.Hash}
-		case !errors.Is(err, audit.ErrRecorded):
+		case errors.Is(err, audit.ErrRecorded):
+			contested = true // another attempt got here first
+		default:
 			return fmt.Errorf("audit command %s: %w", o.CorrelationID, err)
+		}
+	}
+	if contested {
+		// Another attempt at the command (a redelivery, a parked copy) may
+		// have settled the decision already, and the member's next decision
+		// may have followed it: the replace below would then put the member
+		// back a version (Settle's filter is _id alone, see there). Read
+		// again right before writing. The window left, between this read
+		// and the write, is a whole decision shorter than before; on
+		// MongoDB and FerretDB alike a replace is no compare-and-set here.
+		cur, err := p.Store.FindMemberByID(ctx, c.Member.ID)
+		if err != nil {
+			return err
+		}
+		if cur.Version >= c.Member.Version {
+			return nil
 		}
 	}
 	_, span := p.tracer().Start(ctx, "store settle", trace.WithAttributes(attribute.String("pinreset.member_id", c.Member.ID),

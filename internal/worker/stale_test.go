@@ -1,0 +1,68 @@
+package worker_test
+
+import (
+	"context"
+	"sync"
+	"testing"
+
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+)
+
+// heldEvents holds the first events publish until release is closed (a
+// worker slow between its commit and its settlement); later ones pass.
+type heldEvents struct {
+	*bus
+	once    sync.Once
+	held    chan struct{} // closed once the first events publish waits
+	release chan struct{}
+}
+
+func (h *heldEvents) Publish(ctx context.Context, msgs ...kafkabus.Message) error {
+	for _, m := range msgs {
+		if m.Topic == kafkabus.TopicEvents {
+			first := false
+			h.once.Do(func() { first = true })
+			if first {
+				close(h.held)
+				<-h.release
+			}
+			break
+		}
+	}
+	return h.bus.Publish(ctx, msgs...)
+}
+
+// TestAStaleSettlementDoesNotUndoALaterOne: worker A commits a decision and
+// is slow before settling it; a copy of its command (a rebalance's
+// redelivery) settles it, and the member's next decision follows. A's
+// settlement, arriving last, must leave the member at the later decision,
+// not put it back. (TestTwoIngressTwoWorkers met this in 1 of 15 runs: a
+// member settled one version behind its last decision.)
+func TestAStaleSettlementDoesNotUndoALaterOne(t *testing.T) {
+	h := newHarness(t, nil, nil)
+	h.member("m1", "240810", "")
+	held := &heldEvents{bus: h.bus, held: make(chan struct{}), release: make(chan struct{})}
+	h.proc.Publisher = held
+
+	a := h.cmd(pinreset.KindReset, "m1", "", "357913")
+	done := make(chan error, 1)
+	go func() { done <- h.handle(a) }()
+	<-held.held // A has committed, answered and waits to publish its events
+
+	if err := h.handle(a); err != nil { // the copy: it settles A's decision
+		t.Fatalf("the copy of A: %v", err)
+	}
+	if code := h.send(h.cmd(pinreset.KindReset, "m1", "", "802468")); code != pinreset.CodeSuccess {
+		t.Fatalf("the next decision: %s", code)
+	}
+	later := h.get("m1")
+
+	close(held.release)
+	if err := <-done; err != nil {
+		t.Fatalf("A: %v", err)
+	}
+	if m := h.get("m1"); m.Version != later.Version || m.PINHash != later.PINHash {
+		t.Fatalf("the member went from version %d back to %d: A's late settlement undid the next decision", later.Version, m.Version)
+	}
+}
