@@ -129,37 +129,58 @@ func TestConsumerRidesThroughBrokerFaults(t *testing.T) {
 	}
 }
 
+// failingKey counts what a consumer run by runFailingKey did.
+type failingKey struct{ parked, handled, tries atomic.Int64 }
+
+// runFailingKey runs a consumer with cfg on the topic "cmds" of c (group
+// "g") until the test ends. Every attempt at key fails with an error
+// wrapping cause; every other message is handled. Park takes key only, and
+// only for cause: parking anything else is an error.
+func runFailingKey(t *testing.T, c Cluster, cfg ConsumerConfig, key string, cause error) *failingKey {
+	t.Helper()
+	n := &failingKey{}
+	cfg.Cluster, cfg.Topic, cfg.GroupID, cfg.SessionTimeout = c, "cmds", "g", 3*time.Second
+	cfg.RetryMin, cfg.RetryMax = 10*time.Millisecond, 50*time.Millisecond
+	cfg.Park = func(_ context.Context, m kafka.Message, err error) error {
+		if string(m.Key) != key || !errors.Is(err, cause) {
+			return fmt.Errorf("parked %s (%v), which never failed that way", m.Key, err)
+		}
+		n.parked.Add(1)
+		return nil
+	}
+	cons := NewConsumer(cfg, zap.NewNop())
+	ctx, cancel := context.WithCancel(context.Background())
+	ran := make(chan struct{})
+	go func() {
+		defer close(ran)
+		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
+			if string(m.Key) == key {
+				n.tries.Add(1)
+				return fmt.Errorf("%s: %w", m.Key, cause)
+			}
+			n.handled.Add(1)
+			return nil
+		})
+	}()
+	t.Cleanup(func() {
+		cancel()
+		<-ran
+		_ = cons.Close()
+	})
+	return n
+}
+
+var errCannot = errors.New("cannot succeed")
+
 // TestAMessageThatAlwaysFailsIsParked: one key's handler always fails;
 // after its retry budget it is parked, and every other message of its
 // partition and lane is handled and committed.
 func TestAMessageThatAlwaysFailsIsParked(t *testing.T) {
 	_, c := consumerCluster(t, 300)
-	var parked atomic.Int64
-	var handled atomic.Int64
-	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 2, SessionTimeout: 3 * time.Second,
-		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: 300 * time.Millisecond,
-		Park: func(_ context.Context, m kafka.Message, cause error) error {
-			if string(m.Key) != "k7" {
-				return fmt.Errorf("parked %s, which never failed", m.Key)
-			}
-			parked.Add(1)
-			return nil
-		}}, zap.NewNop())
-	defer cons.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
-			if string(m.Key) == "k7" {
-				return errors.New("cannot succeed")
-			}
-			handled.Add(1)
-			return nil
-		})
-	}()
+	n := runFailingKey(t, c, ConsumerConfig{Concurrency: 2, RetryBudget: 300 * time.Millisecond}, "k7", errCannot)
 	waitLag(t, c, "g", time.Minute)
-	if parked.Load() != 1 || handled.Load() < 299 {
-		t.Errorf("parked %d, handled %d: want k7 parked once and the 299 others handled", parked.Load(), handled.Load())
+	if n.parked.Load() != 1 || n.handled.Load() < 299 {
+		t.Errorf("parked %d, handled %d: want k7 parked once and the 299 others handled", n.parked.Load(), n.handled.Load())
 	}
 }
 
@@ -170,32 +191,11 @@ func TestAMessageThatAlwaysFailsIsParked(t *testing.T) {
 func TestAFailureThatWaitsForAnotherMessageIsParkedAtOnce(t *testing.T) {
 	_, c := consumerCluster(t, 20)
 	errWaits := errors.New("waits for another message")
-	var parked, handled atomic.Int64
-	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 1, SessionTimeout: 3 * time.Second,
-		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: time.Hour,
-		Park: func(_ context.Context, m kafka.Message, cause error) error {
-			if string(m.Key) != "k7" || !errors.Is(cause, errWaits) {
-				return fmt.Errorf("parked %s (%v), which waits for nothing", m.Key, cause)
-			}
-			parked.Add(1)
-			return nil
-		},
-		ParkAtOnce: func(err error) bool { return errors.Is(err, errWaits) }}, zap.NewNop())
-	defer cons.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
-			if string(m.Key) == "k7" {
-				return fmt.Errorf("k7: %w", errWaits)
-			}
-			handled.Add(1)
-			return nil
-		})
-	}()
+	n := runFailingKey(t, c, ConsumerConfig{Concurrency: 1, RetryBudget: time.Hour,
+		ParkAtOnce: func(err error) bool { return errors.Is(err, errWaits) }}, "k7", errWaits)
 	waitLag(t, c, "g", 30*time.Second)
-	if parked.Load() != 1 || handled.Load() != 19 {
-		t.Errorf("parked %d, handled %d: want k7 parked once and the 19 others handled", parked.Load(), handled.Load())
+	if n.parked.Load() != 1 || n.handled.Load() != 19 {
+		t.Errorf("parked %d, handled %d: want k7 parked once and the 19 others handled", n.parked.Load(), n.handled.Load())
 	}
 }
 
@@ -205,31 +205,10 @@ func TestAFailureThatWaitsForAnotherMessageIsParkedAtOnce(t *testing.T) {
 // CrowdedBudget lets the 39 others through.
 func TestAFailingMessageInAFullLaneIsParkedSooner(t *testing.T) {
 	_, c := consumerCluster(t, 40)
-	var parked, handled atomic.Int64
-	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 2, LaneDepth: 2, SessionTimeout: 3 * time.Second,
-		RetryMin: 10 * time.Millisecond, RetryMax: 50 * time.Millisecond, RetryBudget: time.Hour, CrowdedBudget: 200 * time.Millisecond,
-		Park: func(_ context.Context, m kafka.Message, cause error) error {
-			if string(m.Key) != "k7" {
-				return fmt.Errorf("parked %s, which never failed", m.Key)
-			}
-			parked.Add(1)
-			return nil
-		}}, zap.NewNop())
-	defer cons.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
-			if string(m.Key) == "k7" {
-				return errors.New("cannot succeed")
-			}
-			handled.Add(1)
-			return nil
-		})
-	}()
+	n := runFailingKey(t, c, ConsumerConfig{Concurrency: 2, LaneDepth: 2, RetryBudget: time.Hour, CrowdedBudget: 200 * time.Millisecond}, "k7", errCannot)
 	waitLag(t, c, "g", 30*time.Second)
-	if parked.Load() != 1 || handled.Load() != 39 {
-		t.Errorf("parked %d, handled %d: want k7 parked once and the 39 others handled", parked.Load(), handled.Load())
+	if n.parked.Load() != 1 || n.handled.Load() != 39 {
+		t.Errorf("parked %d, handled %d: want k7 parked once and the 39 others handled", n.parked.Load(), n.handled.Load())
 	}
 }
 
@@ -238,31 +217,13 @@ func TestAFailingMessageInAFullLaneIsParkedSooner(t *testing.T) {
 // so CrowdedBudget does not apply and k1 is not parked before its budget.
 func TestAFailingMessageInALaneWithRoomKeepsItsBudget(t *testing.T) {
 	_, c := consumerCluster(t, 3)
-	var parked, tries atomic.Int64
-	cons := NewConsumer(ConsumerConfig{Cluster: c, Topic: "cmds", GroupID: "g", Concurrency: 1, SessionTimeout: 3 * time.Second,
-		RetryMin: 10 * time.Millisecond, RetryMax: 20 * time.Millisecond, RetryBudget: time.Hour, CrowdedBudget: 50 * time.Millisecond,
-		Park: func(context.Context, kafka.Message, error) error {
-			parked.Add(1)
-			return nil
-		}}, zap.NewNop())
-	defer cons.Close()
-	ctx, cancel := context.WithCancel(context.Background())
-	defer cancel()
-	go func() {
-		_ = cons.Run(ctx, func(_ context.Context, m kafka.Message) error {
-			if string(m.Key) == "k1" {
-				tries.Add(1)
-				return errors.New("cannot succeed")
-			}
-			return nil
-		})
-	}()
+	n := runFailingKey(t, c, ConsumerConfig{Concurrency: 1, RetryBudget: time.Hour, CrowdedBudget: 50 * time.Millisecond}, "k1", errCannot)
 	deadline := time.Now().Add(30 * time.Second)
-	for tries.Load() < 40 && time.Now().Before(deadline) { // 40 tries: 20 times CrowdedBudget and more
+	for n.tries.Load() < 40 && time.Now().Before(deadline) { // 40 tries: over 10 times CrowdedBudget
 		time.Sleep(10 * time.Millisecond)
 	}
-	if tries.Load() < 40 || parked.Load() != 0 {
-		t.Errorf("k1 tried %d times, parked %d: want it retried in its lane, not parked", tries.Load(), parked.Load())
+	if n.tries.Load() < 40 || n.parked.Load() != 0 {
+		t.Errorf("k1 tried %d times, parked %d: want it retried in its lane, not parked", n.tries.Load(), n.parked.Load())
 	}
 }
 

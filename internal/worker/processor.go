@@ -347,12 +347,8 @@ func (p *Processor) recorded(cmd pinreset.Command, c pinreset.Commit) (pinreset.
 // settles it then.
 func (p *Processor) settle(ctx context.Context, c pinreset.Commit, recheck bool) error {
 	if recheck {
-		cur, err := p.Store.FindMemberByID(ctx, c.Member.ID)
-		if err != nil {
+		if done, err := p.settledAlready(ctx, c); done || err != nil {
 			return err
-		}
-		if cur.Version >= c.Member.Version {
-			return nil
 		}
 	}
 	if len(c.Events) > 0 {
@@ -388,18 +384,24 @@ func (p *Processor) settle(ctx context.Context, c pinreset.Commit, recheck bool)
 		// again right before writing. The window left, between this read
 		// and the write, is a whole decision shorter than before; on
 		// MongoDB and FerretDB alike a replace is no compare-and-set here.
-		cur, err := p.Store.FindMemberByID(ctx, c.Member.ID)
-		if err != nil {
+		if done, err := p.settledAlready(ctx, c); done || err != nil {
 			return err
-		}
-		if cur.Version >= c.Member.Version {
-			return nil
 		}
 	}
 	_, span := p.tracer().Start(ctx, "store settle", trace.WithAttributes(attribute.String("pinreset.member_id", c.Member.ID),
 		attribute.Int64("pinreset.version", c.Member.Version)))
 	defer span.End()
 	return p.Store.Settle(ctx, c)
+}
+
+// settledAlready reports whether the member's settled state has reached
+// c's version (settled by another attempt, and maybe moved on since).
+func (p *Processor) settledAlready(ctx context.Context, c pinreset.Commit) (bool, error) {
+	cur, err := p.Store.FindMemberByID(ctx, c.Member.ID)
+	if err != nil {
+		return false, err
+	}
+	return cur.Version >= c.Member.Version, nil
 }
 
 func auditKind(k pinreset.Kind) string {
