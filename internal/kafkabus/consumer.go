@@ -20,9 +20,9 @@ import (
 // Handler processes one message. A nil error means the message is done and
 // its offset may be committed. An error means "not now" (a dependency is
 // down, a key not deployed yet): the consumer retries the same message with
-// backoff, and parks it once its retry budget is spent (at once for a
-// failure ParkAtOnce names). A message that can
-// never succeed is the handler's to dead-letter and acknowledge with nil.
+// backoff, and parks it once its retry budget is spent (see
+// handleWithRetry). A message that can never succeed is the handler's to
+// dead-letter and acknowledge with nil.
 type Handler func(ctx context.Context, m kafka.Message) error
 
 // Parker takes a message whose retry budget is spent out of its lane (a
@@ -61,12 +61,12 @@ type ConsumerConfig struct {
 	// every other lane waits for it too. Default 3 s. (A command that always
 	// fails held the whole consumer for most of its 30 s budget before.)
 	CrowdedBudget time.Duration
-	// ParkAtOnce, when set, names the failures that wait for another
-	// message, which may be queued behind this one in its lane or behind
-	// the lane's full buffer (a worker that died between two steps of a
-	// decision leaves a member busy until its command comes back). Such a
-	// message is handed to Park at its first failure, not after its retry
-	// budget: waiting in the lane could only hold up what it waits for.
+	// ParkAtOnce, when set, names the failures that waiting in the lane
+	// cannot end: one that waits for another message, which may be queued
+	// behind this one (a worker that died between two steps of a decision
+	// leaves a member busy until its command comes back), or one that no
+	// retry in this process can fix. Such a message is handed to Park at
+	// its first failure, not after its retry budget.
 	ParkAtOnce func(error) bool
 	// NotBefore, when set, gives the time before which a message must not
 	// be tried (a parked message on the retry topic); its lane waits until
@@ -369,9 +369,9 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 // Once the retry budget is spent (the shorter CrowdedBudget when its lane's
 // buffer is full, or at once for a failure ParkAtOnce names) the message
 // is parked, if a Parker is set, so that the keys behind it in its lane go
-// on. It gives up, without
-// acknowledging, only when the consumer is stopping (ctx done): the message
-// is then redelivered to whoever owns the partition next.
+// on. It gives up, without acknowledging, only when the consumer is
+// stopping (ctx done): the message is then redelivered to whoever owns the
+// partition next.
 func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m kafka.Message, lane <-chan kafka.Message) bool {
 	if c.cfg.NotBefore != nil {
 		if !sleep(ctx, time.Until(c.cfg.NotBefore(m))) {

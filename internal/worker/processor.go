@@ -380,10 +380,11 @@ func (p *Processor) settle(ctx context.Context, c pinreset.Commit, recheck bool)
 		// Another attempt at the command (a redelivery, a parked copy) may
 		// have settled the decision already, and the member's next decision
 		// may have followed it: the replace below would then put the member
-		// back a version (Settle's filter is _id alone, see there). Read
-		// again right before writing. The window left, between this read
-		// and the write, is a whole decision shorter than before; on
-		// MongoDB and FerretDB alike a replace is no compare-and-set here.
+		// back a version (Settle's filter is _id alone, see there). So read
+		// again right before writing. What is left is a stall between this
+		// read and the write, for longer than the other attempt's
+		// settlement and a whole later decision (README, "The decision
+		// model").
 		if done, err := p.settledAlready(ctx, c); done || err != nil {
 			return err
 		}
