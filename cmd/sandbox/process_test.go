@@ -650,10 +650,12 @@ func TestKillWorkerMidLoad(t *testing.T) {
 	// its own command comes back, possibly from behind the next command
 	// about the member: that one is parked at its first failure, not after
 	// 30 s in the lane (which stalled w2's lanes for 30 s at a time).
+	// (At most 3 attempts: an earlier one may have failed otherwise. The
+	// old rule made 9-10 in 30 s.)
 	busy := parkedLines(t, w2, "still being settled")
 	for _, l := range busy {
-		if l.Topic == kafkabus.TopicCommands && l.Attempts != 1 {
-			t.Errorf("%s, behind an unsettled decision, left password.commands after %d attempts, want 1", l.Key, l.Attempts)
+		if l.Topic == kafkabus.TopicCommands && l.Attempts > 3 {
+			t.Errorf("%s, behind an unsettled decision, left password.commands after %d attempts, want it parked at once", l.Key, l.Attempts)
 		}
 	}
 	t.Logf("%d commands parked behind a decision w1 left unsettled", len(busy))
