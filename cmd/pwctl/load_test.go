@@ -6,7 +6,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/http/httptest"
 	"os"
@@ -18,6 +17,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/loadgen/loadgentest"
 )
@@ -83,7 +83,7 @@ func TestLoadAgainstProcesses(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	kafkaAddr, mongoAddr := pickAddr(t), pickAddr(t)
+	kafkaAddr, mongoAddr := freeaddr.For(t), freeaddr.For(t)
 	infra := startServiceProcess(t, bin, "sandbox", nil, "-infra-only", "-data-dir", t.TempDir(),
 		"-kafka-addr", kafkaAddr, "-mongo-addr", mongoAddr, "-sandbox-dir", sandboxDir)
 	infra.waitFor(t, "sandbox: infrastructure ready")
@@ -267,7 +267,7 @@ func startIngressAt(t *testing.T, bin string, base map[string]string) string {
 		for k, v := range base {
 			env[k] = v
 		}
-		addr := pickAddr(t)
+		addr := freeaddr.For(t)
 		env["PINRESET_HTTP_ADDR"] = addr
 		p := startServiceProcess(t, bin, "ingress", env)
 		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
@@ -288,16 +288,6 @@ func startIngressAt(t *testing.T, bin string, base map[string]string) string {
 			}
 		}
 	}
-}
-
-func pickAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
 
 // readKeyValues reads a KEY=VALUE file; # starts a comment line.

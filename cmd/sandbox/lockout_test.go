@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 )
 
 // The end-to-end tests of issue 15: a reset is the way out of a lock, and
@@ -139,7 +141,7 @@ func settledHashes(t *testing.T, workerAdmin string) int {
 // single argon2 computation (the worker's pinreset_hash_duration_seconds
 // count does not move); a new wrong PIN is still verified.
 func TestReplayStormCostsNoHashing(t *testing.T) {
-	workerAdmin := freeAddr(t)
+	workerAdmin := freeaddr.For(t)
 	e := startSandbox(t, map[string]string{"PINRESET_MEMBER_RATE": "off"}, "-worker-admin-addr", workerAdmin)
 	c := newClient(t, e)
 	capture := changeBody("135791", "581379")

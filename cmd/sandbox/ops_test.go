@@ -6,6 +6,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -22,7 +24,7 @@ func httpGet(t *testing.T, url string) (int, string) {
 // TestMetrics: after end-to-end traffic both admin listeners serve the
 // documented series with the right labels.
 func TestMetrics(t *testing.T) {
-	ingressAdmin, workerAdmin := freeAddr(t), freeAddr(t)
+	ingressAdmin, workerAdmin := freeaddr.For(t), freeaddr.For(t)
 	e := startSandbox(t, nil, "-ingress-admin-addr", ingressAdmin, "-worker-admin-addr", workerAdmin)
 	c := newClient(t, e)
 	for _, f := range []string{"success.json", "user-not-found.json"} {
@@ -95,7 +97,7 @@ func grepLines(s, prefix string) string {
 func TestReadinessFollowsDependencies(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env
-	workerAdmin := freeAddr(t)
+	workerAdmin := freeaddr.For(t)
 	startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin}))
 	waitStatus := func(url string, want int) {
 		t.Helper()

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"math/rand/v2"
-	"net"
 	"net/http"
 	"os"
 	"os/exec"
@@ -25,6 +24,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -177,7 +177,7 @@ func startInfraProcesses(t *testing.T) *infra {
 	if err != nil {
 		t.Fatal(err)
 	}
-	in := &infra{dataDir: t.TempDir(), kafkaAddr: freeAddr(t), mongoAddr: freeAddr(t)}
+	in := &infra{dataDir: t.TempDir(), kafkaAddr: freeaddr.For(t), mongoAddr: freeaddr.For(t)}
 	in.kafka = in.startPart(t, "kafka")
 	in.mongo = in.startPart(t, "mongo")
 	fileEnv, err := config.ReadEnvFile(filepath.Join(sandboxDir, "sandbox.env"))
@@ -229,23 +229,13 @@ func processEnv(e Env, over map[string]string) map[string]string {
 	return env
 }
 
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
-}
-
 // startIngressProcess starts an ingress binary and waits until it is ready.
 // A port picked free can be taken by another process before the ingress
 // binds it, so a start that fails is retried on another port.
 func startIngressProcess(t *testing.T, e Env, over map[string]string) (*process, string) {
 	t.Helper()
 	for attempt := 1; ; attempt++ {
-		addr := freeAddr(t)
+		addr := freeaddr.For(t)
 		env := processEnv(e, over)
 		env["PINRESET_HTTP_ADDR"] = addr
 		p := startProcess(t, "ingress", env)

@@ -308,19 +308,22 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 		s.LimitAllCoresRPS = float64(s.Cores) / (s.HashesPerRequest * s.HashMsAllCores / 1000)
 	}
 	rate := max(s.E2ERPS/10, 1)
+	// lightP50 is the p50 of an open load at 10% of saturation on members.
+	lightP50 := func(members string) (float64, error) {
+		o := common
+		o.Members, o.InitialPIN, o.Rate, o.Duration = members, "", hundredths(rate), light
+		rep, err := b.load(ctx, o)
+		s.Errors += rep.Errors + rep.Unexpected
+		return rep.P50ms, err
+	}
 	s.HashPairMsAfterIdle = hashPairMsAfterIdle(def, time.Duration(float64(time.Second)/rate), 15)
-	o = common
-	o.Members, o.InitialPIN, o.Rate, o.Duration = "bench%06d@sandbox.example", "", hundredths(rate), light
-	lt, err := b.load(ctx, o)
-	if err != nil {
+	if s.E2EP50MsLight, err = lightP50("bench%06d@sandbox.example"); err != nil {
 		return s, err
 	}
-	s.E2EP50MsLight = lt.P50ms
-	b.logf("light p50 %.1f ms; two hashes side by side after as long idle %.1f ms", lt.P50ms, s.HashPairMsAfterIdle)
+	b.logf("light p50 %.1f ms; two hashes side by side after as long idle %.1f ms", s.E2EP50MsLight, s.HashPairMsAfterIdle)
 	// The verification and the new PIN's hash run side by side on two idle
 	// cores: one hash time, plus 3 ms for everything else.
 	s.LightTargetMs = s.HashMs + 3
-	s.Errors += lt.Errors + lt.Unexpected
 	s.IngressPeakRSSMB = peakRSSMB(ing)
 	s.WorkerPeakRSSMB = peakRSSMB(wk)
 
@@ -343,15 +346,10 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	s.WorkerPeakRSSMB = max(s.WorkerPeakRSSMB, peakRSSMB(wk))
 	s.IngressPeakRSSMB = peakRSSMB(ing)
 	b.logf("cheap e2e %.1f rps, p50 %.1f ms", ch.RPS, ch.P50ms)
-	o = common
-	o.Members, o.InitialPIN, o.Rate, o.Duration = "benchcheap%06d@sandbox.example", "", hundredths(rate), light
-	clt, err := b.load(ctx, o)
-	if err != nil {
+	if s.CheapE2EP50MsLight, err = lightP50("benchcheap%06d@sandbox.example"); err != nil {
 		return s, err
 	}
-	s.CheapE2EP50MsLight = clt.P50ms
-	s.Errors += clt.Errors + clt.Unexpected
-	b.logf("cheap light p50 %.1f ms", clt.P50ms)
+	b.logf("cheap light p50 %.1f ms", s.CheapE2EP50MsLight)
 	s.StandaloneHashCPUMsPerRequest = s.HashesPerRequest * s.HashMs
 	own := s.CheapCPUMsPerRequest["worker"] - s.HashesPerRequest*s.CheapHashMs
 	if a := s.CPUMsPerRequest["worker"] - own; a > 0 {

@@ -12,6 +12,8 @@ import (
 
 	"github.com/segmentio/kafka-go"
 	"github.com/twmb/franz-go/pkg/kmsg"
+
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 )
 
 // TestDeadJoinerExpires: a consumer killed while it waits for its
@@ -25,7 +27,7 @@ import (
 func TestDeadJoinerExpires(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	addr := freeAddr(t)
+	addr := freeaddr.For(t)
 	in, err := StartInfra(ctx, InfraConfig{DataDir: t.TempDir(), KafkaAddr: addr, NoMongo: true})
 	if err != nil {
 		t.Fatal(err)
@@ -166,14 +168,4 @@ func (c *raw) do(t *testing.T, req kmsg.Request) kmsg.Response {
 		t.Fatal(err)
 	}
 	return resp
-}
-
-func freeAddr(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().String()
 }
