@@ -112,15 +112,21 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	now := p.now().UTC()
 	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
 	auditIt := true
+	// The answer a waiting client gets: the rejection, unless the
+	// transaction already has an outcome, which stays its only answer.
+	answer := pinreset.Outcome{Code: pinreset.CodeRejected, CompletedAt: now}
 	if known {
 		err := p.Store.Record(ctx, pinreset.Outcome{ASPID: aspID, CorrelationID: cid,
 			Code: pinreset.CodeRejected, CompletedAt: now, WorkerID: p.WorkerID})
 		var decided *pinreset.DecidedError
 		switch {
 		case errors.As(err, &decided):
-			// A redelivery (audit it, once) or a broken message reusing the
-			// correlation id of a decided command, whose record stands.
-			auditIt = decided.Commit.Outcome.Code == pinreset.CodeRejected
+			// A redelivery (audit it, once) or a broken copy of a decided
+			// command (an ingress still on an older command format during
+			// an upgrade), whose record stands and answers it, as a status
+			// query would.
+			answer = decided.Commit.Outcome
+			auditIt = answer.Code == pinreset.CodeRejected
 		case err != nil:
 			return err
 		}
@@ -150,8 +156,8 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	)
 	msgs := []kafkabus.Message{{Topic: kafkabus.TopicCommandsDLQ, Key: m.Key, Value: m.Value, Headers: headers}}
 	if len(m.Key) > 0 && len(m.Key) <= 64 {
-		r := pinreset.Result{CorrelationID: string(m.Key), ASPID: aspID, RequestID: header(m, wire.HeaderRequestID), Code: pinreset.CodeRejected,
-			Message: pinreset.CodeRejected.Message(), CompletedAt: now}
+		r := pinreset.Result{CorrelationID: string(m.Key), ASPID: aspID, RequestID: header(m, wire.HeaderRequestID), Code: answer.Code,
+			Message: answer.Code.Message(), MemberID: answer.MemberID, CompletedAt: answer.CompletedAt.UTC()}
 		v, err := wire.EncodeResult(r)
 		if err != nil {
 			return err

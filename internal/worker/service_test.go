@@ -251,6 +251,35 @@ func TestDecisions(t *testing.T) {
 		}
 	})
 
+	t.Run("a dead-lettered copy of a decided command answers its recorded outcome", func(t *testing.T) {
+		h := newHarness(t, nil, nil)
+		h.member("m1", pin, "")
+		c := h.cmd(pinreset.KindReset, "m1", "", other)
+		if code := h.send(c); code != pinreset.CodeSuccess {
+			t.Fatalf("first attempt: %s", code)
+		}
+		// The same transaction arrives again, broken (as from an ingress on
+		// a command format this worker no longer reads): it is dead-lettered.
+		m := h.message(c)
+		m.Value = []byte(strings.Replace(string(m.Value), `"kind":"reset"`, `"kind":"change"`, 1))
+		if err := h.proc.Handle(context.Background(), m); err != nil {
+			t.Fatal(err)
+		}
+		if codes := h.bus.resultsOf(c.CorrelationID); len(codes) != 2 || codes[1] != pinreset.CodeSuccess {
+			t.Fatalf("results %v: the copy's answer must be the recorded 000_000", codes)
+		}
+		if o, err := h.store.Outcome(context.Background(), testASP, c.CorrelationID); err != nil || o.Code != pinreset.CodeSuccess {
+			t.Fatalf("outcome %+v, %v", o, err)
+		}
+		if rs := h.mem.records(c.CorrelationID); len(rs) != 1 || rs[0].Code != string(pinreset.CodeSuccess) {
+			t.Fatalf("audit records %+v", rs)
+		}
+		q := pinreset.NewStatusQuery(c.CorrelationID, "q1", testASP, time.Now(), time.Minute)
+		if code := h.send(q); code != pinreset.CodeSuccess {
+			t.Fatalf("status after the dead letter: %s", code)
+		}
+	})
+
 	t.Run("commands for one member at once are decided one after the other", func(t *testing.T) {
 		h := newHarness(t, nil, nil)
 		h.member("m1", pin, "")
