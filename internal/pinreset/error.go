@@ -52,7 +52,9 @@ const (
 	CodeAttemptsExceeded Code = "001_069"
 	// CodeTooManyRequests: the ingress refused a burst of commands for one
 	// member or one ASP before publishing it (token buckets); retry after
-	// the Retry-After header's seconds.
+	// the Retry-After header's seconds. The worker answers it too, without
+	// changing anything, for a KMV1 set of a member that already has
+	// Rules.MaxSetClaims replay claims inside the replay window.
 	CodeTooManyRequests Code = "000_429"
 	// CodeWeakPIN: newPassword breaks the PIN policy (three identical or consecutive digits).
 	CodeWeakPIN Code = "001_044"

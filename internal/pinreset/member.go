@@ -33,8 +33,9 @@ type Member struct {
 	// answered from it instead of being applied twice.
 	Recent []Applied
 	// Sets are the contents that set this PIN within Rules.ReplayWindow
-	// (KMV1 commands only), newest last, at most Rules.RecentLimit: the
-	// replay claims (see Decide).
+	// (KMV1 commands only), newest last, one per content: the replay
+	// claims (see Decide). Only time removes a claim; Rules.MaxSetClaims
+	// bounds how many can be live at once.
 	Sets []SetClaim
 	// Audit is the head of the member's audit chain after its last
 	// settled decision.
@@ -99,11 +100,20 @@ type Rules struct {
 	// another id in that time is refused with CodeDuplicateRequest
 	// (PINRESET_REPLAY_WINDOW). Default 24 h.
 	ReplayWindow time.Duration
+	// MaxSetClaims bounds Member.Sets: a KMV1 set whose claim would be one
+	// too many within ReplayWindow is refused with CodeTooManyRequests
+	// and changes nothing, until the oldest claim ages out. Claims are
+	// never dropped early, since a dropped claim lets its captured request
+	// set its PIN again. Each costs about 100 bytes of the member
+	// document. Default 1,000: no member sets that many PINs in a day, and
+	// the document stays far below MongoDB's 16 MiB.
+	MaxSetClaims int
 }
 
 // DefaultRules returns the defaults documented on Rules.
 func DefaultRules() Rules {
-	return Rules{LockAfter: 5, LockFor: 15 * time.Minute, RecentLimit: 32, AttemptMemory: 32, ReplayWindow: DefaultReplayWindow}
+	return Rules{LockAfter: 5, LockFor: 15 * time.Minute, RecentLimit: 32, AttemptMemory: 32, ReplayWindow: DefaultReplayWindow,
+		MaxSetClaims: 1000}
 }
 
 // DefaultReplayWindow is Rules.ReplayWindow's default.
@@ -153,6 +163,9 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	}
 	if m.replayed(cmd, rules, now) {
 		return Decision{Code: CodeDuplicateRequest, Member: *m}, nil
+	}
+	if m.claimsFull(cmd, rules, now) {
+		return Decision{Code: CodeTooManyRequests, Member: *m}, nil
 	}
 	if cmd.Expired(now) {
 		return Decision{Code: CodeExpired, Member: *m}, nil
@@ -233,23 +246,42 @@ func (m *Member) replayed(cmd Command, rules Rules, now time.Time) bool {
 	return false
 }
 
-// claimed returns sets with cmd's content claimed at now, the claims past
-// the window and beyond limit dropped.
+// claimsFull reports whether a set by cmd would need one replay claim more
+// than rules.MaxSetClaims within the window.
+func (m *Member) claimsFull(cmd Command, rules Rules, now time.Time) bool {
+	if cmd.Auth == SchemeKMV2 || len(cmd.ContentKeys) == 0 {
+		return false
+	}
+	return len(live(m.Sets, cmd, rules, now)) >= rules.maxSetClaims()
+}
+
+// live returns the claims of sets still inside the window, but any of
+// cmd's own content (its claim is renewed, not doubled).
+func live(sets []SetClaim, cmd Command, rules Rules, now time.Time) []SetClaim {
+	out := make([]SetClaim, 0, len(sets)+1)
+	for _, c := range sets {
+		if now.Sub(c.At) < rules.replayWindow() && !slices.Contains(cmd.ContentKeys, c.Fingerprint) {
+			out = append(out, c)
+		}
+	}
+	return out
+}
+
+// claimed returns sets with cmd's content claimed at now and the claims
+// past the window dropped. Decide has refused the set when that would
+// exceed rules.MaxSetClaims.
 func claimed(sets []SetClaim, cmd Command, rules Rules, now time.Time) []SetClaim {
 	if cmd.Auth == SchemeKMV2 || len(cmd.ContentKeys) == 0 {
 		return sets
 	}
-	out := make([]SetClaim, 0, len(sets)+1)
-	for _, c := range sets {
-		if now.Sub(c.At) < rules.replayWindow() {
-			out = append(out, c)
-		}
+	return append(live(sets, cmd, rules, now), SetClaim{Fingerprint: cmd.ContentKeys[0], CorrelationID: cmd.CorrelationID, At: now.UTC()})
+}
+
+func (r Rules) maxSetClaims() int {
+	if r.MaxSetClaims <= 0 {
+		return DefaultRules().MaxSetClaims
 	}
-	out = append(out, SetClaim{Fingerprint: cmd.ContentKeys[0], CorrelationID: cmd.CorrelationID, At: now.UTC()})
-	if limit := rules.recentLimit(); len(out) > limit {
-		out = out[len(out)-limit:]
-	}
-	return out
+	return r.MaxSetClaims
 }
 
 func (r Rules) recentLimit() int {

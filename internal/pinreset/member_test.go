@@ -1129,3 +1129,76 @@ func TestDecideHashesAhead(t *testing.T) {
 		})
 	}
 }
+
+// TestReplayClaimsLastTheirWindow: a KMV1 content that set the PIN stays
+// claimed for the whole replay window however many sets follow it; only
+// time frees a claim, and a member with MaxSetClaims live claims is refused
+// further sets rather than forgetting one.
+func TestReplayClaimsLastTheirWindow(t *testing.T) {
+	t.Parallel()
+	pins := func(i int) string { return fmt.Sprintf("%06d", 100000+i*7919) }
+	withKeys := func(c pinreset.Command) pinreset.Command {
+		c.ContentKeys = []string{"fp:" + string(c.Kind) + ":" + c.NewPIN}
+		return c
+	}
+	setMany := func(t *testing.T, m *pinreset.Member, rules pinreset.Rules, n int) time.Time {
+		t.Helper()
+		at := mNow
+		for i := range n {
+			at = mNow.Add(time.Duration(i) * time.Second)
+			c := withKeys(sentAt(resetCmd(fmt.Sprintf("260301120000-%07d", i), pins(i)), at))
+			d := decide(t, m, c, testHasher{}, rules, at)
+			if d.Code != pinreset.CodeSuccess {
+				t.Fatalf("set %d: %s", i+1, d.Code)
+			}
+			*m = d.Member
+		}
+		return at
+	}
+
+	t.Run("the first content is refused after 33 sets inside the window", func(t *testing.T) {
+		t.Parallel()
+		m, rules := member(), pinreset.DefaultRules()
+		last := setMany(t, &m, rules, 33)
+		replay := withKeys(sentAt(resetCmd("260301130000-0000001", pins(0)), last.Add(time.Second)))
+		if d := decide(t, &m, replay, testHasher{}, rules, last.Add(time.Second)); d.Code != pinreset.CodeDuplicateRequest || d.Changed {
+			t.Fatalf("replay of the first set: %s changed %v, want %s and nothing changed", d.Code, d.Changed, pinreset.CodeDuplicateRequest)
+		}
+	})
+
+	t.Run("a claim ends with the window", func(t *testing.T) {
+		t.Parallel()
+		m, rules := member(), pinreset.DefaultRules()
+		rules.ReplayWindow = time.Hour
+		setMany(t, &m, rules, 2)
+		later := mNow.Add(time.Hour + time.Minute)
+		replay := withKeys(sentAt(resetCmd("260301130000-0000002", pins(0)), later))
+		if d := decide(t, &m, replay, testHasher{}, rules, later); d.Code != pinreset.CodeSuccess {
+			t.Fatalf("the first content after the window: %s, want 000_000", d.Code)
+		}
+		if d := decide(t, &m, replay, testHasher{}, rules, later); len(d.Member.Sets) != 1 {
+			t.Fatalf("claims after the window: %d, want only the new one", len(d.Member.Sets))
+		}
+	})
+
+	t.Run("a full set of claims refuses the next set and forgets none", func(t *testing.T) {
+		t.Parallel()
+		m, rules := member(), pinreset.DefaultRules()
+		rules.MaxSetClaims = 4
+		last := setMany(t, &m, rules, 4)
+		next := withKeys(sentAt(resetCmd("260301130000-0000003", pins(4)), last.Add(time.Second)))
+		d := decide(t, &m, next, testHasher{}, rules, last.Add(time.Second))
+		if d.Code != pinreset.CodeTooManyRequests || d.Changed || len(d.Member.Sets) != 4 {
+			t.Fatalf("fifth set: %s changed %v with %d claims, want %s, unchanged, 4", d.Code, d.Changed, len(d.Member.Sets), pinreset.CodeTooManyRequests)
+		}
+		replay := withKeys(sentAt(resetCmd("260301130000-0000004", pins(0)), last.Add(time.Second)))
+		if d := decide(t, &m, replay, testHasher{}, rules, last.Add(time.Second)); d.Code != pinreset.CodeDuplicateRequest {
+			t.Fatalf("the first content at the cap: %s, want %s", d.Code, pinreset.CodeDuplicateRequest)
+		}
+		kmv2 := next
+		kmv2.Auth = pinreset.SchemeKMV2
+		if d := decide(t, &m, kmv2, testHasher{}, rules, last.Add(time.Second)); d.Code != pinreset.CodeSuccess {
+			t.Fatalf("a KMV2 set (no claim) at the cap: %s, want 000_000", d.Code)
+		}
+	})
+}
