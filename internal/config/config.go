@@ -123,6 +123,10 @@ type Common struct {
 	// TracesFile: PINRESET_TRACES_FILE, where the file exporter appends spans
 	// as JSON lines.
 	TracesFile string
+	// CommandTTL: PINRESET_COMMAND_TTL, how long after acceptance a command
+	// may still be applied: the ingress stamps it on every command, and the
+	// worker checks that its outcomes outlive it. Default 2m.
+	CommandTTL time.Duration
 }
 
 // Ingress are the ingress settings.
@@ -139,9 +143,6 @@ type Ingress struct {
 	// ResultWait: PINRESET_RESULT_WAIT, how long a request waits for its
 	// result before answering 202. Default 5s.
 	ResultWait time.Duration
-	// CommandTTL: PINRESET_COMMAND_TTL, how long after acceptance a command
-	// may still be applied. Default 2m.
-	CommandTTL time.Duration
 	// MaxBodyBytes: PINRESET_MAX_BODY_BYTES, the request body limit. Default 8192.
 	MaxBodyBytes int64
 	// PINPolicy: PINRESET_PIN_POLICY, refuse easy PINs (three identical or
@@ -389,6 +390,7 @@ func loadCommon(e *env, adminAddr string) Common {
 		AdminPprof:       e.boolean("PINRESET_ADMIN_PPROF", false),
 		TracesExporter:   e.str("PINRESET_TRACES_EXPORTER", "none"),
 		TracesFile:       e.str("PINRESET_TRACES_FILE", ""),
+		CommandTTL:       e.duration("PINRESET_COMMAND_TTL", DefaultCommandTTL),
 	}
 	switch c.TracesExporter {
 	case "none", "otlp":
@@ -458,7 +460,6 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 		ASPFile:         e.str("PINRESET_ASP_FILE", ""),
 		TranWindow:      e.duration("PINRESET_TRAN_WINDOW", DefaultTranWindow),
 		ResultWait:      e.duration("PINRESET_RESULT_WAIT", DefaultResultWait),
-		CommandTTL:      e.duration("PINRESET_COMMAND_TTL", DefaultCommandTTL),
 		MaxBodyBytes:    int64(e.integer("PINRESET_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 1<<20)),
 		PINPolicy:       e.boolean("PINRESET_PIN_POLICY", true),
 		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
@@ -503,15 +504,44 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 		CommandTimeout:   e.duration("PINRESET_COMMAND_TIMEOUT", DefaultCommandTimeout),
 		RetryBudget:      e.duration("PINRESET_RETRY_BUDGET", DefaultRetryBudget),
 	}
-	if c.ReplayWindow > c.OutcomeRetention {
-		e.errs = append(e.errs, errors.New("PINRESET_REPLAY_WINDOW must not be longer than PINRESET_OUTCOME_RETENTION"))
-	}
+	e.errs = append(e.errs, c.coherent()...)
 	if c.MongoURI == "" {
 		c.MongoURI = DefaultMongoURI
 	}
 	e.required("PINRESET_PEPPERS", c.Peppers)
 	e.required("PINRESET_FINGERPRINT_KEYS", c.FingerprintKeys)
 	return c, errors.Join(e.errs...)
+}
+
+// minRetentionFactor: a command's outcome must outlive by this factor
+// everything that can bring the command back (a redelivery, a parked
+// copy, an unsettled decision's lease, a client's retry within the command
+// TTL). Exactly-once rests on that outcome being found; one found only just
+// in time is a race with the sweep.
+const minRetentionFactor = 10
+
+// coherent checks the worker settings whose guarantees depend on an order
+// between them, naming both variables of each pair that breaks it.
+func (c Worker) coherent() []error {
+	var errs []error
+	need := func(longer string, l time.Duration, than string, d time.Duration, why string) {
+		if l < minRetentionFactor*d {
+			errs = append(errs, fmt.Errorf("%s (%v) must be at least %d × %s (%v): %s", longer, l, minRetentionFactor, than, d, why))
+		}
+	}
+	need("PINRESET_OUTCOME_RETENTION", c.OutcomeRetention, "the settle lease", pinreset.SettleLease,
+		"a decision must outlive the lease after which another worker settles it")
+	need("PINRESET_OUTCOME_RETENTION", c.OutcomeRetention, "PINRESET_COMMAND_TTL", c.CommandTTL,
+		"a retried or redelivered command must find its outcome instead of being decided again")
+	need("PINRESET_OUTCOME_RETENTION", c.OutcomeRetention, "PINRESET_RETRY_BUDGET", c.RetryBudget,
+		"a parked command must find its outcome when it comes back")
+	if c.ReplayWindow > c.OutcomeRetention {
+		errs = append(errs, fmt.Errorf("PINRESET_REPLAY_WINDOW (%v) must not be longer than PINRESET_OUTCOME_RETENTION (%v)", c.ReplayWindow, c.OutcomeRetention))
+	}
+	if c.ReplayWindow < c.CommandTTL {
+		errs = append(errs, fmt.Errorf("PINRESET_REPLAY_WINDOW (%v) must not be shorter than PINRESET_COMMAND_TTL (%v): a captured request would be replayable while it is still valid", c.ReplayWindow, c.CommandTTL))
+	}
+	return errs
 }
 
 // ReadEnvFile reads a file of KEY=VALUE lines (blank lines and lines

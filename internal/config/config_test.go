@@ -90,6 +90,7 @@ func defaultCommon() config.Common {
 		TopicMinInSync:   1,
 		CreateTopics:     true,
 		TracesExporter:   "none",
+		CommandTTL:       2 * time.Minute,
 	}
 }
 
@@ -106,7 +107,6 @@ func TestDefaults(t *testing.T) {
 			ASPFile:         "/etc/pinreset/asps.json",
 			TranWindow:      5 * time.Minute,
 			ResultWait:      5 * time.Second,
-			CommandTTL:      2 * time.Minute,
 			MaxBodyBytes:    8192,
 			MaxInFlight:     2000,
 			PINPolicy:       true,
@@ -164,6 +164,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		"PINRESET_ADMIN_ADDR":                ":9999",
 		"PINRESET_TRACES_EXPORTER":           "file",
 		"PINRESET_TRACES_FILE":               "/tmp/spans.jsonl",
+		"PINRESET_COMMAND_TTL":               "10m",
 		"PINRESET_KAFKA_TLS":                 "true",
 		"PINRESET_KAFKA_TLS_CA_FILE":         "/etc/kafka/ca.pem",
 		"PINRESET_KAFKA_SASL_MECHANISM":      "SCRAM-SHA-512",
@@ -175,7 +176,7 @@ func TestEverySettingIsRead(t *testing.T) {
 			KafkaSASLMechanism: "SCRAM-SHA-512", KafkaSASLUsername: "pinreset", KafkaSASLPassword: "KafkaPassw0rdSecret"},
 		SealKeys: []string{"a:AAAA", "b:BBBB"},
 		LogLevel: "debug", TopicPartitions: 24, TopicReplication: 3, TopicMinInSync: 2, CreateTopics: false, AdminAddr: ":9999",
-		TracesExporter: "file", TracesFile: "/tmp/spans.jsonl",
+		TracesExporter: "file", TracesFile: "/tmp/spans.jsonl", CommandTTL: 10 * time.Minute,
 	}
 	t.Run("every ingress variable is read", func(t *testing.T) {
 		t.Parallel()
@@ -184,7 +185,6 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_ASP_FILE":         "/x/asps.json",
 			"PINRESET_TRAN_WINDOW":      "90s",
 			"PINRESET_RESULT_WAIT":      "1500ms",
-			"PINRESET_COMMAND_TTL":      "10m",
 			"PINRESET_MAX_BODY_BYTES":   "4096",
 			"PINRESET_MAX_IN_FLIGHT":    "50",
 			"PINRESET_PIN_POLICY":       "false",
@@ -195,7 +195,7 @@ func TestEverySettingIsRead(t *testing.T) {
 		}, common)
 		want := config.Ingress{
 			Common: wantCommon, HTTPAddr: ":9000", ASPFile: "/x/asps.json", TranWindow: 90 * time.Second,
-			ResultWait: 1500 * time.Millisecond, CommandTTL: 10 * time.Minute, MaxBodyBytes: 4096, MaxInFlight: 50,
+			ResultWait: 1500 * time.Millisecond, MaxBodyBytes: 4096, MaxInFlight: 50,
 			PINPolicy: false, ShutdownTimeout: time.Minute, JWEKeysDir: "/keys",
 			MemberRate: config.Rate{N: 3, Per: 30 * time.Second}, ASPRate: config.Rate{},
 		}
@@ -314,6 +314,11 @@ func TestErrorsNameTheVariable(t *testing.T) {
 		{rule: "a missing ASP file names the variable", edits: map[string]string{"PINRESET_ASP_FILE": ""}, want: []string{"PINRESET_ASP_FILE"}},
 		{rule: "a result wait equal to the command ttl is refused", edits: map[string]string{"PINRESET_RESULT_WAIT": "2m"}, want: []string{"PINRESET_RESULT_WAIT", "PINRESET_COMMAND_TTL"}},
 		{rule: "a result wait longer than the command ttl is refused", edits: map[string]string{"PINRESET_RESULT_WAIT": "10s", "PINRESET_COMMAND_TTL": "5s"}, want: []string{"PINRESET_RESULT_WAIT", "PINRESET_COMMAND_TTL"}},
+		{rule: "a retention shorter than ten settle leases is refused", worker: true, edits: map[string]string{"PINRESET_OUTCOME_RETENTION": "1m", "PINRESET_REPLAY_WINDOW": "30s", "PINRESET_COMMAND_TTL": "10s"}, want: []string{"PINRESET_OUTCOME_RETENTION", "settle lease"}},
+		{rule: "a retention shorter than ten command ttls is refused", worker: true, edits: map[string]string{"PINRESET_OUTCOME_RETENTION": "1h", "PINRESET_REPLAY_WINDOW": "1h", "PINRESET_COMMAND_TTL": "10m"}, want: []string{"PINRESET_OUTCOME_RETENTION", "PINRESET_COMMAND_TTL"}},
+		{rule: "a retention shorter than ten retry budgets is refused", worker: true, edits: map[string]string{"PINRESET_OUTCOME_RETENTION": "1h", "PINRESET_REPLAY_WINDOW": "1h", "PINRESET_RETRY_BUDGET": "10m"}, want: []string{"PINRESET_OUTCOME_RETENTION", "PINRESET_RETRY_BUDGET"}},
+		{rule: "a replay window longer than the retention is refused", worker: true, edits: map[string]string{"PINRESET_OUTCOME_RETENTION": "2h", "PINRESET_REPLAY_WINDOW": "3h"}, want: []string{"PINRESET_REPLAY_WINDOW", "PINRESET_OUTCOME_RETENTION"}},
+		{rule: "a replay window shorter than the command ttl is refused", worker: true, edits: map[string]string{"PINRESET_REPLAY_WINDOW": "1m"}, want: []string{"PINRESET_REPLAY_WINDOW", "PINRESET_COMMAND_TTL"}},
 		{rule: "setting both seal keys and their file is refused", edits: map[string]string{"PINRESET_SEAL_KEYS_FILE": writeFile(t, "k9:AAAA")}, want: []string{"PINRESET_SEAL_KEYS", "PINRESET_SEAL_KEYS_FILE"}},
 		{rule: "setting both peppers and their file is refused", worker: true, edits: map[string]string{"PINRESET_PEPPERS_FILE": writeFile(t, "p9:AAAA")}, want: []string{"PINRESET_PEPPERS", "PINRESET_PEPPERS_FILE"}},
 		{rule: "setting both the mongo uri and its file is refused", worker: true, edits: map[string]string{"PINRESET_MONGO_URI": mongoURIValue, "PINRESET_MONGO_URI_FILE": writeFile(t, mongoURIValue)}, want: []string{"PINRESET_MONGO_URI", "PINRESET_MONGO_URI_FILE"}},
