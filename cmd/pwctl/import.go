@@ -230,6 +230,53 @@ func membersAdd(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
+// membersRepair replaces a damaged member's document (a malformed hash, a
+// field of the wrong type or missing) with a clean one holding a new PIN:
+// the same id, ASP and loginId, its CI when it was readable, no attempts,
+// lock or history. It goes through PutMember, which claims the next
+// version like a decision, so no command's decision is lost under it.
+func membersRepair(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	fs := flag.NewFlagSet("pwctl members repair", flag.ContinueOnError)
+	fs.SetOutput(stderr)
+	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id")
+	login := fs.String("login", "", "the member's loginId")
+	pin := fs.String("pin", "", "the member's new PIN, 6 digits (read from PWCTL_PIN if empty, to keep it out of the shell history)")
+	ci := fs.String("ci", "", "the member's CI, 88 characters, when the stored one is damaged too (optional)")
+	if err := fs.Parse(args); err != nil {
+		return err
+	}
+	if *pin == "" {
+		*pin = getenv("PWCTL_PIN")
+	}
+	line, _ := json.Marshal(importLine{ASPID: *aspID, LoginID: *login, CI: *ci, PIN: *pin})
+	m, reason := parseMemberLine(line)
+	if reason != "" {
+		return fmt.Errorf("members repair: %s", reason)
+	}
+	hasher, store, err := openAsWorker(ctx, getenv, "", "")
+	if err != nil {
+		return err
+	}
+	defer store.Close(context.WithoutCancel(ctx))
+	if m.ID, err = store.MemberIDOf(ctx, m.ASPID, m.LoginID); err != nil {
+		return fmt.Errorf("members repair: %s %s: %w", m.ASPID, m.LoginID, err)
+	}
+	if m.CI == "" {
+		if cur, err := store.FindMemberByID(ctx, m.ID); err == nil {
+			m.CI = cur.CI
+		}
+	}
+	if m.PINHash, err = hasher.Hash(m.PINHash); err != nil {
+		return fmt.Errorf("hash the PIN: %w", err)
+	}
+	m.UpdatedAt = time.Now().UTC()
+	if err := store.PutMember(ctx, m); err != nil {
+		return fmt.Errorf("members repair: %w", err)
+	}
+	fmt.Fprintf(stdout, "member %s of %s repaired: new PIN set, attempts, lock and history cleared\n", m.ID, m.ASPID)
+	return nil
+}
+
 func nilIfEmpty(s string) any {
 	if s == "" {
 		return nil

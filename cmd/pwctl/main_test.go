@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"net/http"
 	"os"
@@ -12,12 +13,17 @@ import (
 	"testing"
 	"time"
 
+	"go.mongodb.org/mongo-driver/v2/bson"
+
 	"github.com/kmwallet/pinreset/internal/asp"
+	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/sandbox"
+	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 func TestSignPrintsVerifiableHeaders(t *testing.T) {
@@ -197,6 +203,51 @@ func TestMembersImport(t *testing.T) {
 	if err := membersCmdEnv(ctx, []string{"add", "-login", "weak@sandbox.example", "-pin", "123456"}, getenv, &out, &errb); err == nil ||
 		strings.Contains(err.Error(), "123456") {
 		t.Fatalf("a weak PIN: %v, want refused without echoing it", err)
+	}
+
+	// A damaged member (a malformed hash and a field of the wrong type) is
+	// repaired: decodable again, with the new PIN, its id, CI and audit link kept.
+	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "pinreset"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(ctx)
+	id, err := store.MemberIDOf(ctx, "KMSANDBOXASP001", "added@sandbox.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.Database().Collection(mongostore.MembersCollection).UpdateOne(ctx, bson.D{{Key: "_id", Value: id}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "pinHash", Value: "$argon2id$broken"}, {Key: "failedAttempts", Value: "three"}}}}); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := store.FindMemberByID(ctx, id); !errors.Is(err, pinreset.ErrDamagedMember) {
+		t.Fatalf("the damaged member reads as %v", err)
+	}
+	env["PWCTL_PIN"] = "246813"
+	out.Reset()
+	if err := membersCmdEnv(ctx, []string{"repair", "-login", "added@sandbox.example"}, getenv, &out, &errb); err != nil {
+		t.Fatalf("repair: %v", err)
+	}
+	if strings.Contains(out.String(), "246813") {
+		t.Fatalf("repair printed the PIN: %s", out.String())
+	}
+	m, err := store.FindMemberByID(ctx, id)
+	if err != nil || m.Version != 2 || m.LoginID != "added@sandbox.example" || m.FailedAttempts != 0 {
+		t.Fatalf("repaired member %+v, %v", m, err)
+	}
+	cfg, err := config.LoadWorker(getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	hasher, err := worker.NewHasher(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if ok, _, err := hasher.Verify("246813", m.PINHash); !ok || err != nil {
+		t.Fatalf("the repaired member's PIN does not verify: %v %v", ok, err)
+	}
+	if err := membersCmdEnv(ctx, []string{"repair", "-login", "nobody@sandbox.example"}, getenv, &out, &errb); err == nil {
+		t.Fatal("repair of an unknown member succeeded")
 	}
 }
 

@@ -24,6 +24,8 @@ commands:
   import   import members from JSON Lines: bad lines reported and skipped, re-runs idempotent
   show     print a member's state (never its PIN hash)
   add      add one member (its PIN hashed as the worker does)
+  repair   give a member whose document is damaged (runbook, Damaged members)
+           a new PIN and a clean state, keeping its id, ASP, loginId and CI
 
 pwctl members seed hashes the PIN as the worker does, so it needs the
 worker's environment: PINRESET_PEPPERS, PINRESET_SEAL_KEYS and
@@ -57,6 +59,8 @@ func membersCmdEnv(ctx context.Context, args []string, getenv func(string) strin
 		return membersShow(ctx, args[1:], getenv, stdout, stderr)
 	case "add":
 		return membersAdd(ctx, args[1:], getenv, stdout, stderr)
+	case "repair":
+		return membersRepair(ctx, args[1:], getenv, stdout, stderr)
 	default:
 		fmt.Fprint(stderr, membersUsage)
 		return fmt.Errorf("members: unknown command %q", args[0])

@@ -38,6 +38,7 @@ type Worker struct {
 	Lag             *prometheus.GaugeVec   // by topic and partition, of the whole group
 	Parked          *prometheus.CounterVec // commands moved to the retry topic, by reason
 	MissingKeys     *prometheus.CounterVec // attempts that needed an undeployed key, by kind
+	Damaged         prometheus.Counter     // commands ended with 000_500 because their member's document is damaged
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
@@ -115,6 +116,9 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		MissingKeys: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_missing_keys_total", Help: "Attempts that needed a seal key, pepper or fingerprint key this worker does not have (kind=seal|pepper|fingerprint): deploy the key.",
 		}, []string{"kind"}),
+		Damaged: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "pinreset_damaged_member_commands_total", Help: "Commands ended with 000_500 after their retry budget because their member's document is damaged (malformed hash, undecodable, a required field missing): repair the member named in the worker's log.",
+		}),
 	}
 	for _, r := range []string{"missing_key", "transient"} {
 		m.Parked.WithLabelValues(r)
@@ -124,6 +128,6 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	}
 	m.HashesAhead.WithLabelValues("started")
 	m.HashesAhead.WithLabelValues("used")
-	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys)
+	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys, m.Damaged)
 	return m
 }

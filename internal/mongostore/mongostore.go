@@ -29,6 +29,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
@@ -368,27 +369,76 @@ func (s *Store) FindMemberByID(ctx context.Context, id string) (*pinreset.Member
 }
 
 func (s *Store) findOne(ctx context.Context, filter bson.D) (*pinreset.Member, error) {
-	var d memberDoc
-	err := s.members.FindOne(ctx, filter).Decode(&d)
+	raw, err := s.members.FindOne(ctx, filter).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return nil, ErrNotFound
 	}
 	if err != nil {
 		return nil, fmt.Errorf("find member: %w", err)
 	}
+	// Read apart from the round trip: a document that arrived and does not
+	// decode is damaged (no retry fixes it), not an outage.
+	var d memberDoc
+	if err := bson.Unmarshal(raw, &d); err != nil {
+		id, _ := raw.Lookup("_id").StringValueOK()
+		return nil, &pinreset.DamagedMemberError{MemberID: id, Reason: "document does not decode: " + decodeReason(err)}
+	}
 	return d.member(), nil
 }
 
-// PutMember sets a member's state whatever its current state (seeding and
-// operator tools only, never the command path): a new member is inserted at
-// version 1; an existing one gets m's fields as its next version.
+// decodeReason is the part of a decoding error that names the field and the
+// types, without any value of the document.
+func decodeReason(err error) string {
+	var de *bson.DecodeError
+	if errors.As(err, &de) {
+		return "field " + strings.Join(de.Keys(), ".")
+	}
+	return "not a member document"
+}
+
+// findVersion reads only what PutMember builds on, the member's version and
+// audit link, so that it can replace a damaged document too (one that does
+// not decode as a member). ErrNotFound when there is none.
+func (s *Store) findVersion(ctx context.Context, id string) (*pinreset.Member, error) {
+	raw, err := s.members.FindOne(ctx, bson.D{{Key: "_id", Value: id}}).Raw()
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return nil, ErrNotFound
+	}
+	if err != nil {
+		return nil, fmt.Errorf("find member %s: %w", id, err)
+	}
+	m := &pinreset.Member{ID: id}
+	m.Version, _ = raw.Lookup("version").AsInt64OK()
+	m.Audit.Seq, _ = raw.Lookup("auditSeq").AsInt64OK()
+	m.Audit.Hash, _ = raw.Lookup("auditHash").StringValueOK()
+	return m, nil
+}
+
+// MemberIDOf returns the id of the member with loginID in the ASP, from its
+// login entry alone (it reads no member document, which may be damaged).
+func (s *Store) MemberIDOf(ctx context.Context, aspID, loginID string) (string, error) {
+	var l loginDoc
+	err := s.logins.FindOne(ctx, bson.D{{Key: "_id", Value: loginKey(aspID, loginID)}}).Decode(&l)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return "", ErrNotFound
+	}
+	if err != nil {
+		return "", fmt.Errorf("find login of asp %s: %w", aspID, err)
+	}
+	return l.MemberID, nil
+}
+
+// PutMember sets a member's state whatever its current state, a damaged
+// one included (seeding and operator tools only, never the command path):
+// a new member is inserted at version 1; an existing one gets m's fields as
+// its next version.
 func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 	if err := s.putLogins(ctx, []pinreset.Member{m}); err != nil {
 		return err
 	}
 	unnamed := false // the last insert hit a unique index the server did not name
 	for range 100 {
-		cur, err := s.FindMemberByID(ctx, m.ID)
+		cur, err := s.findVersion(ctx, m.ID)
 		if errors.Is(err, ErrNotFound) {
 			if unnamed {
 				// Refused, and still no member with this _id: on a server

@@ -49,7 +49,26 @@ var (
 	// yet (its worker is between the commit and the settlement, or died
 	// there less than SettleLease ago). Transient: try again later.
 	ErrBusy = errors.New("member's previous decision is still being settled")
+	// ErrDamagedMember: the member's stored document cannot be decided on
+	// (a malformed PIN hash, a document that does not decode, a field it
+	// must have missing). No retry fixes it; an operator repairs the
+	// member. See DamagedMemberError.
+	ErrDamagedMember = errors.New("member document is damaged")
 )
+
+// DamagedMemberError names the member whose document is damaged and what
+// is wrong with it; it matches ErrDamagedMember. Reason says what, never a
+// value of the document (it may hold a hash or a CI).
+type DamagedMemberError struct {
+	MemberID string
+	Reason   string
+}
+
+func (e *DamagedMemberError) Error() string {
+	return "member " + e.MemberID + ": " + ErrDamagedMember.Error() + ": " + e.Reason
+}
+
+func (e *DamagedMemberError) Unwrap() error { return ErrDamagedMember }
 
 // DecidedError says that the command's correlation id already has an
 // outcome: a redelivery (the same content), or a reuse of the id (another

@@ -4,6 +4,7 @@ import (
 	"crypto/subtle"
 	"fmt"
 	"slices"
+	"strings"
 	"time"
 )
 
@@ -161,6 +162,9 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	if a, ok := m.Find(cmd.CorrelationID); ok {
 		return Decision{Code: a.Code, Member: *m, Replayed: true, Applied: a}, nil
 	}
+	if err := m.Check(); err != nil {
+		return Decision{}, err
+	}
 	if m.replayed(cmd, rules, now) {
 		return Decision{Code: CodeDuplicateRequest, Member: *m}, nil
 	}
@@ -199,6 +203,27 @@ func (m *Member) Decide(cmd Command, h PINHasher, rules Rules, now time.Time) (D
 	}
 	d.Events = d.Member.stamp(append([]Event{{Type: EventUnlocked, At: m.LockedUntil}}, d.Events...), cmd)
 	return d, nil
+}
+
+// Check reports a member document missing a field every decision needs,
+// as a *DamagedMemberError.
+func (m *Member) Check() error {
+	var missing []string
+	for _, f := range []struct {
+		name string
+		ok   bool
+	}{{"aspId", m.ASPID != ""}, {"loginId", m.LoginID != ""}, {"pinHash", m.PINHash != ""}, {"version", m.Version > 0}} {
+		if !f.ok {
+			missing = append(missing, f.name)
+		}
+	}
+	if m.ID == "" {
+		missing = append(missing, "_id")
+	}
+	if len(missing) > 0 {
+		return &DamagedMemberError{MemberID: m.ID, Reason: "missing " + strings.Join(missing, ", ")}
+	}
+	return nil
 }
 
 // resetWhileLocked decides a reset of a locked member: a reset is the way

@@ -1003,7 +1003,7 @@ func TestDecideEvents(t *testing.T) {
 	t.Parallel()
 	now := time.Date(2026, 11, 25, 12, 0, 0, 0, time.UTC)
 	rules := pinreset.Rules{LockAfter: 1, LockFor: time.Minute, RecentLimit: 32}
-	base := pinreset.Member{ID: "m1", ASPID: "KMTESTASP000001", PINHash: "h:246810", Version: 7}
+	base := pinreset.Member{ID: "m1", ASPID: "KMTESTASP000001", LoginID: "m1@example.com", PINHash: "h:246810", Version: 7}
 	cmd := func(kind pinreset.Kind, cur string) pinreset.Command {
 		return pinreset.Command{CorrelationID: "c-" + cur, Kind: kind, CurrentPIN: cur, NewPIN: "581379", ExpiresAt: now.Add(time.Minute)}
 	}

@@ -53,6 +53,9 @@ const parkCalm = 30 * time.Second
 // does not answer nothing is parked: every command fails then, and moving
 // them all aside would only reorder them; they wait in their lanes instead.
 func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) error {
+	if errors.Is(cause, pinreset.ErrDamagedMember) {
+		return p.endDamaged(ctx, m, cause)
+	}
 	reason := "transient"
 	if errors.Is(cause, pinreset.ErrMissingKey) {
 		reason = "missing_key"

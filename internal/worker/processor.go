@@ -23,6 +23,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/metrics"
+	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
@@ -254,6 +255,9 @@ func (p *Processor) memberless(ctx context.Context, cmd pinreset.Command) (pinre
 func (p *Processor) decide(cmd pinreset.Command, m pinreset.Member) (pinreset.Commit, error) {
 	now := p.now()
 	d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
+	if errors.Is(err, pinhash.ErrMalformed) {
+		return pinreset.Commit{}, &pinreset.DamagedMemberError{MemberID: m.ID, Reason: "malformed PIN hash"}
+	}
 	if err != nil {
 		return pinreset.Commit{}, err
 	}
