@@ -81,5 +81,3 @@ func TestDamagedMemberEnds(t *testing.T) {
 		})
 	}
 }
-
-
