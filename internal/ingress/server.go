@@ -122,6 +122,10 @@ type Server struct {
 	metrics *metrics.Ingress // nil: not measured
 	tracer  trace.Tracer
 	limits  *limiter // nil: no admission buckets
+
+	// conflicts counts results that contradict a cached final outcome
+	// (pinreset_ingress_conflicting_results_total); nil: not measured.
+	conflicts prometheus.Counter
 }
 
 // NewServer builds the server. ready is called by /readyz.
@@ -157,6 +161,11 @@ func (s *Server) Trace(tp trace.TracerProvider) {
 func (s *Server) Measure(reg prometheus.Registerer) {
 	s.metrics = metrics.NewIngress(reg, func() float64 { return float64(s.waiters.len()) })
 	s.limits.measure(reg)
+	s.conflicts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pinreset_ingress_conflicting_results_total",
+		Help: "Results read from password.results whose code contradicts the final outcome this ingress already holds for the transaction; the first final outcome is kept.",
+	})
+	reg.MustRegister(s.conflicts)
 }
 
 // Liveness makes /healthz on the API port answer 503 while live reports a
@@ -188,9 +197,20 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Deliver hands a result read from password.results to the waiting request,
-// if any, and remembers it for status queries.
+// if any, and remembers it for status queries. A transaction has one
+// outcome: a result contradicting the final outcome already seen for it is
+// answered as that outcome, logged and counted.
 func (s *Server) Deliver(r pinreset.Result) {
-	s.seen.put(r, s.now())
+	kept, conflict := s.seen.put(r, s.now())
+	if conflict {
+		s.log.Warn("a later result contradicts the final outcome of its transaction; the first is kept",
+			zap.String("correlation_id", r.CorrelationID), zap.String("asp_id", r.ASPID),
+			zap.String("kept", string(kept.Code)), zap.String("dropped", string(r.Code)))
+		if s.conflicts != nil {
+			s.conflicts.Inc()
+		}
+		r.Code, r.Message = kept.Code, kept.Message
+	}
 	s.waiters.deliver(r)
 }
 
