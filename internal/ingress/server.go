@@ -273,14 +273,15 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, log, err)
 		return
 	}
-	if err := s.limits.admit(w, hd.ASPID, req.LoginID, now); err != nil {
+	cmd := pinreset.NewCommand(hd.CorrelationID, newRequestID(), hd.ASPID, req, now, s.opts.CommandTTL)
+	cmd.Auth = scheme // the worker's replay rule depends on what the token bound
+	charged, err := s.limits.admit(w, cmd, now)
+	if err != nil {
 		s.writeError(w, log, err)
 		return
 	}
-
-	cmd := pinreset.NewCommand(hd.CorrelationID, newRequestID(), hd.ASPID, req, now, s.opts.CommandTTL)
-	cmd.Auth = scheme // the worker's replay rule depends on what the token bound
-	s.submit(w, r, log, cmd)
+	defer charged.release() // refused or not published: nothing spent
+	s.submit(w, r, log, cmd, charged)
 }
 
 // handleStatus answers GET .../reset/{correlationId}: the outcome of that
@@ -316,13 +317,14 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		s.writeCode(w, log, res.Code, res.Message)
 		return
 	}
-	s.submit(w, r, log, pinreset.NewStatusQuery(hd.CorrelationID, newRequestID(), hd.ASPID, now, s.opts.CommandTTL))
+	s.submit(w, r, log, pinreset.NewStatusQuery(hd.CorrelationID, newRequestID(), hd.ASPID, now, s.opts.CommandTTL), nil)
 }
 
 // submit publishes cmd and answers with its result, or 202 when the result
 // takes longer than ResultWait. Under overload it refuses cmd first (see
 // Options): load is shed before it costs an encryption, a publish or a hash.
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger, cmd pinreset.Command) {
+// Once cmd is published its admission is charged (nil: none).
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger, cmd pinreset.Command, charged *charge) {
 	// len(s.slots) is read without a lock: concurrent requests may all pass
 	// on the same reading, overshooting by a few. The slots stay the hard cap.
 	if v := s.admission.check(len(s.slots), s.opts.ResultWait, s.now()); !v.admit {
@@ -365,6 +367,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 		return
 	}
 
+	charged.commit(s.now())
 	if s.metrics != nil {
 		s.metrics.Published.WithLabelValues(string(cmd.Kind), "ok").Inc()
 	}
