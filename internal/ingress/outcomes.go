@@ -11,7 +11,8 @@ import (
 // password.results. Every instance reads every result, so any instance can
 // answer a status GET for a transaction decided since it started, without a
 // round trip through Kafka and the worker; older ones, or any after a
-// restart, still get the round trip. Bounded by count and age.
+// restart, still get the round trip. Bounded by count and age. The first
+// final outcome of a transaction stays until it ages out (see put).
 type outcomeCache struct {
 	mu    sync.Mutex
 	max   int
@@ -40,13 +41,23 @@ func isOutcome(c pinreset.Code) bool {
 	return true
 }
 
-func (c *outcomeCache) put(r pinreset.Result, now time.Time) {
+// put caches r when it is a transaction's outcome and returns the outcome
+// that stands for it. The first final outcome of a transaction is its only
+// answer: a later one of another code (the 000_422 a worker publishes when
+// it drops a dead-lettered copy of a command already decided, say) is not
+// cached, and put returns the cached one with conflict true. Answers about
+// one request (see isOutcome) are never cached and never conflict; the
+// pending 000_202 is one of them, so a final outcome always follows it.
+func (c *outcomeCache) put(r pinreset.Result, now time.Time) (kept pinreset.Result, conflict bool) {
 	if r.ASPID == "" || !isOutcome(r.Code) {
-		return
+		return r, false
 	}
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	k := r.ASPID + ":" + r.CorrelationID
+	if o, ok := c.byKey[k]; ok && now.Sub(o.at) <= c.ttl {
+		return o.res, o.res.Code != r.Code
+	}
 	if _, ok := c.byKey[k]; !ok {
 		c.order = append(c.order, k)
 	}
@@ -55,6 +66,7 @@ func (c *outcomeCache) put(r pinreset.Result, now time.Time) {
 		delete(c.byKey, c.order[0])
 		c.order = c.order[1:]
 	}
+	return r, false
 }
 
 func (c *outcomeCache) get(aspID, correlationID string, now time.Time) (pinreset.Result, bool) {

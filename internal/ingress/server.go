@@ -122,6 +122,10 @@ type Server struct {
 	metrics *metrics.Ingress // nil: not measured
 	tracer  trace.Tracer
 	limits  *limiter // nil: no admission buckets
+
+	// conflicts counts results that contradict a cached final outcome
+	// (pinreset_ingress_conflicting_results_total); nil: not measured.
+	conflicts prometheus.Counter
 }
 
 // NewServer builds the server. ready is called by /readyz.
@@ -157,6 +161,11 @@ func (s *Server) Trace(tp trace.TracerProvider) {
 func (s *Server) Measure(reg prometheus.Registerer) {
 	s.metrics = metrics.NewIngress(reg, func() float64 { return float64(s.waiters.len()) })
 	s.limits.measure(reg)
+	s.conflicts = prometheus.NewCounter(prometheus.CounterOpts{
+		Name: "pinreset_ingress_conflicting_results_total",
+		Help: "Results read from password.results whose code contradicts the final outcome this ingress already holds for the transaction; the first final outcome is kept.",
+	})
+	reg.MustRegister(s.conflicts)
 }
 
 // Liveness makes /healthz on the API port answer 503 while live reports a
@@ -188,9 +197,20 @@ func (s *Server) Handler() http.Handler {
 }
 
 // Deliver hands a result read from password.results to the waiting request,
-// if any, and remembers it for status queries.
+// if any, and remembers it for status queries. A transaction has one
+// outcome: a result contradicting the final outcome already seen for it is
+// answered as that outcome, logged and counted.
 func (s *Server) Deliver(r pinreset.Result) {
-	s.seen.put(r, s.now())
+	kept, conflict := s.seen.put(r, s.now())
+	if conflict {
+		s.log.Warn("a later result contradicts the final outcome of its transaction; the first is kept",
+			zap.String("correlation_id", r.CorrelationID), zap.String("asp_id", r.ASPID),
+			zap.String("kept", string(kept.Code)), zap.String("dropped", string(r.Code)))
+		if s.conflicts != nil {
+			s.conflicts.Inc()
+		}
+		r.Code, r.Message = kept.Code, kept.Message
+	}
 	s.waiters.deliver(r)
 }
 
@@ -253,14 +273,15 @@ func (s *Server) handleReset(w http.ResponseWriter, r *http.Request) {
 		s.writeError(w, log, err)
 		return
 	}
-	if err := s.limits.admit(w, hd.ASPID, req.LoginID, now); err != nil {
+	cmd := pinreset.NewCommand(hd.CorrelationID, newRequestID(), hd.ASPID, req, now, s.opts.CommandTTL)
+	cmd.Auth = scheme // the worker's replay rule depends on what the token bound
+	charged, err := s.limits.admit(w, cmd, now)
+	if err != nil {
 		s.writeError(w, log, err)
 		return
 	}
-
-	cmd := pinreset.NewCommand(hd.CorrelationID, newRequestID(), hd.ASPID, req, now, s.opts.CommandTTL)
-	cmd.Auth = scheme // the worker's replay rule depends on what the token bound
-	s.submit(w, r, log, cmd)
+	defer charged.release() // refused or not published: nothing spent
+	s.submit(w, r, log, cmd, charged)
 }
 
 // handleStatus answers GET .../reset/{correlationId}: the outcome of that
@@ -296,13 +317,14 @@ func (s *Server) handleStatus(w http.ResponseWriter, r *http.Request) {
 		s.writeCode(w, log, res.Code, res.Message)
 		return
 	}
-	s.submit(w, r, log, pinreset.NewStatusQuery(hd.CorrelationID, newRequestID(), hd.ASPID, now, s.opts.CommandTTL))
+	s.submit(w, r, log, pinreset.NewStatusQuery(hd.CorrelationID, newRequestID(), hd.ASPID, now, s.opts.CommandTTL), nil)
 }
 
 // submit publishes cmd and answers with its result, or 202 when the result
 // takes longer than ResultWait. Under overload it refuses cmd first (see
 // Options): load is shed before it costs an encryption, a publish or a hash.
-func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger, cmd pinreset.Command) {
+// Once cmd is published its admission is charged (nil: none).
+func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger, cmd pinreset.Command, charged *charge) {
 	// len(s.slots) is read without a lock: concurrent requests may all pass
 	// on the same reading, overshooting by a few. The slots stay the hard cap.
 	if v := s.admission.check(len(s.slots), s.opts.ResultWait, s.now()); !v.admit {
@@ -345,6 +367,7 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 		return
 	}
 
+	charged.commit(s.now())
 	if s.metrics != nil {
 		s.metrics.Published.WithLabelValues(string(cmd.Kind), "ok").Inc()
 	}

@@ -44,6 +44,7 @@ type answeringPublisher struct {
 	ring   *seal.Keyring
 	answer func(pinreset.Command) pinreset.Code
 	err    error
+	fail   func(pinreset.Command) bool // nil: none; true: this command's publish fails
 
 	mu   sync.Mutex
 	cmds []pinreset.Command
@@ -60,6 +61,9 @@ func (p *answeringPublisher) Publish(_ context.Context, msgs ...kafkabus.Message
 		cmd, err := wire.DecodeCommand(m.Key, m.Value, p.ring)
 		if err != nil {
 			return err
+		}
+		if p.fail != nil && p.fail(cmd) {
+			return errors.New("broker unreachable")
 		}
 		p.mu.Lock()
 		p.cmds = append(p.cmds, cmd)
