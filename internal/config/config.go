@@ -162,7 +162,10 @@ type Ingress struct {
 	// MemberRate: PINRESET_MEMBER_RATE, the token bucket of one member
 	// (ASP and loginId) on one ingress: "<n>/<duration>" holds n commands
 	// and refills at n per duration; past it 429 000_429 with Retry-After,
-	// before anything is published. "off" disables it. Default 10/1m: a
+	// before anything is published. Only a new command that is published
+	// takes a token: not one the ingress refuses or fails to publish, nor a
+	// retry of a transaction (same correlation id and body) within the
+	// duration. "off" disables it. Default 10/1m: a
 	// member retrying by hand never meets it, a script hammering one member
 	// (guessing, or replaying captures) does.
 	MemberRate Rate

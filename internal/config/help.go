@@ -46,7 +46,7 @@ var Settings = []Setting{
 	{"PINRESET_PIN_POLICY", "ingress", false, "true", "refuse PINs with three identical or consecutive digits (001_044)"},
 	{"PINRESET_SHUTDOWN_TIMEOUT", "ingress", false, "15s", "how long in-flight requests may finish on SIGTERM"},
 	{"PINRESET_JWE_KEYS_DIR", "ingress", false, "none", "directory of PEM RSA private keys named <kid>.pem (32-character kid) that open encrypted bodies; their public halves are served at /.well-known/jwks.json; without it encrypted requests get 000_030"},
-	{"PINRESET_MEMBER_RATE", "ingress", false, "10/1m", "token bucket per member (ASP and loginId) on each ingress: <n>/<duration> holds n commands, refilled at n per duration; past it 429 000_429 with Retry-After, before publishing; off disables it"},
+	{"PINRESET_MEMBER_RATE", "ingress", false, "10/1m", "token bucket per member (ASP and loginId) on each ingress: <n>/<duration> holds n commands, refilled at n per duration; past it 429 000_429 with Retry-After, before publishing; only published new commands take a token, not refused ones nor retries of a transaction within the duration; off disables it"},
 	{"PINRESET_ASP_RATE", "ingress", false, "1000/10s", "token bucket per ASP on each ingress, same form; N ingresses admit N × this"},
 	{"PINRESET_MONGO_URI", "worker", true, "mongodb://127.0.0.1:27017/", "MongoDB connection string (a replica set in production)"},
 	{"PINRESET_MONGO_DATABASE", "worker", false, "pinreset", "database name"},
