@@ -122,7 +122,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	proc := &Processor{
 		Store: store, Audit: trail, Fingerprinter: fingerprints, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID, Metrics: metrics.NewWorker(reg), Parked: store, Health: mon, Ready: ready,
-		Outage: func(err error) bool { return mongostore.Unavailable(err) || kafkabus.Unavailable(err) },
+		Outage: DependencyDown,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Cluster: cluster, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
@@ -203,6 +203,11 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	log.Info("worker stopped", zap.Error(err))
 	return err
 }
+
+// DependencyDown reports whether err means MongoDB or the Kafka cluster as
+// a whole does not answer (the Processor's Outage). Both count a deadline
+// exceeded: the caller tells its own deadline from a dependency's.
+func DependencyDown(err error) bool { return mongostore.Unavailable(err) || kafkabus.Unavailable(err) }
 
 // watchLag exports the consumer lag of each topic's group every 10 s, read
 // from the broker (committed offsets against high watermarks), until ctx
