@@ -297,6 +297,13 @@ func (c *Consumer) fetchLoop(ctx context.Context, tr *tracker, lanes []chan kafk
 			failures = 0
 		}
 		c.fetch.Recovered()
+		// kafka-go counts a new generation before it fetches in it, so a
+		// message of the new one always finds it counted. (It counts a
+		// partition's leader moving too: the partitions then wait for
+		// their next fetch to commit again.)
+		if c.reader().Stats().Rebalances > 0 {
+			tr.rebalanced()
+		}
 		tr.fetched(m)
 		select {
 		case lanes[lane(m.Key, len(lanes))] <- m:
@@ -320,7 +327,11 @@ const commitEvery = 100 * time.Millisecond
 // tick: commits are cumulative, so only the latest point per partition
 // matters.
 func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Message) {
-	pending := map[partKey]kafka.Message{}
+	type point struct {
+		m   kafka.Message
+		gen int
+	}
+	pending := map[partKey]point{}
 	failures := 0
 	const dropAfter = int(time.Minute / commitEvery) // a minute of failed tries
 	tick := time.NewTicker(commitEvery)
@@ -330,17 +341,25 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 			return
 		}
 		msgs := make([]kafka.Message, 0, len(pending))
-		for _, m := range pending {
-			msgs = append(msgs, m)
+		for k, p := range pending {
+			if !tr.current(p.gen) {
+				// Its partition may be another member's now (tracker).
+				delete(pending, k)
+				continue
+			}
+			msgs = append(msgs, p.m)
+		}
+		if len(msgs) == 0 {
+			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.reader().CommitMessages(cctx, msgs...)
 		cancel()
 		if err != nil {
 			// A failed commit only means redelivery: handlers are
-			// idempotent. Points that keep failing (their partitions went
-			// to another member, which commits its own progress) are
-			// dropped after a minute of tries.
+			// idempotent. Points that keep failing (a coordinator away,
+			// a group that keeps rebalancing) are dropped after a minute
+			// of tries.
 			failures++
 			if failures == 1 || failures >= dropAfter {
 				c.log.Warn("commit offsets", zap.Int("partitions", len(msgs)), zap.Int("failures", failures),
@@ -362,8 +381,8 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 				flush()
 				return
 			}
-			if next, ok := tr.done(m); ok {
-				pending[partKey{next.Topic, next.Partition}] = next
+			if next, gen, ok := tr.doneIn(m); ok {
+				pending[partKey{next.Topic, next.Partition}] = point{next, gen}
 			}
 		case <-tick.C:
 			flush()
