@@ -16,11 +16,12 @@ import (
 )
 
 // stallingStore waits for the caller's deadline on every Update while slow
-// is set (an attempt that runs out of its time: overload), and fails at
-// once with a refused connection while down is set (the database away).
+// is set (an attempt that runs out of its time: overload), fails at once
+// with a refused connection while down is set (the database away), and
+// with an error of the command's own while broken is set.
 type stallingStore struct {
 	storetest.Store
-	slow, down atomic.Bool
+	slow, down, broken atomic.Bool
 }
 
 func (s *stallingStore) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
@@ -30,6 +31,8 @@ func (s *stallingStore) Update(ctx context.Context, aspID, loginID string, decid
 		return pinreset.Commit{}, fmt.Errorf("find member %s: %w", loginID, ctx.Err())
 	case s.down.Load():
 		return pinreset.Commit{}, fmt.Errorf("find member %s: %w", loginID, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")})
+	case s.broken.Load():
+		return pinreset.Commit{}, fmt.Errorf("member %s: document being migrated", loginID)
 	}
 	return s.Store.Update(ctx, aspID, loginID, decide)
 }

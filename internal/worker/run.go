@@ -113,12 +113,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	rules.LockAfter, rules.LockFor, rules.ReplayWindow = cfg.LockAfter, cfg.LockFor, cfg.ReplayWindow
 	mon := health.New()
 	reg := metrics.NewRegistry()
-	ready := func(ctx context.Context) error {
-		if err := store.Ping(ctx); err != nil {
-			return err
-		}
-		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicCommandsRetry, kafkabus.TopicResults, kafkabus.TopicEvents)
-	}
+	ready := Readiness(store, cluster)
 	proc := &Processor{
 		Store: store, Audit: trail, Fingerprinter: fingerprints, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID, Metrics: metrics.NewWorker(reg), Parked: store, Health: mon, Ready: ready,
@@ -202,6 +197,19 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	}
 	log.Info("worker stopped", zap.Error(err))
 	return err
+}
+
+// Readiness is the worker's check that MongoDB and a broker answer and
+// that the topics exist: /readyz asks it, and Park before it parks. It
+// returns in bounded time under any context, since each part bounds itself
+// (the store's operation timeout, kafkabus.PingTimeout).
+func Readiness(store interface{ Ping(context.Context) error }, cluster kafkabus.Cluster) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := store.Ping(ctx); err != nil {
+			return err
+		}
+		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicCommandsRetry, kafkabus.TopicResults, kafkabus.TopicEvents)
+	}
 }
 
 // DependencyDown reports whether err means MongoDB or the Kafka cluster as
