@@ -28,7 +28,7 @@ type Handler func(ctx context.Context, m kafka.Message) error
 // Parker takes a message whose retry budget is spent out of its lane (a
 // retry topic), so that other keys keep flowing. nil means parked: the
 // message is done here. An error (Kafka itself down) keeps it in its lane,
-// retried as before.
+// retried as before. It runs as a step of the lane, under HandleTimeout.
 type Parker func(ctx context.Context, m kafka.Message, cause error) error
 
 // ConsumerConfig tunes the consumer group loop. The zero value of every
@@ -45,10 +45,16 @@ type ConsumerConfig struct {
 	// RetryMin and RetryMax bound the backoff between retries of a failed
 	// message, and between failed fetches. Defaults 100 ms and 5 s.
 	RetryMin, RetryMax time.Duration
-	// HandleTimeout bounds one attempt at one message: a handler stuck on a
-	// dead connection is cancelled and the message retried. Default
-	// config.DefaultCommandTimeout, 30 s.
+	// HandleTimeout bounds each step of a lane: one attempt at one message
+	// (a handler stuck on a dead connection is cancelled and the message
+	// retried), and one call of Park. Default config.DefaultCommandTimeout,
+	// 30 s.
 	HandleTimeout time.Duration
+	// StuckGrace is how long a step of a lane may outlive HandleTimeout
+	// before the lane counts as stuck (liveness fails): a step that runs on
+	// past its deadline ignores its context, and only a restart frees the
+	// lane. Default 1 min.
+	StuckGrace time.Duration
 	// RetryBudget is how long a message is retried in its lane before it is
 	// handed to Park. Default config.DefaultRetryBudget, 30 s. Without Park
 	// it is retried for ever.
@@ -85,7 +91,7 @@ type ConsumerConfig struct {
 	// connection that never heals). Default 30 s.
 	RenewAfter time.Duration
 	// Health, when set, gets the fetch loop (waiting while fetches fail) and
-	// the lanes (stuck when one attempt outlives HandleTimeout by far).
+	// the lanes (stuck when one step outlives HandleTimeout by StuckGrace).
 	Health *health.Monitor
 }
 
@@ -117,6 +123,9 @@ func NewConsumer(cfg ConsumerConfig, log *zap.Logger) *Consumer {
 	if cfg.HandleTimeout <= 0 {
 		cfg.HandleTimeout = config.DefaultCommandTimeout
 	}
+	if cfg.StuckGrace <= 0 {
+		cfg.StuckGrace = time.Minute
+	}
 	if cfg.RetryBudget <= 0 {
 		cfg.RetryBudget = config.DefaultRetryBudget
 	}
@@ -135,9 +144,7 @@ func NewConsumer(cfg ConsumerConfig, log *zap.Logger) *Consumer {
 	c := &Consumer{cfg: cfg, log: log}
 	if cfg.Health != nil {
 		c.fetch = cfg.Health.Loop("kafka consumer "+cfg.Topic, time.Hour)
-		// An attempt is cancelled at HandleTimeout; one that still runs a
-		// minute later ignores its context: only a restart frees the lane.
-		c.lanes = cfg.Health.Loop("lanes "+cfg.Topic, cfg.HandleTimeout+time.Minute)
+		c.lanes = cfg.Health.Loop("lanes "+cfg.Topic, cfg.HandleTimeout+cfg.StuckGrace)
 	}
 	c.r = c.newReader()
 	return c
@@ -290,6 +297,13 @@ func (c *Consumer) fetchLoop(ctx context.Context, tr *tracker, lanes []chan kafk
 			failures = 0
 		}
 		c.fetch.Recovered()
+		// kafka-go counts a new generation before it fetches in it, so a
+		// message of the new one always finds it counted. (It counts a
+		// partition's leader moving too: the partitions then wait for
+		// their next fetch to commit again.)
+		if c.reader().Stats().Rebalances > 0 {
+			tr.rebalanced()
+		}
 		tr.fetched(m)
 		select {
 		case lanes[lane(m.Key, len(lanes))] <- m:
@@ -313,7 +327,11 @@ const commitEvery = 100 * time.Millisecond
 // tick: commits are cumulative, so only the latest point per partition
 // matters.
 func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Message) {
-	pending := map[partKey]kafka.Message{}
+	type point struct {
+		m   kafka.Message
+		gen int
+	}
+	pending := map[partKey]point{}
 	failures := 0
 	const dropAfter = int(time.Minute / commitEvery) // a minute of failed tries
 	tick := time.NewTicker(commitEvery)
@@ -323,17 +341,25 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 			return
 		}
 		msgs := make([]kafka.Message, 0, len(pending))
-		for _, m := range pending {
-			msgs = append(msgs, m)
+		for k, p := range pending {
+			if !tr.current(p.gen) {
+				// Its partition may be another member's now (tracker).
+				delete(pending, k)
+				continue
+			}
+			msgs = append(msgs, p.m)
+		}
+		if len(msgs) == 0 {
+			return
 		}
 		cctx, cancel := context.WithTimeout(ctx, 10*time.Second)
 		err := c.reader().CommitMessages(cctx, msgs...)
 		cancel()
 		if err != nil {
 			// A failed commit only means redelivery: handlers are
-			// idempotent. Points that keep failing (their partitions went
-			// to another member, which commits its own progress) are
-			// dropped after a minute of tries.
+			// idempotent. Points that keep failing (a coordinator away,
+			// a group that keeps rebalancing) are dropped after a minute
+			// of tries.
 			failures++
 			if failures == 1 || failures >= dropAfter {
 				c.log.Warn("commit offsets", zap.Int("partitions", len(msgs)), zap.Int("failures", failures),
@@ -355,8 +381,8 @@ func (c *Consumer) commit(ctx context.Context, tr *tracker, done <-chan kafka.Me
 				flush()
 				return
 			}
-			if next, ok := tr.done(m); ok {
-				pending[partKey{next.Topic, next.Partition}] = next
+			if next, gen, ok := tr.doneIn(m); ok {
+				pending[partKey{next.Topic, next.Partition}] = point{next, gen}
 			}
 		case <-tick.C:
 			flush()
@@ -381,7 +407,7 @@ func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m 
 	backoff := c.cfg.RetryMin
 	first := time.Now()
 	for attempt := 1; ; attempt++ {
-		err := c.attempt(work, handle, m)
+		err := c.step(work, func(ctx context.Context) error { return handle(ctx, m) })
 		if err == nil {
 			return true
 		}
@@ -390,7 +416,8 @@ func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m 
 			budget = min(budget, c.cfg.CrowdedBudget)
 		}
 		if c.cfg.Park != nil && (time.Since(first) >= budget || c.cfg.ParkAtOnce != nil && c.cfg.ParkAtOnce(err)) {
-			perr := c.cfg.Park(work, m, err)
+			cause := err
+			perr := c.step(work, func(ctx context.Context) error { return c.cfg.Park(ctx, m, cause) })
 			if perr == nil {
 				c.log.Warn("message parked out of its lane",
 					zap.String("topic", m.Topic), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset),
@@ -416,12 +443,17 @@ func (c *Consumer) handleWithRetry(ctx, work context.Context, handle Handler, m 
 	}
 }
 
-func (c *Consumer) attempt(work context.Context, handle Handler, m kafka.Message) error {
+// step runs one step of a lane (an attempt at a message, or parking it)
+// under HandleTimeout and the lanes' watchdog. Every step waits on the
+// network, and a lane, then (once its buffer is full) the fetch loop and
+// every lane, waits on it: none may run without a deadline, and one that
+// outlives it by StuckGrace fails liveness.
+func (c *Consumer) step(work context.Context, f func(context.Context) error) error {
 	end := c.lanes.Begin()
 	defer end()
 	ctx, cancel := context.WithTimeout(work, c.cfg.HandleTimeout)
 	defer cancel()
-	return handle(ctx, m)
+	return f(ctx)
 }
 
 // Fatal is true for what a retry cannot fix: the cluster refused

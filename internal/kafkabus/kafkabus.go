@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"net"
 	"strconv"
 	"time"
 
@@ -146,35 +147,94 @@ func EnsureTopics(ctx context.Context, c Cluster, topics []TopicSpec) error {
 // Ping checks that a broker answers now and that the topics exist. It dials
 // afresh on purpose: a kafka.Client caches metadata for seconds, and would
 // call a dead cluster ready.
+//
+// It returns within PingTimeout, or sooner when ctx ends, whatever the
+// broker does: a broker that accepts connections and never answers (stalled,
+// or a half-open connection) would otherwise hold a kafka-go Conn for ever,
+// since a Conn heeds only its own deadlines, and resets the socket's to them
+// at every request (the SASL handshake runs with none). So each broker's
+// connection gets the deadline of its exchange, and is closed when that
+// exchange's context ends. A broker that does not answer is passed over for
+// the next one.
 func Ping(ctx context.Context, c Cluster, topics ...string) error {
+	ctx, cancel := context.WithTimeout(ctx, PingTimeout)
+	defer cancel()
 	var last error
-	d := &kafka.Dialer{Timeout: 2 * time.Second, TLS: c.TLS, SASLMechanism: c.SASL}
 	for _, b := range c.Brokers {
-		conn, err := d.DialContext(ctx, "tcp", b)
-		if err != nil {
-			last = err
-			continue
+		if ctx.Err() != nil {
+			break
 		}
-		if d, ok := ctx.Deadline(); ok {
-			_ = conn.SetDeadline(d)
+		err := pingBroker(ctx, c, b, topics)
+		if err == nil || !errors.Is(err, errNoAnswer) {
+			return err
 		}
-		parts, err := conn.ReadPartitions(topics...)
-		conn.Close()
-		if err != nil {
-			return fmt.Errorf("kafka metadata from %s: %w", b, err)
-		}
-		found := map[string]bool{}
-		for _, p := range parts {
-			found[p.Topic] = true
-		}
-		for _, t := range topics {
-			if !found[t] {
-				return fmt.Errorf("kafka topic %s: not found", t)
-			}
-		}
-		return nil
+		last = err
+	}
+	if last == nil {
+		last = ctx.Err()
 	}
 	return fmt.Errorf("no kafka broker answers: %w", last)
+}
+
+// PingTimeout bounds one Ping, every broker included; pingBrokerTimeout
+// bounds the exchange with one broker (dial, TLS, SASL, metadata).
+const (
+	PingTimeout       = 5 * time.Second
+	pingBrokerTimeout = 2 * time.Second
+)
+
+// errNoAnswer marks a broker that could not be reached or did not answer,
+// as opposed to one that answered that a topic is missing.
+var errNoAnswer = errors.New("no answer")
+
+func pingBroker(ctx context.Context, c Cluster, broker string, topics []string) error {
+	ctx, cancel := context.WithTimeout(ctx, pingBrokerTimeout)
+	defer cancel()
+	deadline, _ := ctx.Deadline()
+	d := &kafka.Dialer{TLS: c.TLS, SASLMechanism: c.SASL, DialFunc: func(dctx context.Context, network, addr string) (net.Conn, error) {
+		conn, err := (&net.Dialer{}).DialContext(dctx, network, addr)
+		if err != nil {
+			return nil, err
+		}
+		_ = conn.SetDeadline(deadline)
+		// The exchange's context (ended at the latest when pingBroker
+		// returns): closing unblocks whatever waits on the broker then.
+		context.AfterFunc(ctx, func() { _ = conn.Close() })
+		return conn, nil
+	}}
+	conn, err := d.DialContext(ctx, "tcp", broker)
+	if err != nil {
+		return fmt.Errorf("kafka broker %s: %w: %w", broker, errNoAnswer, orCtx(ctx, err))
+	}
+	defer conn.Close()
+	_ = conn.SetDeadline(deadline)
+	parts, err := conn.ReadPartitions(topics...)
+	var answered kafka.Error
+	if errors.As(err, &answered) {
+		return fmt.Errorf("kafka metadata from %s: %w", broker, err)
+	}
+	if err != nil {
+		return fmt.Errorf("kafka metadata from %s: %w: %w", broker, errNoAnswer, orCtx(ctx, err))
+	}
+	found := map[string]bool{}
+	for _, p := range parts {
+		found[p.Topic] = true
+	}
+	for _, t := range topics {
+		if !found[t] {
+			return fmt.Errorf("kafka topic %s: not found", t)
+		}
+	}
+	return nil
+}
+
+// orCtx is ctx's error when ctx has ended (the connection was closed under
+// err's feet because of it), else err.
+func orCtx(ctx context.Context, err error) error {
+	if ctx.Err() != nil {
+		return ctx.Err()
+	}
+	return err
 }
 
 // zapLogger adapts zap to kafka-go's Logger.

@@ -282,3 +282,58 @@ func TestTrackerAcrossRefetches(t *testing.T) {
 		}
 	})
 }
+
+// A rebalance may give a partition to another member while lanes still
+// hold its messages; the broker would take our commit for it anyway.
+func TestTrackerAcrossGenerations(t *testing.T) {
+	t.Parallel()
+	const none = -1
+	t.Run("a partition not fetched in the new generation yields no point", func(t *testing.T) {
+		t.Parallel()
+		tr := newTracker()
+		for o := int64(0); o < 4; o++ {
+			tr.fetched(msg("t", 0, o))
+			tr.fetched(msg("t", 1, o))
+		}
+		wantCommit(t, tr, msg("t", 0, 0), 0)
+		tr.rebalanced()
+		tr.fetched(msg("t", 1, 0)) // partition 1 stays ours: fetched again from its committed offset
+		for o := int64(1); o < 4; o++ {
+			wantCommit(t, tr, msg("t", 0, o), none) // partition 0 may be another member's
+		}
+		for o := int64(0); o < 4; o++ {
+			wantCommit(t, tr, msg("t", 1, o), none) // the new copy of 0 is still in hand
+		}
+		wantCommit(t, tr, msg("t", 1, 0), 0)
+	})
+	t.Run("a point handed out before the generation changed is stale", func(t *testing.T) {
+		t.Parallel()
+		tr := newTracker()
+		tr.fetched(msg("t", 0, 0))
+		_, gen, ok := tr.doneIn(msg("t", 0, 0))
+		if !ok || !tr.current(gen) {
+			t.Fatalf("doneIn = gen %d, %v; want a point of the current generation", gen, ok)
+		}
+		tr.rebalanced()
+		if tr.current(gen) {
+			t.Error("a point of the last generation is current")
+		}
+	})
+	t.Run("a partition back in a later generation starts where the group is", func(t *testing.T) {
+		t.Parallel()
+		tr := newTracker()
+		for o := int64(0); o < 4; o++ {
+			tr.fetched(msg("t", 0, o))
+		}
+		tr.rebalanced() // lost: another member takes it to offset 30
+		tr.rebalanced() // back
+		tr.fetched(msg("t", 0, 30))
+		wantCommit(t, tr, msg("t", 0, 30), none) // 0..3 from before are still in hand
+		for o := int64(0); o < 3; o++ {
+			wantCommit(t, tr, msg("t", 0, o), none) // never a point below 30
+		}
+		wantCommit(t, tr, msg("t", 0, 3), 30) // the last of them done: 30 is
+		tr.fetched(msg("t", 0, 31))
+		wantCommit(t, tr, msg("t", 0, 31), 31)
+	})
+}

@@ -11,7 +11,9 @@ import (
 
 // Unavailable tells a failure of the cluster as a whole (unreachable, a
 // broken or timed-out connection, a leader moving) from one of a request:
-// the worker does not move a command aside for the former.
+// the worker does not move a command aside for the former. A deadline
+// exceeded counts: the caller tells its own deadline (a slow attempt) from
+// that of a step against the cluster.
 func Unavailable(err error) bool {
 	var ne net.Error
 	var ke kafka.Error

@@ -28,8 +28,12 @@ import (
 // deployed yet).
 func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
 	err := p.handle(ctx, m)
-	if err != nil && p.Outage != nil && p.Outage(err) {
-		// Seen by Park: failures around an outage are the outage's.
+	// Seen by Park: failures around an outage are the outage's. An attempt
+	// that ran out of its own time (ctx ended) was slow, which tells nothing
+	// of the dependencies though its error is a deadline like theirs: taking
+	// it for an outage would stop parking for parkCalm whenever lanes are
+	// slow (overload). A dependency's own timeout ends before ctx, and counts.
+	if err != nil && ctx.Err() == nil && p.Outage != nil && p.Outage(err) {
 		p.outageAt.Store(p.now().UnixNano())
 	}
 	return err

@@ -113,16 +113,11 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	rules.LockAfter, rules.LockFor, rules.ReplayWindow = cfg.LockAfter, cfg.LockFor, cfg.ReplayWindow
 	mon := health.New()
 	reg := metrics.NewRegistry()
-	ready := func(ctx context.Context) error {
-		if err := store.Ping(ctx); err != nil {
-			return err
-		}
-		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicCommandsRetry, kafkabus.TopicResults, kafkabus.TopicEvents)
-	}
+	ready := Readiness(store, cluster)
 	proc := &Processor{
 		Store: store, Audit: trail, Fingerprinter: fingerprints, Publisher: producer, Sealer: ring, Hasher: hasher, Rules: rules,
 		Log: log, WorkerID: cfg.WorkerID, Metrics: metrics.NewWorker(reg), Parked: store, Health: mon, Ready: ready,
-		Outage: func(err error) bool { return mongostore.Unavailable(err) || kafkabus.Unavailable(err) },
+		Outage: DependencyDown,
 	}
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Cluster: cluster, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
@@ -203,6 +198,24 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	log.Info("worker stopped", zap.Error(err))
 	return err
 }
+
+// Readiness is the worker's check that MongoDB and a broker answer and
+// that the topics exist: /readyz asks it, and Park before it parks. It
+// returns in bounded time under any context, since each part bounds itself
+// (the store's operation timeout, kafkabus.PingTimeout).
+func Readiness(store interface{ Ping(context.Context) error }, cluster kafkabus.Cluster) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if err := store.Ping(ctx); err != nil {
+			return err
+		}
+		return kafkabus.Ping(ctx, cluster, kafkabus.TopicCommands, kafkabus.TopicCommandsRetry, kafkabus.TopicResults, kafkabus.TopicEvents)
+	}
+}
+
+// DependencyDown reports whether err means MongoDB or the Kafka cluster as
+// a whole does not answer (the Processor's Outage). Both count a deadline
+// exceeded: the caller tells its own deadline from a dependency's.
+func DependencyDown(err error) bool { return mongostore.Unavailable(err) || kafkabus.Unavailable(err) }
 
 // watchLag exports the consumer lag of each topic's group every 10 s, read
 // from the broker (committed offsets against high watermarks), until ctx
