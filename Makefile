@@ -6,7 +6,7 @@ DATA    ?= .sandbox
 # measured); the bound leaves room for a busy machine, it is not the budget.
 TESTFLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: run infra build test test-short fuzz bench vet clean
+.PHONY: run infra build test test-short fuzz bench vet docs clean
 
 ## run: the whole service on the embedded broker and database (Ctrl-C stops it)
 run:
@@ -27,6 +27,10 @@ test: vet
 ## test-short: unit tests only (no embedded servers)
 test-short:
 	$(GO) test -short -count=1 ./...
+
+## docs: regenerate README.md's configuration table from internal/config/settings.go
+docs:
+	$(GO) test ./internal/config -run '^TestREADMEConfigurationIsCurrent$$' -count=1 -update
 
 ## vet: static checks
 vet:

@@ -8,9 +8,9 @@ package deployments
 // against the code without running anything:
 //
 //   - every YAML file parses (multi-document);
-//   - every PINRESET_ variable they name is one internal/config reads (the
-//     names are the "PINRESET_..." string literals of config.go; NAME_FILE
-//     counts as NAME only where NAME is a secret, read through e.secret);
+//   - every PINRESET_ variable they name is one of config.Settings, the
+//     table the loader reads by (NAME_FILE counts as NAME only where NAME
+//     is a secret);
 //   - a binary is given only the variables it reads (no peppers or MongoDB
 //     URI on the ingress), secrets only as files, and the values load
 //     (config.LoadIngress / config.LoadWorker accept them);
@@ -35,9 +35,6 @@ import (
 	"bytes"
 	"encoding/base64"
 	"fmt"
-	"go/ast"
-	"go/parser"
-	"go/token"
 	"io"
 	"io/fs"
 	"math"
@@ -58,30 +55,18 @@ import (
 	"github.com/kmwallet/pinreset/internal/config"
 )
 
-// deploymentsDir is this directory; configGo the source the settings are read from.
-const (
-	deploymentsDir = "."
-	configGo       = "../internal/config/config.go"
-)
+// deploymentsDir is this directory.
+const deploymentsDir = "."
 
 func TestDeployments(t *testing.T) {
-	settings, err := depReadSettings(configGo)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if len(settings.all) < 10 || !settings.secret["PINRESET_SEAL_KEYS"] {
-		t.Fatalf("config.go: found only %d PINRESET_ names (secrets %v): the scan is broken", len(settings.all), depKeys(settings.secret))
-	}
+	settings := depReadSettings()
 	for _, p := range depCheck(t, deploymentsDir, settings) {
 		t.Error(p)
 	}
 }
 
 func TestDeploymentsCheckCatchesMistakes(t *testing.T) {
-	settings, err := depReadSettings(configGo)
-	if err != nil {
-		t.Fatal(err)
-	}
+	settings := depReadSettings()
 	cases := []struct {
 		name, file, old, new string
 		want                 string // a problem must contain this
@@ -165,81 +150,22 @@ type depSettings struct {
 
 var depNameRe = regexp.MustCompile(`^PINRESET_[A-Z0-9_]+$`)
 
-// depReadSettings scans the source of config.go: the "PINRESET_..." string
-// literals, in which function each is (loadCommon: both binaries;
-// LoadIngress, LoadWorker: one; any other function: both, to be safe), and
-// which are read through e.secret or e.list(name, true, ...).
-func depReadSettings(file string) (depSettings, error) {
+// depReadSettings reads config.Settings, the one table of the variables:
+// which binary reads each ("both": ingress and worker) and which are
+// secrets that also take NAME_FILE.
+func depReadSettings() depSettings {
 	s := depSettings{all: map[string]bool{}, secret: map[string]bool{},
 		by: map[string]map[string]bool{"ingress": {}, "worker": {}}}
-	f, err := parser.ParseFile(token.NewFileSet(), file, nil, 0)
-	if err != nil {
-		return s, err
-	}
-	lit := func(e ast.Expr) (string, bool) {
-		b, ok := e.(*ast.BasicLit)
-		if !ok || b.Kind != token.STRING {
-			return "", false
-		}
-		v, err := strconv.Unquote(b.Value)
-		return v, err == nil && depNameRe.MatchString(v)
-	}
-	for _, d := range f.Decls {
-		fn, ok := d.(*ast.FuncDecl)
-		if !ok {
-			ast.Inspect(d, func(n ast.Node) bool {
-				if e, ok := n.(ast.Expr); ok {
-					if v, ok := lit(e); ok {
-						s.all[v], s.by["ingress"][v], s.by["worker"][v] = true, true, true
-					}
-				}
-				return true
-			})
-			continue
-		}
-		readers := []string{"ingress", "worker"}
-		switch fn.Name.Name {
-		case "LoadIngress":
-			readers = []string{"ingress"}
-		case "LoadWorker":
-			readers = []string{"worker"}
-		}
-		ast.Inspect(fn, func(n ast.Node) bool {
-			switch n := n.(type) {
-			case *ast.BasicLit:
-				if v, ok := lit(n); ok {
-					s.all[v] = true
-					for _, r := range readers {
-						s.by[r][v] = true
-					}
-				}
-			case *ast.CallExpr:
-				sel, ok := n.Fun.(*ast.SelectorExpr)
-				if !ok || len(n.Args) == 0 {
-					break
-				}
-				v, ok := lit(n.Args[0])
-				if !ok {
-					break
-				}
-				if sel.Sel.Name == "secret" {
-					s.secret[v] = true
-				}
-				if id, ok := depArg(n, 1).(*ast.Ident); ok && sel.Sel.Name == "list" && id.Name == "true" {
-					s.secret[v] = true
-				}
+	for _, st := range config.Settings {
+		s.all[st.Name] = true
+		s.secret[st.Name] = st.File
+		for _, b := range []string{"ingress", "worker"} {
+			if st.Binary == b || st.Binary == "both" {
+				s.by[b][st.Name] = true
 			}
-			return true
-		})
+		}
 	}
-	return s, nil
-}
-
-func depArg(c *ast.CallExpr, i int) ast.Expr {
-	if i < len(c.Args) {
-		return c.Args[i]
-	}
-	return nil
+	return s
 }
 
 // depChecker collects the problems of one deployments directory.

@@ -2,64 +2,45 @@
 // environment variables, once, at start, with defaults and with errors that
 // name the setting. Secrets can be given inline or as a path (NAME_FILE), so
 // that they come from a mounted Kubernetes Secret rather than the process
-// environment; no secret value ever appears in an error.
+// environment; no secret value ever appears in an error. Each field of the
+// settings structs names its variable; what it means, its unit and its
+// default are said once, in Settings (settings.go).
 package config
 
 import (
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"runtime"
 	"strconv"
 	"strings"
 	"time"
 
-	"github.com/kmwallet/pinreset/internal/kmheader"
-	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
-// The defaults of the settings, each defined once. A knob owned by a
-// package this one may import (the domain packages pinreset, pinhash and
-// kmheader) has its default there and is only referred to here; a knob of a
-// package that imports this one (ingress, kafkabus, worker) has its default
-// here, and that package's zero-value defaulting uses the constant. Settings
-// (help.go) shows the same values; TestHelpShowsTheDefaults checks it.
-const (
-	DefaultKafkaBrokers     = "127.0.0.1:9092"
-	DefaultLogLevel         = "info"
-	DefaultTopicPartitions  = 12
-	DefaultTopicReplication = 1
-	DefaultTopicMinInSync   = 1
-	DefaultIngressAdminAddr = "127.0.0.1:9090"
-	DefaultWorkerAdminAddr  = "127.0.0.1:9091"
-
-	DefaultHTTPAddr        = "127.0.0.1:8080"
-	DefaultTranWindow      = kmheader.DefaultWindow // 5m, SPEC section 2
-	DefaultResultWait      = 5 * time.Second
-	DefaultCommandTTL      = 2 * time.Minute
-	DefaultMaxBodyBytes    = 8 << 10 // bytes
-	DefaultMaxInFlight     = 2000
-	DefaultShutdownTimeout = 15 * time.Second
-
-	// mongostore takes its defaults from these (config cannot import
-	// mongostore: that would link the MongoDB driver into the ingress).
-	DefaultMongoURI         = "mongodb://127.0.0.1:27017/"
-	DefaultMongoDatabase    = "pinreset"
-	DefaultMongoTimeout     = 10 * time.Second
-	DefaultConsumerGroup    = "pinreset-worker"
-	DefaultOutcomeRetention = 7 * 24 * time.Hour
-	DefaultReplayWindow     = pinreset.DefaultReplayWindow
-	DefaultSessionTimeout   = 10 * time.Second // kafkabus.ConsumerConfig.SessionTimeout
-	DefaultCommandTimeout   = 30 * time.Second // kafkabus.ConsumerConfig.HandleTimeout
-	DefaultRetryBudget      = 30 * time.Second // kafkabus.ConsumerConfig.RetryBudget
-)
-
-// The default admission buckets of the ingress (PINRESET_MEMBER_RATE,
-// PINRESET_ASP_RATE); the ingress's own zero Rate is off.
+// The defaults other packages use, each read from Settings (the one place
+// a default is written) when the program starts.
 var (
-	DefaultMemberRate = Rate{N: 10, Per: time.Minute}
-	DefaultASPRate    = Rate{N: 1000, Per: 10 * time.Second}
+	DefaultKafkaBrokers     = defaultOf("PINRESET_KAFKA_BROKERS")
+	DefaultTopicPartitions  = defaultInt("PINRESET_TOPIC_PARTITIONS")
+	DefaultIngressAdminAddr = adminDefault("ingress")
+	DefaultWorkerAdminAddr  = adminDefault("worker")
+	DefaultHTTPAddr         = defaultOf("PINRESET_HTTP_ADDR")
+	DefaultTranWindow       = defaultDuration("PINRESET_TRAN_WINDOW")
+	DefaultResultWait       = defaultDuration("PINRESET_RESULT_WAIT")
+	DefaultCommandTTL       = defaultDuration("PINRESET_COMMAND_TTL")
+	DefaultMaxBodyBytes     = defaultInt("PINRESET_MAX_BODY_BYTES")
+	DefaultMaxInFlight      = defaultInt("PINRESET_MAX_IN_FLIGHT")
+	DefaultMongoURI         = defaultOf("PINRESET_MONGO_URI")
+	DefaultMongoDatabase    = defaultOf("PINRESET_MONGO_DATABASE")
+	DefaultMongoTimeout     = defaultDuration("PINRESET_MONGO_TIMEOUT")
+	DefaultSessionTimeout   = defaultDuration("PINRESET_KAFKA_SESSION_TIMEOUT")
+	DefaultCommandTimeout   = defaultDuration("PINRESET_COMMAND_TIMEOUT")
+	DefaultRetryBudget      = defaultDuration("PINRESET_RETRY_BUDGET")
+	DefaultMemberRate       = defaultRate("PINRESET_MEMBER_RATE")
+	DefaultASPRate          = defaultRate("PINRESET_ASP_RATE")
 )
 
 // DefaultConcurrency is PINRESET_WORKER_CONCURRENCY's default, 4 × the
@@ -68,112 +49,92 @@ var (
 func DefaultConcurrency() int     { return 4 * runtime.GOMAXPROCS(0) }
 func DefaultHashConcurrency() int { return runtime.GOMAXPROCS(0) }
 
+// defaults parses the defaults of Settings as the loader does; a default
+// that does not parse is a bug of the table (TestHelpShowsTheDefaults).
+var defaults = &env{get: func(string) string { return "" }}
+
+func defaultDuration(name string) time.Duration { return defaults.duration(name) }
+func defaultInt(name string) int                { return defaults.integer(name, 0, math.MaxInt) }
+func defaultRate(name string) Rate              { return defaults.rate(name) }
+
+// adminDefault is binary's listen address in PINRESET_ADMIN_ADDR's default
+// ("ingress <addr>, worker <addr>").
+func adminDefault(binary string) string {
+	for _, part := range strings.Split(lookup("PINRESET_ADMIN_ADDR").Default, ",") {
+		if b, addr, ok := strings.Cut(strings.TrimSpace(part), " "); ok && b == binary {
+			return addr
+		}
+	}
+	panic("config: PINRESET_ADMIN_ADDR has no default for " + binary)
+}
+
 // Kafka says how to reach the brokers (both binaries and pwctl).
 type Kafka struct {
-	// KafkaBrokers: PINRESET_KAFKA_BROKERS, comma-separated host:port. Default 127.0.0.1:9092.
+	// KafkaBrokers: PINRESET_KAFKA_BROKERS.
 	KafkaBrokers []string
-	// KafkaTLS: PINRESET_KAFKA_TLS, connect to the brokers over TLS (1.2 or
-	// later, server certificate verified). Default false.
+	// KafkaTLS: PINRESET_KAFKA_TLS.
 	KafkaTLS bool
-	// KafkaTLSCAFile: PINRESET_KAFKA_TLS_CA_FILE, PEM certificates the
-	// brokers' certificates must chain to. Default: the system's roots.
+	// KafkaTLSCAFile: PINRESET_KAFKA_TLS_CA_FILE.
 	KafkaTLSCAFile string
-	// KafkaSASLMechanism: PINRESET_KAFKA_SASL_MECHANISM, PLAIN,
-	// SCRAM-SHA-256 or SCRAM-SHA-512; PLAIN only over TLS. Default none.
+	// KafkaSASLMechanism: PINRESET_KAFKA_SASL_MECHANISM.
 	KafkaSASLMechanism string
 	// KafkaSASLUsername: PINRESET_KAFKA_SASL_USERNAME.
 	KafkaSASLUsername string
-	// KafkaSASLPassword: PINRESET_KAFKA_SASL_PASSWORD (or _FILE), a secret.
+	// KafkaSASLPassword: PINRESET_KAFKA_SASL_PASSWORD.
 	KafkaSASLPassword string
 }
 
 // Common are the settings both binaries share.
 type Common struct {
 	Kafka
-	// SealKeys: PINRESET_SEAL_KEYS (or _FILE), comma-separated "id:base64(32 bytes)";
-	// the first seals new commands, all open. Required.
+	// SealKeys: PINRESET_SEAL_KEYS.
 	SealKeys []string
-	// LogLevel: PINRESET_LOG_LEVEL, debug|info|warn|error. Default info.
+	// LogLevel: PINRESET_LOG_LEVEL.
 	LogLevel string
-	// TopicPartitions: PINRESET_TOPIC_PARTITIONS, partitions per topic when the
-	// service creates its topics. Default 12.
+	// TopicPartitions: PINRESET_TOPIC_PARTITIONS.
 	TopicPartitions int
-	// TopicReplication: PINRESET_TOPIC_REPLICATION, replication factor when the
-	// service creates its topics. Default 1 (3 in production).
+	// TopicReplication: PINRESET_TOPIC_REPLICATION.
 	TopicReplication int
-	// TopicMinInSync: PINRESET_TOPIC_MIN_INSYNC_REPLICAS, min.insync.replicas
-	// of the topics the service creates: with acks=all a write is refused
-	// unless this many replicas hold it. Default 1 (2 in production, with
-	// replication 3: one broker may be down, no acknowledged write is lost).
+	// TopicMinInSync: PINRESET_TOPIC_MIN_INSYNC_REPLICAS.
 	TopicMinInSync int
-	// CreateTopics: PINRESET_CREATE_TOPICS, create missing topics at start. Default true.
+	// CreateTopics: PINRESET_CREATE_TOPICS.
 	CreateTopics bool
-	// AdminAddr: PINRESET_ADMIN_ADDR, the admin listener (/healthz, /readyz,
-	// /metrics), apart from the API. Default 127.0.0.1:9090 for the ingress,
-	// 127.0.0.1:9091 for the worker; empty string "off" disables it.
+	// AdminAddr: PINRESET_ADMIN_ADDR.
 	AdminAddr string
-	// AdminPprof: PINRESET_ADMIN_PPROF, serve Go's profiles
-	// (/debug/pprof/) on the admin listener, for profiling a process under
-	// load. Default false: a profile costs CPU and shows code paths.
+	// AdminPprof: PINRESET_ADMIN_PPROF.
 	AdminPprof bool
-	// TracesExporter: PINRESET_TRACES_EXPORTER, none, otlp (OTLP over HTTP,
-	// configured by the standard OTEL_EXPORTER_OTLP_* variables) or file.
-	// Default none.
+	// TracesExporter: PINRESET_TRACES_EXPORTER.
 	TracesExporter string
-	// TracesFile: PINRESET_TRACES_FILE, where the file exporter appends spans
-	// as JSON lines.
+	// TracesFile: PINRESET_TRACES_FILE.
 	TracesFile string
-	// CommandTTL: PINRESET_COMMAND_TTL, how long after acceptance a command
-	// may still be applied: the ingress stamps it on every command, and the
-	// worker checks that its outcomes outlive it. Default 2m.
+	// CommandTTL: PINRESET_COMMAND_TTL.
 	CommandTTL time.Duration
 }
 
 // Ingress are the ingress settings.
 type Ingress struct {
 	Common
-	// HTTPAddr: PINRESET_HTTP_ADDR. Default 127.0.0.1:8080.
+	// HTTPAddr: PINRESET_HTTP_ADDR.
 	HTTPAddr string
-	// ASPFile: PINRESET_ASP_FILE, the JSON registry of ASPs and their
-	// credentials. Required.
+	// ASPFile: PINRESET_ASP_FILE.
 	ASPFile string
-	// TranWindow: PINRESET_TRAN_WINDOW, how far the tran time may be from the
-	// server clock. Default 5m.
+	// TranWindow: PINRESET_TRAN_WINDOW.
 	TranWindow time.Duration
-	// ResultWait: PINRESET_RESULT_WAIT, how long a request waits for its
-	// result before answering 202. Default 5s.
+	// ResultWait: PINRESET_RESULT_WAIT.
 	ResultWait time.Duration
-	// MaxBodyBytes: PINRESET_MAX_BODY_BYTES, the request body limit. Default 8192.
+	// MaxBodyBytes: PINRESET_MAX_BODY_BYTES.
 	MaxBodyBytes int64
-	// PINPolicy: PINRESET_PIN_POLICY, refuse easy PINs (three identical or
-	// consecutive digits). Default true.
+	// PINPolicy: PINRESET_PIN_POLICY.
 	PINPolicy bool
-	// MaxInFlight: PINRESET_MAX_IN_FLIGHT, commands one ingress publishes and
-	// waits for at once; past it requests get 503 000_503. Default 2000.
+	// MaxInFlight: PINRESET_MAX_IN_FLIGHT.
 	MaxInFlight int
-	// JWEKeysDir: PINRESET_JWE_KEYS_DIR, a directory of PEM RSA private keys,
-	// each named <kid>.pem (32-character kid), that open encrypted request
-	// bodies; their public halves are served at /.well-known/jwks.json.
-	// Default none: encrypted requests are refused with 000_030.
+	// JWEKeysDir: PINRESET_JWE_KEYS_DIR.
 	JWEKeysDir string
-	// ShutdownTimeout: PINRESET_SHUTDOWN_TIMEOUT, how long in-flight requests
-	// may take to finish on SIGTERM. Default 15s.
+	// ShutdownTimeout: PINRESET_SHUTDOWN_TIMEOUT.
 	ShutdownTimeout time.Duration
-	// MemberRate: PINRESET_MEMBER_RATE, the token bucket of one member
-	// (ASP and loginId) on one ingress: "<n>/<duration>" holds n commands
-	// and refills at n per duration; past it 429 000_429 with Retry-After,
-	// before anything is published. Only a new command that is published
-	// takes a token: not one the ingress refuses or fails to publish, nor a
-	// retry of a transaction (same correlation id and body) within the
-	// duration. "off" disables it. Default 10/1m: a
-	// member retrying by hand never meets it, a script hammering one member
-	// (guessing, or replaying captures) does.
+	// MemberRate: PINRESET_MEMBER_RATE.
 	MemberRate Rate
-	// ASPRate: PINRESET_ASP_RATE, the token bucket of one ASP on one
-	// ingress, the same form. Default 1000/10s (100 commands a second,
-	// bursts of 1000): above what the default workers hash, so it bounds an
-	// ASP gone wild rather than normal peaks; set it to the ASP's share of
-	// the workers' capacity divided by the number of ingresses.
+	// ASPRate: PINRESET_ASP_RATE.
 	ASPRate Rate
 }
 
@@ -198,72 +159,43 @@ func (r Rate) String() string {
 // Worker are the worker settings.
 type Worker struct {
 	Common
-	// MongoURI: PINRESET_MONGO_URI (or _FILE, as it may hold a password).
-	// Default mongodb://127.0.0.1:27017/.
+	// MongoURI: PINRESET_MONGO_URI.
 	MongoURI string
-	// MongoDatabase: PINRESET_MONGO_DATABASE. Default pinreset.
+	// MongoDatabase: PINRESET_MONGO_DATABASE.
 	MongoDatabase string
-	// MongoTimeout: PINRESET_MONGO_TIMEOUT, how long one database operation
-	// may take in all (server selection, retries and every round trip): the
-	// driver's client-wide timeout, which is also what ends a read from a
-	// half-open connection. A command whose operation times out is retried
-	// with backoff like any database error. Default 10s.
+	// MongoTimeout: PINRESET_MONGO_TIMEOUT.
 	MongoTimeout time.Duration
-	// Peppers: PINRESET_PEPPERS (or _FILE), comma-separated "id:base64(>=16
-	// bytes)"; the first hashes new PINs, all verify. Required.
+	// Peppers: PINRESET_PEPPERS.
 	Peppers []string
-	// FingerprintKeys: PINRESET_FINGERPRINT_KEYS (or _FILE), comma-separated
-	// "id:base64(>=16 bytes, 32 recommended)"; the first makes new
-	// fingerprints of request content (outcome, replay claim, wrong
-	// attempts, audit login hash), all verify. Apart from the peppers so
-	// that the two rotate apart and a leak of one does not give the other's
-	// secrets. Required.
+	// FingerprintKeys: PINRESET_FINGERPRINT_KEYS.
 	FingerprintKeys []string
-	// Argon2MemoryKiB: PINRESET_ARGON2_MEMORY_KIB. Default 19456 (19 MiB, OWASP).
+	// Argon2MemoryKiB: PINRESET_ARGON2_MEMORY_KIB.
 	Argon2MemoryKiB uint32
-	// Argon2Time: PINRESET_ARGON2_TIME, iterations. Default 2.
+	// Argon2Time: PINRESET_ARGON2_TIME.
 	Argon2Time uint32
-	// Argon2Threads: PINRESET_ARGON2_THREADS. Default 1.
+	// Argon2Threads: PINRESET_ARGON2_THREADS.
 	Argon2Threads uint8
-	// Concurrency: PINRESET_WORKER_CONCURRENCY, commands processed at once.
-	// A command spends most of its time waiting for the database, so this is
-	// above the core count. Default: 4 × the usable cores (GOMAXPROCS).
+	// Concurrency: PINRESET_WORKER_CONCURRENCY.
 	Concurrency int
-	// HashConcurrency: PINRESET_HASH_CONCURRENCY, argon2id hashes computed at
-	// once: the admission limit that keeps the CPU at its cores and memory at
-	// this × PINRESET_ARGON2_MEMORY_KIB, whatever the load. Default: the
-	// usable cores.
+	// HashConcurrency: PINRESET_HASH_CONCURRENCY.
 	HashConcurrency int
-	// ConsumerGroup: PINRESET_CONSUMER_GROUP. Default pinreset-worker.
+	// ConsumerGroup: PINRESET_CONSUMER_GROUP.
 	ConsumerGroup string
-	// LockAfter: PINRESET_LOCK_AFTER, wrong currentPassword attempts before
-	// the PIN locks; 0 disables. Default 5.
+	// LockAfter: PINRESET_LOCK_AFTER.
 	LockAfter int
-	// LockFor: PINRESET_LOCK_FOR, how long a PIN stays locked. Default 15m.
+	// LockFor: PINRESET_LOCK_FOR.
 	LockFor time.Duration
-	// WorkerID: PINRESET_WORKER_ID, names this instance in logs. Default the host name.
+	// WorkerID: PINRESET_WORKER_ID.
 	WorkerID string
-	// OutcomeRetention: PINRESET_OUTCOME_RETENTION, how long a command's
-	// outcome is kept for retries with the same correlation id and for status
-	// queries. Default 168h (7 days).
+	// OutcomeRetention: PINRESET_OUTCOME_RETENTION.
 	OutcomeRetention time.Duration
-	// ReplayWindow: PINRESET_REPLAY_WINDOW, how long the content of a decided
-	// request stays tied to its correlation id: the same content under
-	// another id within it is a replay (001_409). At most the outcome
-	// retention. Default 24h.
+	// ReplayWindow: PINRESET_REPLAY_WINDOW.
 	ReplayWindow time.Duration
-	// SessionTimeout: PINRESET_KAFKA_SESSION_TIMEOUT, how long the consumer
-	// group waits for a silent worker (one that was killed) before giving its
-	// partitions to the others: the worst-case pause after a crash. Default 10s.
+	// SessionTimeout: PINRESET_KAFKA_SESSION_TIMEOUT.
 	SessionTimeout time.Duration
-	// CommandTimeout: PINRESET_COMMAND_TIMEOUT, the deadline of one attempt
-	// at one command (its reads, hashing, writes and publishes): an attempt
-	// stuck on a dead connection is cancelled and retried. Default 30s.
+	// CommandTimeout: PINRESET_COMMAND_TIMEOUT.
 	CommandTimeout time.Duration
-	// RetryBudget: PINRESET_RETRY_BUDGET, how long a command that keeps
-	// failing (while the database and broker answer) is retried in its lane
-	// before it is parked on password.commands.retry, so that the commands
-	// behind it go on. Default 30s.
+	// RetryBudget: PINRESET_RETRY_BUDGET.
 	RetryBudget time.Duration
 }
 
@@ -273,7 +205,11 @@ type env struct {
 	errs []error
 }
 
-func (e *env) str(name, def string) string {
+// str reads name, or its default from Settings.
+func (e *env) str(name string) string { return e.strOr(name, defaultOf(name)) }
+
+// strOr reads name, or def: for a default the loader computes.
+func (e *env) strOr(name, def string) string {
 	if v := strings.TrimSpace(e.get(name)); v != "" {
 		return v
 	}
@@ -298,14 +234,15 @@ func (e *env) secret(name string) string {
 	return strings.TrimSpace(v)
 }
 
-func (e *env) list(name string, secret bool, def string) []string {
-	v := def
-	if secret {
+// list reads a comma-separated name (a secret's from NAME_FILE too).
+func (e *env) list(name string) []string {
+	v := defaultOf(name)
+	if lookup(name).File {
 		if s := e.secret(name); s != "" {
 			v = s
 		}
 	} else {
-		v = e.str(name, def)
+		v = e.str(name)
 	}
 	var out []string
 	for _, p := range strings.Split(v, ",") {
@@ -316,24 +253,24 @@ func (e *env) list(name string, secret bool, def string) []string {
 	return out
 }
 
-func (e *env) duration(name string, def time.Duration) time.Duration {
-	v := e.str(name, "")
+func (e *env) duration(name string) time.Duration {
+	v := e.str(name)
 	if v == "" {
-		return def
+		return 0
 	}
 	d, err := time.ParseDuration(v)
 	if err != nil || d <= 0 {
 		e.errs = append(e.errs, fmt.Errorf("%s: %q is not a positive duration such as 5s or 2m", name, v))
-		return def
+		return 0
 	}
 	return d
 }
 
 // rate reads "<n>/<duration>" (n from 1 to 1,000,000) or "off".
-func (e *env) rate(name string, def Rate) Rate {
-	v := e.str(name, "")
+func (e *env) rate(name string) Rate {
+	v := e.str(name)
 	if v == "" {
-		return def
+		return Rate{}
 	}
 	if v == "off" {
 		return Rate{}
@@ -343,13 +280,19 @@ func (e *env) rate(name string, def Rate) Rate {
 	d, derr := time.ParseDuration(ds)
 	if !ok || err != nil || derr != nil || n < 1 || n > 1_000_000 || d <= 0 {
 		e.errs = append(e.errs, fmt.Errorf("%s: %q is not off or <n>/<duration> such as 10/1m", name, v))
-		return def
+		return Rate{}
 	}
 	return Rate{N: n, Per: d}
 }
 
-func (e *env) integer(name string, def, lo, hi int) int {
-	v := e.str(name, "")
+func (e *env) integer(name string, lo, hi int) int {
+	d, _ := strconv.Atoi(defaultOf(name))
+	return e.integerOr(name, d, lo, hi)
+}
+
+// integerOr reads name, or def: for a default the loader computes.
+func (e *env) integerOr(name string, def, lo, hi int) int {
+	v := e.strOr(name, "")
 	if v == "" {
 		return def
 	}
@@ -361,15 +304,12 @@ func (e *env) integer(name string, def, lo, hi int) int {
 	return n
 }
 
-func (e *env) boolean(name string, def bool) bool {
-	v := e.str(name, "")
-	if v == "" {
-		return def
-	}
+func (e *env) boolean(name string) bool {
+	v := e.str(name)
 	b, err := strconv.ParseBool(v)
 	if err != nil {
 		e.errs = append(e.errs, fmt.Errorf("%s: %q is not true or false", name, v))
-		return def
+		return false
 	}
 	return b
 }
@@ -383,17 +323,17 @@ func (e *env) required(name string, v []string) {
 func loadCommon(e *env, adminAddr string) Common {
 	c := Common{
 		Kafka:            loadKafka(e),
-		SealKeys:         e.list("PINRESET_SEAL_KEYS", true, ""),
-		LogLevel:         e.str("PINRESET_LOG_LEVEL", DefaultLogLevel),
-		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", DefaultTopicPartitions, 1, 10000),
-		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", DefaultTopicReplication, 1, 100),
-		TopicMinInSync:   e.integer("PINRESET_TOPIC_MIN_INSYNC_REPLICAS", DefaultTopicMinInSync, 1, 100),
-		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS", true),
-		AdminAddr:        e.str("PINRESET_ADMIN_ADDR", adminAddr),
-		AdminPprof:       e.boolean("PINRESET_ADMIN_PPROF", false),
-		TracesExporter:   e.str("PINRESET_TRACES_EXPORTER", "none"),
-		TracesFile:       e.str("PINRESET_TRACES_FILE", ""),
-		CommandTTL:       e.duration("PINRESET_COMMAND_TTL", DefaultCommandTTL),
+		SealKeys:         e.list("PINRESET_SEAL_KEYS"),
+		LogLevel:         e.str("PINRESET_LOG_LEVEL"),
+		TopicPartitions:  e.integer("PINRESET_TOPIC_PARTITIONS", 1, 10000),
+		TopicReplication: e.integer("PINRESET_TOPIC_REPLICATION", 1, 100),
+		TopicMinInSync:   e.integer("PINRESET_TOPIC_MIN_INSYNC_REPLICAS", 1, 100),
+		CreateTopics:     e.boolean("PINRESET_CREATE_TOPICS"),
+		AdminAddr:        e.strOr("PINRESET_ADMIN_ADDR", adminAddr),
+		AdminPprof:       e.boolean("PINRESET_ADMIN_PPROF"),
+		TracesExporter:   e.strOr("PINRESET_TRACES_EXPORTER", "none"),
+		TracesFile:       e.str("PINRESET_TRACES_FILE"),
+		CommandTTL:       e.duration("PINRESET_COMMAND_TTL"),
 	}
 	switch c.TracesExporter {
 	case "none", "otlp":
@@ -418,11 +358,11 @@ func loadCommon(e *env, adminAddr string) Common {
 
 func loadKafka(e *env) Kafka {
 	c := Kafka{
-		KafkaBrokers:       e.list("PINRESET_KAFKA_BROKERS", false, DefaultKafkaBrokers),
-		KafkaTLS:           e.boolean("PINRESET_KAFKA_TLS", false),
-		KafkaTLSCAFile:     e.str("PINRESET_KAFKA_TLS_CA_FILE", ""),
-		KafkaSASLMechanism: e.str("PINRESET_KAFKA_SASL_MECHANISM", ""),
-		KafkaSASLUsername:  e.str("PINRESET_KAFKA_SASL_USERNAME", ""),
+		KafkaBrokers:       e.list("PINRESET_KAFKA_BROKERS"),
+		KafkaTLS:           e.boolean("PINRESET_KAFKA_TLS"),
+		KafkaTLSCAFile:     e.str("PINRESET_KAFKA_TLS_CA_FILE"),
+		KafkaSASLMechanism: e.str("PINRESET_KAFKA_SASL_MECHANISM"),
+		KafkaSASLUsername:  e.str("PINRESET_KAFKA_SASL_USERNAME"),
 		KafkaSASLPassword:  e.secret("PINRESET_KAFKA_SASL_PASSWORD"),
 	}
 	switch c.KafkaSASLMechanism {
@@ -459,17 +399,17 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 	e := &env{get: getenv}
 	c := Ingress{
 		Common:          loadCommon(e, DefaultIngressAdminAddr),
-		HTTPAddr:        e.str("PINRESET_HTTP_ADDR", DefaultHTTPAddr),
-		ASPFile:         e.str("PINRESET_ASP_FILE", ""),
-		TranWindow:      e.duration("PINRESET_TRAN_WINDOW", DefaultTranWindow),
-		ResultWait:      e.duration("PINRESET_RESULT_WAIT", DefaultResultWait),
-		MaxBodyBytes:    int64(e.integer("PINRESET_MAX_BODY_BYTES", DefaultMaxBodyBytes, 256, 1<<20)),
-		PINPolicy:       e.boolean("PINRESET_PIN_POLICY", true),
-		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT", DefaultShutdownTimeout),
-		JWEKeysDir:      e.str("PINRESET_JWE_KEYS_DIR", ""),
-		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", DefaultMaxInFlight, 1, 1_000_000),
-		MemberRate:      e.rate("PINRESET_MEMBER_RATE", DefaultMemberRate),
-		ASPRate:         e.rate("PINRESET_ASP_RATE", DefaultASPRate),
+		HTTPAddr:        e.str("PINRESET_HTTP_ADDR"),
+		ASPFile:         e.str("PINRESET_ASP_FILE"),
+		TranWindow:      e.duration("PINRESET_TRAN_WINDOW"),
+		ResultWait:      e.duration("PINRESET_RESULT_WAIT"),
+		MaxBodyBytes:    int64(e.integer("PINRESET_MAX_BODY_BYTES", 256, 1<<20)),
+		PINPolicy:       e.boolean("PINRESET_PIN_POLICY"),
+		ShutdownTimeout: e.duration("PINRESET_SHUTDOWN_TIMEOUT"),
+		JWEKeysDir:      e.str("PINRESET_JWE_KEYS_DIR"),
+		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", 1, 1_000_000),
+		MemberRate:      e.rate("PINRESET_MEMBER_RATE"),
+		ASPRate:         e.rate("PINRESET_ASP_RATE"),
 	}
 	if c.ASPFile == "" {
 		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))
@@ -484,28 +424,27 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 func LoadWorker(getenv func(string) string) (Worker, error) {
 	e := &env{get: getenv}
 	host, _ := os.Hostname()
-	argon2, rules := pinhash.DefaultParams(), pinreset.DefaultRules()
 	c := Worker{
 		Common:           loadCommon(e, DefaultWorkerAdminAddr),
 		MongoURI:         e.secret("PINRESET_MONGO_URI"),
-		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE", DefaultMongoDatabase),
-		MongoTimeout:     e.duration("PINRESET_MONGO_TIMEOUT", DefaultMongoTimeout),
-		Peppers:          e.list("PINRESET_PEPPERS", true, ""),
-		FingerprintKeys:  e.list("PINRESET_FINGERPRINT_KEYS", true, ""),
-		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", int(argon2.Memory), 8, 4<<20)),
-		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", int(argon2.Time), 1, 100)),
-		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", int(argon2.Threads), 1, 255)),
-		Concurrency:      e.integer("PINRESET_WORKER_CONCURRENCY", DefaultConcurrency(), 1, 1024),
-		HashConcurrency:  e.integer("PINRESET_HASH_CONCURRENCY", DefaultHashConcurrency(), 1, 1024),
-		ConsumerGroup:    e.str("PINRESET_CONSUMER_GROUP", DefaultConsumerGroup),
-		LockAfter:        e.integer("PINRESET_LOCK_AFTER", rules.LockAfter, 0, 1000),
-		LockFor:          e.duration("PINRESET_LOCK_FOR", rules.LockFor),
-		WorkerID:         e.str("PINRESET_WORKER_ID", host),
-		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION", DefaultOutcomeRetention),
-		SessionTimeout:   e.duration("PINRESET_KAFKA_SESSION_TIMEOUT", DefaultSessionTimeout),
-		ReplayWindow:     e.duration("PINRESET_REPLAY_WINDOW", DefaultReplayWindow),
-		CommandTimeout:   e.duration("PINRESET_COMMAND_TIMEOUT", DefaultCommandTimeout),
-		RetryBudget:      e.duration("PINRESET_RETRY_BUDGET", DefaultRetryBudget),
+		MongoDatabase:    e.str("PINRESET_MONGO_DATABASE"),
+		MongoTimeout:     e.duration("PINRESET_MONGO_TIMEOUT"),
+		Peppers:          e.list("PINRESET_PEPPERS"),
+		FingerprintKeys:  e.list("PINRESET_FINGERPRINT_KEYS"),
+		Argon2MemoryKiB:  uint32(e.integer("PINRESET_ARGON2_MEMORY_KIB", 8, 4<<20)),
+		Argon2Time:       uint32(e.integer("PINRESET_ARGON2_TIME", 1, 100)),
+		Argon2Threads:    uint8(e.integer("PINRESET_ARGON2_THREADS", 1, 255)),
+		Concurrency:      e.integerOr("PINRESET_WORKER_CONCURRENCY", DefaultConcurrency(), 1, 1024),
+		HashConcurrency:  e.integerOr("PINRESET_HASH_CONCURRENCY", DefaultHashConcurrency(), 1, 1024),
+		ConsumerGroup:    e.str("PINRESET_CONSUMER_GROUP"),
+		LockAfter:        e.integer("PINRESET_LOCK_AFTER", 0, 1000),
+		LockFor:          e.duration("PINRESET_LOCK_FOR"),
+		WorkerID:         e.strOr("PINRESET_WORKER_ID", host),
+		OutcomeRetention: e.duration("PINRESET_OUTCOME_RETENTION"),
+		SessionTimeout:   e.duration("PINRESET_KAFKA_SESSION_TIMEOUT"),
+		ReplayWindow:     e.duration("PINRESET_REPLAY_WINDOW"),
+		CommandTimeout:   e.duration("PINRESET_COMMAND_TIMEOUT"),
+		RetryBudget:      e.duration("PINRESET_RETRY_BUDGET"),
 	}
 	e.errs = append(e.errs, c.coherent()...)
 	if c.MongoURI == "" {

@@ -140,7 +140,7 @@ func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Optio
 		opts.CommandTTL = config.DefaultCommandTTL
 	}
 	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = config.DefaultMaxBodyBytes
+		opts.MaxBodyBytes = int64(config.DefaultMaxBodyBytes)
 	}
 	if opts.MaxInFlight == 0 {
 		opts.MaxInFlight = config.DefaultMaxInFlight

@@ -13,7 +13,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/health"
 )
 
@@ -47,8 +46,7 @@ type ConsumerConfig struct {
 	RetryMin, RetryMax time.Duration
 	// HandleTimeout bounds each step of a lane: one attempt at one message
 	// (a handler stuck on a dead connection is cancelled and the message
-	// retried), and one call of Park. Default config.DefaultCommandTimeout,
-	// 30 s.
+	// retried), and one call of Park. Default 30 s.
 	HandleTimeout time.Duration
 	// StuckGrace is how long a step of a lane may outlive HandleTimeout
 	// before the lane counts as stuck (liveness fails): a step that runs on
@@ -56,8 +54,7 @@ type ConsumerConfig struct {
 	// lane. Default 1 min.
 	StuckGrace time.Duration
 	// RetryBudget is how long a message is retried in its lane before it is
-	// handed to Park. Default config.DefaultRetryBudget, 30 s. Without Park
-	// it is retried for ever.
+	// handed to Park. Default 30 s. Without Park it is retried for ever.
 	RetryBudget time.Duration
 	// Park takes a message out of its lane once its budget is spent; a
 	// refusal restarts the budget. Optional.
@@ -80,8 +77,7 @@ type ConsumerConfig struct {
 	// give or take the delays' growth, so waiting for the head is fair.
 	NotBefore func(kafka.Message) time.Time
 	// SessionTimeout is how long the group waits for a silent member before
-	// it gives its partitions to others (a killed worker). Default
-	// config.DefaultSessionTimeout, 10 s.
+	// it gives its partitions to others (a killed worker). Default 10 s.
 	SessionTimeout time.Duration
 	// DrainTimeout bounds how long Run waits, after ctx ends, for messages in
 	// hand to finish and be committed. Default 10 s.
@@ -121,19 +117,19 @@ func NewConsumer(cfg ConsumerConfig, log *zap.Logger) *Consumer {
 		cfg.RetryMax = 5 * time.Second
 	}
 	if cfg.HandleTimeout <= 0 {
-		cfg.HandleTimeout = config.DefaultCommandTimeout
+		cfg.HandleTimeout = 30 * time.Second
 	}
 	if cfg.StuckGrace <= 0 {
 		cfg.StuckGrace = time.Minute
 	}
 	if cfg.RetryBudget <= 0 {
-		cfg.RetryBudget = config.DefaultRetryBudget
+		cfg.RetryBudget = 30 * time.Second
 	}
 	if cfg.CrowdedBudget <= 0 {
 		cfg.CrowdedBudget = 3 * time.Second
 	}
 	if cfg.SessionTimeout <= 0 {
-		cfg.SessionTimeout = config.DefaultSessionTimeout
+		cfg.SessionTimeout = 10 * time.Second
 	}
 	if cfg.DrainTimeout <= 0 {
 		cfg.DrainTimeout = 10 * time.Second

@@ -40,7 +40,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 	"go.mongodb.org/mongo-driver/v2/mongo/writeconcern"
 
-	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -91,7 +90,7 @@ type Config struct {
 	// unless the caller's context has an earlier deadline: the driver's
 	// client-wide timeout (CSOT, timeoutMS). It is also what bounds a read
 	// from a half-open connection, which no other setting of mongo-driver v2
-	// does (it has no socket timeout). PINRESET_MONGO_TIMEOUT. Default 10 s.
+	// does (it has no socket timeout). Default 10 s.
 	OperationTimeout time.Duration
 	// Monitor, when set, is told of every command the client sends (tests
 	// count round trips with it). Default none.
@@ -102,12 +101,13 @@ type Config struct {
 	SettleLease time.Duration
 }
 
-// Defaults of Config.
+// Defaults of Config: a local server, for tools and tests; the binaries
+// pass their settings.
 const (
-	DefaultURI              = config.DefaultMongoURI
-	DefaultDatabase         = config.DefaultMongoDatabase
+	DefaultURI              = "mongodb://127.0.0.1:27017/"
+	DefaultDatabase         = "pinreset"
 	DefaultTimeout          = 5 * time.Second
-	DefaultOperationTimeout = config.DefaultMongoTimeout
+	DefaultOperationTimeout = 10 * time.Second
 )
 
 // Consistency the store forces whatever the URI says. The store's reasoning

@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"flag"
 	"os"
 	"reflect"
 	"regexp"
@@ -10,6 +11,9 @@ import (
 	"testing"
 
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/pinhash"
+	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 // TestHelpListsEveryVariable: --help, config.go and README.md name the same
@@ -103,5 +107,49 @@ func TestHelpShowsTheDefaults(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+var update = flag.Bool("update", false, "rewrite README.md's configuration table from Settings")
+
+// TestREADMEConfigurationIsCurrent: README.md's configuration table is the
+// one Settings renders (`make docs` rewrites it).
+func TestREADMEConfigurationIsCurrent(t *testing.T) {
+	const path = "../../README.md"
+	readme, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	re := regexp.MustCompile(`(?s)(<!-- settings:begin[^\n]*-->\n)(.*?)(<!-- settings:end -->)`)
+	m := re.FindSubmatchIndex(readme)
+	if m == nil {
+		t.Fatal("README.md has no <!-- settings:begin --> ... <!-- settings:end --> block")
+	}
+	want := config.MarkdownTable()
+	if got := string(readme[m[4]:m[5]]); got != want {
+		if !*update {
+			t.Fatalf("README.md's configuration table is stale: run `make docs`\n--- README\n%s\n--- Settings\n%s", got, want)
+		}
+		out := append(append(append([]byte{}, readme[:m[4]]...), want...), readme[m[5]:]...)
+		if err := os.WriteFile(path, out, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
+
+// TestDefaultsAgreeWithTheDomain: the defaults Settings gives the domain's
+// knobs are the domain's own (argon2 parameters, member rules, the tran
+// window).
+func TestDefaultsAgreeWithTheDomain(t *testing.T) {
+	w := loadWorker(t, workerEnv(nil))
+	p, r := pinhash.DefaultParams(), pinreset.DefaultRules()
+	if w.Argon2MemoryKiB != p.Memory || w.Argon2Time != p.Time || w.Argon2Threads != p.Threads {
+		t.Errorf("argon2 defaults %d/%d/%d, pinhash's %+v", w.Argon2MemoryKiB, w.Argon2Time, w.Argon2Threads, p)
+	}
+	if w.LockAfter != r.LockAfter || w.LockFor != r.LockFor || w.ReplayWindow != r.ReplayWindow {
+		t.Errorf("rule defaults %d %v %v, pinreset's %+v", w.LockAfter, w.LockFor, w.ReplayWindow, r)
+	}
+	if config.DefaultTranWindow != kmheader.DefaultWindow {
+		t.Errorf("tran window %v, kmheader's %v", config.DefaultTranWindow, kmheader.DefaultWindow)
 	}
 }
