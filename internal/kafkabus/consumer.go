@@ -61,8 +61,8 @@ type ConsumerConfig struct {
 	Park Parker
 	// CrowdedBudget replaces RetryBudget, when shorter, for a message whose
 	// lane's buffer is full: the fetch loop then waits on that lane, so
-	// every other lane waits for it too. Default 3 s. (A command that always
-	// fails held the whole consumer for most of its 30 s budget before.)
+	// every other lane waits for it too, and one command that always fails
+	// would hold the whole consumer for its budget. Default 3 s.
 	CrowdedBudget time.Duration
 	// ParkAtOnce, when set, names the failures that waiting in the lane
 	// cannot end: one that waits for another message, which may be queued

@@ -119,8 +119,8 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 //   - a member busy with another decision (pinreset.ErrBusy; Update has
 //     already waited seconds for it). When that decision's worker died, what
 //     settles it is its own command coming back, which may be queued behind
-//     this one. A TestKillWorkerMidLoad run before this stalled a worker's
-//     lanes for 30 s twice: 400 commands took 74 s after the kill, now 7 s.
+//     this one: waiting in the lane would stall it, then every lane, for
+//     the whole budget.
 //   - a key this worker lacks (pinreset.ErrMissingKey): a worker loads its
 //     keys at start, so no retry in this process can find it, and the lane
 //     (then, once its buffer is full, every lane) would wait the whole
