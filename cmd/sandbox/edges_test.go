@@ -1,0 +1,77 @@
+package main
+
+import (
+	"bytes"
+	"context"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+
+	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/wire"
+)
+
+// TestDeadLetteredCopyKeepsTheOutcome: a broken copy of a command already
+// decided (as an ingress on an older command format would send on a
+// client's retry) is dead-lettered, and the transaction keeps its recorded
+// outcome everywhere a client looks: the result the copy gets, the status
+// GET (answered from every ingress's cache of results) and a retry.
+func TestDeadLetteredCopyKeepsTheOutcome(t *testing.T) {
+	e := startSandbox(t, nil)
+	c := newClient(t, e)
+	body := []byte(`{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`)
+	cid := kmheader.NewCorrelationID(time.Now(), nil)
+	if r := c.post(body, cid, nil); r.status != 200 || r.body.Code != pinreset.CodeSuccess {
+		t.Fatalf("first attempt: %d %+v", r.status, r.body)
+	}
+
+	ring, err := seal.ParseKeyring("PINRESET_SEAL_KEYS", strings.Split(e.Getenv("PINRESET_SEAL_KEYS"), ","))
+	if err != nil {
+		t.Fatal(err)
+	}
+	now := time.Now().UTC()
+	value, err := wire.EncodeCommand(pinreset.Command{CorrelationID: cid, RequestID: "0123456789abcdef", ASPID: c.creds.ASPID,
+		Kind: pinreset.KindReset, LoginID: "success@sandbox.example", NewPIN: "703152", AcceptedAt: now, ExpiresAt: now.Add(time.Minute)}, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	broken := bytes.Replace(value, []byte(`"kind":"reset"`), []byte(`"kind":"change"`), 1)
+	w := &kafka.Writer{Addr: kafka.TCP(e.Brokers...), Topic: kafkabus.TopicCommands, Balancer: &kafka.Murmur2Balancer{},
+		BatchTimeout: time.Millisecond, RequiredAcks: kafka.RequireAll}
+	defer w.Close()
+	if err := w.WriteMessages(context.Background(), kafka.Message{Key: []byte(cid), Value: broken}); err != nil {
+		t.Fatal(err)
+	}
+
+	var codes []pinreset.Code
+	for deadline := time.Now().Add(20 * time.Second); len(codes) < 2 && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+		codes = codes[:0]
+		for _, m := range readAll(t, e.Brokers, kafkabus.TopicResults) {
+			if string(m.Key) != cid {
+				continue
+			}
+			r, err := wire.DecodeResult(m.Value)
+			if err != nil {
+				t.Fatal(err)
+			}
+			codes = append(codes, r.Code)
+		}
+	}
+	if len(codes) != 2 || codes[0] != pinreset.CodeSuccess || codes[1] != pinreset.CodeSuccess {
+		t.Fatalf("results of %s: %v, want 000_000 for the command and again for its dead-lettered copy", cid, codes)
+	}
+	if dlq := readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ); len(dlq) != 1 || string(dlq[0].Key) != cid {
+		t.Fatalf("DLQ holds %d messages, want the broken copy", len(dlq))
+	}
+	if r := c.get(cid); r.status != 200 || r.body.Code != pinreset.CodeSuccess {
+		t.Errorf("status GET after the dead letter: %d %+v, want 200 000_000", r.status, r.body)
+	}
+	if r := c.post(body, cid, nil); r.status != 200 || r.body.Code != pinreset.CodeSuccess {
+		t.Errorf("retry after the dead letter: %d %+v, want 200 000_000", r.status, r.body)
+	}
+}
