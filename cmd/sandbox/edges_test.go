@@ -8,9 +8,13 @@ import (
 	"time"
 
 	"github.com/segmentio/kafka-go"
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/wire"
@@ -73,5 +77,47 @@ func TestDeadLetteredCopyKeepsTheOutcome(t *testing.T) {
 	}
 	if r := c.post(body, cid, nil); r.status != 200 || r.body.Code != pinreset.CodeSuccess {
 		t.Errorf("retry after the dead letter: %d %+v, want 200 000_000", r.status, r.body)
+	}
+}
+
+// TestDamagedMemberEndsWithAnInternalFailure: a member whose stored hash is
+// malformed (a bad import, a hand edit) is never decided; each command about
+// it ends after the retry budget with 000_500 (no detail), recorded, so its
+// client is never left with 202 for ever, while other members flow.
+func TestDamagedMemberEndsWithAnInternalFailure(t *testing.T) {
+	e := startSandbox(t, nil, "-infra-only")
+	e.HTTPAddr = startIngress(t, e, map[string]string{"PINRESET_RESULT_WAIT": "1s"})
+	startWorker(t, e, map[string]string{"PINRESET_RETRY_BUDGET": "2s", "PINRESET_COMMAND_TIMEOUT": "2s"})
+	c := newClient(t, e)
+	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mc.Disconnect(context.Background())
+	res, err := mc.Database(e.Database).Collection(mongostore.MembersCollection).UpdateOne(context.Background(),
+		bson.D{{Key: "loginId", Value: "samepin@sandbox.example"}}, bson.D{{Key: "$set", Value: bson.D{{Key: "pinHash", Value: "$argon2id$v=19$broken"}}}})
+	if err != nil || res.MatchedCount != 1 {
+		t.Fatalf("damage the member: %v %+v", err, res)
+	}
+	damaged := []byte(`{"loginId":"samepin@sandbox.example","newPassword":"703152","isResetPassword":true}`)
+	cid := kmheader.NewCorrelationID(time.Now(), nil)
+	r := c.post(damaged, cid, nil)
+	if r.status != 202 && r.status != 500 {
+		t.Fatalf("command about a damaged member: %d %+v, want 202 then 500, or 500", r.status, r.body)
+	}
+	if ok := c.post([]byte(`{"loginId":"success@sandbox.example","newPassword":"703152","isResetPassword":true}`), kmheader.NewCorrelationID(time.Now(), nil), nil); ok.status != 200 {
+		t.Fatalf("another member meanwhile: %d %+v", ok.status, ok.body)
+	}
+	var got response
+	for deadline := time.Now().Add(30 * time.Second); time.Now().Before(deadline); time.Sleep(200 * time.Millisecond) {
+		if got = c.get(cid); got.status != 202 {
+			break
+		}
+	}
+	if got.status != 500 || got.body.Code != pinreset.CodeInternal || got.body.Message != pinreset.CodeInternal.Message() {
+		t.Fatalf("status of the damaged member's command: %d %+v, want 500 000_500 with no detail", got.status, got.body)
+	}
+	if again := c.post(damaged, cid, nil); again.status != 500 || again.body.Code != pinreset.CodeInternal {
+		t.Fatalf("retry: %d %+v, want the recorded 000_500", again.status, again.body)
 	}
 }

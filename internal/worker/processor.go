@@ -193,6 +193,14 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 			}
 		case errors.Is(err, pinreset.ErrMemberNotFound):
 			return p.memberless(ctx, cmd)
+		case errors.Is(err, pinreset.ErrDamagedMember):
+			// No decision can be made; a retry of a transaction already
+			// ended (endDamaged) is answered from its record at once.
+			rec, oerr := p.Store.Outcome(ctx, cmd.ASPID, cmd.CorrelationID)
+			if oerr == nil {
+				return p.recorded(cmd, pinreset.Commit{Outcome: rec, Settled: true})
+			}
+			return pinreset.Result{}, "", owed{}, err
 		default:
 			return pinreset.Result{}, "", owed{}, err
 		}
