@@ -157,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if mongoOn {
-		if err := prepareDatabase(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl"), infra.MongoDir()); err != nil {
+		if err := prepareDatabase(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl")); err != nil {
 			return err
 		}
 	}
@@ -201,7 +201,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 
 // prepareDatabase creates the collections and indexes and puts the seed
 // members in their seed state.
-func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir string) error {
+func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) error {
 	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase, OperationTimeout: cfg.MongoTimeout})
 	if err != nil {
 		return err
@@ -221,9 +221,6 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir 
 		if err != nil && !(errors.As(err, &ce) && ce.Name == "NamespaceExists") {
 			return fmt.Errorf("create collection %s: %w", c, err)
 		}
-	}
-	if err := sandbox.IndexIDLookups(ctx, mongoDir, cfg.MongoDatabase, collections...); err != nil {
-		return err
 	}
 	members, err := sandbox.LoadSeed(seedFile)
 	if err != nil {
