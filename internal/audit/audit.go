@@ -89,12 +89,13 @@
 // name in the message), so a refusal by the correlation id's index is
 // ErrRecorded at once and one by _id means the seq was taken, without a
 // read that a lagging secondary or a not yet majority-committed record could
-// mislead. FerretDB v1 names no index (TestFerretDBNamesNoIndex); there the
-// record at the seq tried is read, which Append needs anyway when the seq
-// was taken: another correlation id there means the seq was taken, ours or
-// none means the correlation id's index refused it. That inference from
-// absence is sound on FerretDB, one server that sees every write it
-// refused, and is never made on a server that names the index.
+// mislead. FerretDB names it in the message (TestFerretDBDuplicates). A
+// server that names no index: the record at the seq tried is read, which
+// Append needs anyway when the seq was taken: another correlation id there
+// means the seq was taken, ours or none means the correlation id's index
+// refused it. That inference from absence is sound only on one server that
+// sees every write it refused, and is never made on a server that names
+// the index.
 package audit
 
 import (
@@ -383,7 +384,7 @@ func (l *Log) AppendAfter(ctx context.Context, r Record, seq int64, hash string)
 			return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
 		}
 		// r.Seq is taken (DuplicateOnOther: the _id), or the server did not
-		// say which index (DuplicateUnnamed, FerretDB v1): the record at
+		// say which index (DuplicateUnnamed): the record at
 		// r.Seq tells, and is where the search for the head starts.
 		at, found, err := l.recordAt(ctx, r.Chain, r.Seq)
 		if err != nil {

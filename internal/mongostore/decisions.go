@@ -130,7 +130,7 @@ func (s *Store) decision(ctx context.Context, id string) (decisionDoc, error) {
 func (s *Store) Record(ctx context.Context, o pinreset.Outcome) error {
 	d := toDecisionDoc(pinreset.Commit{Outcome: o})
 	_, err := s.decisions.InsertOne(ctx, d)
-	if mongo.IsDuplicateKeyError(err) {
+	if IsDuplicateKey(err) {
 		// The claim of a memberless outcome is derived from its _id, so
 		// either index refusing it means the _id is taken.
 		rec, err := s.decision(ctx, d.ID)
@@ -208,8 +208,8 @@ func (s *Store) Update(ctx context.Context, aspID, loginID string, decide func(p
 			return pinreset.Commit{}, fmt.Errorf("commit decision %s: %w", d.ID, err)
 		}
 		if dup != DuplicateOn {
-			// The _id, or an index the server did not name (FerretDB v1):
-			// a decision under this _id tells which.
+			// The _id, or an index the server did not name: a decision
+			// under this _id tells which.
 			rec, err := s.decision(ctx, d.ID)
 			switch {
 			case err == nil:

@@ -115,7 +115,7 @@ const (
 // read from a secondary, or of a write a failover later rolls back, could
 // show an older version than one already claimed. So reads go to the
 // primary with majority read concern and writes wait for a majority,
-// journaled. FerretDB v1 accepts all three (TestConsistencyIsForced shows
+// journaled. FerretDB accepts all three (TestConsistencyIsForced shows
 // what it is sent); on it they are moot, as it is a single server.
 var (
 	forcedReadPref     = readpref.Primary()
@@ -392,9 +392,9 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		if errors.Is(err, ErrNotFound) {
 			if unnamed {
 				// Refused, and still no member with this _id: on a server
-				// that does not name the index (FerretDB v1, one server, so
-				// this read sees the write that refused ours) it was the
-				// login's.
+				// that does not name the index (only a single server is
+				// known to, so this read sees the write that refused
+				// ours) it was the login's.
 				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
 			}
 			m.Version = 1
@@ -423,7 +423,7 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		d := toDecisionDoc(pinreset.Commit{Member: m, Outcome: pinreset.Outcome{MemberID: m.ID, CompletedAt: time.Now().UTC()}})
 		d.ID = "put:" + d.Claim
 		_, err = s.decisions.InsertOne(ctx, d)
-		if mongo.IsDuplicateKeyError(err) {
+		if IsDuplicateKey(err) {
 			if _, err := s.waitSettled(ctx, cur); err != nil && !errors.Is(err, pinreset.ErrBusy) {
 				var unsettled *pinreset.UnsettledError
 				if !errors.As(err, &unsettled) || unsettled.Commit.Outcome.CorrelationID != "" {
