@@ -171,8 +171,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if started != nil {
 			started(e)
 		}
-		<-ctx.Done()
-		return nil
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-infra.DatabaseExited():
+			return errDatabaseExited(o.dataDir)
+		}
 	}
 
 	icfg, err := config.LoadIngress(env)
@@ -182,6 +186,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Both run in this process, so each gets its own admin listener.
 	icfg.AdminAddr, wcfg.AdminAddr = strings.TrimSuffix(o.ingressAdmin, "off"), strings.TrimSuffix(o.workerAdmin, "off")
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-infra.DatabaseExited():
+			return errDatabaseExited(o.dataDir)
+		}
+	})
 	g.Go(func() error { return worker.Run(gctx, wcfg, log.Named("worker")) })
 	g.Go(func() error {
 		return ingress.Run(gctx, icfg, log.Named("ingress"), func(addr string) {
@@ -197,6 +209,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	return err
+}
+
+// errDatabaseExited: the sandbox does not go on without its database (a
+// restart recovers it).
+func errDatabaseExited(dataDir string) error {
+	return fmt.Errorf("the database's PostgreSQL server exited (log: %s)", filepath.Join(dataDir, "postgres.log"))
 }
 
 // prepareDatabase creates the collections and indexes and puts the seed

@@ -147,6 +147,16 @@ func (in *Infra) startMongo(ctx context.Context) error {
 	return nil
 }
 
+// DatabaseExited is closed when the PostgreSQL server under FerretDB has
+// exited: on its own (killed, or a fatal error: DataDir/postgres.log) while
+// the Infra runs, or stopped by Close. Nil (never closed) with NoMongo.
+func (in *Infra) DatabaseExited() <-chan struct{} {
+	if in.pg == nil {
+		return nil
+	}
+	return in.pg.done
+}
+
 // Brokers are the broker's addresses (none with NoKafka).
 func (in *Infra) Brokers() []string { return in.brokers }
 
