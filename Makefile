@@ -6,22 +6,28 @@ DATA    ?= .sandbox
 # measured); the bound leaves room for a busy machine, it is not the budget.
 TESTFLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: run infra build test test-short fuzz bench vet docs clean
+.PHONY: run infra engine build test test-short fuzz bench vet docs clean
 
 ## run: the whole service on the embedded broker and database (Ctrl-C stops it)
-run:
+run: engine
 	$(GO) run ./cmd/sandbox -data-dir $(DATA)
 
 ## infra: only the embedded broker and database, for running ingress and worker by hand
-infra:
+infra: engine
 	$(GO) run ./cmd/sandbox -data-dir $(DATA) -infra-only
+
+## engine: PostgreSQL 15 and the DocumentDB extensions under the sandbox database
+## (Debian: installs the packages, builds third_party/postgres-extensions; once,
+## a later run returns at once)
+engine:
+	@bash deployments/sandbox/install-engine.sh
 
 ## build: the four binaries into bin/
 build:
 	$(GO) build -o bin/ ./cmd/...
 
 ## test: every test, with the race detector, against real embedded servers
-test: vet
+test: vet engine
 	$(GO) test $(TESTFLAGS) ./...
 
 ## test-short: unit tests only (no embedded servers)
@@ -46,7 +52,7 @@ fuzz:
 
 ## bench: the service against its hashing limit on this machine, one JSON summary
 ## (about 2 minutes); then the Go benchmarks of the hot pieces
-bench: build
+bench: build engine
 	GODEBUG=madvdontneed=0 bin/pwctl bench -bin-dir bin -plot bench-latency.png
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/...
 

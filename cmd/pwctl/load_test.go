@@ -107,9 +107,8 @@ func TestLoadAgainstProcesses(t *testing.T) {
 	t.Logf("infrastructure up after %v", time.Since(began).Round(time.Millisecond))
 
 	// Each run gets members of its own: the generator assumes every member
-	// starts with -initial-pin. Few members: the sandbox database (FerretDB
-	// on SQLite) finds a member by loginId with a scan of the collection,
-	// so every member seeded slows every request down. The closed run needs
+	// starts with -initial-pin. Few members: each one seeded costs a PIN
+	// hash on this shared machine. The closed run needs
 	// more members than workers; the open one one per arrival, since the
 	// server falls behind 50/s here and all of them may be in flight.
 	counts := map[string]int{"warm%06d@sandbox.example": 10, "load%06d@sandbox.example": 40, "open%06d@sandbox.example": 150}

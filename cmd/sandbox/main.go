@@ -157,7 +157,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		}
 	}
 	if mongoOn {
-		if err := prepareDatabase(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl"), infra.MongoDir()); err != nil {
+		if err := prepareDatabase(ctx, wcfg, filepath.Join(o.sandboxDir, "members.jsonl")); err != nil {
 			return err
 		}
 	}
@@ -171,8 +171,12 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		if started != nil {
 			started(e)
 		}
-		<-ctx.Done()
-		return nil
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-infra.DatabaseExited():
+			return errDatabaseExited(o.dataDir)
+		}
 	}
 
 	icfg, err := config.LoadIngress(env)
@@ -182,6 +186,14 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	// Both run in this process, so each gets its own admin listener.
 	icfg.AdminAddr, wcfg.AdminAddr = strings.TrimSuffix(o.ingressAdmin, "off"), strings.TrimSuffix(o.workerAdmin, "off")
 	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error {
+		select {
+		case <-gctx.Done():
+			return nil
+		case <-infra.DatabaseExited():
+			return errDatabaseExited(o.dataDir)
+		}
+	})
 	g.Go(func() error { return worker.Run(gctx, wcfg, log.Named("worker")) })
 	g.Go(func() error {
 		return ingress.Run(gctx, icfg, log.Named("ingress"), func(addr string) {
@@ -199,9 +211,15 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return err
 }
 
+// errDatabaseExited: the sandbox does not go on without its database (a
+// restart recovers it).
+func errDatabaseExited(dataDir string) error {
+	return fmt.Errorf("the database's PostgreSQL server exited (log: %s)", filepath.Join(dataDir, "postgres.log"))
+}
+
 // prepareDatabase creates the collections and indexes and puts the seed
 // members in their seed state.
-func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir string) error {
+func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) error {
 	store, err := mongostore.Open(mongostore.Config{URI: cfg.MongoURI, Database: cfg.MongoDatabase, OperationTimeout: cfg.MongoTimeout})
 	if err != nil {
 		return err
@@ -221,9 +239,6 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile, mongoDir 
 		if err != nil && !(errors.As(err, &ce) && ce.Name == "NamespaceExists") {
 			return fmt.Errorf("create collection %s: %w", c, err)
 		}
-	}
-	if err := sandbox.IndexIDLookups(ctx, mongoDir, cfg.MongoDatabase, collections...); err != nil {
-		return err
 	}
 	members, err := sandbox.LoadSeed(seedFile)
 	if err != nil {

@@ -41,10 +41,8 @@
 //
 // # Appending without compare-and-set
 //
-// FerretDB v1 runs update, replace and findAndModify as a query followed by a
-// write, so a filtered update is not an atomic compare-and-set there. The
-// only primitive that is atomic on FerretDB and MongoDB alike is an insert
-// under a unique _id, and that is the claim: a record's _id is
+// The claim is an insert under a unique _id, atomic on FerretDB and MongoDB
+// alike and one write with no read before it: a record's _id is
 // "<chain>:<seq>". Append inserts the next seq of the chain with prevHash =
 // the hash of the record before; on a duplicate key (another writer took
 // that seq) it finds the head again and retries, at most MaxAttempts times.
@@ -62,17 +60,9 @@
 // about twice as many inserts when the hint was stale, the usual case for a
 // member whose commands reach different workers.)
 //
-// Measured on FerretDB v1.24 (SQLite), which shaped this: a find by
-// {_id: value} is the only filter it pushes down to SQLite, and even that
-// does not use the _id index (the query's JSON path expression ->'$._id'
-// differs from the index's ->"_id"; EXPLAIN QUERY PLAN says SCAN), so every
-// lookup scans the table in SQL and a miss scans all of it (about 20 ms at
-// 3,000 records); any other filter or sort is
-// evaluated in Go over every document (a "sort by seq descending, limit 1"
-// on one chain took 0.3 to 1 s at 5,000 records). An insert, by contrast,
-// checks the unique index and stays cheap. Hence inserts first and reads
-// only on a conflict, and no sorted query on the append path. On MongoDB
-// every one of these is an index lookup.
+// Hence inserts first and reads only on a conflict, and no sorted query on
+// the append path: the common append is one round trip, whatever the
+// server.
 //
 // # Once per command
 //
@@ -80,21 +70,21 @@
 // pair (EnsureIndexes) refuses a second record of the same command in its
 // chain, and Append then stores nothing and returns ErrRecorded. So a worker
 // that died after appending, or a redelivered command, appends again without
-// first searching the chain (a search by correlation id reads the whole
-// collection on FerretDB v1), and the outcome record needs no "audited" mark
-// (an update, the most expensive write on FerretDB).
+// first searching the chain, and the outcome record needs no "audited" mark
+// (one more write per command).
 //
 // Which index refused a record is read from the server's error
 // (mongostore.ClassifyDuplicate): MongoDB names it (keyPattern, and the index
 // name in the message), so a refusal by the correlation id's index is
 // ErrRecorded at once and one by _id means the seq was taken, without a
 // read that a lagging secondary or a not yet majority-committed record could
-// mislead. FerretDB v1 names no index (TestFerretDBNamesNoIndex); there the
-// record at the seq tried is read, which Append needs anyway when the seq
-// was taken: another correlation id there means the seq was taken, ours or
-// none means the correlation id's index refused it. That inference from
-// absence is sound on FerretDB, one server that sees every write it
-// refused, and is never made on a server that names the index.
+// mislead. FerretDB names it in the message (TestFerretDBDuplicates). A
+// server that names no index: the record at the seq tried is read, which
+// Append needs anyway when the seq was taken: another correlation id there
+// means the seq was taken, ours or none means the correlation id's index
+// refused it. That inference from absence is sound only on one server that
+// sees every write it refused, and is never made on a server that names
+// the index.
 package audit
 
 import (
@@ -276,8 +266,7 @@ func New(db *mongo.Database) *Log {
 // correlationId, memberId and (chain, seq). Idempotent; run it before the
 // first Append.
 func (l *Log) EnsureIndexes(ctx context.Context) error {
-	// One createIndexes per index: FerretDB v1.24 panics (and drops the
-	// connection) on a createIndexes of several indexes that already exist.
+	// One createIndexes per index: an error names the index it is about.
 	for _, ix := range []struct {
 		name   string
 		keys   bson.D
@@ -383,7 +372,7 @@ func (l *Log) AppendAfter(ctx context.Context, r Record, seq int64, hash string)
 			return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
 		}
 		// r.Seq is taken (DuplicateOnOther: the _id), or the server did not
-		// say which index (DuplicateUnnamed, FerretDB v1): the record at
+		// say which index (DuplicateUnnamed): the record at
 		// r.Seq tells, and is where the search for the head starts.
 		at, found, err := l.recordAt(ctx, r.Chain, r.Seq)
 		if err != nil {
@@ -554,8 +543,8 @@ func (b Break) String() string { return fmt.Sprintf("%s seq %d: %s", b.Chain, b.
 // called with every record read (a record that cannot be decoded is reported
 // and not visited). The error is for failing to read, not for a broken chain.
 //
-// It reads the collection sorted by (chain, seq): on MongoDB the chain_seq
-// index streams it; FerretDB v1 sorts the whole collection in memory.
+// It reads the collection sorted by (chain, seq), which the chain_seq index
+// serves.
 func (l *Log) Verify(ctx context.Context, visit func(Record)) (Report, error) {
 	cur, err := l.coll.Find(ctx, bson.D{},
 		options.Find().SetSort(bson.D{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}, {Key: "_id", Value: 1}}).SetAllowDiskUse(true))

@@ -43,7 +43,7 @@ func (l *commandLog) monitor() *event.CommandMonitor {
 // secondary reads, local read concern and w:1 without journal, what goes on
 // the wire is majority read concern on every read and w:majority, j:true on
 // every write, no read preference but the primary, and a time limit; and
-// FerretDB v1 accepts all of it (no command fails).
+// FerretDB accepts all of it (no command fails).
 func TestConsistencyIsForced(t *testing.T) {
 	ctx := context.Background()
 	in, _ := startStore(t, "consistency")

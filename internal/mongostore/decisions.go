@@ -130,7 +130,7 @@ func (s *Store) decision(ctx context.Context, id string) (decisionDoc, error) {
 func (s *Store) Record(ctx context.Context, o pinreset.Outcome) error {
 	d := toDecisionDoc(pinreset.Commit{Outcome: o})
 	_, err := s.decisions.InsertOne(ctx, d)
-	if mongo.IsDuplicateKeyError(err) {
+	if IsDuplicateKey(err) {
 		// The claim of a memberless outcome is derived from its _id, so
 		// either index refusing it means the _id is taken.
 		rec, err := s.decision(ctx, d.ID)
@@ -208,8 +208,8 @@ func (s *Store) Update(ctx context.Context, aspID, loginID string, decide func(p
 			return pinreset.Commit{}, fmt.Errorf("commit decision %s: %w", d.ID, err)
 		}
 		if dup != DuplicateOn {
-			// The _id, or an index the server did not name (FerretDB v1):
-			// a decision under this _id tells which.
+			// The _id, or an index the server did not name: a decision
+			// under this _id tells which.
 			rec, err := s.decision(ctx, d.ID)
 			switch {
 			case err == nil:
@@ -257,7 +257,7 @@ func (s *Store) waitSettled(ctx context.Context, m *pinreset.Member) (*pinreset.
 		if time.Since(start) < min(busyPatience, s.lease) {
 			continue
 		}
-		// A secondary-index lookup (on FerretDB v1 a scan), made only for a
+		// A secondary-index lookup, made only for a
 		// decision that stayed unsettled for seconds.
 		var d decisionDoc
 		err = s.decisions.FindOne(ctx, bson.D{{Key: "claim", Value: claimOf(m.ID, m.Version+1)}}).Decode(&d)
@@ -277,11 +277,9 @@ func (s *Store) waitSettled(ctx context.Context, m *pinreset.Member) (*pinreset.
 // the command got to its audit record first (no later decision can exist
 // before c is settled, since every decision claims the version after the
 // copy's), or it has just read the copy and found it older (a settlement
-// left to a redelivery, or contested by one). The filter is _id alone because
-// FerretDB v1 serves any other filter by reading every document of the
-// collection: a filter {_id, version: {$lt}} made a PIN set cost 250 ms of
-// its CPU at 15,000 members. (And FerretDB runs a filtered replace as a
-// query and a write, so it would not be a compare-and-set there either.)
+// left to a redelivery, or contested by one). The filter is _id alone: the
+// claim already made c the only decision of its version, so the replace
+// needs no compare-and-set of its own.
 func (s *Store) Settle(ctx context.Context, c pinreset.Commit) error {
 	d := toDoc(c.Member)
 	if _, err := s.members.ReplaceOne(ctx, bson.D{{Key: "_id", Value: d.ID}}, d); err != nil {
@@ -291,7 +289,8 @@ func (s *Store) Settle(ctx context.Context, c pinreset.Commit) error {
 }
 
 // DeleteOutcomesBefore deletes the decisions completed before t and returns
-// how many: the retention sweep (FerretDB v1 has no TTL indexes). A
+// how many: the retention sweep (run by the worker, the same on every
+// server, rather than a TTL index). A
 // decision's claim is freed with it; the member's copy is past it long
 // before (see SettleLease), so no decision can claim that version again.
 func (s *Store) DeleteOutcomesBefore(ctx context.Context, t time.Time) (int64, error) {

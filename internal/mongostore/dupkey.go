@@ -3,6 +3,7 @@ package mongostore
 import (
 	"errors"
 	"regexp"
+	"strings"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -20,11 +21,12 @@ const (
 	// DuplicateOnOther: a duplicate key in another unique index.
 	DuplicateOnOther
 	// DuplicateUnnamed: a duplicate key, and the server does not say in
-	// which index. FerretDB v1 answers every duplicate key, _id or any other
-	// unique index, with the same "E11000 duplicate key error collection:
-	// <db>.<collection>", without keyPattern or an index name
-	// (TestFerretDBNamesNoIndex). A collection with one unique index (_id)
-	// needs no more; the callers with two decide it as their doc says.
+	// which index. FerretDB v2 (DocumentDB) names the index of an insert or
+	// update it refuses, but answers a findAndModify that would break a
+	// unique index with an InternalError about an exclusion constraint of an
+	// internal name (TestFerretDBDuplicates). A collection with one unique
+	// index (_id) needs no more; the callers with two decide it as their doc
+	// says.
 	DuplicateUnnamed
 )
 
@@ -38,9 +40,30 @@ type Index struct {
 var IDIndex = Index{Name: "_id_", Fields: []string{"_id"}}
 
 // indexInMessage finds the index name in a duplicate-key message:
-// "... collection: db.c index: <name> dup key: ..." (MongoDB since 3.4) or
-// "... index: db.c.$<name> dup key: ..." (older servers).
-var indexInMessage = regexp.MustCompile(`index: (?:\S*\.\$)?(\S+) dup key`)
+// "... collection: db.c index: <name> dup key: ..." (MongoDB since 3.4),
+// "... index: db.c.$<name> dup key: ..." (older servers) or "Duplicate key
+// violation on the requested collection: Index '<name>'" (FerretDB v2).
+var indexInMessage = regexp.MustCompile(`index: (?:\S*\.\$)?(\S+) dup key|Index '([^']+)'`)
+
+// exclusionConflict is how DocumentDB refuses a findAndModify that would
+// break a unique index: an InternalError (code 1), not 11000, so the
+// driver's IsDuplicateKeyError misses it. The constraint it names
+// ("documents_rum_index_<n>") is internal, not the index's name.
+const exclusionConflict = "conflicting key value violates exclusion constraint"
+
+// IsDuplicateKey reports whether err is a duplicate-key error in any unique
+// index: what mongo.IsDuplicateKeyError recognises, and DocumentDB's
+// exclusion-constraint answer to a findAndModify.
+func IsDuplicateKey(err error) bool {
+	if err == nil {
+		return false
+	}
+	if mongo.IsDuplicateKeyError(err) {
+		return true
+	}
+	var ce mongo.CommandError
+	return errors.As(err, &ce) && ce.Code == 1 && strings.Contains(ce.Message, exclusionConflict)
+}
 
 // ClassifyDuplicate tells whether err is a duplicate-key error in ix, in
 // another unique index, or in one the server does not name, from the error
@@ -48,9 +71,9 @@ var indexInMessage = regexp.MustCompile(`index: (?:\S*\.\$)?(\S+) dup key`)
 // with every duplicate-key write error, else from the index name in its
 // message. It looks at the first duplicate-key write error of a
 // mongo.WriteException or mongo.BulkWriteException (one document written),
-// and at a mongo.CommandError's message.
+// and at a mongo.CommandError's message (IsDuplicateKey).
 func ClassifyDuplicate(err error, ix Index) Duplicate {
-	if err == nil || !mongo.IsDuplicateKeyError(err) {
+	if !IsDuplicateKey(err) {
 		return NotDuplicate
 	}
 	var raw bson.Raw
@@ -91,7 +114,7 @@ func ClassifyDuplicate(err error, ix Index) Duplicate {
 		}
 	}
 	if m := indexInMessage.FindStringSubmatch(msg); m != nil {
-		if m[1] == ix.Name {
+		if m[1]+m[2] == ix.Name {
 			return DuplicateOn
 		}
 		return DuplicateOnOther

@@ -27,8 +27,9 @@ func writeError(msg string, raw bson.D) error {
 
 // TestClassifyDuplicate: the index that refused a write is read from the
 // error alone: the keyPattern MongoDB sends, else the index name in the
-// message (both message formats), else it is unnamed (what FerretDB v1
-// sends); anything else is not a duplicate.
+// message (MongoDB's two formats and FerretDB's), else it is unnamed (as
+// DocumentDB's exclusion-constraint answer to a findAndModify); anything
+// else is not a duplicate.
 func TestClassifyDuplicate(t *testing.T) {
 	t.Parallel()
 	const modern = "E11000 duplicate key error collection: pinreset.members index: asp_login_unique dup key: { aspId: \"A\", loginId: \"l\" }"
@@ -50,8 +51,16 @@ func TestClassifyDuplicate(t *testing.T) {
 			writeError("E11000 duplicate key error collection: pinreset.members index: _id_ dup key: { _id: \"m\" }", bson.D{}), mongostore.DuplicateOnOther},
 		{"the index named in a message of the old format",
 			writeError("E11000 duplicate key error index: pinreset.members.$asp_login_unique dup key: { : \"A\", : \"l\" }", bson.D{}), mongostore.DuplicateOn},
-		{"FerretDB v1's message names no index",
+		{"the index named in FerretDB's message",
+			writeError("Duplicate key violation on the requested collection: Index 'asp_login_unique'", bson.D{}), mongostore.DuplicateOn},
+		{"another index named in FerretDB's message",
+			writeError("Duplicate key violation on the requested collection: Index '_id_'", bson.D{}), mongostore.DuplicateOnOther},
+		{"a message that names no index is unnamed",
 			writeError("E11000 duplicate key error collection: pinreset.members", bson.D{}), mongostore.DuplicateUnnamed},
+		{"DocumentDB's exclusion conflict on a findAndModify is an unnamed duplicate",
+			mongo.CommandError{Code: 1, Name: "InternalError", Message: `conflicting key value violates exclusion constraint "documents_rum_index_4"`}, mongostore.DuplicateUnnamed},
+		{"another internal error is not a duplicate",
+			mongo.CommandError{Code: 1, Name: "InternalError", Message: "could not serialize access"}, mongostore.NotDuplicate},
 		{"a bulk write's duplicate is classified too",
 			mongo.BulkWriteException{WriteErrors: []mongo.BulkWriteError{{WriteError: mongo.WriteError{Code: 11000, Message: modern}}}}, mongostore.DuplicateOn},
 		{"another write error is not a duplicate",
@@ -68,37 +77,49 @@ func TestClassifyDuplicate(t *testing.T) {
 	}
 }
 
-// TestFerretDBNamesNoIndex records what FerretDB v1 says of a duplicate
-// key: the same message for _id and for any other unique index, without
-// keyPattern or an index name, so callers cannot tell them apart from the
-// error and mongostore.DuplicateUnnamed exists. If a FerretDB upgrade names
-// the index, this fails: the callers' read-based inference can then go.
-func TestFerretDBNamesNoIndex(t *testing.T) {
+// TestFerretDBDuplicates records what the embedded FerretDB says of a
+// duplicate key: an insert or an update refused by a unique index names
+// the index (code 11000, no keyPattern), so ClassifyDuplicate tells _id
+// from the login's index; a findOneAndUpdate refused by one is an
+// InternalError about an exclusion constraint, which IsDuplicateKey still
+// recognises (as unnamed). If an upgrade changes either, this fails.
+func TestFerretDBDuplicates(t *testing.T) {
 	ctx := context.Background()
 	_, store := startStore(t, "dupkey")
 	if err := store.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
 	}
 	members := store.Database().Collection(mongostore.MembersCollection)
-	doc := func(id string) bson.D {
-		return bson.D{{Key: "_id", Value: id}, {Key: "aspId", Value: "KMTESTASP000001"}, {Key: "loginId", Value: "one@example.com"}}
+	doc := func(id, login string) bson.D {
+		return bson.D{{Key: "_id", Value: id}, {Key: "aspId", Value: "KMTESTASP000001"}, {Key: "loginId", Value: login}}
 	}
-	if _, err := members.InsertOne(ctx, doc("m-1")); err != nil {
-		t.Fatal(err)
+	for _, d := range []bson.D{doc("m-1", "one@example.com"), doc("m-2", "two@example.com")} {
+		if _, err := members.InsertOne(ctx, d); err != nil {
+			t.Fatal(err)
+		}
 	}
-	_, errID := members.InsertOne(ctx, doc("m-1"))
-	_, errLogin := members.InsertOne(ctx, doc("m-2"))
+	_, errID := members.InsertOne(ctx, doc("m-1", "three@example.com"))
+	_, errLogin := members.InsertOne(ctx, doc("m-3", "one@example.com"))
+	toOne := bson.D{{Key: "$set", Value: bson.D{{Key: "loginId", Value: "one@example.com"}}}}
+	_, errUpdate := members.UpdateOne(ctx, bson.D{{Key: "_id", Value: "m-2"}}, toOne)
+	errFind := members.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: "m-2"}}, toOne).Err()
 	for _, c := range []struct {
-		index string
+		write string
 		err   error
-	}{{"_id", errID}, {"asp_login_unique", errLogin}} {
-		if !mongo.IsDuplicateKeyError(c.err) {
-			t.Fatalf("duplicate %s: %v, want a duplicate-key error", c.index, c.err)
+		want  mongostore.Duplicate
+	}{
+		{"insert, duplicate _id", errID, mongostore.DuplicateOnOther},
+		{"insert, duplicate login", errLogin, mongostore.DuplicateOn},
+		{"updateOne, duplicate login", errUpdate, mongostore.DuplicateOn},
+		{"findOneAndUpdate, duplicate login", errFind, mongostore.DuplicateUnnamed},
+	} {
+		if !mongostore.IsDuplicateKey(c.err) {
+			t.Errorf("%s: %v, want a duplicate-key error", c.write, c.err)
 		}
-		if got := mongostore.ClassifyDuplicate(c.err, loginIndex); got != mongostore.DuplicateUnnamed {
-			t.Errorf("duplicate %s on FerretDB classified %d, want DuplicateUnnamed (%v)", c.index, got, c.err)
+		if got := mongostore.ClassifyDuplicate(c.err, loginIndex); got != c.want {
+			t.Errorf("%s on FerretDB classified %d, want %d (%v)", c.write, got, c.want, c.err)
 		}
-		t.Logf("FerretDB, duplicate %s: %v", c.index, c.err)
+		t.Logf("FerretDB, %s: %v", c.write, c.err)
 	}
 }
 

@@ -15,12 +15,12 @@
 // so it is only made on a settled state: a member's events go out in
 // version order.
 //
-// Why inserts and not a filtered update? On MongoDB a replace with a
-// version filter is an atomic compare-and-set, but FerretDB v1 runs an
-// update as a query followed by a write by _id, so two concurrent replaces
-// of the same version both succeed and one update is lost. An insert under
-// unique keys is atomic on both, needs no multi-document transaction, and
-// runs the same on a production replica set. Claims are never freed while
+// Why inserts and not a filtered update? A replace with a version filter is
+// an atomic compare-and-set on MongoDB and on FerretDB v2 alike, but it
+// commits the state alone: the outcome and the events to publish would need
+// a second write, and neither engine here gives a multi-document
+// transaction (FerretDB has none). One insert under unique keys commits all
+// of it at once, and runs the same on a production replica set. Claims are never freed while
 // anyone can still hold a read of the version before them (retention, see
 // DeleteOutcomesBefore), so no claim is ever reused (no ABA).
 package mongostore
@@ -57,8 +57,8 @@ var loginIndex = Index{Name: "asp_login_unique", Fields: []string{"aspId", "logi
 const (
 	MembersCollection = "members"
 	// LoginsCollection maps "<asp id>:<loginId>" to the member id. It makes
-	// the lookup of the command path a read by _id: FerretDB v1 serves any
-	// other filter by loading every document of the collection into memory.
+	// the lookup of the command path a read by _id, a primary-key lookup on
+	// any server.
 	// (The ASP id is always 15 characters, so the key cannot be ambiguous.)
 	LoginsCollection = "member_logins"
 )
@@ -116,7 +116,7 @@ const (
 // read from a secondary, or of a write a failover later rolls back, could
 // show an older version than one already claimed. So reads go to the
 // primary with majority read concern and writes wait for a majority,
-// journaled. FerretDB v1 accepts all three (TestConsistencyIsForced shows
+// journaled. FerretDB accepts all three (TestConsistencyIsForced shows
 // what it is sent); on it they are moot, as it is a single server.
 var (
 	forcedReadPref     = readpref.Primary()
@@ -142,9 +142,9 @@ func clientOptions(cfg Config) *options.ClientOptions {
 
 // MaintenanceTimeout bounds each of the store's whole-collection operations
 // (the retention sweeps, bulk inserts of members) in place of
-// Config.OperationTimeout, which is meant for the command path: FerretDB v1
-// evaluates any filter but _id over every document, which on a large
-// collection takes longer than a command's operation may. A caller's earlier
+// Config.OperationTimeout, which is meant for the command path: a sweep or
+// an import over a large collection takes longer than a command's
+// operation may. A caller's earlier
 // deadline still applies.
 const MaintenanceTimeout = 10 * time.Minute
 
@@ -442,9 +442,9 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		if errors.Is(err, ErrNotFound) {
 			if unnamed {
 				// Refused, and still no member with this _id: on a server
-				// that does not name the index (FerretDB v1, one server, so
-				// this read sees the write that refused ours) it was the
-				// login's.
+				// that does not name the index (only a single server is
+				// known to, so this read sees the write that refused
+				// ours) it was the login's.
 				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
 			}
 			m.Version = 1
@@ -473,7 +473,7 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		d := toDecisionDoc(pinreset.Commit{Member: m, Outcome: pinreset.Outcome{MemberID: m.ID, CompletedAt: time.Now().UTC()}})
 		d.ID = "put:" + d.Claim
 		_, err = s.decisions.InsertOne(ctx, d)
-		if mongo.IsDuplicateKeyError(err) {
+		if IsDuplicateKey(err) {
 			if _, err := s.waitSettled(ctx, cur); err != nil && !errors.Is(err, pinreset.ErrBusy) {
 				var unsettled *pinreset.UnsettledError
 				if !errors.As(err, &unsettled) || unsettled.Commit.Outcome.CorrelationID != "" {

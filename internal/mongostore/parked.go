@@ -26,7 +26,7 @@ type parkedDoc struct {
 // MarkParked records that the ASP's correlation id is parked. Idempotent.
 func (s *Store) MarkParked(ctx context.Context, aspID, correlationID, reason string, at time.Time) error {
 	_, err := s.parked.InsertOne(ctx, parkedDoc{ID: decisionID(aspID, correlationID), ParkedAt: at, Reason: reason})
-	if err != nil && !mongo.IsDuplicateKeyError(err) {
+	if err != nil && !IsDuplicateKey(err) {
 		return fmt.Errorf("mark %s parked: %w", correlationID, err)
 	}
 	return nil

@@ -1,7 +1,7 @@
 // Package sandbox runs the embedded infrastructure of the sandbox and the
 // tests: a Kafka-protocol broker (franz-go's kfake) and a MongoDB-wire
-// database (FerretDB v1 on SQLite), both durable under one data directory,
-// and loads the sandbox's seed data. It is linked into cmd/sandbox and the
+// database (FerretDB v2 on PostgreSQL with DocumentDB; postgres.go), both
+// durable under one data directory, and loads the sandbox's seed data. It is linked into cmd/sandbox and the
 // tests only, never into the production binaries.
 package sandbox
 
@@ -15,16 +15,19 @@ import (
 	"os"
 	"path/filepath"
 	"strconv"
+	"strings"
+	"syscall"
 	"time"
 
-	"github.com/FerretDB/FerretDB/ferretdb"
+	"github.com/FerretDB/FerretDB/v2/ferretdb"
 	"github.com/twmb/franz-go/pkg/kfake"
 )
 
 // InfraConfig says where the embedded servers listen and keep their data.
 type InfraConfig struct {
-	// DataDir holds kafka/ (the broker's log and committed offsets) and
-	// mongo/ (the SQLite files). Required; created if missing.
+	// DataDir holds kafka/ (the broker's log and committed offsets), pg/
+	// (the PostgreSQL cluster), postgres.log and ferretdb/ (FerretDB's
+	// state). Required; created if missing.
 	DataDir string
 	// KafkaAddr is the broker's listen address. Default 127.0.0.1:9092;
 	// "127.0.0.1:0" picks a free port.
@@ -42,6 +45,7 @@ type InfraConfig struct {
 type Infra struct {
 	cfg     InfraConfig
 	kafka   *kfake.Cluster
+	pg      *postgres
 	ferret  *ferretdb.FerretDB
 	stopDB  context.CancelFunc
 	dbDone  chan struct{}
@@ -63,11 +67,9 @@ func StartInfra(ctx context.Context, cfg InfraConfig) (*Infra, error) {
 	if cfg.Log == nil {
 		cfg.Log = slog.New(slog.NewTextHandler(io.Discard, nil))
 	}
-	kafkaDir, mongoDir := filepath.Join(cfg.DataDir, "kafka"), filepath.Join(cfg.DataDir, "mongo")
-	for _, d := range []string{kafkaDir, mongoDir} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return nil, fmt.Errorf("sandbox data dir: %w", err)
-		}
+	kafkaDir := filepath.Join(cfg.DataDir, "kafka")
+	if err := os.MkdirAll(kafkaDir, 0o700); err != nil {
+		return nil, fmt.Errorf("sandbox data dir: %w", err)
 	}
 	in := &Infra{cfg: cfg}
 	if !cfg.NoKafka {
@@ -76,7 +78,7 @@ func StartInfra(ctx context.Context, cfg InfraConfig) (*Infra, error) {
 		}
 	}
 	if !cfg.NoMongo {
-		if err := in.startMongo(mongoDir); err != nil {
+		if err := in.startMongo(ctx); err != nil {
 			in.Close()
 			return nil, err
 		}
@@ -114,23 +116,45 @@ func (in *Infra) startKafka(dir string) error {
 	return nil
 }
 
-func (in *Infra) startMongo(dir string) error {
+func (in *Infra) startMongo(ctx context.Context) error {
+	pg, err := startPostgres(ctx, filepath.Join(in.cfg.DataDir, "pg"), in.cfg.Log)
+	if err != nil {
+		return err
+	}
+	in.pg = pg
+	stateDir := filepath.Join(in.cfg.DataDir, "ferretdb")
+	if err := os.MkdirAll(stateDir, 0o700); err != nil {
+		return fmt.Errorf("sandbox data dir: %w", err)
+	}
+	off := false
 	f, err := ferretdb.New(&ferretdb.Config{
-		Listener:  ferretdb.ListenerConfig{TCP: in.cfg.MongoAddr},
-		Handler:   "sqlite",
-		SQLiteURL: "file:" + dir + string(filepath.Separator),
-		Logger:    in.cfg.Log,
+		PostgreSQLURL: pg.url(),
+		ListenAddr:    in.cfg.MongoAddr,
+		StateDir:      stateDir,
+		LogLevel:      slog.LevelError,
+		LogOutput:     slogWriter{in.cfg.Log},
+		Telemetry:     &off,
 	})
 	if err != nil {
 		return fmt.Errorf("start embedded database on %s: %w", in.cfg.MongoAddr, err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
+	runCtx, cancel := context.WithCancel(context.Background())
 	in.ferret, in.stopDB, in.dbDone = f, cancel, make(chan struct{})
 	go func() {
 		defer close(in.dbDone)
-		_ = f.Run(ctx)
+		f.Run(runCtx)
 	}()
 	return nil
+}
+
+// DatabaseExited is closed when the PostgreSQL server under FerretDB has
+// exited: on its own (killed, or a fatal error: DataDir/postgres.log) while
+// the Infra runs, or stopped by Close. Nil (never closed) with NoMongo.
+func (in *Infra) DatabaseExited() <-chan struct{} {
+	if in.pg == nil {
+		return nil
+	}
+	return in.pg.done
 }
 
 // Brokers are the broker's addresses (none with NoKafka).
@@ -156,6 +180,9 @@ func (in *Infra) Close() {
 	if in.stopDB != nil {
 		in.stopDB()
 		<-in.dbDone
+	}
+	if in.pg != nil {
+		in.pg.stop(syscall.SIGINT) // fast shutdown: a checkpoint, a quick next start
 	}
 	if in.kafka != nil {
 		in.kafka.Close()
@@ -189,4 +216,12 @@ func waitTCP(ctx context.Context, addr string) error {
 		case <-time.After(20 * time.Millisecond):
 		}
 	}
+}
+
+// slogWriter hands FerretDB's log lines (its own text format) to a slog.Logger.
+type slogWriter struct{ l *slog.Logger }
+
+func (w slogWriter) Write(b []byte) (int, error) {
+	w.l.Error(strings.TrimSpace(string(b)), "server", "ferretdb")
+	return len(b), nil
 }

@@ -1,0 +1,9 @@
+//go:build !linux
+
+package sandbox
+
+import "syscall"
+
+// dieWithParent: only Linux has a parent-death signal; elsewhere a server
+// left running is stopped by the next start (stopSurvivor).
+func dieWithParent(*syscall.SysProcAttr, syscall.Signal) {}
