@@ -27,9 +27,6 @@ func (s *Store) InsertMembers(ctx context.Context, ms []pinreset.Member) (insert
 	}
 	ctx, cancel := maintenance(ctx)
 	defer cancel()
-	if err := s.putLogins(ctx, ms); err != nil {
-		return 0, err
-	}
 	docs := make([]any, len(ms))
 	for i, m := range ms {
 		m.Version = 1

@@ -157,7 +157,7 @@ const (
 
 // Update decides a command about the member with loginID in the ASP and
 // commits the decision in one atomic write. It reads the member's settled
-// state (two reads by _id: the login, then the member), calls decide with
+// state (one read through the (aspId, loginId) index), calls decide with
 // it, and inserts what decide returns under the command's correlation id
 // and the claim of the member's next version.
 //
@@ -175,18 +175,7 @@ const (
 //     than the lease (Config.SettleLease).
 //   - No such member: pinreset.ErrMemberNotFound.
 func (s *Store) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
-	var l loginDoc
-	err := s.logins.FindOne(ctx, bson.D{{Key: "_id", Value: loginKey(aspID, loginID)}}).Decode(&l)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return pinreset.Commit{}, pinreset.ErrMemberNotFound
-	}
-	if err != nil {
-		return pinreset.Commit{}, fmt.Errorf("find login of asp %s: %w", aspID, err)
-	}
-	m, err := s.FindMemberByID(ctx, l.MemberID)
-	if errors.Is(err, pinreset.ErrMemberNotFound) || err == nil && (m.ASPID != aspID || m.LoginID != loginID) {
-		return pinreset.Commit{}, pinreset.ErrMemberNotFound // a stale login entry never crosses tenants
-	}
+	m, err := s.FindMember(ctx, aspID, loginID)
 	if err != nil {
 		return pinreset.Commit{}, err
 	}

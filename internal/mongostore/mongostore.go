@@ -53,21 +53,14 @@ var ErrLoginTaken = errors.New("login id belongs to another member of the ASP")
 // loginIndex is the unique index on members(aspId, loginId) (EnsureIndexes).
 var loginIndex = Index{Name: "asp_login_unique", Fields: []string{"aspId", "loginId"}}
 
-// Collection names.
-const (
-	MembersCollection = "members"
-	// LoginsCollection maps "<asp id>:<loginId>" to the member id. It makes
-	// the lookup of the command path a read by _id, a primary-key lookup on
-	// any server.
-	// (The ASP id is always 15 characters, so the key cannot be ambiguous.)
-	LoginsCollection = "member_logins"
-)
+// MembersCollection holds one document per member, found by _id or by
+// the unique (aspId, loginId) index.
+const MembersCollection = "members"
 
 // Store reads and writes members.
 type Store struct {
 	client    *mongo.Client
 	members   *mongo.Collection
-	logins    *mongo.Collection
 	decisions *mongo.Collection
 	parked    *mongo.Collection
 	lease     time.Duration // Config.SettleLease
@@ -188,7 +181,7 @@ func Open(cfg Config) (*Store, error) {
 	}
 	db := client.Database(cfg.Database, options.Database().
 		SetReadPreference(forcedReadPref).SetReadConcern(forcedReadConcern).SetWriteConcern(forcedWriteConcern))
-	return &Store{client: client, members: db.Collection(MembersCollection), logins: db.Collection(LoginsCollection),
+	return &Store{client: client, members: db.Collection(MembersCollection),
 		decisions: db.Collection(DecisionsCollection), parked: db.Collection(ParkedCollection), lease: cfg.SettleLease}, nil
 }
 
@@ -311,56 +304,15 @@ func (d memberDoc) member() *pinreset.Member {
 	return m
 }
 
-// FindMember loads the member with loginID in the ASP aspID. Tenancy is in
-// the filter itself: an ASP can never load another ASP's member.
+// FindMember loads the member with loginID in the ASP aspID: one read
+// through the unique (aspId, loginId) index. Tenancy is in the filter
+// itself: an ASP can never load another ASP's member.
 func (s *Store) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
-	var l loginDoc
-	err := s.logins.FindOne(ctx, bson.D{{Key: "_id", Value: loginKey(aspID, loginID)}}).Decode(&l)
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find login of asp %s: %w", aspID, err)
-	}
-	m, err := s.FindMemberByID(ctx, l.MemberID)
-	if err != nil {
-		return nil, err
-	}
-	if m.ASPID != aspID || m.LoginID != loginID {
-		return nil, ErrNotFound // a stale login entry never crosses tenants
-	}
-	return m, nil
+	return s.findOne(ctx, loginFilter(aspID, loginID))
 }
 
-type loginDoc struct {
-	ID       string `bson:"_id"`
-	MemberID string `bson:"memberId"`
-}
-
-func loginKey(aspID, login string) string { return aspID + ":" + login }
-
-// putLogins records members' logins, keeping any already there. It runs
-// before the members are inserted, so a crash in between leaves a login
-// that points at nothing (read as "not found") and is completed by a re-run.
-func (s *Store) putLogins(ctx context.Context, ms []pinreset.Member) error {
-	docs := make([]any, len(ms))
-	for i, m := range ms {
-		docs[i] = loginDoc{ID: loginKey(m.ASPID, m.LoginID), MemberID: m.ID}
-	}
-	_, err := s.logins.InsertMany(ctx, docs, options.InsertMany().SetOrdered(false))
-	var bwe mongo.BulkWriteException
-	if err != nil && errors.As(err, &bwe) && bwe.WriteConcernError == nil {
-		for _, we := range bwe.WriteErrors {
-			if !IsDuplicate(we.WriteError) { // member_logins has one unique index, _id
-				return fmt.Errorf("record logins: %w", err)
-			}
-		}
-		return nil
-	}
-	if err != nil {
-		return fmt.Errorf("record logins: %w", err)
-	}
-	return nil
+func loginFilter(aspID, loginID string) bson.D {
+	return bson.D{{Key: "aspId", Value: aspID}, {Key: "loginId", Value: loginID}}
 }
 
 // FindMemberByID loads a member by its id.
@@ -414,18 +366,18 @@ func (s *Store) findVersion(ctx context.Context, id string) (*pinreset.Member, e
 	return m, nil
 }
 
-// MemberIDOf returns the id of the member with loginID in the ASP, from its
-// login entry alone (it reads no member document, which may be damaged).
+// MemberIDOf returns the id of the member with loginID in the ASP, reading
+// only its _id (the document may be damaged).
 func (s *Store) MemberIDOf(ctx context.Context, aspID, loginID string) (string, error) {
-	var l loginDoc
-	err := s.logins.FindOne(ctx, bson.D{{Key: "_id", Value: loginKey(aspID, loginID)}}).Decode(&l)
+	raw, err := s.members.FindOne(ctx, loginFilter(aspID, loginID), options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Raw()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return "", ErrNotFound
 	}
 	if err != nil {
-		return "", fmt.Errorf("find login of asp %s: %w", aspID, err)
+		return "", fmt.Errorf("find member of asp %s: %w", aspID, err)
 	}
-	return l.MemberID, nil
+	id, _ := raw.Lookup("_id").StringValueOK()
+	return id, nil
 }
 
 // PutMember sets a member's state whatever its current state, a damaged
@@ -433,9 +385,6 @@ func (s *Store) MemberIDOf(ctx context.Context, aspID, loginID string) (string, 
 // a new member is inserted at version 1; an existing one gets m's fields as
 // its next version.
 func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
-	if err := s.putLogins(ctx, []pinreset.Member{m}); err != nil {
-		return err
-	}
 	unnamed := false // the last insert hit a unique index the server did not name
 	for range 100 {
 		cur, err := s.findVersion(ctx, m.ID)
