@@ -6,7 +6,7 @@ DATA    ?= .sandbox
 # measured); the bound leaves room for a busy machine, it is not the budget.
 TESTFLAGS ?= -race -count=1 -timeout 12m
 
-.PHONY: run infra engine build test test-short fuzz bench vet docs clean
+.PHONY: run infra engine build test test-short fuzz bench vet docs lint-api clean
 
 ## run: the whole service on the embedded broker and database (Ctrl-C stops it)
 run: engine
@@ -41,6 +41,14 @@ docs:
 ## vet: static checks
 vet:
 	$(GO) vet ./...
+
+## lint-api: schemas/openapi.yaml against Redocly CLI's recommended rules, errors and warnings
+## (schemas/redocly.yaml says what differs and why); npm ci installs the CLI
+## version pinned in schemas/package-lock.json into schemas/node_modules
+NPM ?= npm
+lint-api:
+	cd schemas && $(NPM) ci --no-audit --no-fund --loglevel=error && \
+		REDOCLY_SUPPRESS_UPDATE_NOTICE=true $(NPM) exec --no -- redocly lint --max-problems 1000 openapi.yaml
 
 ## fuzz: each fuzz target for FUZZTIME (default 30s); new failures land in testdata/fuzz
 FUZZTIME ?= 30s

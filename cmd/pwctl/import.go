@@ -2,6 +2,7 @@ package main
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -12,6 +13,8 @@ import (
 	"runtime"
 	"sync"
 	"time"
+
+	"github.com/schollz/progressbar/v3"
 
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -36,6 +39,7 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: the worker's PINRESET_MONGO_URI)")
 	db := fs.String("db", "", "database name (default: the worker's PINRESET_MONGO_DATABASE)")
 	batch := fs.Int("batch", 500, "members per bulk insert")
+	progress := fs.Bool("progress", isTerminal(stderr), "show a progress bar on standard error (default: when standard error is a terminal)")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: pwctl members import [flags] FILE.jsonl\n\n"+
 			"Each line: {\"aspId\":\"...\",\"loginId\":\"...\",\"ci\":\"...\"(optional),\"pin\":\"123456\"}.\n"+
@@ -60,6 +64,15 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
+	bar, err := importProgress(f, *progress, stderr)
+	if err != nil {
+		return fmt.Errorf("members import: %w", err)
+	}
+	defer func() {
+		if *progress && !bar.IsFinished() { // stopped by an error: keep the bar, end its line
+			fmt.Fprintln(stderr)
+		}
+	}()
 
 	type parsed struct {
 		n int
@@ -88,11 +101,13 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 		for n := 1; sc.Scan(); n++ {
 			total = n
 			if len(sc.Bytes()) == 0 {
+				bar.Add(1)
 				continue
 			}
 			m, reason := parseMemberLine(sc.Bytes())
 			if reason != "" {
 				refuse(n, reason)
+				bar.Add(1)
 				continue
 			}
 			select {
@@ -114,6 +129,7 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 				h, err := hasher.Hash(p.m.PINHash)
 				if err != nil {
 					refuse(p.n, "hashing failed")
+					bar.Add(1)
 					continue
 				}
 				p.m.PINHash, p.m.UpdatedAt = h, time.Now().UTC()
@@ -123,7 +139,7 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 	}
 	go func() { wg.Wait(); close(hashed) }()
 
-	start, lastShown := time.Now(), time.Now()
+	start := time.Now()
 	inserted, seen := 0, 0
 	buf := make([]pinreset.Member, 0, *batch)
 	flush := func() error {
@@ -140,15 +156,12 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 				return err
 			}
 		}
-		if time.Since(lastShown) > 500*time.Millisecond {
-			fmt.Fprintf(stderr, "\rimported %d members...", seen)
-			lastShown = time.Now()
-		}
+		bar.Add(1)
 	}
 	if err := flush(); err != nil {
 		return err
 	}
-	fmt.Fprintf(stderr, "\r")
+	bar.Finish() // and clears it, before the summary
 	fmt.Fprintf(stdout, "%d lines: %d members imported (%d new, %d already there), %d refused, in %s\n",
 		total, seen, inserted, seen-inserted, len(refusals), time.Since(start).Round(time.Millisecond))
 	if len(refusals) == 0 {
@@ -164,6 +177,61 @@ func membersImport(ctx context.Context, args []string, getenv func(string) strin
 		fmt.Fprintf(stdout, "line %d refused: %s\n", r.n, r.reason)
 	}
 	return fmt.Errorf("members import: %d line(s) refused", len(refusals))
+}
+
+// importProgress returns the bar of an import of the JSON Lines file f. It
+// writes to w, and only when show is set: a log or a pipe gets no bar. For
+// a regular file it counts the lines first (one quick read, then f is
+// rewound), so that the bar shows lines done of all lines, a rate and the
+// time left; otherwise a spinner shows lines done and the rate.
+func importProgress(f *os.File, show bool, w io.Writer) (*progressbar.ProgressBar, error) {
+	lines := int64(-1) // unknown: a spinner
+	if fi, err := f.Stat(); show && err == nil && fi.Mode().IsRegular() {
+		n, err := countLines(f)
+		if err != nil {
+			return nil, err
+		}
+		if _, err := f.Seek(0, io.SeekStart); err != nil {
+			return nil, err
+		}
+		if n > 0 {
+			lines = n
+		}
+	}
+	return progressbar.NewOptions64(lines,
+		progressbar.OptionSetWriter(w),
+		progressbar.OptionSetVisibility(show),
+		progressbar.OptionSetDescription("importing members"),
+		progressbar.OptionSetItsString("lines"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	), nil
+}
+
+// countLines counts the lines of r as bufio.ScanLines splits them: a last
+// line without its newline counts too.
+func countLines(r io.Reader) (int64, error) {
+	var n int64
+	buf, last := make([]byte, 64<<10), byte('\n')
+	for {
+		k, err := r.Read(buf)
+		if k > 0 {
+			n += int64(bytes.Count(buf[:k], []byte{'\n'}))
+			last = buf[k-1]
+		}
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			return 0, err
+		}
+	}
+	if last != '\n' {
+		n++
+	}
+	return n, nil
 }
 
 // parseMemberLine checks one member with the API's own body rules and the

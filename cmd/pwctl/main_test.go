@@ -183,10 +183,16 @@ func TestMembersImport(t *testing.T) {
 	if strings.Contains(out.String(), "240810") || strings.Contains(out.String(), "111222") {
 		t.Errorf("the report shows a PIN")
 	}
+	if errb.Len() != 0 {
+		t.Errorf("progress on standard error that is not a terminal: %q", firstLines(errb.String(), 1))
+	}
 	out.Reset()
-	_ = membersCmdEnv(ctx, []string{"import", path}, getenv, &out, &errb)
+	_ = membersCmdEnv(ctx, []string{"import", "-progress", path}, getenv, &out, &errb)
 	if !strings.Contains(out.String(), "9900 members imported (0 new, 9900 already there)") {
 		t.Fatalf("re-run: %s", firstLines(out.String(), 1))
+	}
+	if bar := errb.String(); !strings.Contains(bar, "importing members") || !strings.HasSuffix(bar, "\r") || strings.Contains(bar, "\n") {
+		t.Errorf("-progress: want a bar on standard error, cleared at the end: %q", firstLines(bar, 1))
 	}
 	out.Reset()
 	if err := membersCmdEnv(ctx, []string{"show", "-login", "imp00001@sandbox.example", "-mongo-uri", in.MongoURI()}, getenv, &out, &errb); err != nil ||

@@ -543,7 +543,8 @@ const resetPathPtr = "/paths/~1api~1v1~1user~1password~1reset"
 // schema of that status. The four sandbox examples must be the bodies of
 // deployments/sandbox/requests/*.json, each example must (or, for input
 // errors, must not) match the request body schema, and the headers a
-// correctly signing client sends must match the header parameters.
+// correctly signing client sends must match the header parameters and the
+// security schemes.
 func TestOpenAPIExamplesAgainstTheHandler(t *testing.T) {
 	c := newSchemaCompiler()
 	doc := loadContract(t, c, "openapi.yaml")
@@ -642,6 +643,34 @@ func TestOpenAPIExamplesAgainstTheHandler(t *testing.T) {
 				t.Errorf("%s %q from kmheader.SignedHeaders does not match openapi.yaml: %s", name, v, explain(err))
 			}
 			if ex, ok := p["example"]; ok {
+				if err := sch.Validate(ex); err != nil {
+					t.Errorf("the example of %s does not match its own schema: %s", name, explain(err))
+				}
+			}
+		}
+		// The credentials are security schemes (API keys in headers), each
+		// with its header's rule in x-header-schema; the POST requires them.
+		reqs, ok := doc.lookup(t, post+"/security").([]any)
+		if !ok || len(reqs) != 1 {
+			t.Fatalf("POST security: want one requirement naming every credential, got %v", doc.lookup(t, post+"/security"))
+		}
+		for scheme := range doc.object(t, post+"/security/0") {
+			ptr := pointer("components", "securitySchemes", scheme)
+			s := doc.object(t, ptr)
+			name, _ := s["name"].(string)
+			if s["type"] != "apiKey" || s["in"] != "header" || name == "" {
+				t.Errorf("security scheme %s: want an apiKey in a header, got %v", scheme, s)
+				continue
+			}
+			sch := doc.schema(t, c, ptr+"/x-header-schema")
+			v := req.Header.Get(name)
+			if v == "" {
+				t.Errorf("a signed request has no %s, required by the security scheme %s", name, scheme)
+			} else if err := sch.Validate(v); err != nil {
+				t.Errorf("%s %q from kmheader.SignedHeaders does not match openapi.yaml: %s", name, v, explain(err))
+			}
+			examples, _ := doc.object(t, ptr+"/x-header-schema")["examples"].([]any)
+			for _, ex := range examples {
 				if err := sch.Validate(ex); err != nil {
 					t.Errorf("the example of %s does not match its own schema: %s", name, explain(err))
 				}
