@@ -696,12 +696,11 @@ func TestHintsBounded(t *testing.T) {
 	}
 }
 
-// TestBothIndexesRefuseOnFerretDB: what Append meets on FerretDB when each
-// of the trail's unique indexes refuses a record: a duplicate-key error that
-// names neither (so Append decides by the record at the seq it tried, see
-// the package doc), and Append's answer for each: a seq taken by another
-// command is retried at the head, a correlation id already in the chain is
-// ErrRecorded.
+// TestBothIndexesRefuseOnFerretDB: what Append meets on the embedded engine
+// when each of the trail's unique indexes refuses a record: a duplicate-key
+// error that names its index, as MongoDB's does, and Append's answer for
+// each: a seq taken by another command is retried at the head, a
+// correlation id already in the chain is ErrRecorded.
 func TestBothIndexesRefuseOnFerretDB(t *testing.T) {
 	ctx, db := testCtx(t), newDB(t)
 	l := New(db)
@@ -721,9 +720,10 @@ func TestBothIndexesRefuseOnFerretDB(t *testing.T) {
 	for _, c := range []struct {
 		index string
 		err   error
-	}{{"_id", errID}, {onceIndex.Name, errCID}} {
-		if got := mongostore.ClassifyDuplicate(c.err, onceIndex); got != mongostore.DuplicateUnnamed {
-			t.Errorf("duplicate %s: classified %d (%v), want DuplicateUnnamed: FerretDB names no index", c.index, got, c.err)
+		want  mongostore.Duplicate
+	}{{"_id", errID, mongostore.DuplicateOnOther}, {onceIndex.Name, errCID, mongostore.DuplicateOn}} {
+		if got := mongostore.ClassifyDuplicate(c.err, onceIndex); got != c.want {
+			t.Errorf("duplicate %s: classified %d (%v), want %d", c.index, got, c.err, c.want)
 		}
 	}
 
