@@ -59,9 +59,9 @@ fuzz:
 	$(GO) test ./internal/wire -run='^$$' -fuzz='^FuzzDecodeCommand$$' -fuzztime=$(FUZZTIME)
 
 ## bench: the service against its hashing limit on this machine, one JSON summary
-## (about 2 minutes); then the Go benchmarks of the hot pieces
+## (about 3 minutes), also kept in bin/bench.json; then the Go benchmarks of the hot pieces
 bench: build engine
-	GODEBUG=madvdontneed=0 bin/pwctl bench -bin-dir bin -plot bench-latency.png
+	GODEBUG=madvdontneed=0 bin/pwctl bench -bin-dir bin -plot bench-latency.png > bin/bench.json && cat bin/bench.json
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/...
 
 clean:
