@@ -32,6 +32,9 @@
 // recommends time=3, memory=64*1024 KiB (64 MiB), and threads=4 as the second
 // recommended option.
 //
+// This is a copy of golang.org/x/crypto/argon2 v0.59.0 that can compute into
+// memory the caller reuses ([Memory]); PATCHES.md says what was changed.
+//
 // [argon2-specs.pdf]: https://github.com/P-H-C/phc-winner-argon2/blob/master/argon2-specs.pdf
 // [RFC 9106 Section 4]: https://www.rfc-editor.org/rfc/rfc9106.html#section-4
 // [RFC 9106 Section 7.3]: https://www.rfc-editor.org/rfc/rfc9106.html#section-7.3
@@ -102,7 +105,55 @@ func IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uin
 	return deriveKey(argon2id, password, salt, nil, nil, time, memory, threads, keyLen)
 }
 
+// Memory is argon2 block memory that [Memory.IDKey] computes in and that
+// outlives the call, so that a caller hashing again and again (through a
+// sync.Pool, say) allocates no block memory per hash. Its contents between
+// calls are whatever the last hash left there: the computation never reads a
+// block it has not written in the same call (see processBlocks), so Memory
+// needs no zeroing.
+//
+// A Memory is for one hash at a time: it is not safe for concurrent use. The
+// zero value holds no blocks, so each of its calls allocates as [IDKey] does.
+type Memory struct {
+	blocks []block
+}
+
+// NewMemory returns a Memory holding the blocks of a hash with memory KiB and
+// threads lanes (memory rounded as the hash rounds it: down to a multiple of
+// 4*threads, at least 8*threads).
+func NewMemory(memory uint32, threads uint8) *Memory {
+	if threads < 1 {
+		panic("argon2: parallelism degree too low")
+	}
+	return &Memory{blocks: make([]block, roundMemory(memory, uint32(threads)))}
+}
+
+// IDKey returns [IDKey](password, salt, time, memory, threads, keyLen), the
+// same bytes, computed in m's blocks when they are enough; when they are not,
+// it allocates for this call only and m keeps the blocks it had, so that one
+// call with a large memory parameter cannot make a pooled Memory grow.
+func (m *Memory) IDKey(password, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	return deriveKeyIn(m.blocks, argon2id, password, salt, nil, nil, time, memory, threads, keyLen)
+}
+
 func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+	return deriveKeyIn(nil, mode, password, salt, secret, data, time, memory, threads, keyLen)
+}
+
+// roundMemory is the number of blocks a hash uses: memory (KiB, one block
+// each) rounded down to a multiple of syncPoints*threads, at least
+// 2*syncPoints*threads.
+func roundMemory(memory, threads uint32) uint32 {
+	memory = memory / (syncPoints * threads) * (syncPoints * threads)
+	if memory < 2*syncPoints*threads {
+		memory = 2 * syncPoints * threads
+	}
+	return memory
+}
+
+// deriveKeyIn computes in mem's blocks when they are enough, else in blocks
+// allocated for this call.
+func deriveKeyIn(mem []block, mode int, password, salt, secret, data []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
 	if time < 1 {
 		panic("argon2: number of rounds too small")
 	}
@@ -111,11 +162,8 @@ func deriveKey(mode int, password, salt, secret, data []byte, time, memory uint3
 	}
 	h0 := initHash(password, salt, secret, data, time, memory, uint32(threads), keyLen, mode)
 
-	memory = memory / (syncPoints * uint32(threads)) * (syncPoints * uint32(threads))
-	if memory < 2*syncPoints*uint32(threads) {
-		memory = 2 * syncPoints * uint32(threads)
-	}
-	B := initBlocks(&h0, memory, uint32(threads))
+	memory = roundMemory(memory, uint32(threads))
+	B := initBlocks(&h0, memory, uint32(threads), mem)
 	processBlocks(B, time, memory, uint32(threads), mode)
 	return extractKey(B, memory, uint32(threads), keyLen)
 }
@@ -158,9 +206,17 @@ func initHash(password, salt, key, data []byte, time, memory, threads, keyLen ui
 	return h0
 }
 
-func initBlocks(h0 *[blake2b.Size + 8]byte, memory, threads uint32) []block {
+// initBlocks returns the hash's memory blocks, the first memory of mem when
+// it has that many (their contents are not read: see processBlocks), else
+// newly allocated, with the first two blocks of each lane written.
+func initBlocks(h0 *[blake2b.Size + 8]byte, memory, threads uint32, mem []block) []block {
 	var block0 [1024]byte
-	B := make([]block, memory)
+	var B []block
+	if uint32(len(mem)) >= memory {
+		B = mem[:memory:memory]
+	} else {
+		B = make([]block, memory)
+	}
 	for lane := uint32(0); lane < threads; lane++ {
 		j := lane * (memory / threads)
 		binary.LittleEndian.PutUint32(h0[blake2b.Size+4:], lane)
@@ -223,7 +279,25 @@ func processBlocks(B []block, time, memory, threads uint32, mode int) {
 				random = B[prev][0]
 			}
 			newOffset := indexAlpha(random, lanes, segments, threads, n, slice, lane, index)
-			processBlockXOR(&B[offset], &B[prev], &B[newOffset])
+			// Upstream XORs the new block into B[offset] on every pass,
+			// which on the first pass (n == 0) reads B[offset] and relies
+			// on make having zeroed it (0 ^ x = x). Here the first pass
+			// writes the block instead, as RFC 9106 section 3.2 has it
+			// (XOR into the old block only from the second pass): the
+			// same bytes, without reading B[offset]'s old contents, so
+			// that reused memory (Memory) needs no zeroing. With that, no
+			// block is read before this call wrote it: initBlocks writes
+			// blocks 0 and 1 of every lane; the first pass then writes
+			// every other block in order and reads only B[prev] (just
+			// written) and B[newOffset], which indexAlpha picks on the
+			// first pass from blocks already written (this lane's so far,
+			// or other lanes' finished slices); later passes and
+			// extractKey read only blocks the first pass wrote.
+			if n == 0 {
+				processBlock(&B[offset], &B[prev], &B[newOffset])
+			} else {
+				processBlockXOR(&B[offset], &B[prev], &B[newOffset])
+			}
 			index, offset = index+1, offset+1
 		}
 		wg.Done()
