@@ -276,8 +276,10 @@ func FuzzIDKeyMatchesXCrypto(f *testing.F) {
 // parameters, m=19456 KiB, t=2, p=1: one hash at a time, and two at once (as
 // the worker runs them on 2 cores: a verification beside the new PIN hashed
 // ahead). Two at once, ns/op is wall time per hash (throughput) and ms/hash
-// the time each hash took (latency). GCs/op counts the collections the
-// garbage started (under GOGC=100, as go test runs; none under GOGC=off).
+// the time each hash took (latency). cpu-ms/op is the process's CPU time
+// (user and system: the collector's work and page faults too), less swayed
+// than ns/op by a busy machine. GCs/op counts the collections the garbage
+// started (under GOGC=100, as go test runs; none under GOGC=off).
 func BenchmarkIDKey(b *testing.B) {
 	const t, m, p, keyLen = 2, 19456, 1, 32
 	password, salt := bytes.Repeat([]byte{7}, 32), bytes.Repeat([]byte{2}, 16)
@@ -295,15 +297,20 @@ func BenchmarkIDKey(b *testing.B) {
 	}
 	for _, impl := range impls {
 		b.Run(impl.name+"/alone", func(b *testing.B) {
+			impl.hash() // the pool's Memory, allocated outside the measure
 			b.ReportAllocs()
-			defer countGCs(b)()
+			defer measure(b)()
 			for b.Loop() {
 				impl.hash()
 			}
 		})
 		b.Run(impl.name+"/two-at-once", func(b *testing.B) {
+			var warm sync.WaitGroup // the pool's two Memory, outside the measure
+			warm.Go(impl.hash)
+			warm.Go(impl.hash)
+			warm.Wait()
 			b.ReportAllocs()
-			defer countGCs(b)()
+			defer measure(b)()
 			var next, busy atomic.Int64
 			var wg sync.WaitGroup
 			b.ResetTimer()
@@ -322,13 +329,18 @@ func BenchmarkIDKey(b *testing.B) {
 	}
 }
 
-// countGCs returns the func that reports the collections since, per op.
-func countGCs(b *testing.B) func() {
+// measure returns the func that reports the collections and the CPU time
+// since, per op.
+func measure(b *testing.B) func() {
 	var before runtime.MemStats
 	runtime.ReadMemStats(&before)
+	cpu0, cpuOK := cpuTime()
 	return func() {
 		var after runtime.MemStats
 		runtime.ReadMemStats(&after)
 		b.ReportMetric(float64(after.NumGC-before.NumGC)/float64(b.N), "GCs/op")
+		if cpu1, ok := cpuTime(); ok && cpuOK {
+			b.ReportMetric(float64(cpu1-cpu0)/float64(b.N)/1e6, "cpu-ms/op")
+		}
 	}
 }
