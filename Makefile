@@ -57,12 +57,14 @@ fuzz:
 	$(GO) test ./internal/kmheader -run='^$$' -fuzz='^FuzzParseToken$$' -fuzztime=$(FUZZTIME)
 	$(GO) test ./internal/pinreset -run='^$$' -fuzz='^FuzzParseRequest$$' -fuzztime=$(FUZZTIME)
 	$(GO) test ./internal/wire -run='^$$' -fuzz='^FuzzDecodeCommand$$' -fuzztime=$(FUZZTIME)
+	$(GO) test ./third_party/argon2 -run='^$$' -fuzz='^FuzzIDKeyMatchesXCrypto$$' -fuzztime=$(FUZZTIME)
 
 ## bench: the service against its hashing limit on this machine, one JSON summary
 ## (about 3 minutes), also kept in bin/bench.json; then the Go benchmarks of the hot pieces
 bench: build engine
 	GODEBUG=madvdontneed=0 bin/pwctl bench -bin-dir bin -plot bench-latency.png > bin/bench.json && cat bin/bench.json
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/...
+	$(GO) test -run='^$$' -bench='^BenchmarkIDKey$$' -benchmem -benchtime=1s ./third_party/argon2
 
 clean:
 	rm -rf bin $(DATA)

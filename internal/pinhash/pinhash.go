@@ -1,6 +1,7 @@
 // Package pinhash hashes member PINs for storage at rest (SPEC section 4):
-// argon2id from golang.org/x/crypto/argon2, a random salt per hash, and a
-// server pepper held outside the database, encoded as a PHC string so the
+// argon2id (golang.org/x/crypto/argon2's, from the copy in third_party/argon2
+// that computes in reused memory), a random salt per hash, and a server
+// pepper held outside the database, encoded as a PHC string so the
 // parameters and the pepper id travel with the hash and can be upgraded on the
 // next successful set.
 //
@@ -17,11 +18,11 @@ import (
 	"fmt"
 	"strconv"
 	"strings"
-
-	"golang.org/x/crypto/argon2"
+	"sync"
 
 	"github.com/kmwallet/pinreset/internal/keyspec"
 	"github.com/kmwallet/pinreset/internal/secret"
+	"github.com/kmwallet/pinreset/third_party/argon2"
 )
 
 // Bounds on the parameters, applied both by New and when parsing a stored hash,
@@ -134,6 +135,15 @@ type Hasher struct {
 	params  Params
 	current string            // id of the pepper new hashes use
 	peppers map[string][]byte // id -> key, current and old; private copies
+
+	// memory holds *argon2.Memory sized for params, one per hash in flight,
+	// reused from hash to hash so that a hash allocates no argon2 blocks
+	// (19 MiB at the defaults). It keeps about as many as ran at once (the
+	// worker bounds that by its hashing slots), plus at most one idle per P
+	// (sync.Pool does not steal another P's private item), until two
+	// collections pass without their use. A stored hash with more memory
+	// than params computes in memory of its own, which is not kept.
+	memory sync.Pool
 }
 
 // New returns a Hasher that hashes with p and the current pepper and verifies
@@ -145,6 +155,7 @@ func New(p Params, current Pepper, old ...Pepper) (*Hasher, error) {
 		return nil, err
 	}
 	h := &Hasher{params: p, current: current.ID, peppers: make(map[string][]byte, 1+len(old))}
+	h.memory.New = func() any { return argon2.NewMemory(p.Memory, p.Threads) }
 	for i, pep := range append([]Pepper{current}, old...) {
 		what := "current pepper"
 		if i > 0 {
@@ -209,7 +220,7 @@ func (h *Hasher) Hash(pin string) (string, error) {
 		return "", fmt.Errorf("pinhash: reading salt: %w", err)
 	}
 	p := h.params
-	key := derive(h.peppers[h.current], pin, salt, p.Time, p.Memory, p.Threads, p.KeyLen)
+	key := h.derive(h.peppers[h.current], pin, salt, p)
 	var b strings.Builder
 	b.Grow(64 + base64.RawStdEncoding.EncodedLen(len(salt)) + base64.RawStdEncoding.EncodedLen(len(key)))
 	fmt.Fprintf(&b, "$%s$v=%d$m=%d,t=%d,p=%d,k=%s$", algorithm, argon2.Version, p.Memory, p.Time, p.Threads, h.current)
@@ -221,11 +232,14 @@ func (h *Hasher) Hash(pin string) (string, error) {
 
 // derive is the one place the pepper is applied: argon2id's password input is
 // HMAC-SHA256(pepper, pin), so a stolen database without the pepper does not
-// let an attacker enumerate the (small) PIN space.
-func derive(pepper []byte, pin string, salt []byte, time, memory uint32, threads uint8, keyLen uint32) []byte {
+// let an attacker enumerate the (small) PIN space. The hash is x/crypto's
+// argon2.IDKey, computed in pooled memory (h.memory).
+func (h *Hasher) derive(pepper []byte, pin string, salt []byte, p Params) []byte {
 	mac := hmac.New(sha256.New, pepper)
 	mac.Write([]byte(pin))
-	return argon2.IDKey(mac.Sum(nil), salt, time, memory, threads, keyLen)
+	m := h.memory.Get().(*argon2.Memory)
+	defer h.memory.Put(m)
+	return m.IDKey(mac.Sum(nil), salt, p.Time, p.Memory, p.Threads, p.KeyLen)
 }
 
 // Verify reports whether pin matches encoded, a string made by Hash (of this
@@ -251,7 +265,7 @@ func (h *Hasher) Verify(pin, encoded string) (ok bool, needsRehash bool, err err
 		// The id passed validID, so quoting it cannot inject into logs.
 		return false, false, fmt.Errorf("%w %q", ErrUnknownPepper, s.pepperID)
 	}
-	got := derive(pepper, pin, s.salt, s.params.Time, s.params.Memory, s.params.Threads, s.params.KeyLen)
+	got := h.derive(pepper, pin, s.salt, s.params)
 	if subtle.ConstantTimeCompare(got, s.hash) != 1 {
 		return false, false, nil
 	}

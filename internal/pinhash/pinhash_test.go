@@ -9,7 +9,10 @@ import (
 	"fmt"
 	"log/slog"
 	"regexp"
+	"runtime"
+	"runtime/debug"
 	"strings"
+	"sync"
 	"testing"
 
 	"golang.org/x/crypto/argon2"
@@ -495,6 +498,103 @@ func TestConcurrentUse(t *testing.T) {
 	}
 }
 
+// TestConcurrentHashesInPooledMemory: hashes and verifications running at
+// once, in memory the Hasher reuses unzeroed, store x/crypto's argon2.IDKey
+// bytes, also when a stored hash has more or less memory, or more lanes, than
+// the Hasher (so it computes in memory of its own, or in part of a pooled
+// one). Run under -race, it also checks that no two hashes share memory.
+func TestConcurrentHashesInPooledMemory(t *testing.T) {
+	p := pepper("p1", 3)
+	own := Params{Memory: 256, Time: 2, Threads: 1, SaltLen: 16, KeyLen: 32}
+	h := mustNew(t, own, p)
+	others := []Params{
+		{Memory: 512, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},   // more memory: not pooled
+		{Memory: 100, Time: 3, Threads: 1, SaltLen: 16, KeyLen: 64},   // less: part of a pooled Memory
+		{Memory: 250, Time: 1, Threads: 4, SaltLen: 8, KeyLen: 16},    // four lanes, 248 blocks
+		{Memory: 256, Time: 1, Threads: 16, SaltLen: 16, KeyLen: 100}, // 16 lanes of 16 blocks
+	}
+	stored := make([]string, len(others))
+	for i, o := range others {
+		stored[i] = mustHash(t, mustNew(t, o, p), "135790")
+	}
+	// matchesXCrypto checks enc's hash is x/crypto's argon2id of pin under p.
+	matchesXCrypto := func(enc, pin string) error {
+		s, err := parse(enc)
+		if err != nil {
+			return err
+		}
+		want := argon2.IDKey(hmacSHA256(p.Key, []byte(pin)), s.salt, s.params.Time, s.params.Memory, s.params.Threads, s.params.KeyLen)
+		if !bytes.Equal(s.hash, want) {
+			return fmt.Errorf("%s: hash is not x/crypto's argon2id", enc)
+		}
+		return nil
+	}
+	for _, enc := range stored {
+		if err := matchesXCrypto(enc, "135790"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	const goroutines, rounds = 6, 8
+	errs := make(chan error, goroutines*rounds*2)
+	var wg sync.WaitGroup
+	for g := range goroutines {
+		wg.Go(func() {
+			for r := range rounds {
+				pin := fmt.Sprintf("%06d", g*100+r)
+				enc, err := h.Hash(pin)
+				if err == nil {
+					err = matchesXCrypto(enc, pin)
+				}
+				if err != nil {
+					errs <- err
+				}
+				ok, _, err := h.Verify("135790", stored[(g+r)%len(stored)])
+				if err == nil && !ok {
+					err = fmt.Errorf("stored hash %d did not verify", (g+r)%len(stored))
+				}
+				if err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Error(err)
+	}
+}
+
+// TestHashAllocatesNoArgon2Blocks: hashes at the default parameters reuse
+// their 19 MiB of argon2 memory. Each allocates only a few KiB (the salt, the
+// HMAC, the string; argon2's key and blake2b state), besides at most one
+// Memory per P: a goroutine that moved to another P finds the pool's idle
+// Memory in its old P's private slot, which sync.Pool does not steal from.
+func TestHashAllocatesNoArgon2Blocks(t *testing.T) {
+	if raceEnabled {
+		t.Skip("the race detector makes sync.Pool drop items at random")
+	}
+	defer debug.SetGCPercent(debug.SetGCPercent(-1)) // a collection would empty the pool
+	h := mustNew(t, DefaultParams(), pepper("p1", 1))
+	enc := mustHash(t, h, "135790")
+	var before, after runtime.MemStats
+	runtime.ReadMemStats(&before)
+	const pairs = 8
+	for range pairs {
+		mustHash(t, h, "135790")
+		if ok, _, err := h.Verify("135790", enc); !ok || err != nil {
+			t.Fatalf("Verify = %v, %v", ok, err)
+		}
+	}
+	runtime.ReadMemStats(&after)
+	total := after.TotalAlloc - before.TotalAlloc
+	bound := uint64(runtime.GOMAXPROCS(0)-1)*uint64(DefaultParams().Memory)<<10 + pairs*(64<<10)
+	t.Logf("%d Hash and Verify pairs allocated %d bytes", pairs, total)
+	if total > bound {
+		t.Fatalf("%d Hash and Verify pairs allocated %d bytes, want at most %d", pairs, total, bound)
+	}
+}
+
 // hmacSHA256 is RFC 2104 written out, to check the pepper construction
 // independently of crypto/hmac.
 func hmacSHA256(key, msg []byte) []byte {
@@ -516,6 +616,7 @@ func hmacSHA256(key, msg []byte) []byte {
 
 func BenchmarkHashDefault(b *testing.B) {
 	h := mustNew(b, DefaultParams(), pepper("p1", 1))
+	mustHash(b, h, "135790") // the pool's argon2 memory, allocated outside the measure
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := h.Hash("135790"); err != nil {
@@ -526,6 +627,7 @@ func BenchmarkHashDefault(b *testing.B) {
 
 func BenchmarkHashCheap(b *testing.B) {
 	h := mustNew(b, cheap(), pepper("p1", 1))
+	mustHash(b, h, "135790") // the pool's argon2 memory, allocated outside the measure
 	b.ReportAllocs()
 	for b.Loop() {
 		if _, err := h.Hash("135790"); err != nil {

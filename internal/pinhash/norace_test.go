@@ -1,0 +1,5 @@
+//go:build !race
+
+package pinhash
+
+const raceEnabled = false

@@ -1,0 +1,18 @@
+//go:build unix
+
+package argon2
+
+import (
+	"syscall"
+	"time"
+)
+
+// cpuTime is the user and system CPU time of the process so far, or false
+// where it cannot be read.
+func cpuTime() (time.Duration, bool) {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0, false
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano()), true
+}
