@@ -8,28 +8,21 @@ import (
 	"github.com/kmwallet/pinreset/internal/config"
 )
 
-// Garbage collection for argon2id. x/crypto's argon2 allocates a fresh
-// block of PINRESET_ARGON2_MEMORY_KIB (19 MiB) per hash and drops it after,
-// while the rest of the worker's heap is a few MiB: under Go's default
-// (GOGC=100, collect when the heap doubles) nearly every hash starts a
-// collection, and two hashes side by side (the new PIN hashed ahead while
-// the current one is verified) spend their time in and around it. Measured
-// on this machine: a verification alone 22 ms; with the hash ahead beside it
-// 52-60 ms under GOGC=100, 31-33 ms with GOGC=200 or off under a memory
-// limit. So unless the operator set GOGC, the worker collects by memory
-// limit only: GOGC off, and GOMEMLIMIT if set, else MemoryLimit.
+// Garbage collection for argon2id. Each hash needs a block of
+// PINRESET_ARGON2_MEMORY_KIB (19 MiB), which pinhash keeps in a pool and
+// reuses (third_party/argon2), so hashing leaves next to no garbage; the
+// pooled blocks are live heap, several times the rest of the worker's. The
+// worker therefore collects by memory limit only, unless the operator set
+// GOGC: GOGC off, and GOMEMLIMIT if set, else MemoryLimit. The limit states
+// the bound directly; a GOGC percentage would only scale it by the pool.
 //
-// The collector frees those blocks; the scavenger then hands part of the
-// memory back to the kernel between collections, and with the runtime's
-// default MADV_DONTNEED the next hash faults it in again, page by page.
-// Measured with a worker under the bench's loads: at light load (3 PIN
-// sets/s) 3,400 page faults and 23-27 ms of system time per PIN set (80 ms
-// of CPU in all, 51-61 ms without them); at saturation 1,100-1,400 faults and
-// 6-7 ms. GODEBUG=madvdontneed=0 (MADV_FREE) leaves such pages mapped until
-// the kernel needs the memory: 0-130 faults per PIN set. The runtime reads
-// it at start only, so the manifests set it (deployments, with GOMEMLIMIT);
-// MADVFree reports whether it is in force. Pages handed back this way count
-// in RSS, not in a container's working set, until the kernel reclaims them.
+// GODEBUG=madvdontneed=0 (MADV_FREE) lets memory the scavenger hands back
+// stay mapped until the kernel needs it, so a block allocated again (a
+// stored hash under larger parameters, the pool's spares after a
+// collection) is not faulted in page by page. The runtime reads it at
+// start only, so the manifests set it (deployments, with GOMEMLIMIT);
+// MADVFree reports whether it is in force. Such pages count in RSS, not in
+// a container's working set, until the kernel reclaims them.
 //
 // TuneGC returns the memory limit in force (bytes) and whether it set the
 // policy. The limit is soft: the heap is kept under it by collecting harder,
