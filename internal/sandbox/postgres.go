@@ -127,6 +127,11 @@ func startPostgres(ctx context.Context, dir string, log *slog.Logger) (*postgres
 	if err := reachable(filepath.Dir(dir), cred, log); err != nil {
 		return nil, err
 	}
+	// The template and the socket go in the temporary directory: the sandbox
+	// image's is on its data volume, which may not have it yet.
+	if err := os.MkdirAll(os.TempDir(), 0o700); err != nil {
+		return nil, err
+	}
 	if _, err := os.Stat(filepath.Join(dir, "PG_VERSION")); errors.Is(err, fs.ErrNotExist) {
 		tmpl, err := clusterTemplate(ctx, cred, log)
 		if err != nil {
