@@ -4,8 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"io"
-	"net"
 	"strings"
 	"sync"
 	"testing"
@@ -14,42 +12,12 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/health"
 )
 
-// silentBroker listens on loopback, accepts every connection and reads what
-// it is sent, and never answers: a stalled broker, or the far end of a
-// half-open connection. Its connections are closed with the test.
-func silentBroker(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return l.Addr().String()
-}
+// silentBroker is a broker that accepts connections and never answers.
+func silentBroker(t *testing.T) string { return freeaddr.Silent(t) }
 
 // returnsWithin runs f and fails the test unless it returns within d. It
 // does not wait longer for f: a call that hangs is left to the cleanups

@@ -2,8 +2,6 @@ package worker_test
 
 import (
 	"context"
-	"io"
-	"net"
 	"sync"
 	"testing"
 	"time"
@@ -12,6 +10,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -19,38 +18,9 @@ import (
 	"github.com/kmwallet/pinreset/internal/worker/memstore"
 )
 
-// silentBroker accepts connections on loopback, reads what it is sent and
-// never answers (a stalled broker, a half-open connection), until the test
-// ends.
+// silentBroker is a broker that accepts connections and never answers.
 func silentBroker(t *testing.T) kafkabus.Cluster {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var mu sync.Mutex
-	var conns []net.Conn
-	go func() {
-		for {
-			c, err := l.Accept()
-			if err != nil {
-				return
-			}
-			mu.Lock()
-			conns = append(conns, c)
-			mu.Unlock()
-			go func() { _, _ = io.Copy(io.Discard, c) }()
-		}
-	}()
-	t.Cleanup(func() {
-		_ = l.Close()
-		mu.Lock()
-		defer mu.Unlock()
-		for _, c := range conns {
-			_ = c.Close()
-		}
-	})
-	return kafkabus.Cluster{Brokers: []string{l.Addr().String()}}
+	return kafkabus.Cluster{Brokers: []string{freeaddr.Silent(t)}}
 }
 
 type pingsFine struct{}
