@@ -256,16 +256,19 @@ func parseMemberLine(b []byte) (m pinreset.Member, reason string) {
 	return pinreset.Member{ID: loadgen.MemberID(l.ASPID, req.LoginID), ASPID: l.ASPID, LoginID: req.LoginID, CI: req.CI, PINHash: req.NewPIN}, ""
 }
 
-// membersAdd adds one member, refusing one whose login exists.
-func membersAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pwctl members add", flag.ContinueOnError)
+// memberFlags parses the flags of one member (-asp, -login, -pin or
+// PWCTL_PIN, -ci) for the command name, checks them as an import line is
+// checked, and opens the store as the worker does. The member's PINHash is
+// its PIN hashed.
+func memberFlags(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, pinHelp, ciHelp string) (pinreset.Member, *mongostore.Store, error) {
+	fs := flag.NewFlagSet("pwctl members "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
 	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id")
-	login := fs.String("login", "", "loginId (an email address)")
-	pin := fs.String("pin", "", "the member's PIN, 6 digits (read from PWCTL_PIN if empty, to keep it out of the shell history)")
-	ci := fs.String("ci", "", "the member's CI, 88 characters (optional)")
+	login := fs.String("login", "", "the member's loginId (an email address)")
+	pin := fs.String("pin", "", pinHelp+", 6 digits (read from PWCTL_PIN if empty, to keep it out of the shell history)")
+	ci := fs.String("ci", "", ciHelp)
 	if err := fs.Parse(args); err != nil {
-		return err
+		return pinreset.Member{}, nil, err
 	}
 	if *pin == "" {
 		*pin = getenv("PWCTL_PIN")
@@ -273,17 +276,27 @@ func membersAdd(ctx context.Context, args []string, getenv func(string) string, 
 	line, _ := json.Marshal(importLine{ASPID: *aspID, LoginID: *login, CI: *ci, PIN: *pin})
 	m, reason := parseMemberLine(line)
 	if reason != "" {
-		return fmt.Errorf("members add: %s", reason)
+		return pinreset.Member{}, nil, fmt.Errorf("members %s: %s", name, reason)
 	}
 	hasher, store, err := openAsWorker(ctx, getenv, "", "")
+	if err != nil {
+		return pinreset.Member{}, nil, err
+	}
+	if m.PINHash, err = hasher.Hash(m.PINHash); err != nil {
+		store.Close(context.WithoutCancel(ctx))
+		return pinreset.Member{}, nil, fmt.Errorf("hash the PIN: %w", err)
+	}
+	m.UpdatedAt = time.Now().UTC()
+	return m, store, nil
+}
+
+// membersAdd adds one member, refusing one whose login exists.
+func membersAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	m, store, err := memberFlags(ctx, "add", args, getenv, stderr, "the member's PIN", "the member's CI, 88 characters (optional)")
 	if err != nil {
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if m.PINHash, err = hasher.Hash(m.PINHash); err != nil {
-		return fmt.Errorf("hash the PIN: %w", err)
-	}
-	m.UpdatedAt = time.Now().UTC()
 	if _, err := store.FindMember(ctx, m.ASPID, m.LoginID); err == nil {
 		return fmt.Errorf("members add: %s already has a member with that loginId", m.ASPID)
 	}
@@ -304,24 +317,8 @@ func membersAdd(ctx context.Context, args []string, getenv func(string) string, 
 // lock or history. It goes through PutMember, which claims the next
 // version like a decision, so no command's decision is lost under it.
 func membersRepair(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	fs := flag.NewFlagSet("pwctl members repair", flag.ContinueOnError)
-	fs.SetOutput(stderr)
-	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id")
-	login := fs.String("login", "", "the member's loginId")
-	pin := fs.String("pin", "", "the member's new PIN, 6 digits (read from PWCTL_PIN if empty, to keep it out of the shell history)")
-	ci := fs.String("ci", "", "the member's CI, 88 characters, when the stored one is damaged too (optional)")
-	if err := fs.Parse(args); err != nil {
-		return err
-	}
-	if *pin == "" {
-		*pin = getenv("PWCTL_PIN")
-	}
-	line, _ := json.Marshal(importLine{ASPID: *aspID, LoginID: *login, CI: *ci, PIN: *pin})
-	m, reason := parseMemberLine(line)
-	if reason != "" {
-		return fmt.Errorf("members repair: %s", reason)
-	}
-	hasher, store, err := openAsWorker(ctx, getenv, "", "")
+	m, store, err := memberFlags(ctx, "repair", args, getenv, stderr, "the member's new PIN",
+		"the member's CI, 88 characters, when the stored one is damaged too (optional)")
 	if err != nil {
 		return err
 	}
@@ -334,10 +331,6 @@ func membersRepair(ctx context.Context, args []string, getenv func(string) strin
 			m.CI = cur.CI
 		}
 	}
-	if m.PINHash, err = hasher.Hash(m.PINHash); err != nil {
-		return fmt.Errorf("hash the PIN: %w", err)
-	}
-	m.UpdatedAt = time.Now().UTC()
 	if err := store.PutMember(ctx, m); err != nil {
 		return fmt.Errorf("members repair: %w", err)
 	}
