@@ -3,17 +3,21 @@ package main
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
 	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -355,4 +359,171 @@ func database(t *testing.T, ctx context.Context, uri string) *mongo.Database {
 	}
 	t.Cleanup(func() { _ = store.Close(context.Background()) })
 	return store.Database()
+}
+
+// TestRedriveAfterTheKeyIsDeployed: a command sealed with a key the worker
+// lacks is parked; once a worker with the key runs, the redriven copy and
+// the parked copy both reach it and the command completes once.
+func TestRedriveAfterTheKeyIsDeployed(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the embedded broker and database and a worker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", MongoAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer in.Close()
+	const (
+		k1  = "k1:" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+		k2  = "k2:azItc2VhbC1rZXktMzItYnl0ZXMtbG9uZy0xMjM0NTY="
+		cid = "261207010000-e1e2e3e"
+	)
+	env := map[string]string{
+		"PINRESET_SEAL_KEYS": k1, "PINRESET_PEPPERS": "p1:" + strings.Repeat("A", 43) + "=",
+		"PINRESET_FINGERPRINT_KEYS": "f1:" + strings.Repeat("A", 43) + "=", "PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1",
+		"PINRESET_MONGO_URI": in.MongoURI(), "PINRESET_KAFKA_BROKERS": strings.Join(in.Brokers(), ","), "PINRESET_TOPIC_PARTITIONS": "3",
+		"PINRESET_WORKER_CONCURRENCY": "2", "PWCTL_PIN": "240810",
+	}
+	getenv := func(k string) string { return env[k] }
+	var out, errb bytes.Buffer
+	if err := membersCmdEnv(ctx, []string{"add", "-login", "parked@sandbox.example"}, getenv, &out, &errb); err != nil {
+		t.Fatalf("members add: %v %s", err, errb.String())
+	}
+	cluster := kafkabus.Cluster{Brokers: in.Brokers()}
+	if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(3, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	startWorker := func(sealKeys string) (stop func()) {
+		t.Helper()
+		env["PINRESET_SEAL_KEYS"] = sealKeys
+		cfg, err := config.LoadWorker(getenv)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg.AdminAddr = ""
+		wctx, cancel := context.WithCancel(ctx)
+		done := make(chan error, 1)
+		go func() { done <- worker.Run(wctx, cfg, zap.NewNop()) }()
+		var once sync.Once
+		stop = func() {
+			once.Do(func() {
+				cancel()
+				if err := <-done; err != nil {
+					t.Errorf("worker: %v", err)
+				}
+			})
+		}
+		t.Cleanup(stop)
+		return stop
+	}
+	// The ingress that has k2 seals with it.
+	_, secret, _ := strings.Cut(k2, ":")
+	key, _ := base64.StdEncoding.DecodeString(secret)
+	ring, err := seal.NewKeyring(seal.Key{ID: "k2", Secret: key})
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := pinreset.NewCommand(cid, "fedcba9876543210", testASP,
+		pinreset.Request{LoginID: "parked@sandbox.example", NewPIN: "703152", Reset: true}, time.Now(), 2*time.Minute)
+	v, err := wire.EncodeCommand(c, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
+	defer p.Close()
+	if err := p.Publish(ctx, kafkabus.Message{Topic: kafkabus.TopicCommands, Key: []byte(cid), Value: v}); err != nil {
+		t.Fatal(err)
+	}
+
+	base := []string{"-brokers", strings.Join(in.Brokers(), ","), "-mongo-uri", in.MongoURI()}
+	parked := func(args ...string) (string, error) {
+		var out, errb bytes.Buffer
+		err := run(ctx, append(append([]string{"parked"}, args...), base...), strings.NewReader(""), &out, &errb)
+		return out.String() + errb.String(), err
+	}
+	stop1 := startWorker(k1)
+	waitFor(t, 60*time.Second, "the command parked", func() bool {
+		out, err := parked("list")
+		return err == nil && strings.Contains(out, cid) && strings.Contains(out, "missing_key")
+	})
+	stop1()
+	// The key is deployed: redrive, then a worker with the key runs.
+	if out, err := parked("redrive", "-correlation-id", cid, "-operator", "ops", "-note", "seal key k2 deployed"); err != nil || !strings.Contains(out, "1 redriven") {
+		t.Fatalf("parked redrive: %v\n%s", err, out)
+	}
+	startWorker(k1 + "," + k2)
+	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "pinreset"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(context.Background())
+	id, err := store.MemberIDOf(ctx, testASP, "parked@sandbox.example")
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, 60*time.Second, "the command completed", func() bool {
+		m, err := store.FindMemberByID(ctx, id)
+		return err == nil && m.Version == 2
+	})
+	// The parked copy, tried again by the worker, is answered from the record.
+	waitFor(t, 60*time.Second, "the parked copy tried again", func() bool {
+		out, err := parked("list")
+		return err == nil && !strings.Contains(out, cid)
+	})
+	m, err := store.FindMemberByID(ctx, id)
+	if err != nil || m.Version != 2 {
+		t.Fatalf("member after both copies: version %d, %v; want 2 (one change)", m.Version, err)
+	}
+	var results int
+	for _, r := range mustReadAll(t, ctx, cluster, kafkabus.TopicResults) {
+		if string(r.Key) != cid {
+			continue
+		}
+		res, err := wire.DecodeResult(r.Value)
+		if err != nil || res.Code != pinreset.CodeSuccess {
+			t.Errorf("result %+v, %v: want 000_000 for every copy", res, err)
+		}
+		results++
+	}
+	if results == 0 {
+		t.Error("no result published")
+	}
+	out.Reset()
+	if err := run(ctx, []string{"audit", "verify", "-mongo-uri", in.MongoURI()}, nil, &out, &errb); err != nil || !strings.Contains(out.String(), "ok: every chain verifies") {
+		t.Errorf("audit verify: %v\n%s", err, out.String())
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
+	t.Helper()
+	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
+		if ok() {
+			return
+		}
+	}
+	t.Fatalf("timed out waiting for %s", what)
+}
+
+func mustReadAll(t *testing.T, ctx context.Context, cluster kafkabus.Cluster, topic string) []kafka.Message {
+	t.Helper()
+	client := &kafka.Client{Addr: kafka.TCP(cluster.Brokers...)}
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil || len(md.Topics) != 1 {
+		t.Fatalf("metadata of %s: %v", topic, err)
+	}
+	var all []kafka.Message
+	for _, part := range md.Topics[0].Partitions {
+		offs, err := client.ListOffsets(ctx, &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{topic: {kafka.LastOffsetOf(part.ID)}}})
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, err := readPartition(ctx, cluster, topic, part.ID, 0, offs.Topics[topic][0].LastOffset)
+		if err != nil {
+			t.Fatal(err)
+		}
+		all = append(all, got...)
+	}
+	return all
 }

@@ -578,7 +578,7 @@ func (a *queueActor) act(ctx context.Context, e entry, what string, who actor) (
 	case e.Action != nil && e.Action.ID != e.ID:
 		return already, fmt.Sprintf("purged with its earlier copy %s by %s", e.Action.ID, e.Action.Operator), nil
 	case e.State == stateTried:
-		return refused, "already tried again by the worker (if it was parked again, its new copy is listed)", nil
+		return already, "already tried again by the worker (if it was parked again, its new copy is listed)", nil
 	case what == actRedrive && !e.readable:
 		return refused, "its correlation id and ASP cannot be read (not a command of ours, or malformed): purge it instead", nil
 	}
