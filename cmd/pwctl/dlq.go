@@ -68,7 +68,10 @@ func queueCmd(ctx context.Context, q queue, args []string, getenv func(string) s
 	fs.SetOutput(stderr)
 	brokers := fs.String("brokers", envOr("PINRESET_KAFKA_BROKERS", "127.0.0.1:9092"), "Kafka bootstrap brokers, comma-separated (TLS and SASL from PINRESET_KAFKA_*)")
 	db := addAuditFlags(fs)
-	group := fs.String("group", envOr("PINRESET_CONSUMER_GROUP", "pinreset-worker"), "the workers' consumer group; parked reads the committed offsets of <group>-retry")
+	group := new(string)
+	if q.topic == kafkabus.TopicCommandsRetry {
+		group = fs.String("group", envOr("PINRESET_CONSUMER_GROUP", "pinreset-worker"), "the workers' consumer group: the messages below the offsets <group>-retry committed were tried again")
+	}
 	var (
 		all, asJSON          *bool
 		id, cid, reason, why *string
@@ -197,8 +200,8 @@ func queueCmd(ctx context.Context, q queue, args []string, getenv func(string) s
 	if failed != nil {
 		return fmt.Errorf("%s %s: %w", q.name, sub, failed)
 	}
-	if counts[refused] > 0 {
-		return fmt.Errorf("%s %s: %d message(s) not done", q.name, sub, counts[refused])
+	if counts[refused]+counts[interrupted] > 0 {
+		return fmt.Errorf("%s %s: %d message(s) not done", q.name, sub, counts[refused]+counts[interrupted])
 	}
 	return nil
 }

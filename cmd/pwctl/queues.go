@@ -315,6 +315,9 @@ func reasonClass(q queue, raw string) string {
 	if s == "" {
 		return "(other)"
 	}
+	if len(s) > 64 {
+		s = strings.ToValidUTF8(s[:64], "")
+	}
 	return s
 }
 
