@@ -2,7 +2,8 @@
 // X-KM headers, or a curl command, of a request signed KMV1 or KMV2),
 // events (an example consumer of password.events), audit verify|show, members
 // seed|import|add|show, asp add|rotate|retire|schemes, bootstrap (topics and
-// indexes), load (a load generator) and bench (make bench).
+// indexes), dlq and parked list|show|redrive|purge (the queues a command is
+// taken aside to), load (a load generator) and bench (make bench).
 package main
 
 import (
@@ -49,6 +50,8 @@ commands:
   bench      measure the service against its hashing limit (make bench)
   bootstrap  create the topics and indexes (an explicit, idempotent deployment step)
   asp        register an ASP, rotate and retire its credentials (the registry file)
+  dlq        list, show, redrive or purge dead-lettered commands (password.commands.dlq)
+  parked     list, show, redrive or purge parked commands (password.commands.retry)
 
 Run 'pwctl <command> -h' for its flags.
 `
@@ -78,6 +81,10 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return bootstrapCmd(ctx, args[1:], stdout, stderr)
 	case "asp":
 		return aspCmd(ctx, args[1:], stdout, stderr)
+	case "dlq":
+		return dlqCmd(ctx, args[1:], stdout, stderr)
+	case "parked":
+		return parkedCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

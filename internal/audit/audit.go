@@ -5,6 +5,9 @@
 // never updated. A record holds ids and codes only, never a PIN, hash, CI or
 // loginId: when no member matched, the caller passes a keyed hash of the
 // loginId it was given, and the package never sees the loginId itself.
+// An operator's action on a queued message (a redrive or purge of a
+// dead-lettered or parked command, KindOperator) is a record too, with the
+// operator's one-line note of why.
 //
 // # Tamper evidence
 //
@@ -95,12 +98,14 @@ import (
 	"errors"
 	"fmt"
 	"hash/fnv"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
+	"unicode/utf8"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
@@ -117,7 +122,15 @@ const (
 	KindReset   = "reset"
 	KindChange  = "change"
 	KindUnknown = "unknown" // a command that could not be decoded or opened
+	// KindOperator is an operator's action on a queued message (pwctl dlq
+	// or parked redrive|purge): Code names the action, WorkerID the
+	// operator ("pwctl:<name>"), CorrelationID "<correlation id>@<topic>/<partition>/<offset>"
+	// and Note why.
+	KindOperator = "operator"
 )
+
+// MaxNote bounds Record.Note, in bytes.
+const MaxNote = 256
 
 // Shards is the number of chains per ASP for records without a member.
 const Shards = 16
@@ -155,6 +168,7 @@ type Record struct {
 	Code          string    // outcome code, e.g. "000_000"
 	At            time.Time // UTC, truncated to milliseconds (BSON dates are ms)
 	WorkerID      string    //
+	Note          string    // why, for KindOperator only; hashed only when set, so older records keep their hashes
 }
 
 // recordDoc is the stored form of a Record. Every field is always present,
@@ -173,16 +187,20 @@ type recordDoc struct {
 	Code          string    `bson:"code"`
 	At            time.Time `bson:"at"`
 	WorkerID      string    `bson:"workerId"`
+	Note          string    `bson:"note,omitempty"` // optional: absent from every record but an operator's
 }
 
 // docKeys are the keys of a stored record, in the order recordDoc writes them.
 var docKeys = []string{"_id", "chain", "seq", "prevHash", "hash", "aspId", "kind", "memberId", "loginIdHash", "correlationId", "code", "at", "workerId"}
 
+// optionalKeys may follow docKeys in a stored record.
+var optionalKeys = []string{"note"}
+
 func toDoc(r Record) recordDoc {
 	return recordDoc{
 		ID: recordID(r.Chain, r.Seq), Chain: r.Chain, Seq: r.Seq, PrevHash: r.PrevHash, Hash: r.Hash,
 		ASPID: r.ASPID, Kind: r.Kind, MemberID: r.MemberID, LoginIDHash: r.LoginIDHash,
-		CorrelationID: r.CorrelationID, Code: r.Code, At: r.At, WorkerID: r.WorkerID,
+		CorrelationID: r.CorrelationID, Code: r.Code, At: r.At, WorkerID: r.WorkerID, Note: r.Note,
 	}
 }
 
@@ -190,7 +208,7 @@ func (d recordDoc) record() Record {
 	return Record{
 		Chain: d.Chain, Seq: d.Seq, PrevHash: d.PrevHash, Hash: d.Hash,
 		ASPID: d.ASPID, Kind: d.Kind, MemberID: d.MemberID, LoginIDHash: d.LoginIDHash,
-		CorrelationID: d.CorrelationID, Code: d.Code, At: d.At.UTC(), WorkerID: d.WorkerID,
+		CorrelationID: d.CorrelationID, Code: d.Code, At: d.At.UTC(), WorkerID: d.WorkerID, Note: d.Note,
 	}
 }
 
@@ -234,6 +252,11 @@ func recordHash(r Record) string {
 	field("code", r.Code)
 	field("at", strconv.FormatInt(r.At.UnixMilli(), 10))
 	field("workerId", r.WorkerID)
+	if r.Note != "" {
+		// Only when set: the records written before notes existed keep
+		// their hashes, and removing or adding a note changes the hash.
+		field("note", r.Note)
+	}
 	sum := sha256.Sum256(buf)
 	return hex.EncodeToString(sum[:])
 }
@@ -288,9 +311,12 @@ func (l *Log) EnsureIndexes(ctx context.Context) error {
 // check refuses a record that cannot be what a caller means to audit.
 func check(r Record) error {
 	switch r.Kind {
-	case KindReset, KindChange, KindUnknown:
+	case KindReset, KindChange, KindUnknown, KindOperator:
 	default:
-		return fmt.Errorf("audit: kind %q is not reset, change or unknown", r.Kind)
+		return fmt.Errorf("audit: kind %q is not reset, change, unknown or operator", r.Kind)
+	}
+	if r.Note != "" && (r.Kind != KindOperator || len(r.Note) > MaxNote || !utf8.ValidString(r.Note)) {
+		return fmt.Errorf("audit: a note is for operator records only, valid UTF-8 of at most %d bytes", MaxNote)
 	}
 	if r.Code == "" {
 		return errors.New("audit: outcome code is empty")
@@ -323,7 +349,7 @@ func looksLikeHash(s string) bool {
 // Append adds r at the head of its chain and returns it as stored, with
 // Chain, Seq, PrevHash and Hash set (what r had in them is ignored) and At
 // in UTC truncated to milliseconds (now when zero). Kind must be reset,
-// change or unknown, Code must be set, and LoginIDHash, when set, must look
+// change, unknown or operator, Code must be set, and LoginIDHash, when set, must look
 // like a hash.
 //
 // When the chain already holds a record of r's correlation id, Append
@@ -632,7 +658,7 @@ func decode(raw bson.Raw) (recordDoc, error) {
 	seen := make(map[string]bool, len(elems))
 	for _, e := range elems {
 		k := e.Key()
-		if !isDocKey(k) {
+		if !isDocKey(k) && !slices.Contains(optionalKeys, k) {
 			return d, fmt.Errorf("unexpected field %q", k)
 		}
 		seen[k] = true

@@ -152,6 +152,7 @@ func TestHashCoversEveryField(t *testing.T) {
 		"Code":          func(r *Record) { r.Code = "000_001" },
 		"At":            func(r *Record) { r.At = r.At.Add(time.Millisecond) },
 		"WorkerID":      func(r *Record) { r.WorkerID = "x" },
+		"Note":          func(r *Record) { r.Note = "why" }, // (hashed only when set: older records keep their hashes)
 		// Moving bytes between adjacent fields must change the hash too.
 		"boundary": func(r *Record) { r.ASPID, r.Kind = "ASPc", "hange" },
 	}
@@ -189,6 +190,8 @@ func TestAppendRefuses(t *testing.T) {
 		"no code":     {ASPID: "A", Kind: KindReset},
 		"raw loginId": {ASPID: "A", Kind: KindReset, Code: "001_006", LoginIDHash: "someone@example.com"},
 		"phone":       {ASPID: "A", Kind: KindReset, Code: "001_006", LoginIDHash: "01012345678"},
+		"note":        {ASPID: "A", Kind: KindReset, Code: "000_000", Note: "a note is for operator records"},
+		"long note":   {ASPID: "A", Kind: KindOperator, Code: "purge", Note: strings.Repeat("x", MaxNote+1)},
 	} {
 		if _, err := l.Append(context.Background(), r); err == nil {
 			t.Errorf("%s: Append accepted %+v", name, r)
