@@ -58,10 +58,9 @@
 // probes _id upward from the last record it knows (linearly, then in
 // doubling steps) and binary-searches between the last present and the
 // first missing seq, O(log n) point lookups for a chain of n records; seqs
-// are claimed in order, so "present" is monotone in seq. (Reading only the
-// record that won and trying the seq after it was measured too: it lost
-// about twice as many inserts when the hint was stale, the usual case for a
-// member whose commands reach different workers.)
+// are claimed in order, so "present" is monotone in seq. (Trying the seq
+// after the record that won would lose again whenever the hint is stale, the
+// usual case for a member whose commands reach different workers.)
 //
 // Hence inserts first and reads only on a conflict, and no sorted query on
 // the append path: the common append is one round trip, whatever the
