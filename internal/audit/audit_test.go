@@ -698,8 +698,8 @@ func TestHintsBounded(t *testing.T) {
 
 // TestBothIndexesRefuseOnFerretDB: what Append meets on FerretDB when each
 // of the trail's unique indexes refuses a record: a duplicate-key error that
-// names neither (so Append decides by the record at the seq it tried, see
-// the package doc), and Append's answer for each: a seq taken by another
+// names the index (so Append tells them apart from the error, see the
+// package doc), and Append's answer for each: a seq taken by another
 // command is retried at the head, a correlation id already in the chain is
 // ErrRecorded.
 func TestBothIndexesRefuseOnFerretDB(t *testing.T) {
@@ -721,9 +721,10 @@ func TestBothIndexesRefuseOnFerretDB(t *testing.T) {
 	for _, c := range []struct {
 		index string
 		err   error
-	}{{"_id", errID}, {onceIndex.Name, errCID}} {
-		if got := mongostore.ClassifyDuplicate(c.err, onceIndex); got != mongostore.DuplicateUnnamed {
-			t.Errorf("duplicate %s: classified %d (%v), want DuplicateUnnamed: FerretDB names no index", c.index, got, c.err)
+		want  mongostore.Duplicate
+	}{{"_id", errID, mongostore.DuplicateOnOther}, {onceIndex.Name, errCID, mongostore.DuplicateOn}} {
+		if got := mongostore.ClassifyDuplicate(c.err, onceIndex); got != c.want {
+			t.Errorf("duplicate %s: classified %d (%v), want %d: FerretDB names the index", c.index, got, c.err, c.want)
 		}
 	}
 
