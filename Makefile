@@ -70,7 +70,7 @@ clean:
 	rm -rf bin $(DATA)
 
 # ---- container images (podman; deployments/README.md, Images) ----
-.PHONY: images image-context images-test
+.PHONY: images image-context images-test sandbox-base
 PODMAN      ?= podman
 # The two podman defaults these machines need (deployments/podman/containers.conf).
 export CONTAINERS_CONF ?= $(CURDIR)/deployments/podman/containers.conf
@@ -97,7 +97,7 @@ PODMAN_BUILD_FLAGS ?= --no-cache --layers=false
 ## image-context: static binaries (CGO_ENABLED=0, -trimpath) and the image files into bin/image
 image-context:
 	rm -rf $(IMAGE_CTX)
-	mkdir -p $(IMAGE_CTX)/rootfs/etc/ssl/certs $(IMAGE_CTX)/data
+	mkdir -p $(IMAGE_CTX)/rootfs/etc/ssl/certs $(IMAGE_CTX)/data/tmp
 	CGO_ENABLED=0 $(GO) build -trimpath -buildvcs=$(BUILDVCS) -ldflags "-s -w" -o $(IMAGE_CTX)/ \
 		./cmd/ingress ./cmd/worker ./cmd/pwctl ./cmd/sandbox
 	cp deployments/image/rootfs/etc/passwd deployments/image/rootfs/etc/group $(IMAGE_CTX)/rootfs/etc/
@@ -105,10 +105,20 @@ image-context:
 	cp -r deployments/sandbox $(IMAGE_CTX)/sandbox-data
 	chmod -R a+rX,go-w $(IMAGE_CTX)
 
+# The sandbox image's base, named by what goes into it: built once per
+# version of the extensions and of the script.
+SANDBOX_BASE_KEY := $(shell cat third_party/postgres-extensions/SHA256SUMS deployments/image/sandbox-base.sh 2>/dev/null | sha256sum | cut -c1-12)
+SANDBOX_BASE     ?= localhost/pinreset-sandbox-base:$(SANDBOX_BASE_KEY)
+
+## sandbox-base: the sandbox image's base, Debian 12 with PostgreSQL 15 and the extensions (mmdebstrap, podman import; once)
+sandbox-base:
+	PODMAN=$(PODMAN) SOURCE_DATE_EPOCH=$(SOURCE_DATE_EPOCH) bash deployments/image/sandbox-base.sh $(SANDBOX_BASE)
+
 ## images: the ingress, worker, pwctl and sandbox images (deployments/Dockerfile), tagged $(IMAGE_PREFIX)<name>:$(IMAGE_TAG)
-images: image-context
+images: image-context sandbox-base
 	for t in $(IMAGE_TARGETS); do \
 		$(PODMAN) build -q $(PODMAN_BUILD_FLAGS) -f deployments/Dockerfile --target $$t \
+			--build-arg SANDBOX_BASE=$(SANDBOX_BASE) \
 			--timestamp $(SOURCE_DATE_EPOCH) \
 			--label org.opencontainers.image.title=pinreset-$$t \
 			--label org.opencontainers.image.version=$(IMAGE_VERSION) \

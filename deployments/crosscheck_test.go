@@ -23,7 +23,8 @@ package deployments
 //     are where Kafka and the sandbox listen;
 //   - every secret file or directory a variable names is mounted;
 //   - every image of ours is a stage of deployments/Dockerfile, which builds
-//     FROM scratch as the non-root user; the sandbox image only in compose's
+//     FROM scratch as the non-root user (the sandbox image from the Debian
+//     base make sandbox-base imports); the sandbox image only in compose's
 //     sandbox profile, never in Kubernetes;
 //   - the worker's resources follow its concurrency and argon2 memory, and
 //     grace periods outlast PINRESET_SHUTDOWN_TIMEOUT.
@@ -103,7 +104,7 @@ func TestDeploymentsCheckCatchesMistakes(t *testing.T) {
 		{"compose image of no stage", "compose.yaml", `pinreset-worker:local`, `pinreset-wroker:local`, "pinreset-wroker"},
 		{"compose image not a variable", "compose.yaml", `image: ${INGRESS_IMAGE:-pinreset-ingress:local}`, `image: pinreset-ingress:local`, "INGRESS_IMAGE"},
 		{"Dockerfile base image", "Dockerfile", "FROM scratch AS base", "FROM debian:12 AS base", "scratch"},
-		{"Dockerfile root user", "Dockerfile", "USER 65532:65532", "USER 0:0", "USER 65532"},
+		{"Dockerfile root user", "Dockerfile", "COPY rootfs/ /\nUSER 65532:65532", "COPY rootfs/ /\nUSER 0:0", "USER 65532"},
 		{"Dockerfile stage missing", "Dockerfile", "FROM base AS pwctl", "FROM base AS pwctl-tool", "pwctl"},
 		{"k8s runs the sandbox image", "k8s/worker-deployment.yaml", `kmwallet/pinreset-worker:CHANGE_ME`, `kmwallet/pinreset-sandbox:CHANGE_ME`, "sandbox"},
 		{"k8s image of no stage", "k8s/worker-deployment.yaml", `kmwallet/pinreset-worker:CHANGE_ME`, `kmwallet/pinreset-wrker:CHANGE_ME`, "pinreset-wrker"},
@@ -261,7 +262,9 @@ var (
 // targets) and the properties the images must have: built FROM scratch or
 // an earlier stage (no base image to pull: these machines reach no
 // registry, and an empty image has no shell or libc to patch), as user
-// 65532.
+// 65532. The one exception is the sandbox stage, FROM ${SANDBOX_BASE}: a
+// local image (localhost/) that make sandbox-base builds from Debian's
+// mirror, since PostgreSQL needs a userland.
 func (c *depChecker) checkDockerfile() {
 	c.stages = c.dockerStages(filepath.Join(c.root, "Dockerfile"))
 	b, _ := os.ReadFile(filepath.Join(c.root, "Dockerfile"))
@@ -273,18 +276,29 @@ func (c *depChecker) checkDockerfile() {
 		}
 		code = append(code, l)
 		if m := depFromRe.FindStringSubmatch(l); m != nil {
-			if m[1] != "scratch" && !seen[m[1]] {
+			s := depStageRe.FindStringSubmatch(l)
+			sandboxBase := m[1] == "${SANDBOX_BASE}" && s != nil && s[1] == depSandbox
+			if m[1] != "scratch" && !seen[m[1]] && !sandboxBase {
 				c.errorf("Dockerfile: FROM %s: build FROM scratch or an earlier stage (no base image can be pulled here)", m[1])
 			}
-			if s := depStageRe.FindStringSubmatch(l); s != nil {
+			if s != nil {
 				seen[s[1]] = true
 			}
 		}
 	}
 	src := strings.Join(code, "\n")
-	for _, want := range []string{"FROM scratch", "USER 65532:65532"} {
-		if !strings.Contains(src, want) {
-			c.errorf("Dockerfile: does not contain %q", want)
+	if strings.Contains(src, "${SANDBOX_BASE}") && !strings.Contains(src, "ARG SANDBOX_BASE=localhost/") {
+		c.errorf("Dockerfile: SANDBOX_BASE must default to a local image (ARG SANDBOX_BASE=localhost/...): none can be pulled here")
+	}
+	if !strings.Contains(src, "FROM scratch") {
+		c.errorf("Dockerfile: does not contain %q", "FROM scratch")
+	}
+	// Every stage that starts from an image (not from an earlier stage)
+	// sets the user; the others inherit it.
+	for _, stage := range strings.Split(src, "\nFROM ")[1:] {
+		from, _, _ := strings.Cut(stage, " ")
+		if (from == "scratch" || from == "${SANDBOX_BASE}") && !strings.Contains(stage, "\nUSER 65532:65532") {
+			c.errorf("Dockerfile: the stage FROM %s does not set USER 65532:65532", from)
 		}
 	}
 	for _, s := range append(depTargets, depSandbox) {
