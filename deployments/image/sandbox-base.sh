@@ -11,8 +11,21 @@ set -euo pipefail
 image=$1
 root=$(cd "$(dirname "$0")/../.." && pwd)
 podman=${PODMAN:-podman}
-mirror=${DEBIAN_MIRROR:-http://deb.debian.org/debian}
-security=${DEBIAN_SECURITY_MIRROR:-http://deb.debian.org/debian-security}
+# The Debian sources this machine's apt is set up with (its mirror, the
+# updates and security suites), pasted into the image's sources as they are;
+# DEBIAN_SOURCES names other files (sources.list or deb822 .sources).
+if [ -n "${DEBIAN_SOURCES:-}" ]; then
+	read -r -a sources <<<"$DEBIAN_SOURCES"
+else
+	sources=()
+	for f in /etc/apt/sources.list /etc/apt/sources.list.d/*.list /etc/apt/sources.list.d/*.sources; do
+		[ -s "$f" ] && grep -qs '^[^#]*debian' "$f" && sources+=("$f")
+	done
+fi
+[ ${#sources[@]} -gt 0 ] || {
+	echo "sandbox-base: no Debian apt sources on this machine (set DEBIAN_SOURCES)" >&2
+	exit 1
+}
 pg=15
 
 if "$podman" image exists "$image"; then
@@ -53,7 +66,6 @@ SOURCE_DATE_EPOCH=${SOURCE_DATE_EPOCH:-0} mmdebstrap --variant=minbase --quiet \
 	--customize-hook="copy-in $ext/usr /" \
 	--customize-hook='echo "nonroot:x:65532:65532:nonroot:/nonexistent:/usr/sbin/nologin" >> "$1/etc/passwd" && echo "nonroot:x:65532:" >> "$1/etc/group"' \
 	--customize-hook='rm -rf "$1/var/cache/apt/"* "$1/var/lib/apt/lists/"*' \
-	bookworm "$work/rootfs.tar" \
-	"deb $mirror bookworm main" "deb $mirror bookworm-updates main" "deb $security bookworm-security main"
+	bookworm "$work/rootfs.tar" "${sources[@]}"
 "$podman" import --quiet "$work/rootfs.tar" "$image" >/dev/null
 echo "sandbox-base: imported $image"
