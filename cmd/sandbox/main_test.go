@@ -69,6 +69,9 @@ func startSandboxWithLogs(t *testing.T, env map[string]string, extraArgs ...stri
 	})
 	select {
 	case e := <-started:
+		if e.HTTPAddr != "" {
+			warmUp(t, e)
+		}
 		return e, logw.String
 	case err := <-done:
 		t.Fatalf("sandbox did not start: %v\n%s", err, logw.String())
@@ -76,6 +79,23 @@ func startSandboxWithLogs(t *testing.T, env map[string]string, extraArgs ...stri
 		t.Fatalf("sandbox did not start within 60 s\n%s", logw.String())
 	}
 	return Env{}, nil
+}
+
+// warmUp waits until the pipeline answers: a status query of an unknown
+// transaction travels through Kafka to a worker and back, so its 404 says
+// the worker has joined its group and the ingress reads the results. Tests
+// then time their first command, not the group's first rebalance. It gives
+// up quietly after a minute (a test with other credentials gets a 401 at
+// once, and is no worse off).
+func warmUp(t *testing.T, e Env) {
+	t.Helper()
+	c := newClient(t, e)
+	cid := kmheader.NewCorrelationID(time.Now(), nil)
+	for deadline := time.Now().Add(time.Minute); time.Now().Before(deadline); {
+		if r, err := c.tryGet(cid); err == nil && r.status != http.StatusAccepted {
+			return
+		}
+	}
 }
 
 type lockedWriter struct {

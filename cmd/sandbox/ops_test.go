@@ -50,7 +50,7 @@ func TestMetrics(t *testing.T) {
 	workerWants := []string{
 		`pinreset_outcomes_total{code="000_000",how="decided",kind="change"} 1`,
 		`pinreset_outcomes_total{code="001_006",how="decided",kind="change"} 1`,
-		`pinreset_command_age_seconds_count 2`,
+		`pinreset_command_age_seconds_count 3`, // the two commands and warmUp's status query
 		`pinreset_consumer_lag{partition="0",topic="password.commands"} `,
 		`pinreset_consumer_lag{partition="0",topic="password.commands.retry"} 0`,
 		`pinreset_hash_duration_seconds_count 2`, // verify the old PIN, hash the new one
