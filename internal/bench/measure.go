@@ -94,26 +94,62 @@ func (m cpuMeter) per(unit float64) map[string]float64 {
 	return out
 }
 
-// cpuSeconds is the user plus system CPU time of a process so far, from
-// /proc/<pid>/stat (fields 14 and 15, in USER_HZ = 100 ticks per second on
-// Linux), or 0 where /proc is not there.
+// cpuSeconds is the user plus system CPU time so far of a process and of
+// every process under it (the sandbox's PostgreSQL server and its backends
+// are its descendants), with the time of the children each has waited for
+// (a backend that exited counts in its postmaster's), from /proc/<pid>/stat
+// (fields 14-17, in USER_HZ = 100 ticks per second on Linux); 0 where /proc
+// is not there.
 func cpuSeconds(pid int) float64 {
-	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	entries, err := os.ReadDir("/proc")
 	if err != nil {
 		return 0
+	}
+	parent := map[int]int{}
+	ticks := map[int]float64{}
+	for _, e := range entries {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		if pp, t, ok := procStat(p); ok {
+			parent[p], ticks[p] = pp, t
+		}
+	}
+	var total float64
+	for p, t := range ticks {
+		for q := p; q > 1; q = parent[q] {
+			if q == pid {
+				total += t
+				break
+			}
+		}
+	}
+	return total / 100
+}
+
+// procStat is a process's parent and its CPU ticks (utime, stime, cutime,
+// cstime) from /proc/<pid>/stat.
+func procStat(pid int) (ppid int, ticks float64, ok bool) {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return 0, 0, false
 	}
 	// The command name (field 2) may hold spaces; the fields after it do not.
 	i := bytes.LastIndexByte(b, ')')
 	if i < 0 {
-		return 0
+		return 0, 0, false
 	}
 	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
-	if len(f) < 13 {
-		return 0
+	if len(f) < 15 {
+		return 0, 0, false
 	}
-	utime, _ := strconv.ParseFloat(f[11], 64)
-	stime, _ := strconv.ParseFloat(f[12], 64)
-	return (utime + stime) / 100
+	ppid, _ = strconv.Atoi(f[1])
+	for _, x := range f[11:15] {
+		v, _ := strconv.ParseFloat(x, 64)
+		ticks += v
+	}
+	return ppid, ticks, true
 }
 
 func selfCPUSeconds() float64 {

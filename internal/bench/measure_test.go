@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"testing"
+	"time"
 )
 
 // TestResidentMB: this process's resident memory, less MADV_FREE pages, is
@@ -28,4 +29,26 @@ func TestResidentMB(t *testing.T) {
 		t.Errorf("resident %.1f MiB above the peak RSS %.1f MiB", got, hwm)
 	}
 	_ = block[len(block)-1]
+}
+
+// TestCPUSecondsCountsDescendants: a process's CPU includes its
+// descendants' (the sandbox's PostgreSQL server and backends run as its
+// children), live or exited.
+func TestCPUSecondsCountsDescendants(t *testing.T) {
+	if _, err := os.Stat("/proc/self/stat"); err != nil {
+		t.Skip("no /proc")
+	}
+	// A parent that spends no CPU of its own, over a child that spins.
+	cmd := exec.Command("sh", "-c", `sh -c 'i=0; while [ $i -lt 300000 ]; do i=$((i+1)); done; sleep 30' & wait`)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
+	deadline := time.Now().Add(20 * time.Second)
+	for cpuSeconds(cmd.Process.Pid) < 0.1 {
+		if time.Now().After(deadline) {
+			t.Fatalf("the parent's tree used %.2f s of CPU, want the spinning child's counted", cpuSeconds(cmd.Process.Pid))
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
 }
