@@ -55,7 +55,7 @@ type cpuMeter struct {
 func (b *bench) cpuMeter(procs map[string]*exec.Cmd) cpuMeter {
 	m := cpuMeter{procs: procs, start: map[string]float64{}}
 	for name, cmd := range procs {
-		m.start[name] = cpuSeconds(cmd.Process.Pid)
+		m.start[name], m.start[name+"_postgres"] = cpuSeconds(cmd.Process.Pid)
 	}
 	m.start["load"] = selfCPUSeconds()
 	return m
@@ -86,8 +86,12 @@ func (m cpuMeter) per(unit float64) map[string]float64 {
 	scaled := func(used float64) float64 { return float64(int(used/unit*100+0.5)) / 100 }
 	total := 0.0
 	for name, cmd := range m.procs {
-		used := cpuSeconds(cmd.Process.Pid) - m.start[name]
+		all, pg := cpuSeconds(cmd.Process.Pid)
+		used := all - m.start[name]
 		out[name], total = scaled(used), total+used
+		if pg > 0 { // the database server under the sandbox, apart
+			out[name+"_postgres"] = scaled(pg - m.start[name+"_postgres"])
+		}
 	}
 	used := selfCPUSeconds() - m.start["load"]
 	out["load"], out["total"] = scaled(used), scaled(total+used)
@@ -99,57 +103,66 @@ func (m cpuMeter) per(unit float64) map[string]float64 {
 // are its descendants), with the time of the children each has waited for
 // (a backend that exited counts in its postmaster's), from /proc/<pid>/stat
 // (fields 14-17, in USER_HZ = 100 ticks per second on Linux); 0 where /proc
-// is not there.
-func cpuSeconds(pid int) float64 {
+// is not there. postgres is the part of it in processes named postgres.
+func cpuSeconds(pid int) (total, postgres float64) {
 	entries, err := os.ReadDir("/proc")
 	if err != nil {
-		return 0
+		return 0, 0
 	}
 	parent := map[int]int{}
 	ticks := map[int]float64{}
+	pg := map[int]bool{}
 	for _, e := range entries {
 		p, err := strconv.Atoi(e.Name())
 		if err != nil {
 			continue
 		}
-		if pp, t, ok := procStat(p); ok {
-			parent[p], ticks[p] = pp, t
+		if st, ok := procStat(p); ok {
+			parent[p], ticks[p], pg[p] = st.ppid, st.ticks, st.comm == "postgres"
 		}
 	}
-	var total float64
 	for p, t := range ticks {
 		for q := p; q > 1; q = parent[q] {
 			if q == pid {
 				total += t
+				if pg[p] {
+					postgres += t
+				}
 				break
 			}
 		}
 	}
-	return total / 100
+	return total / 100, postgres / 100
 }
 
-// procStat is a process's parent and its CPU ticks (utime, stime, cutime,
-// cstime) from /proc/<pid>/stat.
-func procStat(pid int) (ppid int, ticks float64, ok bool) {
+type stat struct {
+	comm  string
+	ppid  int
+	ticks float64 // utime, stime, cutime, cstime
+}
+
+// procStat reads a process's name, parent and CPU ticks from /proc/<pid>/stat.
+func procStat(pid int) (stat, bool) {
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
 	if err != nil {
-		return 0, 0, false
+		return stat{}, false
 	}
 	// The command name (field 2) may hold spaces; the fields after it do not.
-	i := bytes.LastIndexByte(b, ')')
-	if i < 0 {
-		return 0, 0, false
+	i, j := bytes.IndexByte(b, '('), bytes.LastIndexByte(b, ')')
+	if i < 0 || j < i {
+		return stat{}, false
 	}
-	f := strings.Fields(string(b[i+1:])) // f[0] is field 3
+	f := strings.Fields(string(b[j+1:])) // f[0] is field 3
 	if len(f) < 15 {
-		return 0, 0, false
+		return stat{}, false
 	}
-	ppid, _ = strconv.Atoi(f[1])
+	st := stat{comm: string(b[i+1 : j])}
+	st.ppid, _ = strconv.Atoi(f[1])
 	for _, x := range f[11:15] {
 		v, _ := strconv.ParseFloat(x, 64)
-		ticks += v
+		st.ticks += v
 	}
-	return ppid, ticks, true
+	return st, true
 }
 
 func selfCPUSeconds() float64 {
