@@ -221,6 +221,12 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create index decisions(completedAt): %w", err)
 	}
+	_, err = s.parked.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "parkedAt", Value: 1}}, Options: options.Index().SetName("parked_at"),
+	})
+	if err != nil {
+		return fmt.Errorf("create index parked(parkedAt): %w", err)
+	}
 	return nil
 }
 
