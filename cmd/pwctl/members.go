@@ -9,6 +9,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/schollz/progressbar/v3"
+
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -77,6 +79,7 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id the members belong to")
 	mongoURI := fs.String("mongo-uri", "", "MongoDB connection string (default: PINRESET_MONGO_URI, else mongodb://127.0.0.1:27017/)")
 	db := fs.String("db", "", "database name (default: PINRESET_MONGO_DATABASE, else pinreset)")
+	showProgress := fs.Bool("progress", isTerminal(stderr), "show a progress bar on standard error (default: when standard error is a terminal)")
 	batch := fs.Int("batch", 1000, "members per bulk insert")
 	fs.Usage = func() {
 		fmt.Fprint(fs.Output(), "usage: pwctl members seed [flags]\n\n"+
@@ -121,26 +124,23 @@ func membersSeed(ctx context.Context, args []string, getenv func(string) string,
 	}
 
 	began := time.Now()
-	tty := isTerminal(stderr)
-	var lastShown time.Time
-	progress := func(done int) {
-		now := time.Now()
-		switch {
-		case tty && (now.Sub(lastShown) >= 250*time.Millisecond || done == *count):
-			fmt.Fprintf(stderr, "\rseeding members: %d/%d (%.0f%%) %.1fs", done, *count, 100*float64(done)/float64(*count), now.Sub(began).Seconds())
-			if done == *count {
-				fmt.Fprintln(stderr)
-			}
-		case !tty && now.Sub(lastShown) >= 5*time.Second:
-			fmt.Fprintf(stderr, "seeding members: %d/%d %.1fs\n", done, *count, now.Sub(began).Seconds())
-		default:
-			return
-		}
-		lastShown = now
-	}
+	bar := progressbar.NewOptions(*count,
+		progressbar.OptionSetWriter(stderr),
+		progressbar.OptionSetVisibility(*showProgress),
+		progressbar.OptionSetDescription("seeding members"),
+		progressbar.OptionSetItsString("members"),
+		progressbar.OptionShowCount(),
+		progressbar.OptionShowIts(),
+		progressbar.OptionThrottle(100*time.Millisecond),
+		progressbar.OptionClearOnFinish(),
+	)
+	progress := func(done int) { _ = bar.Set(done) }
 	inserted, err := loadgen.Seed(ctx, store, loadgen.SeedSpec{ASPID: *aspID, Pattern: *pattern, Count: *count, Batch: *batch,
 		PINHash: hash, Now: began}, progress)
 	if err != nil {
+		if *showProgress && !bar.IsFinished() { // stopped by an error: end the bar's line
+			fmt.Fprintln(stderr)
+		}
 		return err
 	}
 	took := time.Since(began)
