@@ -133,10 +133,7 @@ func (e entry) pending() bool {
 // consumer group: messages below the committed offset of group+"-retry"
 // have been tried again by a worker.
 func readQueue(ctx context.Context, cl kafkabus.Cluster, db *mongo.Database, q queue, group string, now time.Time) ([]entry, error) {
-	client := &kafka.Client{Addr: kafka.TCP(cl.Brokers...), Timeout: 10 * time.Second}
-	if cl.TLS != nil || cl.SASL != nil {
-		client.Transport = &kafka.Transport{DialTimeout: 5 * time.Second, TLS: cl.TLS, SASL: cl.SASL}
-	}
+	client := cl.Client()
 	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{q.topic}})
 	if err != nil {
 		return nil, fmt.Errorf("metadata of %s: %w", q.topic, err)

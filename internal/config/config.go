@@ -49,13 +49,27 @@ var (
 func DefaultConcurrency() int     { return 4 * runtime.GOMAXPROCS(0) }
 func DefaultHashConcurrency() int { return runtime.GOMAXPROCS(0) }
 
-// defaults parses the defaults of Settings as the loader does; a default
-// that does not parse is a bug of the table (TestHelpShowsTheDefaults).
-var defaults = &env{get: func(string) string { return "" }}
+// defaultOf's typed forms parse a default of Settings as the loader does.
+// A default that does not parse is a bug of the table, found at start (and
+// by TestHelpShowsTheDefaults).
+func defaultDuration(name string) time.Duration {
+	return parsedDefault(name, func(e *env) time.Duration { return e.duration(name) })
+}
+func defaultInt(name string) int {
+	return parsedDefault(name, func(e *env) int { return e.integer(name, 0, math.MaxInt) })
+}
+func defaultRate(name string) Rate {
+	return parsedDefault(name, func(e *env) Rate { return e.rate(name) })
+}
 
-func defaultDuration(name string) time.Duration { return defaults.duration(name) }
-func defaultInt(name string) int                { return defaults.integer(name, 0, math.MaxInt) }
-func defaultRate(name string) Rate              { return defaults.rate(name) }
+func parsedDefault[T any](name string, parse func(*env) T) T {
+	e := &env{get: func(string) string { return "" }}
+	v := parse(e)
+	if len(e.errs) > 0 {
+		panic(fmt.Sprintf("config: the default of %s in Settings: %v", name, errors.Join(e.errs...)))
+	}
+	return v
+}
 
 // adminDefault is binary's listen address in PINRESET_ADMIN_ADDR's default
 // ("ingress <addr>, worker <addr>").

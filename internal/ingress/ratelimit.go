@@ -234,7 +234,16 @@ func (l *limiter) reserve(tx txKey, aspID, loginID string, now time.Time) (*char
 
 // commit takes the held tokens: the command was published. The transaction
 // is remembered as charged for the period from now.
-func (c *charge) commit(now time.Time) {
+func (c *charge) commit(now time.Time) { c.end(true, now) }
+
+// release lets the hold go unless the command was published (by this
+// request or another sharing the hold): nothing is spent.
+func (c *charge) release() { c.end(false, time.Time{}) }
+
+// end settles this request's share of the hold, once: published, the
+// tokens are taken; otherwise the last request sharing an unpublished hold
+// lets it go.
+func (c *charge) end(published bool, now time.Time) {
 	if c == nil || c.done {
 		return
 	}
@@ -246,36 +255,19 @@ func (c *charge) commit(now time.Time) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	c.hold.refs--
-	if c.hold.done {
+	if c.hold.done || !published && c.hold.refs > 0 {
 		return
 	}
 	l.settle(c.tx, c.hold)
+	if !published {
+		return
+	}
 	for _, b := range []*tokenBucket{c.hold.asp, c.hold.member} {
 		if b != nil {
 			b.lim.AllowN(now, 1) // there is one: it was held
 		}
 	}
 	l.admitted.add(c.tx, now)
-}
-
-// release lets the hold go unless the command was published (by this
-// request or another sharing the hold): nothing is spent.
-func (c *charge) release() {
-	if c == nil || c.done {
-		return
-	}
-	c.done = true
-	if c.hold == nil {
-		return
-	}
-	l := c.l
-	l.mu.Lock()
-	defer l.mu.Unlock()
-	c.hold.refs--
-	if c.hold.done || c.hold.refs > 0 {
-		return
-	}
-	l.settle(c.tx, c.hold)
 }
 
 // settle ends the hold h of tx. Called with l.mu held.

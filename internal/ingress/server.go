@@ -209,7 +209,9 @@ func (s *Server) Deliver(r pinreset.Result) {
 		if s.conflicts != nil {
 			s.conflicts.Inc()
 		}
-		r.Code, r.Message = kept.Code, kept.Message
+		requestID := r.RequestID // the copy's waiter gets the kept outcome
+		r = kept
+		r.RequestID = requestID
 	}
 	s.waiters.deliver(r)
 }

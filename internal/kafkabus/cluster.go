@@ -103,7 +103,7 @@ func (c Cluster) transport() kafka.RoundTripper {
 		TLS: c.TLS, SASL: c.SASL}
 }
 
-// client is a kafka.Client for admin and metadata requests.
-func (c Cluster) client() *kafka.Client {
+// Client is a kafka.Client for admin and metadata requests.
+func (c Cluster) Client() *kafka.Client {
 	return &kafka.Client{Addr: kafka.TCP(c.Brokers...), Timeout: 10 * time.Second, Transport: c.transport()}
 }

@@ -194,7 +194,7 @@ func TestTopicsAreCreatedWithMinInSync(t *testing.T) {
 		t.Fatalf("EnsureTopics: %v", err)
 	}
 	for _, topic := range []string{TopicCommands, TopicCommandsRetry, TopicResults, TopicEvents, TopicCommandsDLQ} {
-		res, err := c.client().DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
+		res, err := c.Client().DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{Resources: []kafka.DescribeConfigRequestResource{{
 			ResourceType: kafka.ResourceTypeTopic, ResourceName: topic, ConfigNames: []string{"min.insync.replicas"}}}})
 		if err != nil {
 			t.Fatalf("describe %s: %v", topic, err)

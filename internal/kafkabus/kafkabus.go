@@ -123,7 +123,7 @@ func Topics(partitions, replication, minInSync int) []TopicSpec {
 
 // EnsureTopics creates the topics that do not exist yet. Idempotent.
 func EnsureTopics(ctx context.Context, c Cluster, topics []TopicSpec) error {
-	client := c.client()
+	client := c.Client()
 	req := &kafka.CreateTopicsRequest{}
 	for _, t := range topics {
 		tc := kafka.TopicConfig{Topic: t.Name, NumPartitions: t.Partitions, ReplicationFactor: t.ReplicationFactor}

@@ -14,7 +14,7 @@ import (
 // figures, whichever partitions it owns. (kafka-go's Reader.Lag is -1 for a
 // group reader, hence this.)
 func GroupLag(ctx context.Context, c Cluster, group, topic string) (map[int]int64, error) {
-	client := c.client()
+	client := c.Client()
 	ids, err := partitions(ctx, client, topic)
 	if err != nil {
 		return nil, err

@@ -28,7 +28,7 @@ type Tail struct {
 // StartTail positions one reader per partition at the current end of topic.
 // Once it returns, every message produced later is seen by Run.
 func StartTail(ctx context.Context, c Cluster, topic string, log *zap.Logger) (*Tail, error) {
-	client := c.client()
+	client := c.Client()
 	ids, err := partitions(ctx, client, topic)
 	if err != nil {
 		return nil, err

@@ -212,13 +212,10 @@ func (m *Member) Check() error {
 	for _, f := range []struct {
 		name string
 		ok   bool
-	}{{"aspId", m.ASPID != ""}, {"loginId", m.LoginID != ""}, {"pinHash", m.PINHash != ""}, {"version", m.Version > 0}} {
+	}{{"_id", m.ID != ""}, {"aspId", m.ASPID != ""}, {"loginId", m.LoginID != ""}, {"pinHash", m.PINHash != ""}, {"version", m.Version > 0}} {
 		if !f.ok {
 			missing = append(missing, f.name)
 		}
-	}
-	if m.ID == "" {
-		missing = append(missing, "_id")
 	}
 	if len(missing) > 0 {
 		return &DamagedMemberError{MemberID: m.ID, Reason: "missing " + strings.Join(missing, ", ")}
