@@ -71,8 +71,8 @@ func TestEventsPrintsWhatWasPublished(t *testing.T) {
 	p := kafkabus.NewProducer(kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.ProducerConfig{})
 	defer p.Close()
 	msgs, err := events.Messages([]pinreset.Event{
-		{ID: "m1:2:0", Type: pinreset.EventPINSet, MemberID: "m1", ASPID: "KMSANDBOXASP001", CorrelationID: "c1", Kind: pinreset.KindReset, At: time.Now()},
-		{ID: "m2:5:0", Type: pinreset.EventLocked, MemberID: "m2", ASPID: "KMSANDBOXASP001", CorrelationID: "c2", At: time.Now(), LockedUntil: time.Now().Add(time.Hour)},
+		{ID: "m1:2:0", Type: pinreset.EventPINSet, Version: 2, MemberID: "m1", ASPID: "KMSANDBOXASP001", CorrelationID: "c1", Kind: pinreset.KindReset, At: time.Now()},
+		{ID: "m2:5:0", Type: pinreset.EventLocked, Version: 5, MemberID: "m2", ASPID: "KMSANDBOXASP001", CorrelationID: "c2", At: time.Now(), LockedUntil: time.Now().Add(time.Hour)},
 	})
 	if err != nil {
 		t.Fatal(err)

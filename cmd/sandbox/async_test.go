@@ -134,45 +134,43 @@ func memberDoc(t *testing.T, e Env, loginID string) memberState {
 	return doc
 }
 
-// settledMember reads the member with loginID into out once its last
-// decision is settled. The client's answer comes right after the commit and
-// the member document is settled a moment later (after the events and the
-// audit record), so a test reading the document right after an answer
-// waits until no decision claims the version after the document's.
+// settledMember reads the member with loginID into out once its decisions
+// are delivered. The client's answer comes right after the commit and the
+// delivery (events, audit record, outcome record) a moment later, so a
+// test reading the document right after an answer waits until the store
+// reads no decision of the member as pending.
 func settledMember(t *testing.T, e Env, loginID string, out any) {
 	t.Helper()
+	ctx := context.Background()
+	store, err := mongostore.Open(mongostore.Config{URI: e.MongoURI, Database: e.Database})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer store.Close(ctx)
+	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
+		raw, err := store.Database().Collection(mongostore.MembersCollection).FindOne(ctx, bson.M{"loginId": loginID}).Raw()
+		if err != nil {
+			t.Fatal(err)
+		}
+		aspID, _ := raw.Lookup("aspId").StringValueOK()
+		m, err := store.FindMember(ctx, aspID, loginID)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if len(m.Outbox) == 0 {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("member %s: %d decisions undelivered after 10 s", m.ID, len(m.Outbox))
+		}
+	}
 	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer mc.Disconnect(context.Background())
-	db := mc.Database(e.Database)
-	ctx := context.Background()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var raw bson.Raw
-		if err := db.Collection(mongostore.MembersCollection).FindOne(ctx, bson.M{"loginId": loginID}).Decode(&raw); err != nil {
-			t.Fatal(err)
-		}
-		var head struct {
-			ID      string `bson:"_id"`
-			Version int64  `bson:"version"`
-		}
-		if err := bson.Unmarshal(raw, &head); err != nil {
-			t.Fatal(err)
-		}
-		n, err := db.Collection(mongostore.DecisionsCollection).CountDocuments(ctx, bson.M{"claim": fmt.Sprintf("%s:%d", head.ID, head.Version+1)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		if n == 0 {
-			if err := bson.Unmarshal(raw, out); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("member %s: its decision of version %d not settled after 10 s", head.ID, head.Version+1)
-		}
+	defer mc.Disconnect(ctx)
+	if err := mc.Database(e.Database).Collection(mongostore.MembersCollection).FindOne(ctx, bson.M{"loginId": loginID}).Decode(out); err != nil {
+		t.Fatal(err)
 	}
 }
 

@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"strings"
 	"testing"
 	"time"
 
@@ -27,6 +28,10 @@ func decodeEvent(t *testing.T, m kafka.Message) (cloudevents.Event, events.Data)
 	e.SetType(h["ce_type"])
 	e.SetSubject(h["ce_subject"])
 	e.SetDataSchema(h["ce_dataschema"])
+	e.SetExtension("memberversion", h["ce_memberversion"])
+	if parts := strings.Split(h["ce_id"], ":"); len(parts) < 3 || parts[len(parts)-2] != h["ce_memberversion"] {
+		t.Fatalf("event %s: ce_memberversion %q is not the version in its id", h["ce_id"], h["ce_memberversion"])
+	}
 	at, err := time.Parse(time.RFC3339Nano, h["ce_time"])
 	if err != nil {
 		t.Fatalf("ce_time %q: %v", h["ce_time"], err)

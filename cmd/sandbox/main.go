@@ -231,7 +231,7 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) er
 	// (The seed members go back to their seed PINs below, replay claims
 	// included, so the example requests sent again after a restart are not
 	// refused as replays.)
-	collections := []string{mongostore.MembersCollection, mongostore.DecisionsCollection,
+	collections := []string{mongostore.MembersCollection, mongostore.OutcomesCollection,
 		mongostore.ParkedCollection, audit.Collection}
 	for _, c := range collections {
 		err := store.Database().CreateCollection(ctx, c)

@@ -422,6 +422,60 @@ func (l *Log) AppendAfter(ctx context.Context, r Record, seq int64, hash string)
 	return Record{}, fmt.Errorf("%w %s", ErrContention, r.Chain)
 }
 
+// Link returns r as the record that follows record prevSeq (hash
+// prevHash; 0 and "" for none) of its chain: Chain, Seq, PrevHash and Hash
+// set, At in UTC truncated to milliseconds. Pure: a decision about a
+// member makes its record with it, so the record is fixed by the decision
+// and storing it (Insert) can be done again by anyone, idempotently. Kind
+// and Code are checked as by Append.
+func Link(r Record, prevSeq int64, prevHash string) (Record, error) {
+	if err := check(r); err != nil {
+		return Record{}, err
+	}
+	r.At = r.At.UTC().Truncate(time.Millisecond)
+	r.Chain = ChainOf(r)
+	r.Seq, r.PrevHash = prevSeq+1, prevHash
+	r.Hash = recordHash(r)
+	return r, nil
+}
+
+// Insert stores r, a record made by Link, and returns it as stored. When
+// the chain already holds a record of r's correlation id it stores nothing
+// and returns ErrRecorded (r was stored before: Insert is idempotent).
+// When r's seq is taken by another command's record (the chain head its
+// maker knew was behind: records appended around its decisions, by an
+// older release or for a damaged member), r is appended at the chain's
+// head instead (Append), and returned with its new place.
+func (l *Log) Insert(ctx context.Context, r Record) (Record, error) {
+	if err := check(r); err != nil {
+		return Record{}, err
+	}
+	if r.Chain != ChainOf(r) || r.Hash != recordHash(r) {
+		return Record{}, fmt.Errorf("audit: record %s of %s is not a linked record (Link)", recordID(r.Chain, r.Seq), r.CorrelationID)
+	}
+	_, err := l.coll.InsertOne(ctx, toDoc(r))
+	dup := mongostore.ClassifyDuplicate(err, onceIndex)
+	switch dup {
+	case mongostore.NotDuplicate:
+		if err != nil {
+			return Record{}, fmt.Errorf("insert audit record %s: %w", recordID(r.Chain, r.Seq), err)
+		}
+		l.setHint(r.Chain, head{seq: r.Seq, hash: r.Hash})
+		return r, nil
+	case mongostore.DuplicateOn:
+		return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
+	}
+	at, found, err := l.recordAt(ctx, r.Chain, r.Seq)
+	if err != nil {
+		return Record{}, err
+	}
+	if found && at.cid == r.CorrelationID || !found && dup == mongostore.DuplicateUnnamed {
+		return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
+	}
+	l.conflicts.Add(1)
+	return l.AppendAfter(ctx, r, r.Seq-1, r.PrevHash)
+}
+
 // findHead returns the newest record of chain at or after from (a record
 // known to exist, or seq 0 for none): it probes from.seq+1, +2, +3, +4, then
 // in growing steps until a seq is missing, and binary-searches between the

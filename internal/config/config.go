@@ -16,8 +16,6 @@ import (
 	"strconv"
 	"strings"
 	"time"
-
-	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 // The defaults other packages use, each read from Settings (the one place
@@ -471,7 +469,7 @@ func LoadWorker(getenv func(string) string) (Worker, error) {
 
 // minRetentionFactor: a command's outcome must outlive by this factor
 // everything that can bring the command back (a redelivery, a parked
-// copy, an unsettled decision's lease, a client's retry within the command
+// copy, a client's retry within the command
 // TTL). Exactly-once rests on that outcome being found; one found only just
 // in time is a race with the sweep.
 const minRetentionFactor = 10
@@ -485,8 +483,6 @@ func (c Worker) coherent() []error {
 			errs = append(errs, fmt.Errorf("%s (%v) must be at least %d × %s (%v): %s", longer, l, minRetentionFactor, than, d, why))
 		}
 	}
-	need("PINRESET_OUTCOME_RETENTION", c.OutcomeRetention, "the settle lease", pinreset.SettleLease,
-		"a decision must outlive the lease after which another worker settles it")
 	need("PINRESET_OUTCOME_RETENTION", c.OutcomeRetention, "PINRESET_COMMAND_TTL", c.CommandTTL,
 		"a retried or redelivered command must find its outcome instead of being decided again")
 	need("PINRESET_OUTCOME_RETENTION", c.OutcomeRetention, "PINRESET_RETRY_BUDGET", c.RetryBudget,

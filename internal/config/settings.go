@@ -116,7 +116,7 @@ var Settings = []Setting{
 	{Name: "PINRESET_WORKER_ID", Binary: "worker", Default: "host name",
 		Help: "names the instance in logs and DLQ headers"},
 	{Name: "PINRESET_OUTCOME_RETENTION", Binary: "worker", Default: "168h",
-		Help: "how long a command's outcome is kept for retries and status queries; at least 10 × the command TTL, the retry budget and the 2 min settle lease"},
+		Help: "how long a command's outcome is kept for retries and status queries; at least 10 × the command TTL and the retry budget"},
 	{Name: "PINRESET_REPLAY_WINDOW", Binary: "worker", Default: "24h",
 		Help: "how long the content of a request that set a PIN is refused under another correlation id (001_409); at least the command TTL, at most the retention"},
 	{Name: "PINRESET_KAFKA_SESSION_TIMEOUT", Binary: "worker", Default: "10s",
@@ -124,7 +124,7 @@ var Settings = []Setting{
 	{Name: "PINRESET_COMMAND_TIMEOUT", Binary: "worker", Default: "30s",
 		Help: "the deadline of one attempt at one command; an attempt stuck on a dead connection is cancelled and retried"},
 	{Name: "PINRESET_RETRY_BUDGET", Binary: "worker", Default: "30s",
-		Help: "how long a command that keeps failing is retried in its lane before it is parked on `password.commands.retry` (3 s when its lane is full behind it; a key the worker lacks, or a member busy with an unsettled decision: parked at once)"},
+		Help: "how long a command that keeps failing is retried in its lane before it is parked on `password.commands.retry` (3 s when its lane is full behind it; a key the worker lacks: parked at once)"},
 }
 
 // lookup returns the setting called name. Every name the loaders read is

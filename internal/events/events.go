@@ -7,6 +7,7 @@ package events
 import (
 	"encoding/json"
 	"fmt"
+	"strconv"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -36,8 +37,8 @@ type Data struct {
 
 // Message encodes e for password.events.
 func Message(e pinreset.Event) (kafkabus.Message, error) {
-	if e.ID == "" || e.Type == "" || e.MemberID == "" || e.At.IsZero() {
-		return kafkabus.Message{}, fmt.Errorf("event %q of type %q: id, type, member and time are required", e.ID, e.Type)
+	if e.ID == "" || e.Type == "" || e.MemberID == "" || e.At.IsZero() || e.Version <= 0 {
+		return kafkabus.Message{}, fmt.Errorf("event %q of type %q: id, type, member, version and time are required", e.ID, e.Type)
 	}
 	d := Data{MemberID: e.MemberID, ASPID: e.ASPID, CorrelationID: e.CorrelationID, Kind: e.Kind, OccurredAt: e.At.UTC(), Unlocked: e.Unlocked}
 	if !e.LockedUntil.IsZero() {
@@ -61,6 +62,9 @@ func Message(e pinreset.Event) (kafkabus.Message, error) {
 			h("ce_time", e.At.UTC().Format(time.RFC3339Nano)),
 			h("ce_subject", e.MemberID),
 			h("ce_dataschema", DataSchema),
+			// The CloudEvents extension memberversion: a consumer orders a
+			// member's events and drops duplicates by it.
+			h("ce_memberversion", strconv.FormatInt(e.Version, 10)),
 			h("content-type", "application/json"),
 		},
 	}, nil

@@ -27,7 +27,7 @@ func TestUnlockedIsInTheDataOfAResetThatUnlocked(t *testing.T) {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
 			e := tc.ev
-			e.ID, e.MemberID, e.ASPID, e.CorrelationID, e.At = "m1:8:0", "m1", "KMTESTASP000001", "261201090000-0000001", at
+			e.ID, e.Version, e.MemberID, e.ASPID, e.CorrelationID, e.At = "m1:8:0", 8, "m1", "KMTESTASP000001", "261201090000-0000001", at
 			m, err := Message(e)
 			if err != nil {
 				t.Fatal(err)

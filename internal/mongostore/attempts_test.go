@@ -2,7 +2,6 @@ package mongostore_test
 
 import (
 	"context"
-	"errors"
 	"reflect"
 	"testing"
 	"time"
@@ -37,14 +36,13 @@ func TestWrongAttemptsAndUnlockAreStored(t *testing.T) {
 	next.Version = 2
 	next.WrongAttempts = []pinreset.Attempt{{Key: "f1:AAAA", At: t0.Add(time.Minute)}, {Key: "f1:BBBB", At: t0.Add(2 * time.Minute)}}
 	next.Recent = []pinreset.Applied{{CorrelationID: "261201090000-0000001", Code: pinreset.CodeSuccess, At: t0}}
-	ev := pinreset.Event{ID: "m-attempts:2:0", Type: pinreset.EventPINSet, MemberID: m.ID, ASPID: m.ASPID,
+	ev := pinreset.Event{ID: "m-attempts:2:0", Type: pinreset.EventPINSet, Version: 2, MemberID: m.ID, ASPID: m.ASPID,
 		CorrelationID: "261201090000-0000001", Kind: pinreset.KindReset, At: t0, Unlocked: true}
-	c := pinreset.Commit{Outcome: pinreset.Outcome{ASPID: m.ASPID, CorrelationID: "261201090000-0000001", Kind: pinreset.KindReset,
-		Code: pinreset.CodeSuccess, MemberID: m.ID, CompletedAt: t0}, Member: next, Events: []pinreset.Event{ev}}
-	if _, err := store.Update(ctx, m.ASPID, m.LoginID, func(pinreset.Member) (pinreset.Commit, error) { return c, nil }); err != nil {
-		t.Fatal(err)
-	}
-	if err := store.Settle(ctx, c); err != nil {
+	next.Outbox = []pinreset.Pending{{Version: 2, Outcome: pinreset.Outcome{ASPID: m.ASPID, CorrelationID: "261201090000-0000001", Kind: pinreset.KindReset,
+		Code: pinreset.CodeSuccess, MemberID: m.ID, CompletedAt: t0}, Events: []pinreset.Event{ev}}}
+	if _, err := store.Update(ctx, m.ASPID, m.LoginID, "261201090000-0000001", func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error) {
+		return next, true, nil
+	}); err != nil {
 		t.Fatal(err)
 	}
 	got, err := store.FindMember(ctx, m.ASPID, m.LoginID)
@@ -54,15 +52,9 @@ func TestWrongAttemptsAndUnlockAreStored(t *testing.T) {
 	if !reflect.DeepEqual(got.WrongAttempts, next.WrongAttempts) {
 		t.Errorf("WrongAttempts read back %+v, want %+v", got.WrongAttempts, next.WrongAttempts)
 	}
-	// The decision keeps its events: a second decision of the command reads them back.
-	again := next
-	again.Version = 3
-	_, err = store.Update(ctx, m.ASPID, m.LoginID, func(pinreset.Member) (pinreset.Commit, error) {
-		return pinreset.Commit{Outcome: c.Outcome, Member: again}, nil
-	})
-	var decided *pinreset.DecidedError
-	if !errors.As(err, &decided) || len(decided.Commit.Events) != 1 || !decided.Commit.Events[0].Unlocked || !decided.Commit.Settled {
-		t.Errorf("the decision read back as %+v (%v), want it settled with the event with Unlocked", decided, err)
+	// The outbox keeps the decision's event as it was.
+	if len(got.Outbox) != 1 || !reflect.DeepEqual(got.Outbox[0].Events, []pinreset.Event{ev}) {
+		t.Errorf("the outbox read back as %+v, want the event with Unlocked", got.Outbox)
 	}
 
 	// A document of the former form.

@@ -32,9 +32,9 @@ func startStore(tb testing.TB, db string) (*sandbox.Infra, *mongostore.Store) {
 }
 
 // BenchmarkReadAndUpdateMember is the store's part of one command that sets
-// a PIN: find the member by login, commit its decision with an event, and
-// settle it (the audit record is the audit package's). Against the embedded FerretDB (PostgreSQL,
-// every commit synced), the sandbox's database.
+// a PIN: find the member by login, commit its decision with an event in the
+// outbox, record its outcome (the audit record is the audit package's). Against the embedded FerretDB (PostgreSQL, every commit
+// synced), the sandbox's database.
 func BenchmarkReadAndUpdateMember(b *testing.B) {
 	ctx := context.Background()
 	_, store := startStore(b, "bench")
@@ -52,18 +52,20 @@ func BenchmarkReadAndUpdateMember(b *testing.B) {
 	i := 0
 	for b.Loop() {
 		cid := fmt.Sprintf("261125120000-%07x", i)
-		c, err := store.Update(ctx, "KMTESTASP000001", fmt.Sprintf("m%04d@example.com", i%1000), func(m pinreset.Member) (pinreset.Commit, error) {
+		o := pinreset.Outcome{ASPID: "KMTESTASP000001", CorrelationID: cid, Code: pinreset.CodeSuccess, CompletedAt: time.Now()}
+		_, err := store.Update(ctx, "KMTESTASP000001", fmt.Sprintf("m%04d@example.com", i%1000), cid, func(m pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
 			next := m
 			next.Version++
 			next.Recent = append(next.Recent, pinreset.Applied{CorrelationID: cid, Code: pinreset.CodeSuccess, At: time.Now()})
-			ev := []pinreset.Event{{ID: fmt.Sprintf("%s:%d:0", m.ID, next.Version), Type: pinreset.EventPINSet, MemberID: m.ID, At: time.Now()}}
-			return pinreset.Commit{Outcome: pinreset.Outcome{ASPID: m.ASPID, CorrelationID: cid, Code: pinreset.CodeSuccess, MemberID: m.ID},
-				Member: next, Events: ev}, nil
+			o.MemberID = m.ID
+			ev := []pinreset.Event{{ID: fmt.Sprintf("%s:%d:0", m.ID, next.Version), Type: pinreset.EventPINSet, Version: next.Version, MemberID: m.ID, At: time.Now()}}
+			next.Outbox = append(next.Outbox, pinreset.Pending{Version: next.Version, Outcome: o, Events: ev})
+			return next, true, nil
 		})
 		if err != nil {
 			b.Fatal(err)
 		}
-		if err := store.Settle(ctx, c); err != nil {
+		if _, _, err := store.Record(ctx, o); err != nil {
 			b.Fatal(err)
 		}
 		i++

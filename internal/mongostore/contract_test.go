@@ -5,7 +5,6 @@ import (
 	"fmt"
 	"sync/atomic"
 	"testing"
-	"time"
 
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/sandbox"
@@ -24,8 +23,8 @@ func TestContract(t *testing.T) {
 	}
 	t.Cleanup(func() { in.Close() })
 	var n atomic.Int64
-	storetest.Run(t, func(t *testing.T, lease time.Duration) storetest.Store {
-		store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: fmt.Sprintf("contract%d", n.Add(1)), SettleLease: lease})
+	storetest.Run(t, func(t *testing.T) storetest.Store {
+		store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: fmt.Sprintf("contract%d", n.Add(1))})
 		if err != nil {
 			t.Fatal(err)
 		}

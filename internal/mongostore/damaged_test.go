@@ -44,9 +44,9 @@ func TestUndecodableMemberIsDamaged(t *testing.T) {
 	if !strings.Contains(err.Error(), "version") || strings.Contains(err.Error(), secret) {
 		t.Fatalf("error %q: want the field named and no value", err)
 	}
-	if _, err := store.Update(ctx, m.ASPID, m.LoginID, func(pinreset.Member) (pinreset.Commit, error) {
+	if _, err := store.Update(ctx, m.ASPID, m.LoginID, "261201090000-0000001", func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error) {
 		t.Fatal("decided on a damaged member")
-		return pinreset.Commit{}, nil
+		return pinreset.Member{}, false, nil
 	}); !errors.Is(err, pinreset.ErrDamagedMember) {
 		t.Fatalf("Update = %v, want ErrDamagedMember", err)
 	}

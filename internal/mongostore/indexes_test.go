@@ -10,6 +10,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/mongostore"
+	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 // TestStoreQueriesUseIndexes: every filter the service sends, asked of the
@@ -36,6 +37,9 @@ func TestStoreQueriesUseIndexes(t *testing.T) {
 	if err := store.MarkParked(ctx, "KMTESTASP000001", "261201120000-0000009", "transient", time.Now()); err != nil {
 		t.Fatal(err)
 	}
+	if _, _, err := store.Record(ctx, pinreset.Outcome{ASPID: "KMTESTASP000001", CorrelationID: "261201120000-0000009", Code: pinreset.CodeUserNotFound}); err != nil {
+		t.Fatal(err)
+	}
 	for _, q := range []struct {
 		what, coll string
 		filter     bson.D
@@ -43,9 +47,10 @@ func TestStoreQueriesUseIndexes(t *testing.T) {
 	}{
 		{"member by ASP and loginId (command path)", mongostore.MembersCollection, bson.D{{Key: "aspId", Value: "KMTESTASP000001"}, {Key: "loginId", Value: "a@b.example"}}, nil},
 		{"member by id", mongostore.MembersCollection, bson.D{{Key: "_id", Value: "m1"}}, nil},
-		{"decision by transaction (status query)", mongostore.DecisionsCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
-		{"decision by claim", mongostore.DecisionsCollection, bson.D{{Key: "claim", Value: "m1:2"}}, nil},
-		{"retention sweep of decisions", mongostore.DecisionsCollection, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
+		{"member by id and version (a decision's commit, the relay's prune)", mongostore.MembersCollection, bson.D{{Key: "_id", Value: "m1"}, {Key: "version", Value: int64(3)}}, nil},
+		{"members with undelivered decisions (relay)", mongostore.MembersCollection, bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
+		{"outcome by transaction (status query)", mongostore.OutcomesCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
+		{"retention sweep of outcomes", mongostore.OutcomesCollection, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
 		{"parked mark", mongostore.ParkedCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
 		{"retention sweep of parked marks", mongostore.ParkedCollection, bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
 		{"audit record by chain and seq", audit.Collection, bson.D{{Key: "_id", Value: "m:m1:1"}}, nil},

@@ -1,34 +1,23 @@
-// Package mongostore keeps members and the decisions about them in MongoDB
-// (or FerretDB).
+// Package mongostore keeps members, the outcomes of commands and the
+// parked marks in MongoDB (or FerretDB v2).
 //
-// A decision about a member is one insert into decisions: a document keyed
-// by the command ("<asp id>:<correlation id>") that carries the member's
-// next state, the outcome, the events to publish and what the audit record
-// needs, with a unique claim "<member id>:<version>". The insert is the
-// commit: of two decisions built on the same version exactly one insert
-// succeeds (the other is refused by the claim index), and a command decided
-// twice (a redelivery, two owners after a rebalance) is refused by the _id,
-// so the loser answers with the winner's outcome. After the commit the
-// decision is settled: its events are published, its audit record
-// appended, and members gets the new state, the copy that the next
-// decision reads (Settle). A decision claims the version after the copy's,
-// so it is only made on a settled state: a member's events go out in
-// version order.
-//
-// Why inserts and not a filtered update? A replace with a version filter is
-// an atomic compare-and-set on MongoDB and on FerretDB v2 alike, but it
-// commits the state alone: the outcome and the events to publish would need
-// a second write, and neither engine here gives a multi-document
-// transaction (FerretDB has none). One insert under unique keys commits all
-// of it at once, and runs the same on a production replica set. Claims are never freed while
-// anyone can still hold a read of the version before them (retention, see
-// DeleteOutcomesBefore), so no claim is ever reused (no ABA).
+// A decision about a member is one conditional update of the member
+// document, filtered on its id and the version it was decided on: it sets
+// the next state (hash, counters, lock, the command in the recent history,
+// the replay claim) and appends the decision's consequences to the
+// document's outbox (the outcome, the events). Of two decisions built on
+// one version exactly one matches; the other reads the member again and
+// decides again. The outbox is delivered afterwards, idempotently, and
+// emptied by Delivered: the outcome record (OutcomesCollection), the
+// events, the audit record. A command without a member is one insert into
+// the outcomes. Neither needs a transaction, which FerretDB does not have.
 package mongostore
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"strings"
 	"time"
 
@@ -59,11 +48,10 @@ const MembersCollection = "members"
 
 // Store reads and writes members.
 type Store struct {
-	client    *mongo.Client
-	members   *mongo.Collection
-	decisions *mongo.Collection
-	parked    *mongo.Collection
-	lease     time.Duration // Config.SettleLease
+	client   *mongo.Client
+	members  *mongo.Collection
+	outcomes *mongo.Collection
+	parked   *mongo.Collection
 }
 
 // Config says where the database is.
@@ -88,10 +76,6 @@ type Config struct {
 	// Monitor, when set, is told of every command the client sends (tests
 	// count round trips with it). Default none.
 	Monitor *event.CommandMonitor
-	// SettleLease is how long a committed, unsettled decision holds up the
-	// member's next decision before that decision settles it in its
-	// place. Default pinreset.SettleLease; shorter only in tests.
-	SettleLease time.Duration
 }
 
 // Defaults of Config: a local server, for tools and tests; the binaries
@@ -163,9 +147,6 @@ func (cfg Config) withDefaults() Config {
 	if cfg.OperationTimeout <= 0 {
 		cfg.OperationTimeout = DefaultOperationTimeout
 	}
-	if cfg.SettleLease <= 0 {
-		cfg.SettleLease = pinreset.SettleLease
-	}
 	return cfg
 }
 
@@ -182,7 +163,7 @@ func Open(cfg Config) (*Store, error) {
 	db := client.Database(cfg.Database, options.Database().
 		SetReadPreference(forcedReadPref).SetReadConcern(forcedReadConcern).SetWriteConcern(forcedWriteConcern))
 	return &Store{client: client, members: db.Collection(MembersCollection),
-		decisions: db.Collection(DecisionsCollection), parked: db.Collection(ParkedCollection), lease: cfg.SettleLease}, nil
+		outcomes: db.Collection(OutcomesCollection), parked: db.Collection(ParkedCollection)}, nil
 }
 
 // Database is the database the store uses, for the other collections of the
@@ -209,17 +190,17 @@ func (s *Store) EnsureIndexes(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("create index members(aspId, loginId): %w", err)
 	}
-	_, err = s.decisions.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys: bson.D{{Key: "claim", Value: 1}}, Options: options.Index().SetUnique(true).SetName(claimIndex.Name),
+	_, err = s.members.Indexes().CreateOne(ctx, mongo.IndexModel{
+		Keys: bson.D{{Key: "outbox.at", Value: 1}}, Options: options.Index().SetName("outbox_at"),
 	})
 	if err != nil {
-		return fmt.Errorf("create index decisions(claim): %w", err)
+		return fmt.Errorf("create index members(outbox.at): %w", err)
 	}
-	_, err = s.decisions.Indexes().CreateOne(ctx, mongo.IndexModel{
+	_, err = s.outcomes.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "completedAt", Value: 1}}, Options: options.Index().SetName("completed_at"),
 	})
 	if err != nil {
-		return fmt.Errorf("create index decisions(completedAt): %w", err)
+		return fmt.Errorf("create index outcomes(completedAt): %w", err)
 	}
 	_, err = s.parked.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "parkedAt", Value: 1}}, Options: options.Index().SetName("parked_at"),
@@ -246,9 +227,41 @@ type memberDoc struct {
 	LockedUntil time.Time    `bson:"lockedUntil,omitempty"`
 	Recent      []appliedDoc `bson:"recent"`
 	Sets        []setDoc     `bson:"sets,omitempty"`
-	AuditSeq    int64        `bson:"auditSeq,omitempty"`
-	AuditHash   string       `bson:"auditHash,omitempty"`
-	UpdatedAt   time.Time    `bson:"updatedAt"`
+	Outbox      []pendingDoc `bson:"outbox,omitempty"`
+	// Delivered is not stored: readMember joins the outcome records of the
+	// outbox's decisions here.
+	Delivered []idDoc   `bson:"_delivered,omitempty"`
+	AuditSeq  int64     `bson:"auditSeq,omitempty"`
+	AuditHash string    `bson:"auditHash,omitempty"`
+	UpdatedAt time.Time `bson:"updatedAt"`
+}
+
+type idDoc struct {
+	ID string `bson:"_id"`
+}
+
+// pendingDoc is an outbox entry: a decision to deliver.
+type pendingDoc struct {
+	Version   int64      `bson:"v"`
+	At        time.Time  `bson:"at"` // when it was decided: the relay's index
+	Outcome   outcomeDoc `bson:"outcome"`
+	Events    []eventDoc `bson:"events,omitempty"`
+	AuditSeq  int64      `bson:"auditSeq"`
+	AuditHash string     `bson:"auditHash"`
+	AuditPrev string     `bson:"auditPrev"`
+}
+
+type eventDoc struct {
+	ID            string             `bson:"id"`
+	Type          pinreset.EventType `bson:"type"`
+	Version       int64              `bson:"version"`
+	MemberID      string             `bson:"memberId"`
+	ASPID         string             `bson:"aspId"`
+	CorrelationID string             `bson:"correlationId"`
+	Kind          pinreset.Kind      `bson:"kind,omitempty"`
+	At            time.Time          `bson:"at"`
+	LockedUntil   time.Time          `bson:"lockedUntil,omitempty"`
+	Unlocked      bool               `bson:"unlocked,omitempty"`
 }
 
 type setDoc struct {
@@ -285,6 +298,15 @@ func toDoc(m pinreset.Member) memberDoc {
 	for _, a := range m.Recent {
 		d.Recent = append(d.Recent, appliedDoc{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At, Fingerprint: a.Fingerprint})
 	}
+	for _, p := range m.Outbox {
+		pd := pendingDoc{Version: p.Version, At: p.Outcome.CompletedAt.UTC(), Outcome: toOutcomeDoc(p.Outcome),
+			AuditSeq: p.Audit.Seq, AuditHash: p.Audit.Hash, AuditPrev: p.AuditPrev}
+		for _, e := range p.Events {
+			pd.Events = append(pd.Events, eventDoc{ID: e.ID, Type: e.Type, Version: e.Version, MemberID: e.MemberID, ASPID: e.ASPID,
+				CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At.UTC(), LockedUntil: e.LockedUntil.UTC(), Unlocked: e.Unlocked})
+		}
+		d.Outbox = append(d.Outbox, pd)
+	}
 	return d
 }
 
@@ -307,6 +329,18 @@ func (d memberDoc) member() *pinreset.Member {
 	for _, a := range d.Recent {
 		m.Recent = append(m.Recent, pinreset.Applied{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At.UTC(), Fingerprint: a.Fingerprint})
 	}
+	for _, pd := range d.Outbox {
+		if slices.ContainsFunc(d.Delivered, func(o idDoc) bool { return o.ID == pd.Outcome.ID }) {
+			continue // its outcome is recorded: delivered
+		}
+		p := pinreset.Pending{Version: pd.Version, Outcome: pd.Outcome.outcome(),
+			Audit: pinreset.AuditLink{Seq: pd.AuditSeq, Hash: pd.AuditHash}, AuditPrev: pd.AuditPrev}
+		for _, e := range pd.Events {
+			p.Events = append(p.Events, pinreset.Event{ID: e.ID, Type: e.Type, Version: e.Version, MemberID: e.MemberID, ASPID: e.ASPID,
+				CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At.UTC(), LockedUntil: e.LockedUntil.UTC(), Unlocked: e.Unlocked})
+		}
+		m.Outbox = append(m.Outbox, p)
+	}
 	return m
 }
 
@@ -314,7 +348,8 @@ func (d memberDoc) member() *pinreset.Member {
 // through the unique (aspId, loginId) index. Tenancy is in the filter
 // itself: an ASP can never load another ASP's member.
 func (s *Store) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
-	return s.findOne(ctx, loginFilter(aspID, loginID))
+	m, _, err := s.readMember(ctx, loginFilter(aspID, loginID), "")
+	return m, err
 }
 
 func loginFilter(aspID, loginID string) bson.D {
@@ -323,19 +358,14 @@ func loginFilter(aspID, loginID string) bson.D {
 
 // FindMemberByID loads a member by its id.
 func (s *Store) FindMemberByID(ctx context.Context, id string) (*pinreset.Member, error) {
-	return s.findOne(ctx, bson.D{{Key: "_id", Value: id}})
+	m, _, err := s.readMember(ctx, bson.D{{Key: "_id", Value: id}}, "")
+	return m, err
 }
 
-func (s *Store) findOne(ctx context.Context, filter bson.D) (*pinreset.Member, error) {
-	raw, err := s.members.FindOne(ctx, filter).Raw()
-	if errors.Is(err, mongo.ErrNoDocuments) {
-		return nil, ErrNotFound
-	}
-	if err != nil {
-		return nil, fmt.Errorf("find member: %w", err)
-	}
-	// Read apart from the round trip: a document that arrived and does not
-	// decode is damaged (no retry fixes it), not an outage.
+// decodeMember decodes a member document read apart from its round trip:
+// a document that arrived and does not decode is damaged (no retry fixes
+// it), not an outage.
+func decodeMember(raw bson.Raw) (*pinreset.Member, error) {
 	var d memberDoc
 	if err := bson.Unmarshal(raw, &d); err != nil {
 		id, _ := raw.Lookup("_id").StringValueOK()
@@ -367,6 +397,9 @@ func (s *Store) findVersion(ctx context.Context, id string) (*pinreset.Member, e
 	}
 	m := &pinreset.Member{ID: id}
 	m.Version, _ = raw.Lookup("version").AsInt64OK()
+	if m.Version == 0 {
+		m.Version = -1 // missing or not a number: a damaged document
+	}
 	m.Audit.Seq, _ = raw.Lookup("auditSeq").AsInt64OK()
 	m.Audit.Hash, _ = raw.Lookup("auditHash").StringValueOK()
 	return m, nil
@@ -388,8 +421,9 @@ func (s *Store) MemberIDOf(ctx context.Context, aspID, loginID string) (string, 
 
 // PutMember sets a member's state whatever its current state, a damaged
 // one included (seeding and operator tools only, never the command path):
-// a new member is inserted at version 1; an existing one gets m's fields as
-// its next version.
+// a new member is inserted at version 1; an existing one gets m's fields
+// as its next version, by the same conditional update as a decision (its
+// outbox and audit link stay as they are).
 func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 	unnamed := false // the last insert hit a unique index the server did not name
 	for range 100 {
@@ -402,7 +436,7 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 				// ours) it was the login's.
 				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
 			}
-			m.Version = 1
+			m.Version, m.Outbox = 1, nil
 			_, err := s.members.InsertOne(ctx, toDoc(m))
 			switch ClassifyDuplicate(err, loginIndex) {
 			case DuplicateOn:
@@ -421,30 +455,26 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		if err != nil {
 			return err
 		}
-		// Claimed like a decision, so that it and a command's decision
-		// never both build on the same version; it has no command, no
-		// events and no audit record (tools are audited by their operator).
-		m.Version, m.Audit = cur.Version+1, cur.Audit
-		d := toDecisionDoc(pinreset.Commit{Member: m, Outcome: pinreset.Outcome{MemberID: m.ID, CompletedAt: time.Now().UTC()}})
-		d.ID = "put:" + d.Claim
-		_, err = s.decisions.InsertOne(ctx, d)
-		if IsDuplicateKey(err) {
-			if _, err := s.waitSettled(ctx, cur); err != nil && !errors.Is(err, pinreset.ErrBusy) {
-				var unsettled *pinreset.UnsettledError
-				if !errors.As(err, &unsettled) || unsettled.Commit.Outcome.CorrelationID != "" {
-					return fmt.Errorf("put member %s: %w", m.ID, err)
-				}
-				// A put that died before settling: settle it, then ours.
-				if err := s.Settle(ctx, unsettled.Commit); err != nil {
-					return err
-				}
-			}
-			continue
+		filter := bson.D{{Key: "_id", Value: m.ID}, {Key: "version", Value: cur.Version}}
+		if cur.Version < 0 {
+			// A damaged version: the repair replaces it, unless another
+			// put or decision set a good one meanwhile.
+			filter[1].Value = bson.D{{Key: "$not", Value: bson.D{{Key: "$type", Value: "number"}}}}
+			cur.Version = 0
+		}
+		m.Version = cur.Version + 1
+		d := toDoc(m)
+		update := stateOf(d, bson.E{Key: "aspId", Value: d.ASPID}, bson.E{Key: "loginId", Value: d.LoginID})
+		res, err := s.members.UpdateOne(ctx, filter, update)
+		if ClassifyDuplicate(err, loginIndex) == DuplicateOn {
+			return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
 		}
 		if err != nil {
 			return fmt.Errorf("put member %s version %d: %w", m.ID, m.Version, err)
 		}
-		return s.Settle(ctx, pinreset.Commit{Member: m})
+		if res.MatchedCount == 1 {
+			return nil
+		}
 	}
 	return fmt.Errorf("put member %s: too many concurrent changes", m.ID)
 }

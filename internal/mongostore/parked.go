@@ -18,14 +18,14 @@ import (
 const ParkedCollection = "parked"
 
 type parkedDoc struct {
-	ID       string    `bson:"_id"` // "<asp id>:<correlation id>", as decisions
+	ID       string    `bson:"_id"` // "<asp id>:<correlation id>", as outcomes
 	ParkedAt time.Time `bson:"parkedAt"`
 	Reason   string    `bson:"reason"` // missing_key or transient: never an error text
 }
 
 // MarkParked records that the ASP's correlation id is parked. Idempotent.
 func (s *Store) MarkParked(ctx context.Context, aspID, correlationID, reason string, at time.Time) error {
-	_, err := s.parked.InsertOne(ctx, parkedDoc{ID: decisionID(aspID, correlationID), ParkedAt: at, Reason: reason})
+	_, err := s.parked.InsertOne(ctx, parkedDoc{ID: transactionID(aspID, correlationID), ParkedAt: at, Reason: reason})
 	if err != nil && !IsDuplicateKey(err) {
 		return fmt.Errorf("mark %s parked: %w", correlationID, err)
 	}
@@ -34,7 +34,7 @@ func (s *Store) MarkParked(ctx context.Context, aspID, correlationID, reason str
 
 // IsParked tells whether the ASP's correlation id was ever parked.
 func (s *Store) IsParked(ctx context.Context, aspID, correlationID string) (bool, error) {
-	err := s.parked.FindOne(ctx, bson.D{{Key: "_id", Value: decisionID(aspID, correlationID)}}).Err()
+	err := s.parked.FindOne(ctx, bson.D{{Key: "_id", Value: transactionID(aspID, correlationID)}}).Err()
 	if errors.Is(err, mongo.ErrNoDocuments) {
 		return false, nil
 	}

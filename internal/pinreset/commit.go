@@ -23,20 +23,24 @@ type Outcome struct {
 	WorkerID    string
 }
 
-// Commit is one decision about a member, stored as one atomic write: the
-// member's next state (Version already incremented, the command in its
-// history), the outcome, and the events the change announces (the outbox
-// lives with the state it announces). A crash leaves all of it or none.
-type Commit struct {
+// Pending is a decision about a member whose consequences are not all
+// delivered yet: its events, its audit record and, last, its outcome
+// record. The decision that makes it puts it in the member's Outbox in the
+// same conditional update that commits the member's next state, so a
+// crash leaves both or neither. Delivering it is idempotent (event ids,
+// the audit record and the outcome's key are fixed by the decision); once
+// its outcome is recorded it is delivered, and the store no longer reads
+// it as pending.
+type Pending struct {
+	Version int64 // the member version the decision committed
 	Outcome Outcome
-	Member  Member
 	Events  []Event
-	// Settled reports that the decision is the member's current state with
-	// its events published and its audit record appended (the last step of
-	// a decision, see the README's "How it works"). A commit that is not
-	// settled owes those steps; a redelivery of its command, or the next
-	// decision about the member after SettleLease, completes them.
-	Settled bool
+	// Audit is the decision's audit record's place in the member's chain
+	// (its seq and hash), AuditPrev the hash of the record before it: the
+	// record is made when the decision is, so the member's chain follows
+	// its versions.
+	Audit     AuditLink
+	AuditPrev string
 }
 
 // Errors of the store, in domain terms.
@@ -45,10 +49,6 @@ var (
 	ErrMemberNotFound = errors.New("member not found")
 	// ErrNoOutcome: the correlation id has no recorded outcome.
 	ErrNoOutcome = errors.New("no outcome recorded")
-	// ErrBusy: the member's previous decision is committed but not settled
-	// yet (its worker is between the commit and the settlement, or died
-	// there less than SettleLease ago). Transient: try again later.
-	ErrBusy = errors.New("member's previous decision is still being settled")
 	// ErrDamagedMember: the member's stored document cannot be decided on
 	// (a malformed PIN hash, a document that does not decode, a field it
 	// must have missing). No retry fixes it; an operator repairs the
@@ -70,35 +70,6 @@ func (e *DamagedMemberError) Error() string {
 
 func (e *DamagedMemberError) Unwrap() error { return ErrDamagedMember }
 
-// DecidedError says that the command's correlation id already has an
-// outcome: a redelivery (the same content), or a reuse of the id (another
-// content). Commit is what was recorded; when it has a member and is not
-// settled, it owes the settlement.
-type DecidedError struct{ Commit Commit }
-
-func (e *DecidedError) Error() string {
-	return "correlation id " + e.Commit.Outcome.CorrelationID + " already decided"
-}
-
-// UnsettledError says that the member's previous decision has been
-// committed and left unsettled for longer than SettleLease: its worker died
-// between the commit and the settlement. The caller settles Commit (its
-// events, its audit record, then the member's state) before deciding again.
-type UnsettledError struct{ Commit Commit }
-
-func (e *UnsettledError) Error() string {
-	return "decision " + e.Commit.Outcome.CorrelationID + " of member " + e.Commit.Member.ID + " left unsettled"
-}
-
-// SettleLease is how long a committed decision belongs to the worker that
-// committed it: until then only that worker (or a redelivery of the same
-// command) publishes its events, and the member's next decision waits
-// (ErrBusy). It is longer than one attempt at a command (30 s by default)
-// plus the broker writer's longest delivery, so that a writer past its lease
-// can no longer publish: a member's events then go out in version order,
-// never an earlier version after a later one.
-const SettleLease = 2 * time.Minute
-
 // SetClaim records that a request content set the member's PIN: the same
 // content under another correlation id within the replay window is a replay
 // (KMV1 binds only the body) and is refused, not applied again.
@@ -108,8 +79,9 @@ type SetClaim struct {
 	At            time.Time
 }
 
-// AuditLink is the head of the member's audit chain as its last decision
-// left it: the next decision's record follows it without a search.
+// AuditLink is a record's place in an audit chain: the head of the
+// member's chain as its last decision made it, which the next decision's
+// record follows.
 type AuditLink struct {
 	Seq  int64
 	Hash string

@@ -23,8 +23,12 @@ const (
 type Event struct {
 	// ID is "<member id>:<version>:<n>": stable, so a re-published event
 	// keeps its id and consumers can drop duplicates.
-	ID            string
-	Type          EventType
+	ID   string
+	Type EventType
+	// Version is the member's version the event's decision committed: a
+	// member's events are first published in version order, and a
+	// consumer orders and de-duplicates them by it.
+	Version       int64
 	MemberID      string
 	ASPID         string
 	CorrelationID string
@@ -41,6 +45,7 @@ type Event struct {
 func (m *Member) stamp(events []Event, cmd Command) []Event {
 	for i := range events {
 		events[i].ID = fmt.Sprintf("%s:%d:%d", m.ID, m.Version, i)
+		events[i].Version = m.Version
 		events[i].MemberID, events[i].ASPID, events[i].CorrelationID = m.ID, m.ASPID, cmd.CorrelationID
 		events[i].At = events[i].At.UTC()
 	}

@@ -38,8 +38,13 @@ type Member struct {
 	// claims (see Decide). Only time removes a claim; Rules.MaxSetClaims
 	// bounds how many can be live at once.
 	Sets []SetClaim
-	// Audit is the head of the member's audit chain after its last
-	// settled decision.
+	// Outbox holds the decisions whose consequences (events, audit record,
+	// outcome record) are not all delivered yet, oldest first; see
+	// Pending. Usually empty: the deciding worker delivers right after
+	// its answer.
+	Outbox []Pending
+	// Audit is the head of the member's audit chain: the record of its
+	// last decision, which the next decision's record follows.
 	Audit     AuditLink
 	UpdatedAt time.Time
 }
@@ -144,14 +149,52 @@ type Decision struct {
 	Events []Event
 }
 
-// Find returns the recorded outcome of a command in the member's history.
+// Find returns the recorded outcome of a command in the member's history
+// or its outbox.
 func (m *Member) Find(correlationID string) (Applied, bool) {
 	for _, a := range m.Recent {
 		if a.CorrelationID == correlationID {
 			return a, true
 		}
 	}
+	for _, p := range m.Outbox {
+		if p.Outcome.CorrelationID == correlationID {
+			return Applied{CorrelationID: correlationID, Code: p.Outcome.Code, At: p.Outcome.CompletedAt, Fingerprint: p.Outcome.Fingerprint}, true
+		}
+	}
 	return Applied{}, false
+}
+
+// ClockSkew is how far the clocks of an ingress and a worker may disagree.
+// MayHaveForgotten allows it.
+const ClockSkew = time.Minute
+
+// MayHaveForgotten reports whether cmd may have been decided about m and
+// its entry pushed out of Recent since (RecentLimit later decisions, each
+// at or after the command's acceptance): only its outcome record can tell
+// then. Rare: it takes a member with RecentLimit decisions since cmd was
+// accepted.
+func (m *Member) MayHaveForgotten(cmd Command, rules Rules) bool {
+	if len(m.Recent) < rules.recentLimit() {
+		return false
+	}
+	return !cmd.AcceptedAt.Add(-ClockSkew).After(m.Recent[0].At)
+}
+
+// Commit returns the state that commits decision d of cmd about m: the
+// next version with cmd in Recent (a decision that changes nothing is
+// recorded all the same, so that a redelivery and a second owner of the
+// command find it), and its consequences in the Outbox. o is the
+// command's outcome as the caller stamps it.
+func (m Member) Commit(cmd Command, d Decision, o Outcome, rules Rules, now time.Time) Member {
+	next := d.Member
+	if !d.Changed {
+		next = m.next(cmd, d.Code, rules, now)
+	}
+	o.MemberID = m.ID
+	next.Outbox = append(append(make([]Pending, 0, len(m.Outbox)+1), m.Outbox...),
+		Pending{Version: next.Version, Outcome: o, Events: d.Events})
+	return next
 }
 
 // Decide applies the rules of SPEC sections 2 and 4 to cmd against m and

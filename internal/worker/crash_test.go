@@ -21,8 +21,9 @@ import (
 // would end it), then the same message handled again by healthy
 // dependencies, as the redelivery after a crash is. From the outside the
 // result must be as if nothing had happened: the client's answers agree,
-// the decision is taken once, its event published (the same id; never after
-// a later version's), its audit record appended once, the member settled.
+// the decision is taken once, its event published (the same id; never
+// first after a later version's), its audit record appended once, its
+// outcome recorded, the outbox empty.
 var crashPoints = []struct {
 	point string
 	// crash sets the failure up on h; heal undoes it.
@@ -37,9 +38,9 @@ var crashPoints = []struct {
 		func(h *harness) { h.bus.setRefused(kafkabus.TopicEvents, true) }, func(h *harness) { h.bus.setRefused(kafkabus.TopicEvents, false) }, true},
 	{"after the events, before the audit record",
 		func(h *harness) { h.failAudit(true) }, func(h *harness) { h.failAudit(false) }, true},
-	{"after the audit record, before the settlement",
-		func(h *harness) { h.store.fail.Store(true) }, func(h *harness) { h.store.fail.Store(false) }, true},
-	{"after the settlement, before the offset commit",
+	{"after the audit record, before the outcome record",
+		func(h *harness) { h.store.failRecord.Store(true) }, func(h *harness) { h.store.failRecord.Store(false) }, true},
+	{"after the outcome record (delivered), before the offset commit",
 		func(h *harness) {}, func(h *harness) {}, true},
 }
 
@@ -97,7 +98,7 @@ func TestCrashPoints(t *testing.T) {
 						err := h.handle(c)
 						cp.heal(h)
 						crashed := err != nil
-						if cp.point != "after the settlement, before the offset commit" && !crashed {
+						if cp.point != "after the outcome record (delivered), before the offset commit" && !crashed {
 							t.Fatal("the failure did not end the attempt")
 						}
 						if got := len(h.bus.resultsOf(c.CorrelationID)) > 0; got != cp.answered {
@@ -117,7 +118,8 @@ func TestCrashPoints(t *testing.T) {
 
 // checkOnce checks the state a command leaves from the outside: every
 // answer the same, one decision in the member's history, its event
-// published in order, one audit record, the member settled.
+// published in order, one audit record, its outcome recorded, nothing left
+// to deliver.
 func (h *harness) checkOnce(t *testing.T, c pinreset.Command, memberID string, want pinreset.Code) {
 	t.Helper()
 	for _, code := range h.bus.resultsOf(c.CorrelationID) {
@@ -136,8 +138,8 @@ func (h *harness) checkOnce(t *testing.T, c pinreset.Command, memberID string, w
 			n++
 		}
 	}
-	if n != 1 || m.Version != 2 {
-		t.Errorf("the member at version %d holds the command %d times, want once at version 2 (settled)", m.Version, n)
+	if n != 1 || m.Version != 2 || len(m.Outbox) != 0 {
+		t.Errorf("the member at version %d holds the command %d times with %d undelivered, want once at version 2, all delivered", m.Version, n, len(m.Outbox))
 	}
 	if changed := h.pinIs(memberID, c.NewPIN); changed != (want == pinreset.CodeSuccess) {
 		t.Errorf("PIN changed %v with outcome %s", changed, want)
@@ -172,63 +174,62 @@ func (h *harness) auditRecords(t *testing.T, cid string) int {
 	return len(rs)
 }
 
-// TestUnsettledPastItsLease: a decision committed and never settled whose
-// command does not come back (its message parked elsewhere, or an operator
-// skipped it) holds up the member's next decision for the lease, after
-// which that decision settles it first: its event goes out before the next
-// one's, its audit record is appended, then the next is decided on it.
-func TestUnsettledPastItsLease(t *testing.T) {
-	for name, open := range map[string]func(t *testing.T) (storetest.Store, worker.Auditor){
-		"memstore": func(*testing.T) (storetest.Store, worker.Auditor) {
-			s := memstore.New()
-			s.Lease, s.Patience = 300*time.Millisecond, 300*time.Millisecond
-			return s, nil
-		},
-		"FerretDB": func(t *testing.T) (storetest.Store, worker.Auditor) {
-			d := newDeps(t)
-			store, err := mongostore.Open(mongostore.Config{URI: d.infra.MongoURI(), Database: "lease", SettleLease: 300 * time.Millisecond})
-			if err != nil {
-				t.Fatal(err)
-			}
-			t.Cleanup(func() { _ = store.Close(context.Background()) })
-			if err := worker.EnsureIndexes(context.Background(), store); err != nil {
-				t.Fatal(err)
-			}
-			return store, audit.New(store.Database())
-		},
-	} {
+// TestRelayDeliversWhatADeadWorkerLeft: a decision committed and answered
+// whose worker died before delivering it, and whose command does not come
+// back (parked elsewhere, purged by an operator), is delivered by the
+// relay once it is older than RelayAfter: its event, audit record and
+// outcome record; and the member's next decision, coming first, delivers
+// it before its own, so the events keep their order.
+func TestRelayDeliversWhatADeadWorkerLeft(t *testing.T) {
+	for name, open := range stores(t) {
 		t.Run(name, func(t *testing.T) {
 			store, auditor := open(t)
 			h := newHarness(t, store, auditor)
-			h.member("m1", "246810", "")
-			first := h.cmd(pinreset.KindChange, "m1", "246810", "581379")
+			id := "m-relay-" + name
+			h.member(id, "246810", "")
+			first := h.cmd(pinreset.KindChange, id, "246810", "581379")
 			h.bus.setRefused(kafkabus.TopicEvents, true)
 			if err := h.handle(first); err == nil {
 				t.Fatal("the events were refused and Handle succeeded")
 			}
 			h.bus.setRefused(kafkabus.TopicEvents, false)
-			second := h.cmd(pinreset.KindReset, "m1", "", "975318")
-			var err error
-			deadline := time.Now().Add(10 * time.Second)
-			for err = h.handle(second); err != nil && time.Now().Before(deadline); err = h.handle(second) {
-				// ErrBusy within the lease: the consumer retries.
+			if n, err := h.proc.Relay(context.Background(), 10); err != nil || n != 0 {
+				t.Fatalf("a young decision relayed: %d, %v", n, err)
 			}
-			if err != nil {
-				t.Fatalf("the next decision never went through: %v", err)
+			h.clock.Store(int64(worker.RelayAfter + time.Second))
+			if n, err := h.proc.Relay(context.Background(), 10); err != nil || n != 1 {
+				t.Fatalf("Relay: %d members, %v; want 1", n, err)
+			}
+			h.checkOnce(t, first, id, pinreset.CodeSuccess)
+
+			// The next decision delivers an undelivered one first.
+			second := h.cmd(pinreset.KindReset, id, "", "975318")
+			h.bus.setRefused(kafkabus.TopicEvents, true)
+			if err := h.handle(second); err == nil {
+				t.Fatal("the events were refused and Handle succeeded")
+			}
+			h.bus.setRefused(kafkabus.TopicEvents, false)
+			third := h.cmd(pinreset.KindReset, id, "", "802468")
+			if code := h.send(third); code != pinreset.CodeSuccess {
+				t.Fatalf("the next decision: %s", code)
 			}
 			evs := h.bus.events()
-			if len(evs) != 2 || evs[0].version != 2 || evs[1].version != 3 {
-				t.Fatalf("events %+v, want version 2's then version 3's", evs)
+			if err := inOrder(evs); err != nil {
+				t.Fatal(err)
 			}
-			if m := h.get("m1"); m.Version != 3 || !h.pinIs("m1", "975318") {
-				t.Fatalf("member at %d", m.Version)
+			if len(evs) != 3 || evs[1].version != 3 || evs[2].version != 4 {
+				t.Fatalf("events %+v, want versions 2, 3, 4", evs)
 			}
-			if h.auditRecords(t, first.CorrelationID) != 1 || h.auditRecords(t, second.CorrelationID) != 1 {
-				t.Fatal("not audited once each")
+			if m := h.get(id); m.Version != 4 || len(m.Outbox) != 0 || !h.pinIs(id, "802468") {
+				t.Fatalf("member at %d with %d undelivered", m.Version, len(m.Outbox))
 			}
-			// The first command's redelivery, when it comes, changes nothing.
-			if code := h.send(first); code != pinreset.CodeSuccess || len(h.bus.events()) != 2 || h.get("m1").Version != 3 {
-				t.Fatalf("late redelivery: %s, %d events", code, len(h.bus.events()))
+			for _, c := range []pinreset.Command{second, third} {
+				if h.auditRecords(t, c.CorrelationID) != 1 {
+					t.Fatalf("%s not audited once", c.CorrelationID)
+				}
+				if o, err := h.store.Outcome(context.Background(), c.ASPID, c.CorrelationID); err != nil || o.Code != pinreset.CodeSuccess {
+					t.Fatalf("outcome of %s: %+v, %v", c.CorrelationID, o, err)
+				}
 			}
 		})
 	}
@@ -267,48 +268,25 @@ func TestCrashPointUnknownMember(t *testing.T) {
 	}
 }
 
-// stalePut is a store whose first Update reports an operator's put left
-// unsettled past its lease (PutMember died between its claim and its
-// settlement): no command, no events, no outcome.
-type stalePut struct {
-	storetest.Store
-	put  pinreset.Commit
-	once bool
-}
-
-func (s *stalePut) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
-	if !s.once {
-		s.once = true
-		return pinreset.Commit{}, &pinreset.UnsettledError{Commit: s.put}
-	}
-	return s.Store.Update(ctx, aspID, loginID, decide)
-}
-
-// TestUnsettledPutIsSettledWithoutAudit: the decision a command finds left
-// unsettled may be an operator's put; it is settled (the member document)
-// with no audit record, and the command is decided on it.
-func TestUnsettledPutIsSettledWithoutAudit(t *testing.T) {
-	mem := memstore.New()
-	fake := &stalePut{Store: mem}
-	h := newHarness(t, fake, nil)
-	h.member("m1", "246810", "")
-	cur := h.get("m1")
-	put := cur
-	put.Version++
-	put.PINHash, _ = h.plain.Hash("975318") // what the operator set
-	fake.put = pinreset.Commit{Member: put, Outcome: pinreset.Outcome{MemberID: put.ID, CompletedAt: time.Now().Add(-time.Hour)}}
-	// The put as memstore would hold it once claimed.
-	if err := mem.Settle(context.Background(), pinreset.Commit{Member: cur}); err != nil {
-		t.Fatal(err)
-	}
-	c := h.cmd(pinreset.KindChange, "m1", "975318", "581379")
-	if code := h.send(c); code != pinreset.CodeSuccess {
-		t.Fatalf("the change on the put's PIN: %s", code)
-	}
-	if m := h.get("m1"); m.Version != put.Version+1 || !h.pinIs("m1", "581379") {
-		t.Fatalf("member at %d", m.Version)
-	}
-	if n := len(h.mem.records("")); n != 0 {
-		t.Fatalf("%d audit records without a correlation id", n)
+// TestEachEventOnceWithoutFaults: without a fault every event is published
+// once: a delivered decision is not delivered again by the member's next
+// decisions (its outcome record marks it delivered).
+func TestEachEventOnceWithoutFaults(t *testing.T) {
+	for name, open := range stores(t) {
+		t.Run(name, func(t *testing.T) {
+			store, auditor := open(t)
+			h := newHarness(t, store, auditor)
+			id := "m-once-" + name
+			h.member(id, "246810", "")
+			for i, pin := range []string{"581379", "975318", "802468"} {
+				if code := h.send(h.cmd(pinreset.KindReset, id, "", pin)); code != pinreset.CodeSuccess {
+					t.Fatalf("command %d: %s", i, code)
+				}
+			}
+			evs := h.bus.events()
+			if len(evs) != 3 {
+				t.Fatalf("%d events published, want 3: %+v", len(evs), evs)
+			}
+		})
 	}
 }

@@ -33,18 +33,19 @@ func (p *Processor) endDamaged(ctx context.Context, m kafka.Message, cause error
 		memberID = damaged.MemberID
 	}
 	o := p.newOutcome(cmd, pinreset.CodeInternal, memberID, p.now())
-	res, how, due := p.result(cmd, o), "ended", owed{audit: true}
-	err = p.Store.Record(ctx, o)
-	var decided *pinreset.DecidedError
-	switch {
-	case errors.As(err, &decided):
-		if res, how, due, err = p.recorded(cmd, decided.Commit); err != nil {
-			return err
-		}
-	case err != nil:
+	res, how := p.result(cmd, o), "ended"
+	rec, fresh, err := p.Store.Record(ctx, o)
+	if err != nil {
 		return fmt.Errorf("record the end of command %s: %w", cmd.CorrelationID, err)
 	}
-	if due.audit {
+	if !fresh {
+		if res, how, _, err = p.recorded(cmd, rec); err != nil {
+			return err
+		}
+	}
+	// Audited once whoever recorded it (the trail refuses a second record),
+	// so a crash between the record and the audit record loses neither.
+	if how != "reused" {
 		if err := p.appendAudit(ctx, cmd, res.Code, memberID); err != nil {
 			return err
 		}

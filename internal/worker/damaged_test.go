@@ -36,8 +36,7 @@ func TestDamagedMemberEnds(t *testing.T) {
 			h.member("good", pin, "")
 			m := h.get("bad")
 			tc.damage(&m)
-			m.Version++
-			if err := h.store.Settle(context.Background(), pinreset.Commit{Member: m}); err != nil {
+			if err := h.store.PutMember(context.Background(), m); err != nil {
 				t.Fatal(err)
 			}
 

@@ -63,16 +63,16 @@ func (p *Processor) handle(ctx context.Context, m kafka.Message) error {
 		}
 		return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
 	}
-	// The client waits for the result, not for the settlement: the events,
-	// the audit record and the member's settled state follow it. A crash in
-	// between leaves the offset uncommitted; the redelivered command finds
-	// its decision committed and not settled, and settles it then.
+	// The client waits for the result, not for the delivery: the events,
+	// the audit record and the outcome record follow it. A crash in between
+	// leaves the offset uncommitted; the redelivered command finds its
+	// decision in the member's history and outbox, and delivers it then.
 	if err := p.publishResult(ctx, res); err != nil {
 		return err
 	}
 	switch {
-	case due.settle != nil:
-		if err := p.settle(ctx, *due.settle, due.recheck); err != nil {
+	case due.deliver != nil:
+		if err := p.deliver(ctx, *due.deliver, cmd.CorrelationID); err != nil {
 			return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
 		}
 	case due.audit:
@@ -120,19 +120,18 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 	// transaction already has an outcome, which stays its only answer.
 	answer := pinreset.Outcome{Code: pinreset.CodeRejected, CompletedAt: now}
 	if known {
-		err := p.Store.Record(ctx, pinreset.Outcome{ASPID: aspID, CorrelationID: cid,
+		rec, fresh, err := p.Store.Record(ctx, pinreset.Outcome{ASPID: aspID, CorrelationID: cid,
 			Code: pinreset.CodeRejected, CompletedAt: now, WorkerID: p.WorkerID})
-		var decided *pinreset.DecidedError
 		switch {
-		case errors.As(err, &decided):
+		case err != nil:
+			return err
+		case !fresh:
 			// A redelivery (audit it, once) or a broken copy of a decided
 			// command (an ingress still on an older command format during
 			// an upgrade), whose record stands and answers it, as a status
 			// query would.
-			answer = decided.Commit.Outcome
+			answer = rec
 			auditIt = answer.Code == pinreset.CodeRejected
-		case err != nil:
-			return err
 		}
 	}
 	// The trail keeps one record per correlation id and chain, so a

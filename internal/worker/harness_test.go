@@ -31,8 +31,9 @@ import (
 
 const testASP = "KMTESTASP000001"
 
-// memAudit is an audit trail in memory with Append's contract: one record
-// per correlation id and chain (ErrRecorded for a second), seqs in order.
+// memAudit is an audit trail in memory with Append's and Insert's
+// contract: one record per correlation id and chain (ErrRecorded for a
+// second), seqs in order, each record linked to the one before.
 type memAudit struct {
 	mu      sync.Mutex
 	chains  map[string][]audit.Record
@@ -42,11 +43,17 @@ type memAudit struct {
 
 func newMemAudit() *memAudit { return &memAudit{chains: map[string][]audit.Record{}} }
 
-func (a *memAudit) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
-	return a.AppendAfter(ctx, r, 0, "")
+func (a *memAudit) Append(_ context.Context, r audit.Record) (audit.Record, error) {
+	return a.add(r, false)
 }
 
-func (a *memAudit) AppendAfter(_ context.Context, r audit.Record, _ int64, _ string) (audit.Record, error) {
+// Insert stores a linked record at its seq, or, when another command's
+// record has it, at the head (as audit.Log.Insert).
+func (a *memAudit) Insert(_ context.Context, r audit.Record) (audit.Record, error) {
+	return a.add(r, true)
+}
+
+func (a *memAudit) add(r audit.Record, linked bool) (audit.Record, error) {
 	if a.fail.Load() {
 		return audit.Record{}, errors.New("audit trail unavailable")
 	}
@@ -62,9 +69,18 @@ func (a *memAudit) AppendAfter(_ context.Context, r audit.Record, _ int64, _ str
 			return audit.Record{}, audit.ErrRecorded
 		}
 	}
-	r.Seq = int64(len(a.chains[r.Chain]) + 1)
-	r.Hash = fmt.Sprintf("h%d", r.Seq)
-	a.chains[r.Chain] = append(a.chains[r.Chain], r)
+	chain := a.chains[r.Chain]
+	prev := ""
+	if len(chain) > 0 {
+		prev = chain[len(chain)-1].Hash
+	}
+	if !linked || r.Seq != int64(len(chain)+1) || r.PrevHash != prev {
+		if linked && r.Seq <= int64(len(chain)) {
+			return audit.Record{}, fmt.Errorf("linked record %s at seq %d: taken", r.CorrelationID, r.Seq)
+		}
+		r, _ = audit.Link(r, int64(len(chain)), prev)
+	}
+	a.chains[r.Chain] = append(chain, r)
 	return r, nil
 }
 
@@ -168,12 +184,18 @@ func (b *bus) events() []published {
 	return out
 }
 
-// inOrder reports an event of a member published after an event of a later
-// version of the same member: what the spec's keying by member promises
-// never happens.
+// inOrder reports an event of a member first published after an event of
+// a later version of the same member: what the README promises never
+// happens. A copy of an event published before (a delivery done again) is
+// a duplicate, which consumers drop by its id.
 func inOrder(evs []published) error {
 	last := map[string]int64{}
+	seen := map[string]bool{}
 	for _, e := range evs {
+		if seen[e.id] {
+			continue
+		}
+		seen[e.id] = true
 		if e.version < last[e.member] {
 			return fmt.Errorf("event %s (version %d) published after version %d of member %s", e.id, e.version, last[e.member], e.member)
 		}
@@ -205,25 +227,25 @@ func (h *countingHasher) Verify(pin, enc string) (bool, bool, error) {
 	return h.PINHasher.Verify(pin, enc)
 }
 
-// settleFailing is a store whose Settle fails while fail is set (a crash
-// after the audit record, before the settlement).
-type settleFailing struct {
+// failingStore is a store whose outcome records fail while failRecord is
+// set: a crash at the last step of a delivery.
+type failingStore struct {
 	storetest.Store
-	fail atomic.Bool
+	failRecord atomic.Bool
 }
 
-func (s *settleFailing) Settle(ctx context.Context, c pinreset.Commit) error {
-	if s.fail.Load() {
-		return errors.New("database unavailable")
+func (s *failingStore) Record(ctx context.Context, o pinreset.Outcome) (pinreset.Outcome, bool, error) {
+	if s.failRecord.Load() {
+		return pinreset.Outcome{}, false, errors.New("database unavailable")
 	}
-	return s.Store.Settle(ctx, c)
+	return s.Store.Record(ctx, o)
 }
 
 // harness is a processor on fakes (or on the stores the crash table
 // passes), with the ring, hasher and fingerprints commands need.
 type harness struct {
 	t      *testing.T
-	store  *settleFailing
+	store  *failingStore
 	audit  worker.Auditor
 	mem    *memAudit // when audit is the fake
 	bus    *bus
@@ -245,14 +267,17 @@ type failingAuditor struct {
 }
 
 func (a failingAuditor) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
-	return a.AppendAfter(ctx, r, 0, "")
-}
-
-func (a failingAuditor) AppendAfter(ctx context.Context, r audit.Record, seq int64, hash string) (audit.Record, error) {
 	if a.fail.Load() {
 		return audit.Record{}, errors.New("audit trail unavailable")
 	}
-	return a.Auditor.AppendAfter(ctx, r, seq, hash)
+	return a.Auditor.Append(ctx, r)
+}
+
+func (a failingAuditor) Insert(ctx context.Context, r audit.Record) (audit.Record, error) {
+	if a.fail.Load() {
+		return audit.Record{}, errors.New("audit trail unavailable")
+	}
+	return a.Auditor.Insert(ctx, r)
 }
 
 // realAudit is the real trail under the harness's wrapper.
@@ -274,7 +299,7 @@ func newHarness(t *testing.T, store storetest.Store, auditor worker.Auditor) *ha
 	if store == nil {
 		store = memstore.New()
 	}
-	h := &harness{t: t, store: &settleFailing{Store: store}, bus: &bus{}, hasher: &countingHasher{PINHasher: plain}, plain: plain, ring: ring, parked: map[string]bool{}}
+	h := &harness{t: t, store: &failingStore{Store: store}, bus: &bus{}, hasher: &countingHasher{PINHasher: plain}, plain: plain, ring: ring, parked: map[string]bool{}}
 	if auditor == nil {
 		h.mem = newMemAudit()
 		auditor = h.mem

@@ -24,17 +24,17 @@ type stallingStore struct {
 	slow, down, broken atomic.Bool
 }
 
-func (s *stallingStore) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
+func (s *stallingStore) Update(ctx context.Context, aspID, loginID, cid string, decide func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error)) (pinreset.Member, error) {
 	switch {
 	case s.slow.Load():
 		<-ctx.Done()
-		return pinreset.Commit{}, fmt.Errorf("find member %s: %w", loginID, ctx.Err())
+		return pinreset.Member{}, fmt.Errorf("find member %s: %w", loginID, ctx.Err())
 	case s.down.Load():
-		return pinreset.Commit{}, fmt.Errorf("find member %s: %w", loginID, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")})
+		return pinreset.Member{}, fmt.Errorf("find member %s: %w", loginID, &net.OpError{Op: "dial", Net: "tcp", Err: errors.New("connection refused")})
 	case s.broken.Load():
-		return pinreset.Commit{}, fmt.Errorf("member %s: document being migrated", loginID)
+		return pinreset.Member{}, fmt.Errorf("member %s: document being migrated", loginID)
 	}
-	return s.Store.Update(ctx, aspID, loginID, decide)
+	return s.Store.Update(ctx, aspID, loginID, cid, decide)
 }
 
 // TestASlowAttemptIsNotAnOutage: an attempt that fails because its own

@@ -26,12 +26,12 @@ type gatedStore struct {
 	afterUpdate    func(err error)
 }
 
-func (g *gatedStore) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
-	c, err := g.Store.Update(ctx, aspID, loginID, func(m pinreset.Member) (pinreset.Commit, error) {
+func (g *gatedStore) Update(ctx context.Context, aspID, loginID, cid string, decide func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error)) (pinreset.Member, error) {
+	c, err := g.Store.Update(ctx, aspID, loginID, cid, func(m pinreset.Member, rec *pinreset.Outcome) (pinreset.Member, bool, error) {
 		if g.afterFirstRead != nil {
 			g.once.Do(g.afterFirstRead)
 		}
-		return decide(m)
+		return decide(m, rec)
 	})
 	if g.afterUpdate != nil {
 		g.afterUpdate(err)

@@ -114,20 +114,14 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 
 // parkAtOnce reports the failures that waiting in the lane cannot end, so
 // the consumer parks their command at its first failure instead of after
-// its retry budget:
-//
-//   - a member busy with another decision (pinreset.ErrBusy; Update has
-//     already waited seconds for it). When that decision's worker died, what
-//     settles it is its own command coming back, which may be queued behind
-//     this one: waiting in the lane would stall it, then every lane, for
-//     the whole budget.
-//   - a key this worker lacks (pinreset.ErrMissingKey): a worker loads its
-//     keys at start, so no retry in this process can find it, and the lane
-//     (then, once its buffer is full, every lane) would wait the whole
-//     budget for nothing. Parked, the command is tried again from the retry
-//     topic by whichever worker reads it, one deployed with the key included.
+// its retry budget: a key this worker lacks (pinreset.ErrMissingKey). A
+// worker loads its keys at start, so no retry in this process can find it,
+// and the lane (then, once its buffer is full, every lane) would wait the
+// whole budget for nothing. Parked, the command is tried again from the
+// retry topic by whichever worker reads it, one deployed with the key
+// included.
 func parkAtOnce(err error) bool {
-	return errors.Is(err, pinreset.ErrBusy) || errors.Is(err, pinreset.ErrMissingKey)
+	return errors.Is(err, pinreset.ErrMissingKey)
 }
 
 // RetryNotBefore is the time before which a parked command must not be

@@ -9,19 +9,17 @@ import (
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
-// TestParkAtOnce: a member busy with another decision and a key this
-// worker lacks are parked at once; every other failure keeps its retry
-// budget in its lane.
+// TestParkAtOnce: a key this worker lacks is parked at once; every other
+// failure keeps its retry budget in its lane.
 func TestParkAtOnce(t *testing.T) {
 	for _, c := range []struct {
 		err  error
 		want bool
 	}{
-		{fmt.Errorf("command c1: %w", fmt.Errorf("member m1 version 3: %w", pinreset.ErrBusy)), true},
 		{fmt.Errorf("command c1: %w", &pinreset.MissingKeyError{Kind: "seal", Err: errors.New("no seal key k9")}), true},
 		{fmt.Errorf("command c1: %w", context.DeadlineExceeded), false},
 		{errors.New("find member m1: connection reset by peer"), false},
-		{errors.New("member's previous decision is still being settled"), false}, // the text is not the error
+		{errors.New("no seal key k9"), false}, // the text is not the error
 	} {
 		if got := parkAtOnce(c.err); got != c.want {
 			t.Errorf("parkAtOnce(%v) = %v, want %v", c.err, got, c.want)

@@ -1,16 +1,18 @@
 // Package worker decides PIN commands: it takes a command from
-// password.commands (handler.go), decides it against the member's settled
-// state, commits the decision in one atomic write through its Store port,
-// publishes the result, then settles the decision: its events, its audit
-// record, the member's new settled state (processor.go). It is the only
-// writer of member documents. One journey reads decode → decide (pure but
-// for the hash) → one commit → answer → settle, each visited once.
+// password.commands (handler.go), decides it against the member document
+// and commits the decision with one conditional update of that document
+// through its Store port, publishes the result, then delivers what the
+// decision left in the member's outbox: its outcome record, its events and
+// its audit record (processor.go). It is the only writer of member
+// documents. One journey reads decode → decide (pure but for the hash) →
+// commit → answer → deliver, each visited once.
 package worker
 
 import (
 	"context"
 	"errors"
 	"fmt"
+	"slices"
 	"sync/atomic"
 	"time"
 
@@ -28,41 +30,44 @@ import (
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
-// Store keeps members, the decisions about them, and the outcomes of
-// commands without a member (*mongostore.Store; memstore.Store in unit
-// tests). Its contract, in domain terms, is the test suite in storetest,
-// which runs against both.
+// Store keeps members and the outcomes of commands (*mongostore.Store;
+// memstore.Store in unit tests). Its contract, in domain terms, is the
+// test suite in storetest, which runs against both.
 type Store interface {
 	// Outcome returns the recorded outcome of the ASP's correlation id, or
 	// pinreset.ErrNoOutcome.
 	Outcome(ctx context.Context, aspID, correlationID string) (pinreset.Outcome, error)
-	// Update calls decide with the settled state of the member with
-	// loginID in the ASP and commits the decision it returns, atomically,
-	// deciding again when another decision about the member wins (the
-	// conflict loop is the store's). pinreset.ErrMemberNotFound, a
-	// *pinreset.DecidedError (the correlation id is decided), a
-	// *pinreset.UnsettledError or pinreset.ErrBusy (the member's last
-	// decision is not settled), decide's own error, or an infrastructure
-	// error.
-	Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error)
-	// Record records the outcome of a command without a member; a
-	// *pinreset.DecidedError when its correlation id already has one.
-	Record(ctx context.Context, o pinreset.Outcome) error
-	// Settle makes a committed decision the member's settled state. The
-	// caller makes sure it is newer than the settled state: it committed it
-	// itself, or has just read the settled state (settle's recheck).
-	Settle(ctx context.Context, c pinreset.Commit) error
-	// FindMemberByID returns a member's settled state.
+	// Update calls decide with the member with loginID in the ASP and the
+	// transaction's recorded outcome (nil when none), and when decide
+	// returns a next state commits it with a compare-and-set of the
+	// member's version, deciding again when another decision committed
+	// first. It returns the member as committed (or as read).
+	// pinreset.ErrMemberNotFound, decide's own error, or an
+	// infrastructure error.
+	Update(ctx context.Context, aspID, loginID, correlationID string, decide func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error)) (pinreset.Member, error)
+	// Record records o as its transaction's outcome unless it has one, and
+	// returns the outcome that stands and whether it is o.
+	Record(ctx context.Context, o pinreset.Outcome) (pinreset.Outcome, bool, error)
+	// Undelivered returns up to limit members with an outbox entry
+	// decided before t.
+	Undelivered(ctx context.Context, before time.Time, limit int) ([]pinreset.Member, error)
+	// Prune empties the outboxes of members whose decisions are all
+	// delivered, unless they changed since.
+	Prune(ctx context.Context, ms []pinreset.Member) error
+	// FindMemberByID returns a member; a member read from the store has the
+	// decisions whose outcome is recorded (delivered) left out of its
+	// outbox.
 	FindMemberByID(ctx context.Context, id string) (*pinreset.Member, error)
 }
 
 // Auditor appends to the tamper-evident audit trail, once per command: a
 // second record of the same correlation id in its chain is refused with
-// audit.ErrRecorded. AppendAfter starts from the chain head the caller
-// knows (the member's audit link).
+// audit.ErrRecorded. Append finds the head of the record's chain itself
+// (commands without a member); Insert stores a record a decision linked
+// to its member's chain (audit.Link).
 type Auditor interface {
 	Append(ctx context.Context, r audit.Record) (audit.Record, error)
-	AppendAfter(ctx context.Context, r audit.Record, seq int64, hash string) (audit.Record, error)
+	Insert(ctx context.Context, r audit.Record) (audit.Record, error)
 }
 
 // Fingerprinter makes and checks keyed fingerprints of request content,
@@ -130,154 +135,142 @@ func (p *Processor) now() time.Time {
 	return time.Now()
 }
 
-// owed is what a command still owes once its result is published: the
-// settlement of its decision (recheck: it was committed by an earlier
-// attempt, which may have settled it meanwhile), or for a command without a
-// member its audit record.
-type owed struct {
-	settle  *pinreset.Commit
-	recheck bool
+// due is what a command still owes once its result is published: the
+// delivery of a member's outbox, or for a command without a member its
+// audit record.
+type due struct {
+	deliver *pinreset.Member
 	audit   bool
 }
-
-// maxTakeovers bounds how many unsettled decisions of dead workers one
-// command settles before its own (one per member is the most there can be).
-const maxTakeovers = 3
 
 // outcome finds the result of cmd: the recorded outcome of its correlation
 // id if there is one (a retry gets the same answer, a different request with
 // the same id a 409, a status query the outcome), else a new decision,
 // committed before it is published. how says which, for the log.
-func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinreset.Result, how string, o owed, err error) {
+func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinreset.Result, how string, o due, err error) {
 	if cmd.Kind == pinreset.KindStatus {
 		return p.status(ctx, cmd)
 	}
 	if err := p.keys(&cmd); err != nil {
-		return pinreset.Result{}, "", owed{}, err
+		return pinreset.Result{}, "", due{}, err
 	}
-	decisions := 0
-	decide := func(m pinreset.Member) (pinreset.Commit, error) {
+	var (
+		decisions int
+		recorded  *pinreset.Outcome // the transaction's outcome when it has one
+		decided   pinreset.Outcome  // this decision's, when it commits one
+	)
+	decide := func(m pinreset.Member, rec *pinreset.Outcome) (pinreset.Member, bool, error) {
 		if decisions++; decisions > 1 && p.Metrics != nil {
 			p.Metrics.Conflicts.Inc()
 		}
-		return p.decide(cmd, m)
-	}
-	for range maxTakeovers {
-		uctx, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.asp_id", cmd.ASPID)))
-		c, err := p.Store.Update(uctx, cmd.ASPID, cmd.LoginID, decide)
-		if err == nil {
-			span.SetAttributes(attribute.String("pinreset.member_id", c.Member.ID), attribute.Int64("pinreset.version", c.Member.Version))
+		recorded = rec
+		if rec != nil {
+			return m, false, nil
 		}
-		span.End()
-		var decided *pinreset.DecidedError
-		var unsettled *pinreset.UnsettledError
-		switch {
-		case err == nil:
-			if p.Metrics != nil {
-				for _, e := range c.Events {
-					if e.Type == pinreset.EventLocked {
-						p.Metrics.Locks.Inc()
-					}
+		now := p.now()
+		d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
+		if errors.Is(err, pinhash.ErrMalformed) {
+			return m, false, &pinreset.DamagedMemberError{MemberID: m.ID, Reason: "malformed PIN hash"}
+		}
+		if err != nil {
+			return m, false, err
+		}
+		if d.Replayed {
+			o := p.newOutcome(cmd, d.Applied.Code, m.ID, d.Applied.At)
+			o.Fingerprint = d.Applied.Fingerprint
+			recorded = &o
+			return m, false, nil
+		}
+		decided = p.newOutcome(cmd, d.Code, m.ID, now)
+		next := m.Commit(cmd, d, decided, p.Rules, now)
+		// The decision's audit record follows the member's chain head.
+		r, err := audit.Link(auditRecord(m.ID, decided), m.Audit.Seq, m.Audit.Hash)
+		if err != nil {
+			return m, false, err
+		}
+		pd := &next.Outbox[len(next.Outbox)-1]
+		pd.Audit, pd.AuditPrev = pinreset.AuditLink{Seq: r.Seq, Hash: r.Hash}, r.PrevHash
+		next.Audit = pd.Audit
+		return next, true, nil
+	}
+	uctx, span := p.tracer().Start(ctx, "store update", trace.WithAttributes(attribute.String("pinreset.asp_id", cmd.ASPID)))
+	m, err := p.Store.Update(uctx, cmd.ASPID, cmd.LoginID, cmd.CorrelationID, decide)
+	if err == nil {
+		span.SetAttributes(attribute.String("pinreset.member_id", m.ID), attribute.Int64("pinreset.version", m.Version))
+	}
+	span.End()
+	switch {
+	case err == nil && recorded != nil:
+		res, how, o, err := p.recorded(cmd, *recorded)
+		if len(m.Outbox) > 0 {
+			o.deliver = &m // what an earlier attempt may not have delivered
+		}
+		return res, how, o, err
+	case err == nil:
+		if p.Metrics != nil {
+			for _, e := range m.Outbox[len(m.Outbox)-1].Events {
+				if e.Type == pinreset.EventLocked {
+					p.Metrics.Locks.Inc()
 				}
 			}
-			return p.result(cmd, c.Outcome), "decided", owed{settle: &c}, nil
-		case errors.As(err, &decided):
-			return p.recorded(cmd, decided.Commit)
-		case errors.As(err, &unsettled):
-			// Its worker died between commit and settlement and its command
-			// has not come back: settle it, then decide on the state it left.
-			p.Log.Warn("settling a decision left unsettled past its lease", zap.String("of_correlation_id", unsettled.Commit.Outcome.CorrelationID),
-				zap.String("member_id", unsettled.Commit.Member.ID), zap.Int64("version", unsettled.Commit.Member.Version))
-			if err := p.settle(ctx, unsettled.Commit, true); err != nil {
-				return pinreset.Result{}, "", owed{}, err
-			}
-		case errors.Is(err, pinreset.ErrMemberNotFound):
-			return p.memberless(ctx, cmd)
-		case errors.Is(err, pinreset.ErrDamagedMember):
-			// No decision can be made; a retry of a transaction already
-			// ended (endDamaged) is answered from its record at once.
-			rec, oerr := p.Store.Outcome(ctx, cmd.ASPID, cmd.CorrelationID)
-			if oerr == nil {
-				return p.recorded(cmd, pinreset.Commit{Outcome: rec, Settled: true})
-			}
-			return pinreset.Result{}, "", owed{}, err
-		default:
-			return pinreset.Result{}, "", owed{}, err
 		}
+		return p.result(cmd, decided), "decided", due{deliver: &m}, nil
+	case errors.Is(err, pinreset.ErrMemberNotFound):
+		return p.memberless(ctx, cmd)
+	case errors.Is(err, pinreset.ErrDamagedMember):
+		// No decision can be made; a retry of a transaction already
+		// ended (endDamaged) is answered from its record at once.
+		rec, oerr := p.Store.Outcome(ctx, cmd.ASPID, cmd.CorrelationID)
+		if oerr == nil {
+			return p.recorded(cmd, rec)
+		}
+		return pinreset.Result{}, "", due{}, err
+	default:
+		return pinreset.Result{}, "", due{}, err
 	}
-	return pinreset.Result{}, "", owed{}, fmt.Errorf("member of command %s: %d unsettled decisions in a row", cmd.CorrelationID, maxTakeovers)
 }
 
 // status answers a status query from the recorded outcome. Keyed like its
 // command, the query sits behind it on the same partition and lane: no
 // record means no such command, unless the command was parked to be tried
 // again later.
-func (p *Processor) status(ctx context.Context, cmd pinreset.Command) (pinreset.Result, string, owed, error) {
+func (p *Processor) status(ctx context.Context, cmd pinreset.Command) (pinreset.Result, string, due, error) {
 	rec, err := p.Store.Outcome(ctx, cmd.ASPID, cmd.CorrelationID)
 	switch {
 	case err == nil:
-		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", owed{}, nil
+		return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "status", due{}, nil
 	case !errors.Is(err, pinreset.ErrNoOutcome):
-		return pinreset.Result{}, "", owed{}, err
+		return pinreset.Result{}, "", due{}, err
 	}
 	if p.Parked != nil {
 		parked, err := p.Parked.IsParked(ctx, cmd.ASPID, cmd.CorrelationID)
 		if err != nil {
-			return pinreset.Result{}, "", owed{}, err
+			return pinreset.Result{}, "", due{}, err
 		}
 		if parked {
-			return pinreset.NewResult(cmd, pinreset.CodeAccepted, "", p.now()), "status", owed{}, nil
+			return pinreset.NewResult(cmd, pinreset.CodeAccepted, "", p.now()), "status", due{}, nil
 		}
 	}
-	return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", owed{}, nil
+	return pinreset.NewResult(cmd, pinreset.CodeNotFound, "", p.now()), "status", due{}, nil
 }
 
 // memberless records the outcome of a command whose loginId names no
-// member of its ASP.
-func (p *Processor) memberless(ctx context.Context, cmd pinreset.Command) (pinreset.Result, string, owed, error) {
+// member of its ASP: one insert, the decision itself.
+func (p *Processor) memberless(ctx context.Context, cmd pinreset.Command) (pinreset.Result, string, due, error) {
 	now := p.now()
 	code := pinreset.CodeUserNotFound
 	if cmd.Expired(now) {
 		code = pinreset.CodeExpired
 	}
 	o := p.newOutcome(cmd, code, "", now)
-	err := p.Store.Record(ctx, o)
-	var decided *pinreset.DecidedError
+	rec, fresh, err := p.Store.Record(ctx, o)
 	switch {
-	case err == nil:
-		return p.result(cmd, o), "decided", owed{audit: true}, nil
-	case errors.As(err, &decided):
-		return p.recorded(cmd, decided.Commit)
-	default:
-		return pinreset.Result{}, "", owed{}, err
+	case err != nil:
+		return pinreset.Result{}, "", due{}, err
+	case !fresh:
+		return p.recorded(cmd, rec)
 	}
-}
-
-// decide is the decision about cmd on the member's settled state m, as the
-// store commits it: pure but for the hashing. A command the member's
-// history holds is answered from it (a redelivery after its settlement),
-// and every other decision claims the member's next version, including
-// those that change nothing (pinreset.Member.Recorded): two owners of one
-// command then race for the same version, and the loser answers with the
-// winner's outcome.
-func (p *Processor) decide(cmd pinreset.Command, m pinreset.Member) (pinreset.Commit, error) {
-	now := p.now()
-	d, err := m.Decide(cmd, p.Hasher, p.Rules, now)
-	if errors.Is(err, pinhash.ErrMalformed) {
-		return pinreset.Commit{}, &pinreset.DamagedMemberError{MemberID: m.ID, Reason: "malformed PIN hash"}
-	}
-	if err != nil {
-		return pinreset.Commit{}, err
-	}
-	if d.Replayed {
-		o := p.newOutcome(cmd, d.Applied.Code, m.ID, d.Applied.At)
-		o.Fingerprint = d.Applied.Fingerprint
-		return pinreset.Commit{}, &pinreset.DecidedError{Commit: pinreset.Commit{Outcome: o, Member: m, Settled: true}}
-	}
-	if !d.Changed {
-		d.Member = m.Recorded(cmd, d.Code, p.Rules, now)
-	}
-	return pinreset.Commit{Outcome: p.newOutcome(cmd, d.Code, m.ID, now), Member: d.Member, Events: d.Events}, nil
+	return p.result(cmd, o), "decided", due{audit: true}, nil
 }
 
 func (p *Processor) newOutcome(cmd pinreset.Command, code pinreset.Code, memberID string, at time.Time) pinreset.Outcome {
@@ -320,101 +313,114 @@ func (p *Processor) keys(cmd *pinreset.Command) error {
 	return nil
 }
 
-// recorded answers cmd from the recorded decision of its correlation id:
+// recorded answers cmd from the recorded outcome of its correlation id:
 // the same answer for the same request, a 409 for another request under
-// that id. The same request still owes what its first attempt may not
-// have finished: the settlement of a decision about a member, or the audit
-// record of one without (the trail refuses a second record).
-func (p *Processor) recorded(cmd pinreset.Command, c pinreset.Commit) (pinreset.Result, string, owed, error) {
-	rec := c.Outcome
+// that id. The same request without a member still owes the audit record
+// its first attempt may not have appended (the trail refuses a second).
+func (p *Processor) recorded(cmd pinreset.Command, rec pinreset.Outcome) (pinreset.Result, string, due, error) {
 	if rec.Fingerprint == "" {
 		// A rejected command has no fingerprint (the dead-letter path
 		// audits it); its correlation id keeps its one outcome, and a retry
 		// must use a new one.
-		return pinreset.NewResult(cmd, rec.Code, "", rec.CompletedAt), "repeated", owed{}, nil
+		return pinreset.NewResult(cmd, rec.Code, "", rec.CompletedAt), "repeated", due{}, nil
 	}
 	same, err := p.Fingerprinter.SameFingerprint(rec.Fingerprint, cmd.Content())
 	if err != nil {
-		return pinreset.Result{}, "", owed{}, fmt.Errorf("compare with the recorded request: %w", err)
+		return pinreset.Result{}, "", due{}, fmt.Errorf("compare with the recorded request: %w", err)
 	}
 	if !same {
-		return pinreset.NewResult(cmd, pinreset.CodeCorrelationReused, "", p.now()), "reused", owed{}, nil
+		return pinreset.NewResult(cmd, pinreset.CodeCorrelationReused, "", p.now()), "reused", due{}, nil
 	}
-	res := pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt)
-	switch {
-	case rec.MemberID == "":
-		return res, "repeated", owed{audit: true}, nil
-	case !c.Settled:
-		return res, "repeated", owed{settle: &c, recheck: true}, nil
-	}
-	return res, "repeated", owed{}, nil
+	return pinreset.NewResult(cmd, rec.Code, rec.MemberID, rec.CompletedAt), "repeated", due{audit: rec.MemberID == ""}, nil
 }
 
-// settle completes a committed decision: its events, its audit record,
-// then the member's settled state, in that order, so that a settled state
-// means all three are done. recheck is for a decision an earlier attempt
-// committed: settled meanwhile (its first owner was only slow), it is left
-// alone, so that its events are not sent again after a later decision's.
-// A failure leaves the decision unsettled: the command is retried and
-// settles it then.
-func (p *Processor) settle(ctx context.Context, c pinreset.Commit, recheck bool) error {
-	if recheck {
-		if done, err := p.settledAlready(ctx, c); done || err != nil {
-			return err
-		}
+// deliver delivers the decisions in the member's outbox, oldest first:
+// for each, its events, its audit record and, last, its outcome record,
+// which marks it delivered (the store reads it as pending no longer). Each
+// step is idempotent (stable event ids, an audit record fixed by the
+// decision, one outcome per transaction), so a delivery cut short is done
+// again by whoever comes next: the command's redelivery, the member's next
+// decision, or the relay. Whoever publishes a version's events has
+// published every earlier version's first, so a member's events first
+// appear in version order. own is the correlation id of the command being
+// handled ("" for the relay): another command's decision younger than
+// deliverGrace is left to its own worker, which is most likely delivering
+// it this moment, for as long as that takes, so that the normal flow
+// publishes each event once.
+func (p *Processor) deliver(ctx context.Context, m pinreset.Member, own string) error {
+	if len(m.Outbox) == 0 {
+		return nil
 	}
-	if len(c.Events) > 0 {
-		msgs, err := events.Messages(c.Events)
-		if err != nil {
-			return err
-		}
-		if err := p.Publisher.Publish(ctx, msgs...); err != nil {
-			return fmt.Errorf("publish events of member %s version %d: %w", c.Member.ID, c.Member.Version, err)
-		}
-	}
-	// An operator's put (mongostore.PutMember) is claimed like a decision
-	// but is no command: it has no audit record here, and its settlement is
-	// the member document alone.
-	contested := recheck
-	if o := c.Outcome; o.CorrelationID != "" {
-		r, err := p.Audit.AppendAfter(ctx, audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: c.Member.ID,
-			CorrelationID: o.CorrelationID, Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID}, c.Member.Audit.Seq, c.Member.Audit.Hash)
-		switch {
-		case err == nil:
-			c.Member.Audit = pinreset.AuditLink{Seq: r.Seq, Hash: r.Hash}
-		case errors.Is(err, audit.ErrRecorded):
-			contested = true // another attempt got here first
-		default:
-			return fmt.Errorf("audit command %s: %w", o.CorrelationID, err)
-		}
-	}
-	if contested {
-		// Another attempt at the command (a redelivery, a parked copy) may
-		// have settled the decision already, and the member's next decision
-		// may have followed it: the replace below would then put the member
-		// back a version (Settle's filter is _id alone, see there). So read
-		// again right before writing. What is left is a stall between this
-		// read and the write, for longer than the other attempt's
-		// settlement and a whole later decision (README, "The decision
-		// model").
-		if done, err := p.settledAlready(ctx, c); done || err != nil {
-			return err
-		}
-	}
-	_, span := p.tracer().Start(ctx, "store settle", trace.WithAttributes(attribute.String("pinreset.member_id", c.Member.ID),
-		attribute.Int64("pinreset.version", c.Member.Version)))
+	_, span := p.tracer().Start(ctx, "deliver", trace.WithAttributes(attribute.String("pinreset.member_id", m.ID),
+		attribute.Int("pinreset.pending", len(m.Outbox))))
 	defer span.End()
-	return p.Store.Settle(ctx, c)
+	pending, err := p.othersFirst(ctx, m, own)
+	if err != nil {
+		return err
+	}
+	for _, pd := range pending {
+		if len(pd.Events) > 0 {
+			msgs, err := events.Messages(pd.Events)
+			if err != nil {
+				return err
+			}
+			if err := p.Publisher.Publish(ctx, msgs...); err != nil {
+				return fmt.Errorf("publish events of member %s version %d: %w", m.ID, pd.Version, err)
+			}
+		}
+		r := auditRecord(m.ID, pd.Outcome)
+		r.Chain, r.Seq, r.PrevHash, r.Hash = audit.ChainOf(r), pd.Audit.Seq, pd.AuditPrev, pd.Audit.Hash
+		r.At = r.At.UTC().Truncate(time.Millisecond)
+		if _, err := p.Audit.Insert(ctx, r); err != nil && !errors.Is(err, audit.ErrRecorded) {
+			return fmt.Errorf("audit command %s: %w", pd.Outcome.CorrelationID, err)
+		}
+		if _, _, err := p.Store.Record(ctx, pd.Outcome); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
-// settledAlready reports whether the member's settled state has reached
-// c's version (settled by another attempt, and maybe moved on since).
-func (p *Processor) settledAlready(ctx context.Context, c pinreset.Commit) (bool, error) {
-	cur, err := p.Store.FindMemberByID(ctx, c.Member.ID)
-	if err != nil {
-		return false, err
+// deliverGrace is how long a delivery waits for another worker to
+// deliver that worker's own young decision, before it delivers it itself:
+// far longer than a delivery takes (milliseconds), far shorter than the
+// relay's RelayAfter.
+const deliverGrace = 5 * time.Second
+
+// othersFirst returns the decisions of m's outbox that are left to deliver
+// once the young decisions of other commands have been delivered by their
+// own workers, or deliverGrace has passed since they were made.
+func (p *Processor) othersFirst(ctx context.Context, m pinreset.Member, own string) ([]pinreset.Pending, error) {
+	young := func(pd pinreset.Pending) bool {
+		return pd.Outcome.CorrelationID != own && p.now().Sub(pd.Outcome.CompletedAt) < deliverGrace
 	}
-	return cur.Version >= c.Member.Version, nil
+	for wait := 5 * time.Millisecond; slices.ContainsFunc(m.Outbox, young); wait = min(2*wait, 200*time.Millisecond) {
+		select {
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		case <-time.After(wait):
+		}
+		cur, err := p.Store.FindMemberByID(ctx, m.ID)
+		if err != nil {
+			return nil, err
+		}
+		// Still pending: the ones of m's outbox the store still reads as
+		// pending (later decisions are their own commands').
+		still := m.Outbox[:0:0]
+		for _, pd := range m.Outbox {
+			if slices.ContainsFunc(cur.Outbox, func(c pinreset.Pending) bool { return c.Version == pd.Version }) {
+				still = append(still, pd)
+			}
+		}
+		m.Outbox = still
+	}
+	return m.Outbox, nil
+}
+
+// auditRecord is the audit record of a decision about member memberID.
+func auditRecord(memberID string, o pinreset.Outcome) audit.Record {
+	return audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: memberID, CorrelationID: o.CorrelationID,
+		Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID}
 }
 
 func auditKind(k pinreset.Kind) string {
@@ -443,4 +449,35 @@ func (p *Processor) appendAudit(ctx context.Context, cmd pinreset.Command, code 
 		return fmt.Errorf("audit command %s: %w", cmd.CorrelationID, err)
 	}
 	return nil
+}
+
+// RelayAfter is how long a decision may stay undelivered before the relay
+// delivers it: longer than an attempt at a command with its delivery, so
+// that the relay steps in for workers that died, not for slow ones (a
+// duplicate delivery is harmless, only wasted).
+const RelayAfter = time.Minute
+
+// Relay delivers the outboxes of up to limit members with a decision
+// older than RelayAfter, and prunes them: a decision whose worker died
+// after its commit, whose command does not come back (an operator purged
+// it) and whose member nobody touches again is delivered, and a delivered
+// one leaves the member document. It returns how many members it pruned.
+func (p *Processor) Relay(ctx context.Context, limit int) (int, error) {
+	ms, err := p.Store.Undelivered(ctx, p.now().Add(-RelayAfter), limit)
+	if err != nil {
+		return 0, err
+	}
+	done := ms[:0]
+	var errs []error
+	for _, m := range ms {
+		if err := p.deliver(ctx, m, ""); err != nil {
+			errs = append(errs, fmt.Errorf("relay member %s: %w", m.ID, err))
+			continue
+		}
+		done = append(done, m)
+	}
+	if err := p.Store.Prune(ctx, done); err != nil {
+		return 0, err
+	}
+	return len(done), errors.Join(errs...)
 }

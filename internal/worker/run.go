@@ -167,10 +167,14 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 			}
 		}()
 	}
-	background.Add(2)
+	background.Add(3)
 	go func() {
 		defer background.Done()
 		sweepOutcomes(runCtx, store, cfg.OutcomeRetention, mon.Loop("outcome sweeper", 10*time.Minute), log)
+	}()
+	go func() {
+		defer background.Done()
+		relay(runCtx, proc, mon.Loop("outbox relay", 10*time.Minute), log)
 	}()
 	go func() {
 		defer background.Done()
@@ -248,7 +252,32 @@ func watchLag(ctx context.Context, c kafkabus.Cluster, m *metrics.Worker, groups
 	}
 }
 
-// sweepOutcomes deletes decisions and parked markers older than retention,
+// relay delivers what dead workers left in members' outboxes (see
+// Processor.Relay) every 15 s, until ctx ends. Several workers relaying
+// at once is harmless: delivery is idempotent.
+func relay(ctx context.Context, proc *Processor, loop *health.Loop, log *zap.Logger) {
+	t := time.NewTicker(15 * time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		end := loop.Begin()
+		rctx, cancel := context.WithTimeout(ctx, time.Minute)
+		n, err := proc.Relay(rctx, 100)
+		cancel()
+		end()
+		if err != nil && ctx.Err() == nil {
+			log.Warn("relay undelivered decisions", zap.Int("delivered", n), zap.Error(err))
+		} else if n > 0 {
+			log.Info("relayed undelivered decisions", zap.Int("members", n))
+		}
+	}
+}
+
+// sweepOutcomes deletes outcomes and parked markers older than retention,
 // hourly (and once at start), until ctx ends. Several workers sweeping at
 // once is harmless: deletes are idempotent. (Replay claims live in the
 // member's state and expire there.)

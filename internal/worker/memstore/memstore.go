@@ -1,64 +1,48 @@
 // Package memstore is an in-memory worker.Store for unit tests: the same
 // contract as mongostore.Store (the storetest suite runs against both), in
-// a map guarded by a mutex. It is not for production: nothing is durable.
+// maps guarded by a mutex: a member is replaced only by a compare-and-set
+// of its version, an outcome only inserted, and a member is read with the
+// decisions whose outcome is recorded left out of its outbox. It is not for production:
+// nothing is durable.
 package memstore
 
 import (
 	"context"
 	"fmt"
+	"slices"
 	"sync"
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
-// Store keeps members and decisions in memory. The zero value is not
+// Store keeps members and outcomes in memory. The zero value is not
 // usable; call New.
 type Store struct {
-	// Lease is how long an unsettled decision holds up the member's next
-	// one before Update reports it as an UnsettledError. Patience is how
-	// long Update waits for it to settle before looking (ErrBusy). Set
-	// before first use.
-	Lease, Patience time.Duration
-
-	mu        sync.Mutex
-	members   map[string]pinreset.Member // settled copies, by id
-	logins    map[string]string          // "<asp>:<login>" -> member id
-	decisions map[string]decision        // "<asp>:<cid>"
-	claims    map[string]string          // "<member>:<version>" -> decision key
-	now       func() time.Time
+	mu       sync.Mutex
+	members  map[string]pinreset.Member // by id
+	logins   map[string]string          // "<asp>:<login>" -> member id
+	outcomes map[string]pinreset.Outcome
 }
 
-type decision struct {
-	commit  pinreset.Commit
-	version int64 // 0 without a member
-}
-
-// New returns an empty store with the production lease.
+// New returns an empty store.
 func New() *Store {
-	return &Store{Lease: pinreset.SettleLease, Patience: 2 * time.Second, members: map[string]pinreset.Member{},
-		logins: map[string]string{}, decisions: map[string]decision{}, claims: map[string]string{}, now: time.Now}
+	return &Store{members: map[string]pinreset.Member{}, logins: map[string]string{}, outcomes: map[string]pinreset.Outcome{}}
 }
 
 func key(a, b string) string { return a + ":" + b }
 
-func claim(memberID string, version int64) string { return fmt.Sprintf("%s:%d", memberID, version) }
-
-// PutMember sets a member's settled state (seeding), as its next version.
+// PutMember sets a member's state (seeding), as its next version; its
+// outbox and audit link stay.
 func (s *Store) PutMember(_ context.Context, m pinreset.Member) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if id, ok := s.logins[key(m.ASPID, m.LoginID)]; ok && id != m.ID {
 		return fmt.Errorf("put member %s: login id belongs to another member of the ASP", m.ID)
 	}
-	cur, ok := s.members[m.ID]
-	m.Version = 1
-	if ok {
-		m.Version, m.Audit = cur.Version+1, cur.Audit
-		if _, taken := s.claims[claim(m.ID, m.Version)]; taken {
-			return fmt.Errorf("put member %s: %w", m.ID, pinreset.ErrBusy)
-		}
-		s.claims[claim(m.ID, m.Version)] = "put:" + claim(m.ID, m.Version)
+	m.Version, m.Outbox = 1, nil
+	if cur, ok := s.members[m.ID]; ok {
+		m.Version, m.Outbox, m.Audit = cur.Version+1, cur.Outbox, cur.Audit
 	}
 	s.logins[key(m.ASPID, m.LoginID)] = m.ID
 	s.members[m.ID] = clone(m)
@@ -69,112 +53,101 @@ func (s *Store) PutMember(_ context.Context, m pinreset.Member) error {
 func (s *Store) Outcome(_ context.Context, aspID, correlationID string) (pinreset.Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	d, ok := s.decisions[key(aspID, correlationID)]
+	o, ok := s.outcomes[key(aspID, correlationID)]
 	if !ok {
 		return pinreset.Outcome{}, pinreset.ErrNoOutcome
 	}
-	return d.commit.Outcome, nil
+	return o, nil
 }
 
 // Record implements worker.Store.
-func (s *Store) Record(_ context.Context, o pinreset.Outcome) error {
+func (s *Store) Record(_ context.Context, o pinreset.Outcome) (pinreset.Outcome, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	k := key(o.ASPID, o.CorrelationID)
-	if d, ok := s.decisions[k]; ok {
-		return &pinreset.DecidedError{Commit: s.view(d)}
+	if rec, ok := s.outcomes[k]; ok {
+		return rec, false, nil
 	}
-	s.decisions[k] = decision{commit: pinreset.Commit{Outcome: o}}
-	return nil
-}
-
-// view is d as Update and Record return it: a copy, Settled from the
-// member's copy. The caller holds mu.
-func (s *Store) view(d decision) pinreset.Commit {
-	c := d.commit
-	c.Member, c.Events = clone(c.Member), append([]pinreset.Event(nil), c.Events...)
-	c.Settled = d.version == 0 || s.members[c.Member.ID].Version >= d.version
-	return c
+	s.outcomes[k] = o
+	return o, true, nil
 }
 
 // Update implements worker.Store. decide runs without the lock held, as
 // it does against a database: other decisions may commit meanwhile.
-func (s *Store) Update(ctx context.Context, aspID, loginID string, decide func(pinreset.Member) (pinreset.Commit, error)) (pinreset.Commit, error) {
+func (s *Store) Update(ctx context.Context, aspID, loginID, correlationID string, decide func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error)) (pinreset.Member, error) {
 	s.mu.Lock()
 	id, ok := s.logins[key(aspID, loginID)]
-	m, found := s.members[id]
+	m, found := s.read(id)
+	var rec *pinreset.Outcome
+	if o, ok := s.outcomes[key(aspID, correlationID)]; ok {
+		rec = &o
+	}
 	s.mu.Unlock()
 	if !ok || !found || m.ASPID != aspID || m.LoginID != loginID {
-		return pinreset.Commit{}, pinreset.ErrMemberNotFound
+		return pinreset.Member{}, pinreset.ErrMemberNotFound
 	}
 	for range 16 {
-		c, err := decide(clone(m))
-		if err != nil {
-			return pinreset.Commit{}, err
+		next, write, err := decide(m, rec)
+		if err != nil || !write {
+			return m, err
 		}
-		if c.Member.ID != m.ID || c.Member.Version != m.Version+1 {
-			return pinreset.Commit{}, fmt.Errorf("decision about member %s: version %d does not follow %d", m.ID, c.Member.Version, m.Version)
+		if next.ID != m.ID || next.Version != m.Version+1 {
+			return pinreset.Member{}, fmt.Errorf("decision about member %s: version %d does not follow %d", m.ID, next.Version, m.Version)
 		}
-		k := key(c.Outcome.ASPID, c.Outcome.CorrelationID)
 		s.mu.Lock()
-		if d, ok := s.decisions[k]; ok {
-			v := s.view(d)
+		if s.members[m.ID].Version == m.Version {
+			s.members[m.ID] = clone(next)
 			s.mu.Unlock()
-			return pinreset.Commit{}, &pinreset.DecidedError{Commit: v}
+			return clone(next), nil
 		}
-		cl := claim(m.ID, c.Member.Version)
-		winner, taken := s.claims[cl]
-		if !taken {
-			c.Member = clone(c.Member)
-			s.decisions[k] = decision{commit: c, version: c.Member.Version}
-			s.claims[cl] = k
-			s.mu.Unlock()
-			return c, nil
-		}
+		m, _ = s.read(m.ID)
 		s.mu.Unlock()
-		if m, err = s.waitSettled(ctx, m, winner); err != nil {
-			return pinreset.Commit{}, err
+		if err := ctx.Err(); err != nil {
+			return pinreset.Member{}, err
 		}
 	}
-	return pinreset.Commit{}, fmt.Errorf("member %s: 16 conflicting decisions in a row", m.ID)
+	return pinreset.Member{}, fmt.Errorf("member %s: 16 conflicting decisions in a row", m.ID)
 }
 
-func (s *Store) waitSettled(ctx context.Context, m pinreset.Member, winner string) (pinreset.Member, error) {
-	start := time.Now()
-	for {
-		s.mu.Lock()
-		cur := s.members[m.ID]
-		d, isDecision := s.decisions[winner]
-		var v pinreset.Commit
-		if isDecision {
-			v = s.view(d)
-		}
-		s.mu.Unlock()
-		if cur.Version > m.Version {
-			return clone(cur), nil
-		}
-		if time.Since(start) >= min(s.Patience, s.Lease) {
-			if isDecision && s.now().Sub(d.commit.Outcome.CompletedAt) > s.Lease {
-				return pinreset.Member{}, &pinreset.UnsettledError{Commit: v}
-			}
-			return pinreset.Member{}, fmt.Errorf("member %s version %d: %w", m.ID, m.Version+1, pinreset.ErrBusy)
-		}
-		select {
-		case <-ctx.Done():
-			return pinreset.Member{}, ctx.Err()
-		case <-time.After(5 * time.Millisecond):
-		}
+// read returns a copy of member id with the decisions whose outcome is
+// recorded (delivered) left out of its outbox, as mongostore reads it.
+// The caller holds mu.
+func (s *Store) read(id string) (pinreset.Member, bool) {
+	m, ok := s.members[id]
+	if !ok {
+		return pinreset.Member{}, false
 	}
+	m = clone(m)
+	m.Outbox = slices.DeleteFunc(m.Outbox, func(p pinreset.Pending) bool {
+		_, done := s.outcomes[key(p.Outcome.ASPID, p.Outcome.CorrelationID)]
+		return done
+	})
+	return m, true
 }
 
-// Settle implements worker.Store: like mongostore's, it replaces the
-// member's settled state, whatever it was (the caller makes sure c is
-// newer).
-func (s *Store) Settle(_ context.Context, c pinreset.Commit) error {
+// Undelivered implements worker.Store.
+func (s *Store) Undelivered(_ context.Context, before time.Time, limit int) ([]pinreset.Member, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	if _, ok := s.members[c.Member.ID]; ok {
-		s.members[c.Member.ID] = clone(c.Member)
+	var out []pinreset.Member
+	for id, m := range s.members {
+		if len(out) < limit && slices.ContainsFunc(m.Outbox, func(p pinreset.Pending) bool { return p.Outcome.CompletedAt.Before(before) }) {
+			r, _ := s.read(id)
+			out = append(out, r)
+		}
+	}
+	return out, nil
+}
+
+// Prune implements worker.Store.
+func (s *Store) Prune(_ context.Context, ms []pinreset.Member) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, m := range ms {
+		if cur, ok := s.members[m.ID]; ok && cur.Version == m.Version {
+			cur.Outbox = nil
+			s.members[m.ID] = cur
+		}
 	}
 	return nil
 }
@@ -183,18 +156,21 @@ func (s *Store) Settle(_ context.Context, c pinreset.Commit) error {
 func (s *Store) FindMemberByID(_ context.Context, id string) (*pinreset.Member, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	m, ok := s.members[id]
+	m, ok := s.read(id)
 	if !ok {
 		return nil, pinreset.ErrMemberNotFound
 	}
-	m = clone(m)
 	return &m, nil
 }
 
 // clone copies m's slices, so that no caller shares them with the store.
 func clone(m pinreset.Member) pinreset.Member {
-	m.WrongAttempts = append([]pinreset.Attempt(nil), m.WrongAttempts...)
-	m.Recent = append([]pinreset.Applied(nil), m.Recent...)
-	m.Sets = append([]pinreset.SetClaim(nil), m.Sets...)
+	m.WrongAttempts = slices.Clone(m.WrongAttempts)
+	m.Recent = slices.Clone(m.Recent)
+	m.Sets = slices.Clone(m.Sets)
+	m.Outbox = slices.Clone(m.Outbox)
+	for i := range m.Outbox {
+		m.Outbox[i].Events = slices.Clone(m.Outbox[i].Events)
+	}
 	return m
 }

@@ -8,6 +8,7 @@ import (
 	"context"
 	"errors"
 	"reflect"
+	"sync"
 	"testing"
 	"time"
 
@@ -21,9 +22,8 @@ type Store interface {
 	PutMember(ctx context.Context, m pinreset.Member) error
 }
 
-// New returns an empty store whose unsettled decisions are reported as
-// unsettled after lease (and ErrBusy before).
-type New func(t *testing.T, lease time.Duration) Store
+// New returns an empty store.
+type New func(t *testing.T) Store
 
 const asp = "KMTESTASP000001"
 
@@ -36,6 +36,11 @@ func seed(t *testing.T, s Store, id string) pinreset.Member {
 	if err := s.PutMember(context.Background(), m); err != nil {
 		t.Fatal(err)
 	}
+	return read(t, s, id)
+}
+
+func read(t *testing.T, s Store, id string) pinreset.Member {
+	t.Helper()
 	got, err := s.FindMemberByID(context.Background(), id)
 	if err != nil {
 		t.Fatal(err)
@@ -43,41 +48,42 @@ func seed(t *testing.T, s Store, id string) pinreset.Member {
 	return *got
 }
 
-// decision is the decision of cid about m: a PIN set with one event.
-func decision(m pinreset.Member, cid string, code pinreset.Code) pinreset.Commit {
+func outcome(m pinreset.Member, cid string, code pinreset.Code) pinreset.Outcome {
+	return pinreset.Outcome{ASPID: m.ASPID, CorrelationID: cid, Kind: pinreset.KindReset, Fingerprint: "f1:" + cid, Code: code,
+		MemberID: m.ID, AcceptedAt: at, CompletedAt: at, WorkerID: "w1"}
+}
+
+// decision is the decision of cid about m: a PIN set with one event, its
+// outcome and event in the outbox.
+func decision(m pinreset.Member, cid string) pinreset.Member {
 	next := m
 	next.Version++
 	next.PINHash = "hash-set-by-" + cid
-	next.Recent = append(append([]pinreset.Applied(nil), m.Recent...), pinreset.Applied{CorrelationID: cid, Code: code, At: at, Fingerprint: "f1:" + cid})
+	next.Recent = append(append([]pinreset.Applied(nil), m.Recent...), pinreset.Applied{CorrelationID: cid, Code: pinreset.CodeSuccess, At: at, Fingerprint: "f1:" + cid})
 	next.UpdatedAt = at
-	return pinreset.Commit{
-		Outcome: pinreset.Outcome{ASPID: m.ASPID, CorrelationID: cid, Kind: pinreset.KindReset, Fingerprint: "f1:" + cid, Code: code,
-			MemberID: m.ID, AcceptedAt: at, CompletedAt: time.Now().UTC().Truncate(time.Millisecond), WorkerID: "w1"},
-		Member: next,
-		Events: []pinreset.Event{{ID: m.ID + ":" + cid, Type: pinreset.EventPINSet, MemberID: m.ID, ASPID: m.ASPID, CorrelationID: cid,
-			Kind: pinreset.KindReset, At: at}},
-	}
+	next.Outbox = append(append([]pinreset.Pending(nil), m.Outbox...), pinreset.Pending{Version: next.Version,
+		Outcome: outcome(m, cid, pinreset.CodeSuccess),
+		Events: []pinreset.Event{{ID: m.ID + ":" + cid, Type: pinreset.EventPINSet, Version: next.Version, MemberID: m.ID, ASPID: m.ASPID,
+			CorrelationID: cid, Kind: pinreset.KindReset, At: at}}})
+	return next
 }
 
-func decided(t *testing.T, err error) pinreset.Commit {
-	t.Helper()
-	var d *pinreset.DecidedError
-	if !errors.As(err, &d) {
-		t.Fatalf("got %v, want a *pinreset.DecidedError", err)
-	}
-	return d.Commit
+// commit decides cid about the member of login and commits it.
+func commit(ctx context.Context, s Store, login, cid string) (pinreset.Member, error) {
+	return s.Update(ctx, asp, login, cid, func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
+		return decision(cur, cid), true, nil
+	})
 }
 
 // Run runs the contract against the stores newStore makes.
 func Run(t *testing.T, newStore New) {
 	ctx := context.Background()
-	long := time.Hour
 
-	t.Run("no member, then its outcome recorded once", func(t *testing.T) {
-		s := newStore(t, long)
-		_, err := s.Update(ctx, asp, "nobody@example.com", func(pinreset.Member) (pinreset.Commit, error) {
+	t.Run("no member; an outcome recorded once, the first stands", func(t *testing.T) {
+		s := newStore(t)
+		_, err := s.Update(ctx, asp, "nobody@example.com", "cid-none", func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error) {
 			t.Fatal("decide called without a member")
-			return pinreset.Commit{}, nil
+			return pinreset.Member{}, false, nil
 		})
 		if !errors.Is(err, pinreset.ErrMemberNotFound) {
 			t.Fatalf("Update of an unknown login: %v, want ErrMemberNotFound", err)
@@ -87,188 +93,261 @@ func Run(t *testing.T, newStore New) {
 		}
 		o := pinreset.Outcome{ASPID: asp, CorrelationID: "cid-none", Kind: pinreset.KindReset, Fingerprint: "f1:x", Code: pinreset.CodeUserNotFound,
 			AcceptedAt: at, CompletedAt: at, WorkerID: "w1"}
-		if err := s.Record(ctx, o); err != nil {
-			t.Fatal(err)
+		if got, fresh, err := s.Record(ctx, o); err != nil || !fresh || got != o {
+			t.Fatalf("Record: %+v, %v, %v", got, fresh, err)
 		}
 		if got, err := s.Outcome(ctx, asp, "cid-none"); err != nil || got != o {
 			t.Fatalf("Outcome: %+v, %v; want %+v", got, err, o)
 		}
 		second := o
 		second.Code = pinreset.CodeExpired
-		c := decided(t, s.Record(ctx, second))
-		if c.Outcome != o || !c.Settled {
-			t.Fatalf("second Record: %+v, want the first outcome, settled", c)
+		if got, fresh, err := s.Record(ctx, second); err != nil || fresh || got != o {
+			t.Fatalf("second Record: %+v, %v, %v; want the first outcome, not fresh", got, fresh, err)
 		}
 	})
 
-	t.Run("a decision is committed with everything it carries, then settled", func(t *testing.T) {
-		s := newStore(t, long)
+	t.Run("a decision is committed with everything it carries", func(t *testing.T) {
+		s := newStore(t)
 		m := seed(t, s, "m-commit")
 		m.WrongAttempts = []pinreset.Attempt{{Key: "f1:wrong", At: at}}
 		m.Sets = []pinreset.SetClaim{{Fingerprint: "f1:set", CorrelationID: "cid-0", At: at}}
-		m.Audit = pinreset.AuditLink{Seq: 7, Hash: "abc"}
 		m.LockedUntil = at.Add(time.Hour)
+		m.CI = "ci"
 		if err := s.PutMember(ctx, m); err != nil {
 			t.Fatal(err)
 		}
-		m = seed(t, s, "m-commit") // read back as stored (PutMember keeps the audit link it has)
-		want := decision(m, "cid-1", pinreset.CodeSuccess)
+		m = read(t, s, "m-commit")
+		want := decision(m, "cid-1")
+		want.LockedUntil, want.CI, want.WrongAttempts = time.Time{}, "", nil // fields a decision clears
 		calls := 0
-		got, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+		got, err := s.Update(ctx, asp, m.LoginID, "cid-1", func(cur pinreset.Member, rec *pinreset.Outcome) (pinreset.Member, bool, error) {
 			calls++
-			if !reflect.DeepEqual(cur, m) {
-				t.Errorf("decide got %+v, want the settled state %+v", cur, m)
+			if !reflect.DeepEqual(cur, m) || rec != nil {
+				t.Errorf("decide got %+v, %v; want the stored state %+v and no record", cur, rec, m)
 			}
-			return want, nil
+			return want, true, nil
 		})
-		if err != nil || calls != 1 {
-			t.Fatalf("Update: %v after %d decisions", err, calls)
+		if err != nil || calls != 1 || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Update: %+v, %v after %d decisions", got, err, calls)
 		}
-		if got.Settled || !reflect.DeepEqual(got.Member, want.Member) {
-			t.Fatalf("Update returned %+v, want the decision unsettled", got)
+		if cur := read(t, s, m.ID); !reflect.DeepEqual(cur, want) {
+			t.Fatalf("stored %+v\nwant   %+v", cur, want)
 		}
-		if o, err := s.Outcome(ctx, asp, "cid-1"); err != nil || o != want.Outcome {
-			t.Fatalf("Outcome: %+v, %v; want %+v", o, err, want.Outcome)
+		// Nothing to write: the member as read is returned, unchanged.
+		got, err = s.Update(ctx, asp, m.LoginID, "cid-1", func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
+			return pinreset.Member{}, false, nil
+		})
+		if err != nil || !reflect.DeepEqual(got, want) {
+			t.Fatalf("Update writing nothing: %+v, %v", got, err)
 		}
-		if cur, _ := s.FindMemberByID(ctx, m.ID); cur.Version != m.Version {
-			t.Fatalf("before Settle the member reads at version %d, want the settled %d", cur.Version, m.Version)
-		}
-		// The same command again: refused by its id, with the decision as committed.
-		again := decided(t, errOf(s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-1", pinreset.CodeSamePIN), nil
-		})))
-		if again.Settled || again.Outcome != want.Outcome || !reflect.DeepEqual(again.Member, want.Member) || !reflect.DeepEqual(again.Events, want.Events) {
-			t.Fatalf("the command decided again: %+v, want the first decision, unsettled", again)
-		}
-		if err := s.Settle(ctx, got); err != nil {
+	})
+
+	t.Run("the transaction's recorded outcome comes with the member", func(t *testing.T) {
+		s := newStore(t)
+		a, b := seed(t, s, "m-a"), seed(t, s, "m-b")
+		o := outcome(a, "cid-shared", pinreset.CodeSuccess)
+		if _, _, err := s.Record(ctx, o); err != nil {
 			t.Fatal(err)
 		}
-		cur, err := s.FindMemberByID(ctx, m.ID)
-		if err != nil || !reflect.DeepEqual(*cur, want.Member) {
-			t.Fatalf("after Settle: %+v, %v; want %+v", cur, err, want.Member)
+		var seen *pinreset.Outcome
+		if _, err := s.Update(ctx, asp, b.LoginID, "cid-shared", func(cur pinreset.Member, rec *pinreset.Outcome) (pinreset.Member, bool, error) {
+			seen = rec
+			return cur, false, nil
+		}); err != nil {
+			t.Fatal(err)
 		}
-		if c := decided(t, errOf(s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-1", pinreset.CodeSamePIN), nil
-		}))); !c.Settled {
-			t.Fatalf("after Settle the decision reads unsettled: %+v", c)
+		if seen == nil || *seen != o {
+			t.Fatalf("decide saw %+v, want member a's outcome %+v", seen, o)
 		}
 	})
 
 	t.Run("decide's error is returned and nothing is stored", func(t *testing.T) {
-		s := newStore(t, long)
+		s := newStore(t)
 		m := seed(t, s, "m-err")
 		boom := errors.New("hasher down")
-		if _, err := s.Update(ctx, asp, m.LoginID, func(pinreset.Member) (pinreset.Commit, error) { return pinreset.Commit{}, boom }); !errors.Is(err, boom) {
+		if _, err := s.Update(ctx, asp, m.LoginID, "cid-err", func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error) {
+			return pinreset.Member{}, false, boom
+		}); !errors.Is(err, boom) {
 			t.Fatalf("Update: %v, want decide's error", err)
 		}
-		if _, err := s.Outcome(ctx, asp, "cid-err"); !errors.Is(err, pinreset.ErrNoOutcome) {
-			t.Fatalf("Outcome: %v, want none", err)
-		}
-		bad := decision(m, "cid-skip", pinreset.CodeSuccess)
-		bad.Member.Version += 2
-		if _, err := s.Update(ctx, asp, m.LoginID, func(pinreset.Member) (pinreset.Commit, error) { return bad, nil }); err == nil {
+		bad := decision(m, "cid-skip")
+		bad.Version += 2
+		if _, err := s.Update(ctx, asp, m.LoginID, "cid-skip", func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error) { return bad, true, nil }); err == nil {
 			t.Fatal("a decision skipping versions was committed")
 		}
-	})
-
-	t.Run("a correlation id decided about one member is refused about another", func(t *testing.T) {
-		s := newStore(t, long)
-		a, b := seed(t, s, "m-a"), seed(t, s, "m-b")
-		first, err := s.Update(ctx, asp, a.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-shared", pinreset.CodeSuccess), nil
-		})
-		if err != nil {
-			t.Fatal(err)
-		}
-		c := decided(t, errOf(s.Update(ctx, asp, b.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-shared", pinreset.CodeSuccess), nil
-		})))
-		if c.Outcome.MemberID != a.ID || c.Outcome != first.Outcome {
-			t.Fatalf("got %+v, want member a's decision", c.Outcome)
-		}
-		if cur, _ := s.FindMemberByID(ctx, b.ID); cur.Version != b.Version {
-			t.Fatalf("member b changed to version %d", cur.Version)
-		}
-		o := pinreset.Outcome{ASPID: asp, CorrelationID: "cid-shared", Code: pinreset.CodeRejected, CompletedAt: at}
-		if c := decided(t, s.Record(ctx, o)); c.Outcome.MemberID != a.ID {
-			t.Fatalf("Record over a member's decision: %+v", c.Outcome)
+		if cur := read(t, s, m.ID); cur.Version != m.Version {
+			t.Fatalf("member at version %d, want %d", cur.Version, m.Version)
 		}
 	})
 
-	t.Run("of two decisions on one version the second waits for the first to settle, then decides again", func(t *testing.T) {
-		s := newStore(t, long)
+	t.Run("a decision that loses its version decides again on the winner's state", func(t *testing.T) {
+		s := newStore(t)
 		m := seed(t, s, "m-race")
 		var seen []int64
-		got, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
+		got, err := s.Update(ctx, asp, m.LoginID, "cid-mine", func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
 			seen = append(seen, cur.Version)
 			if len(seen) == 1 {
-				// Another command commits and settles in between.
-				other, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-					return decision(cur, "cid-other", pinreset.CodeSuccess), nil
-				})
-				if err != nil {
-					return pinreset.Commit{}, err
+				if _, err := commit(ctx, s, m.LoginID, "cid-other"); err != nil { // another command commits in between
+					return pinreset.Member{}, false, err
 				}
-				go func() {
-					time.Sleep(50 * time.Millisecond)
-					_ = s.Settle(ctx, other)
-				}()
 			}
-			return decision(cur, "cid-mine", pinreset.CodeSuccess), nil
+			return decision(cur, "cid-mine"), true, nil
 		})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(seen) != 2 || seen[0] != m.Version || seen[1] != m.Version+1 || got.Member.Version != m.Version+2 {
-			t.Fatalf("decided on versions %v, committed %d; want %d then %d, committing %d", seen, got.Member.Version, m.Version, m.Version+1, m.Version+2)
+		if len(seen) != 2 || seen[0] != m.Version || seen[1] != m.Version+1 || got.Version != m.Version+2 {
+			t.Fatalf("decided on versions %v, committed %d; want %d then %d, committing %d", seen, got.Version, m.Version, m.Version+1, m.Version+2)
+		}
+		if cur := read(t, s, m.ID); len(cur.Outbox) != 2 || cur.Outbox[0].Outcome.CorrelationID != "cid-other" || cur.Outbox[1].Outcome.CorrelationID != "cid-mine" {
+			t.Fatalf("outbox %+v, want the other decision's then mine", cur.Outbox)
 		}
 	})
 
-	t.Run("a decision left unsettled holds the member up, and is handed over past its lease", func(t *testing.T) {
-		s := newStore(t, 300*time.Millisecond)
-		m := seed(t, s, "m-stuck")
-		stuck, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-stuck", pinreset.CodeSuccess), nil
-		})
-		if err != nil {
-			t.Fatal(err)
+	t.Run("of deciders racing from one version exactly one commits it", func(t *testing.T) {
+		s := newStore(t)
+		m := seed(t, s, "m-many")
+		const n = 8
+		var wg sync.WaitGroup
+		start := make(chan struct{})
+		var mu sync.Mutex
+		onVersion := map[int64]int{} // commits built on each version
+		for i := range n {
+			wg.Add(1)
+			go func() {
+				defer wg.Done()
+				<-start
+				cid := "cid-" + string(rune('a'+i))
+				var built int64
+				_, err := s.Update(ctx, asp, m.LoginID, cid, func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
+					built = cur.Version
+					return decision(cur, cid), true, nil
+				})
+				if err != nil {
+					t.Error(err)
+					return
+				}
+				mu.Lock()
+				onVersion[built]++
+				mu.Unlock()
+			}()
 		}
-		time.Sleep(400 * time.Millisecond)
-		_, err = s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-next", pinreset.CodeSuccess), nil
-		})
-		var unsettled *pinreset.UnsettledError
-		if !errors.As(err, &unsettled) {
-			t.Fatalf("Update behind an unsettled decision past its lease: %v, want an UnsettledError", err)
+		close(start)
+		wg.Wait()
+		cur := read(t, s, m.ID)
+		if cur.Version != m.Version+n || len(cur.Outbox) != n || len(cur.Recent) != n {
+			t.Fatalf("member at version %d with %d pending and %d recent, want %d, %d, %d", cur.Version, len(cur.Outbox), len(cur.Recent), m.Version+n, n, n)
 		}
-		if unsettled.Commit.Outcome != stuck.Outcome || !reflect.DeepEqual(unsettled.Commit.Events, stuck.Events) || unsettled.Commit.Settled {
-			t.Fatalf("handed over %+v, want the stuck decision %+v", unsettled.Commit, stuck)
+		for v, k := range onVersion {
+			if k != 1 {
+				t.Errorf("%d decisions committed on version %d", k, v)
+			}
 		}
-		if err := s.Settle(ctx, unsettled.Commit); err != nil {
-			t.Fatal(err)
+		for i, p := range cur.Outbox {
+			if p.Version != m.Version+int64(i)+1 {
+				t.Fatalf("outbox out of version order: %+v", cur.Outbox)
+			}
 		}
-		next, err := s.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-next", pinreset.CodeSuccess), nil
-		})
-		if err != nil || next.Member.Version != m.Version+2 {
-			t.Fatalf("after settling it: %+v, %v", next.Member.Version, err)
-		}
+	})
 
-		busy := newStore(t, long)
-		m = seed(t, busy, "m-busy")
-		if _, err := busy.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-1", pinreset.CodeSuccess), nil
+	t.Run("a decision whose outcome is recorded is delivered; pruned unless the member moved", func(t *testing.T) {
+		s := newStore(t)
+		m := seed(t, s, "m-out")
+		for _, cid := range []string{"cid-1", "cid-2", "cid-3"} {
+			if _, err := commit(ctx, s, m.LoginID, cid); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if got, err := s.Undelivered(ctx, time.Now(), 10); err != nil || len(got) != 1 || got[0].ID != m.ID || len(got[0].Outbox) != 3 {
+			t.Fatalf("Undelivered: %+v, %v", got, err)
+		}
+		if got, err := s.Undelivered(ctx, at, 10); err != nil || len(got) != 0 {
+			t.Fatalf("Undelivered before the decisions: %d members, %v", len(got), err)
+		}
+		cur := read(t, s, m.ID)
+		for _, p := range cur.Outbox[:2] {
+			if _, _, err := s.Record(ctx, p.Outcome); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cur = read(t, s, m.ID)
+		if len(cur.Outbox) != 1 || cur.Outbox[0].Version != m.Version+3 {
+			t.Fatalf("after recording two outcomes the outbox reads %+v, want version %d alone", cur.Outbox, m.Version+3)
+		}
+		// The next decision keeps only what is undelivered.
+		if _, err := commit(ctx, s, m.LoginID, "cid-4"); err != nil {
+			t.Fatal(err)
+		}
+		cur = read(t, s, m.ID)
+		if len(cur.Outbox) != 2 || cur.Outbox[0].Version != m.Version+3 || cur.Outbox[1].Version != m.Version+4 {
+			t.Fatalf("outbox %+v, want versions %d and %d", cur.Outbox, m.Version+3, m.Version+4)
+		}
+		// Prune at a version the member has left changes nothing; at its
+		// version it empties the outbox.
+		stale := cur
+		stale.Version--
+		if err := s.Prune(ctx, []pinreset.Member{stale}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Undelivered(ctx, time.Now(), 10); err != nil || len(got) != 1 {
+			t.Fatalf("after a stale prune: %d members undelivered, %v", len(got), err)
+		}
+		if err := s.Prune(ctx, []pinreset.Member{cur}); err != nil {
+			t.Fatal(err)
+		}
+		if got, err := s.Undelivered(ctx, time.Now(), 10); err != nil || len(got) != 0 {
+			t.Fatalf("after the prune: %d members undelivered, %v", len(got), err)
+		}
+		if cur := read(t, s, m.ID); len(cur.Outbox) != 0 || cur.Version != m.Version+4 {
+			t.Fatalf("after the prune: %+v", cur)
+		}
+	})
+
+	t.Run("a decision sets the audit chain's head", func(t *testing.T) {
+		s := newStore(t)
+		m := seed(t, s, "m-audit")
+		link := pinreset.AuditLink{Seq: 4, Hash: "h4"}
+		if _, err := s.Update(ctx, asp, m.LoginID, "cid-1", func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
+			next := decision(cur, "cid-1")
+			next.Audit, next.Outbox[0].Audit, next.Outbox[0].AuditPrev = link, link, "h3"
+			return next, true, nil
 		}); err != nil {
 			t.Fatal(err)
 		}
-		_, err = busy.Update(ctx, asp, m.LoginID, func(cur pinreset.Member) (pinreset.Commit, error) {
-			return decision(cur, "cid-2", pinreset.CodeSuccess), nil
-		})
-		if !errors.Is(err, pinreset.ErrBusy) {
-			t.Fatalf("Update behind an unsettled decision within its lease: %v, want ErrBusy", err)
+		cur := read(t, s, m.ID)
+		if cur.Audit != link || cur.Outbox[0].Audit != link || cur.Outbox[0].AuditPrev != "h3" {
+			t.Fatalf("stored audit head %+v, pending %+v", cur.Audit, cur.Outbox[0])
 		}
 	})
 
+	t.Run("a put keeps the outbox and the audit link", func(t *testing.T) {
+		s := newStore(t)
+		m := seed(t, s, "m-put")
+		if _, err := commit(ctx, s, m.LoginID, "cid-1"); err != nil {
+			t.Fatal(err)
+		}
+		put := m
+		put.PINHash = "hash-by-operator"
+		if err := s.PutMember(ctx, put); err != nil {
+			t.Fatal(err)
+		}
+		cur := read(t, s, m.ID)
+		if cur.Version != m.Version+2 || cur.PINHash != "hash-by-operator" || len(cur.Outbox) != 1 {
+			t.Fatalf("after a put: %+v", cur)
+		}
+		before := cur
+		if _, err := s.Update(ctx, asp, m.LoginID, "cid-2", func(c pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
+			next := decision(c, "cid-2")
+			next.Audit = pinreset.AuditLink{Seq: 9, Hash: "h9"}
+			return next, true, nil
+		}); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.PutMember(ctx, put); err != nil {
+			t.Fatal(err)
+		}
+		if cur := read(t, s, m.ID); cur.Audit != (pinreset.AuditLink{Seq: 9, Hash: "h9"}) || len(cur.Outbox) != len(before.Outbox)+1 {
+			t.Fatalf("a put changed the audit head or the outbox: %+v", cur)
+		}
+	})
 }
-
-func errOf(_ pinreset.Commit, err error) error { return err }

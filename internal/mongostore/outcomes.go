@@ -1,0 +1,285 @@
+package mongostore
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"time"
+
+	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
+
+	"github.com/kmwallet/pinreset/internal/pinreset"
+)
+
+// OutcomesCollection holds one document per decided transaction, keyed
+// "<asp id>:<correlation id>": what a status query and a late redelivery
+// read, kept for PINRESET_OUTCOME_RETENTION. For a command without a
+// member (an unknown loginId, a rejected message) the insert is the
+// decision; for one about a member it is derived from the member's outbox.
+const OutcomesCollection = "outcomes"
+
+// outcomeDoc is the stored form of an outcome.
+type outcomeDoc struct {
+	ID            string        `bson:"_id"` // "<asp id>:<correlation id>"
+	ASPID         string        `bson:"aspId"`
+	CorrelationID string        `bson:"correlationId"`
+	Kind          pinreset.Kind `bson:"kind,omitempty"`
+	Fingerprint   string        `bson:"fingerprint"`
+	Code          pinreset.Code `bson:"code"`
+	MemberID      string        `bson:"memberId,omitempty"`
+	AcceptedAt    time.Time     `bson:"acceptedAt"`
+	CompletedAt   time.Time     `bson:"completedAt"`
+	WorkerID      string        `bson:"workerId"`
+}
+
+func transactionID(aspID, correlationID string) string { return aspID + ":" + correlationID }
+
+func toOutcomeDoc(o pinreset.Outcome) outcomeDoc {
+	return outcomeDoc{
+		ID: transactionID(o.ASPID, o.CorrelationID), ASPID: o.ASPID, CorrelationID: o.CorrelationID, Kind: o.Kind,
+		Fingerprint: o.Fingerprint, Code: o.Code, MemberID: o.MemberID, AcceptedAt: o.AcceptedAt.UTC(),
+		CompletedAt: o.CompletedAt.UTC(), WorkerID: o.WorkerID,
+	}
+}
+
+func (d outcomeDoc) outcome() pinreset.Outcome {
+	return pinreset.Outcome{
+		ASPID: d.ASPID, CorrelationID: d.CorrelationID, Kind: d.Kind, Fingerprint: d.Fingerprint, Code: d.Code,
+		MemberID: d.MemberID, AcceptedAt: d.AcceptedAt.UTC(), CompletedAt: d.CompletedAt.UTC(), WorkerID: d.WorkerID,
+	}
+}
+
+// Outcome returns the recorded outcome of the ASP's correlation id, or
+// pinreset.ErrNoOutcome: one read by _id, the status query's only one.
+func (s *Store) Outcome(ctx context.Context, aspID, correlationID string) (pinreset.Outcome, error) {
+	var d outcomeDoc
+	err := s.outcomes.FindOne(ctx, bson.D{{Key: "_id", Value: transactionID(aspID, correlationID)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return pinreset.Outcome{}, pinreset.ErrNoOutcome
+	}
+	if err != nil {
+		return pinreset.Outcome{}, fmt.Errorf("find outcome %s: %w", correlationID, err)
+	}
+	return d.outcome(), nil
+}
+
+// Record records o as its transaction's outcome unless the transaction has
+// one: one insert. It returns the outcome that stands (o, or the one
+// recorded first) and whether it was o.
+func (s *Store) Record(ctx context.Context, o pinreset.Outcome) (pinreset.Outcome, bool, error) {
+	_, err := s.outcomes.InsertOne(ctx, toOutcomeDoc(o))
+	if IsDuplicateKey(err) {
+		rec, err := s.Outcome(ctx, o.ASPID, o.CorrelationID)
+		if errors.Is(err, pinreset.ErrNoOutcome) {
+			// Refused, then swept: older than the retention; o stands.
+			return s.Record(ctx, o)
+		}
+		return rec, false, err
+	}
+	if err != nil {
+		return pinreset.Outcome{}, false, fmt.Errorf("record outcome %s: %w", o.CorrelationID, err)
+	}
+	return o, true, nil
+}
+
+// InsertOutcomes inserts outcome records in one unordered bulk insert,
+// skipping any already recorded, and returns how many it inserted: for
+// seeding benchmarks with retained decisions, never the command path.
+func (s *Store) InsertOutcomes(ctx context.Context, os []pinreset.Outcome) (int, error) {
+	docs := make([]any, len(os))
+	for i, o := range os {
+		docs[i] = toOutcomeDoc(o)
+	}
+	return s.insertMany(ctx, s.outcomes, "outcomes", docs)
+}
+
+// DeleteOutcomesBefore deletes the outcomes completed before t and returns
+// how many: the retention sweep (run by the worker, the same on every
+// server, rather than a TTL index).
+func (s *Store) DeleteOutcomesBefore(ctx context.Context, t time.Time) (int64, error) {
+	ctx, cancel := maintenance(ctx)
+	defer cancel()
+	res, err := s.outcomes.DeleteMany(ctx, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: t}}}})
+	if err != nil {
+		return 0, fmt.Errorf("delete outcomes before %s: %w", t.Format(time.RFC3339), err)
+	}
+	return res.DeletedCount, nil
+}
+
+// maxConflicts bounds Update's attempts when other decisions about the
+// same member keep winning.
+const maxConflicts = 16
+
+// Update decides a command about the member with loginID in the ASP and
+// commits the decision. One read finds the member through the (aspId,
+// loginId) index and, joined to it, the transaction's outcome record if it
+// has one (a redelivery, or its correlation id reused); decide gets both.
+// When decide returns a next state, one conditional update filtered on the
+// member's id and the version decide saw writes it, its outbox and the
+// head of its audit chain included. Another decision that committed first
+// makes the update match nothing: Update reads the member again and
+// decides again. It returns the member as committed, or as read when
+// decide wrote nothing.
+func (s *Store) Update(ctx context.Context, aspID, loginID, correlationID string, decide func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error)) (pinreset.Member, error) {
+	m, rec, err := s.readMember(ctx, loginFilter(aspID, loginID), transactionID(aspID, correlationID))
+	if err != nil {
+		return pinreset.Member{}, err
+	}
+	for range maxConflicts {
+		next, write, err := decide(*m, rec)
+		if err != nil || !write {
+			return *m, err
+		}
+		if next.ID != m.ID || next.Version != m.Version+1 {
+			return pinreset.Member{}, fmt.Errorf("decision about member %s: version %d does not follow %d", m.ID, next.Version, m.Version)
+		}
+		d := toDoc(next)
+		outbox := d.Outbox
+		if outbox == nil {
+			outbox = []pendingDoc{}
+		}
+		update := stateOf(d, bson.E{Key: "outbox", Value: outbox}, bson.E{Key: "auditSeq", Value: d.AuditSeq}, bson.E{Key: "auditHash", Value: d.AuditHash})
+		res, err := s.members.UpdateOne(ctx, bson.D{{Key: "_id", Value: m.ID}, {Key: "version", Value: m.Version}}, update)
+		if err != nil {
+			return pinreset.Member{}, fmt.Errorf("commit version %d of member %s: %w", next.Version, m.ID, err)
+		}
+		if res.MatchedCount == 1 {
+			return next, nil
+		}
+		if m, _, err = s.readMember(ctx, bson.D{{Key: "_id", Value: m.ID}}, ""); err != nil {
+			return pinreset.Member{}, err
+		}
+	}
+	return pinreset.Member{}, fmt.Errorf("member %s: %d conflicting decisions in a row", m.ID, maxConflicts)
+}
+
+// readMember reads the member match finds, in one round trip with what it
+// needs joined to it: the outcome records of the decisions in its outbox
+// (one recorded is delivered, and left out of the Member's Outbox), and the
+// outcome record of transaction tx ("<asp id>:<correlation id>"; none
+// when ""). An aggregation whose $lookups read the outcomes by _id.
+func (s *Store) readMember(ctx context.Context, match bson.D, tx string) (*pinreset.Member, *pinreset.Outcome, error) {
+	pipeline := bson.A{bson.D{{Key: "$match", Value: match}}, bson.D{{Key: "$limit", Value: 1}}}
+	if tx != "" {
+		pipeline = append(pipeline, bson.D{{Key: "$lookup", Value: bson.D{{Key: "from", Value: OutcomesCollection},
+			{Key: "pipeline", Value: bson.A{bson.D{{Key: "$match", Value: bson.D{{Key: "_id", Value: tx}}}}}},
+			{Key: "as", Value: txField}}}})
+	}
+	pipeline = append(pipeline, deliveredLookup)
+	cur, err := s.members.Aggregate(ctx, pipeline)
+	if err != nil {
+		return nil, nil, fmt.Errorf("find member: %w", err)
+	}
+	defer cur.Close(ctx)
+	if !cur.Next(ctx) {
+		if err := cur.Err(); err != nil {
+			return nil, nil, fmt.Errorf("find member: %w", err)
+		}
+		return nil, nil, ErrNotFound
+	}
+	raw := cur.Current
+	var rec *pinreset.Outcome
+	if tx, ok := raw.Lookup(txField).ArrayOK(); ok {
+		if vs, _ := tx.Values(); len(vs) > 0 {
+			var d outcomeDoc
+			if err := vs[0].Unmarshal(&d); err != nil {
+				return nil, nil, fmt.Errorf("decode the outcome of member %s's command: %w", d.ID, err)
+			}
+			o := d.outcome()
+			rec = &o
+		}
+	}
+	m, err := decodeMember(raw)
+	return m, rec, err
+}
+
+// deliveredLookup joins to a member document the outcome records of the
+// decisions in its outbox, under deliveredField.
+var deliveredLookup = bson.D{{Key: "$lookup", Value: bson.D{{Key: "from", Value: OutcomesCollection},
+	{Key: "localField", Value: "outbox.outcome._id"}, {Key: "foreignField", Value: "_id"}, {Key: "as", Value: deliveredField}}}}
+
+// Fields readMember's $lookups add to a member document.
+const (
+	txField        = "_tx"
+	deliveredField = "_delivered"
+)
+
+// stateOf is the update that sets the member's state: everything but its
+// identity, its outbox and its audit chain's head, which a decision sets
+// too (more) and an operator's put leaves. Empty optional fields are
+// removed, as toDoc leaves them out, so a document has one layout whoever
+// wrote it.
+func stateOf(d memberDoc, more ...bson.E) bson.D {
+	set := bson.D{{Key: "pinHash", Value: d.PINHash}, {Key: "version", Value: d.Version},
+		{Key: "failedAttempts", Value: d.FailedAttempts}, {Key: "recent", Value: d.Recent}, {Key: "updatedAt", Value: d.UpdatedAt}}
+	set = append(set, more...)
+	var unset bson.D
+	for _, f := range []struct {
+		key   string
+		value any
+		empty bool
+	}{
+		{"ci", d.CI, d.CI == ""}, {"wrongAttempts", d.WrongAttempts, len(d.WrongAttempts) == 0},
+		{"lockedUntil", d.LockedUntil, d.LockedUntil.IsZero()}, {"sets", d.Sets, len(d.Sets) == 0},
+	} {
+		if f.empty {
+			unset = append(unset, bson.E{Key: f.key, Value: ""})
+		} else {
+			set = append(set, bson.E{Key: f.key, Value: f.value})
+		}
+	}
+	update := bson.D{{Key: "$set", Value: set}}
+	if len(unset) > 0 {
+		update = append(update, bson.E{Key: "$unset", Value: unset})
+	}
+	return update
+}
+
+// Undelivered returns up to limit members whose outbox holds a decision
+// made before t, with the decisions not delivered yet in their Outbox:
+// those whose deciding worker died before it delivered and whom no command
+// has touched since, and those delivered and not pruned yet (the relay's
+// work).
+func (s *Store) Undelivered(ctx context.Context, before time.Time, limit int) ([]pinreset.Member, error) {
+	cur, err := s.members.Aggregate(ctx, bson.A{
+		bson.D{{Key: "$match", Value: bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: before}}}}}},
+		bson.D{{Key: "$limit", Value: limit}},
+		deliveredLookup,
+	})
+	if err != nil {
+		return nil, fmt.Errorf("find undelivered decisions: %w", err)
+	}
+	defer cur.Close(ctx)
+	var out []pinreset.Member
+	for cur.Next(ctx) {
+		m, err := decodeMember(cur.Current)
+		if err != nil {
+			continue // a damaged document: its member's next command says so
+		}
+		out = append(out, *m)
+	}
+	if err := cur.Err(); err != nil {
+		return nil, fmt.Errorf("find undelivered decisions: %w", err)
+	}
+	return out, nil
+}
+
+// Prune empties the outboxes of members whose decisions are all delivered,
+// each unless it has changed since (its version is filtered on): one
+// update command for all of them.
+func (s *Store) Prune(ctx context.Context, ms []pinreset.Member) error {
+	if len(ms) == 0 {
+		return nil
+	}
+	models := make([]mongo.WriteModel, len(ms))
+	for i, m := range ms {
+		models[i] = mongo.NewUpdateOneModel().SetFilter(bson.D{{Key: "_id", Value: m.ID}, {Key: "version", Value: m.Version}}).
+			SetUpdate(bson.D{{Key: "$set", Value: bson.D{{Key: "outbox", Value: bson.A{}}}}})
+	}
+	if _, err := s.members.BulkWrite(ctx, models, options.BulkWrite().SetOrdered(false)); err != nil {
+		return fmt.Errorf("prune %d outboxes: %w", len(ms), err)
+	}
+	return nil
+}
