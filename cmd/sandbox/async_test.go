@@ -23,6 +23,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
@@ -148,14 +149,14 @@ func settledMember(t *testing.T, e Env, loginID string, out any) {
 	defer mc.Disconnect(context.Background())
 	db := mc.Database(e.Database)
 	ctx := context.Background()
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		var raw bson.Raw
+	var raw bson.Raw
+	var head struct {
+		ID      string `bson:"_id"`
+		Version int64  `bson:"version"`
+	}
+	if !waitfor.Every(20*time.Millisecond, 10*time.Second, func() bool {
 		if err := db.Collection(mongostore.MembersCollection).FindOne(ctx, bson.M{"loginId": loginID}).Decode(&raw); err != nil {
 			t.Fatal(err)
-		}
-		var head struct {
-			ID      string `bson:"_id"`
-			Version int64  `bson:"version"`
 		}
 		if err := bson.Unmarshal(raw, &head); err != nil {
 			t.Fatal(err)
@@ -164,15 +165,12 @@ func settledMember(t *testing.T, e Env, loginID string, out any) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if n == 0 {
-			if err := bson.Unmarshal(raw, out); err != nil {
-				t.Fatal(err)
-			}
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("member %s: its decision of version %d not settled after 10 s", head.ID, head.Version+1)
-		}
+		return n == 0
+	}) {
+		t.Fatalf("member %s: its decision of version %d not settled after 10 s", head.ID, head.Version+1)
+	}
+	if err := bson.Unmarshal(raw, out); err != nil {
+		t.Fatal(err)
 	}
 }
 
@@ -282,7 +280,7 @@ func TestLateResultAndExpiry(t *testing.T) {
 	if r.status != 202 {
 		t.Fatalf("no worker: got %d %+v, want 202", r.status, r.body)
 	}
-	time.Sleep(1500 * time.Millisecond) // past PINRESET_COMMAND_TTL
+	time.Sleep(1500 * time.Millisecond) // the command's TTL (1 s) runs out before a worker reads it: the expiry under test
 	startWorker(t, e, nil)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
@@ -337,11 +335,10 @@ func TestPoisonCommands(t *testing.T) {
 		}
 	}
 	var dlq []kafka.Message
-	deadline := time.Now().Add(20 * time.Second)
-	for len(dlq) < len(poison) && time.Now().Before(deadline) {
+	waitfor.Every(100*time.Millisecond, 20*time.Second, func() bool {
 		dlq = readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(dlq) >= len(poison)
+	})
 	if len(dlq) != len(poison) {
 		t.Fatalf("DLQ holds %d messages, want %d", len(dlq), len(poison))
 	}
@@ -414,7 +411,7 @@ func TestTamperedCommandIsDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reason string
-	for deadline := time.Now().Add(20 * time.Second); reason == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	waitfor.Every(100*time.Millisecond, 20*time.Second, func() bool {
 		for _, m := range readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ) {
 			if string(m.Key) != cid {
 				continue
@@ -425,7 +422,8 @@ func TestTamperedCommandIsDeadLettered(t *testing.T) {
 				}
 			}
 		}
-	}
+		return reason != ""
+	})
 	if !strings.Contains(reason, "open sealed part") {
 		t.Fatalf("tampered command: DLQ reason %q, want it dead-lettered for not opening", reason)
 	}
