@@ -52,7 +52,7 @@ func startIngress(t *testing.T, e Env, over map[string]string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- ingress.Run(ctx, cfg, zap.NewNop(), func(a string) { addr <- a }) }()
+	go func() { done <- ingress.Run(ctx, ingressConfig(cfg), zap.NewNop(), func(a string) { addr <- a }) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case a := <-addr:

@@ -107,7 +107,8 @@ func newFixtureWith(t *testing.T, answer func(pinreset.Command) pinreset.Code, e
 	logs := &bytes.Buffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&lockedBuffer{b: logs}), zap.DebugLevel))
 	pub := &answeringPublisher{ring: ring, answer: answer}
-	opts := Options{ResultWait: 2 * time.Second, MaxBodyBytes: 1024, PINPolicy: pinreset.PINPolicy{Enabled: true}}
+	opts := Options{TranWindow: 5 * time.Minute, ResultWait: 2 * time.Second, CommandTTL: 2 * time.Minute, MaxBodyBytes: 1024,
+		MaxInFlight: 2000, PINPolicy: pinreset.PINPolicy{Enabled: true}}
 	for _, edit := range edits {
 		edit(&opts)
 	}

@@ -38,6 +38,10 @@ type ClusterConfig struct {
 }
 
 // ClusterFromSettings builds the Cluster the service's settings describe.
+//
+// Deprecated: the caller converts its settings to a ClusterConfig and
+// calls NewCluster, so that this package does not import internal/config;
+// internal/worker is the last caller.
 func ClusterFromSettings(k config.Kafka) (Cluster, error) {
 	return NewCluster(ClusterConfig{Brokers: k.KafkaBrokers, TLS: k.KafkaTLS, CAFile: k.KafkaTLSCAFile,
 		SASLMechanism: k.KafkaSASLMechanism, Username: k.KafkaSASLUsername, Password: k.KafkaSASLPassword})
