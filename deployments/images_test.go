@@ -37,6 +37,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 const (
@@ -178,23 +179,20 @@ var itClient = &http.Client{Timeout: 30 * time.Second}
 // waitReady polls http://addr/readyz until it answers 200, for at most limit.
 func waitReady(t *testing.T, addr string, limit time.Duration, logs func() string) {
 	t.Helper()
-	deadline := time.Now().Add(limit)
 	var last string
-	for time.Now().Before(deadline) {
+	if !waitfor.Every(250*time.Millisecond, limit, func() bool {
 		res, err := itClient.Get("http://" + addr + "/readyz")
-		if err == nil {
-			b, _ := io.ReadAll(res.Body)
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				return
-			}
-			last = fmt.Sprintf("%d %s", res.StatusCode, b)
-		} else {
+		if err != nil {
 			last = err.Error()
+			return false
 		}
-		time.Sleep(250 * time.Millisecond)
+		b, _ := io.ReadAll(res.Body)
+		res.Body.Close()
+		last = fmt.Sprintf("%d %s", res.StatusCode, b)
+		return res.StatusCode == 200
+	}) {
+		t.Fatalf("%s/readyz not ready after %v: %s\nlogs:\n%s", addr, limit, last, logs())
 	}
-	t.Fatalf("%s/readyz not ready after %v: %s\nlogs:\n%s", addr, limit, last, logs())
 }
 
 // checkHealth: /healthz and /readyz both answer 200 on addr.
@@ -436,12 +434,10 @@ func TestImages(t *testing.T) {
 	logs := func(name string) func() string {
 		return func() string { out, _ := run(t, itEnviron(), "podman", "logs", name); return out }
 	}
-	deadline := time.Now().Add(time.Minute)
-	for !strings.Contains(logs(sandboxC)(), "sandbox: infrastructure ready") {
-		if time.Now().After(deadline) {
-			t.Fatalf("sandbox container not ready after a minute:\n%s", logs(sandboxC)())
-		}
-		time.Sleep(200 * time.Millisecond)
+	if !waitfor.Every(200*time.Millisecond, time.Minute, func() bool {
+		return strings.Contains(logs(sandboxC)(), "sandbox: infrastructure ready")
+	}) {
+		t.Fatalf("sandbox container not ready after a minute:\n%s", logs(sandboxC)())
 	}
 	t.Logf("sandbox container ready in %v", time.Since(start).Round(time.Millisecond))
 
@@ -547,18 +543,15 @@ func TestCompose(t *testing.T) {
 			return (&net.Dialer{}).DialContext(ctx, "unix", sock)
 		},
 	}}
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		if res, err := api.Get("http://podman/_ping"); err == nil {
-			res.Body.Close()
-			if res.StatusCode == 200 {
-				break
-			}
+	if !waitfor.Every(200*time.Millisecond, 30*time.Second, func() bool {
+		res, err := api.Get("http://podman/_ping")
+		if err != nil {
+			return false
 		}
-		if time.Now().After(deadline) {
-			t.Fatalf("podman's Docker API did not answer on %s:\n%s", sock, svcLog.String())
-		}
-		time.Sleep(200 * time.Millisecond)
+		res.Body.Close()
+		return res.StatusCode == 200
+	}) {
+		t.Fatalf("podman's Docker API did not answer on %s:\n%s", sock, svcLog.String())
 	}
 	composeRun := func(profiles string, args ...string) (string, error) {
 		return run(t, append(env, "COMPOSE_PROFILES="+profiles), compose[0], append(append(compose[1:], "-f", "compose.yaml"), args...)...)

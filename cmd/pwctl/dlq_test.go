@@ -23,6 +23,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/sandbox"
 	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
@@ -498,12 +499,9 @@ func TestRedriveAfterTheKeyIsDeployed(t *testing.T) {
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {
 	t.Helper()
-	for end := time.Now().Add(d); time.Now().Before(end); time.Sleep(500 * time.Millisecond) {
-		if ok() {
-			return
-		}
+	if !waitfor.Every(500*time.Millisecond, d, ok) {
+		t.Fatalf("timed out waiting for %s", what)
 	}
-	t.Fatalf("timed out waiting for %s", what)
 }
 
 func mustReadAll(t *testing.T, ctx context.Context, cluster kafkabus.Cluster, topic string) []kafka.Message {

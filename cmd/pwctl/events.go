@@ -87,8 +87,8 @@ func kafkaCluster(brokers string) (kafkabus.Cluster, error) {
 	if err != nil {
 		return kafkabus.Cluster{}, err
 	}
-	k.KafkaBrokers = strings.Split(brokers, ",")
-	return kafkabus.ClusterFromSettings(k)
+	return kafkabus.NewCluster(kafkabus.ClusterConfig{Brokers: strings.Split(brokers, ","), TLS: k.KafkaTLS, CAFile: k.KafkaTLSCAFile,
+		SASLMechanism: k.KafkaSASLMechanism, Username: k.KafkaSASLUsername, Password: k.KafkaSASLPassword})
 }
 
 func envOr(name, def string) string {

@@ -20,6 +20,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/loadgen/loadgentest"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // TestLoadWiring: pwctl load's flags reach the generator, -json prints the
@@ -240,19 +241,20 @@ func (p *serviceProcess) exited() bool {
 	}
 }
 
-// waitFor waits until the process has printed s.
+// waitFor waits until the process has printed s (cmd/sandbox's ready
+// line, printed for scripts and tests to wait for).
 func (p *serviceProcess) waitFor(t *testing.T, s string) {
 	t.Helper()
-	for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-		b, _ := os.ReadFile(p.log)
-		switch {
-		case strings.Contains(string(b), s):
-			return
-		case p.exited():
-			t.Fatalf("%s exited before printing %q:\n%s", p.name, s, b)
-		case time.Now().After(deadline):
-			t.Fatalf("%s did not print %q within 60 s", p.name, s)
-		}
+	var b []byte
+	printed := waitfor.Until(60*time.Second, func() bool {
+		b, _ = os.ReadFile(p.log)
+		return strings.Contains(string(b), s) || p.exited()
+	})
+	switch {
+	case !printed:
+		t.Fatalf("%s did not print %q within 60 s", p.name, s)
+	case !strings.Contains(string(b), s):
+		t.Fatalf("%s exited before printing %q:\n%s", p.name, s, b)
 	}
 }
 
@@ -269,22 +271,21 @@ func startIngressAt(t *testing.T, bin string, base map[string]string) string {
 		addr := freeaddr.For(t)
 		env["PINRESET_HTTP_ADDR"] = addr
 		p := startServiceProcess(t, bin, "ingress", env)
-		for deadline := time.Now().Add(60 * time.Second); ; time.Sleep(50 * time.Millisecond) {
-			if res, err := http.Get("http://" + addr + "/readyz"); err == nil {
-				res.Body.Close()
-				if res.StatusCode == http.StatusOK {
-					return "http://" + addr
-				}
+		ready := func() bool {
+			res, err := http.Get("http://" + addr + "/readyz")
+			if err != nil {
+				return false
 			}
-			if p.exited() {
-				if attempt < 3 {
-					break
-				}
-				t.Fatalf("ingress exited before it was ready")
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("ingress not ready after 60 s")
-			}
+			res.Body.Close()
+			return res.StatusCode == http.StatusOK
+		}
+		switch {
+		case !waitfor.Until(60*time.Second, func() bool { return ready() || p.exited() }):
+			t.Fatalf("ingress not ready after 60 s")
+		case !p.exited():
+			return "http://" + addr
+		case attempt >= 3:
+			t.Fatalf("ingress exited before it was ready")
 		}
 	}
 }

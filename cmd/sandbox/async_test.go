@@ -23,6 +23,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
@@ -51,7 +52,7 @@ func startIngress(t *testing.T, e Env, over map[string]string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- ingress.Run(ctx, cfg, zap.NewNop(), func(a string) { addr <- a }) }()
+	go func() { done <- ingress.Run(ctx, ingressConfig(cfg), zap.NewNop(), func(a string) { addr <- a }) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case a := <-addr:
@@ -147,8 +148,10 @@ func settledMember(t *testing.T, e Env, loginID string, out any) {
 		t.Fatal(err)
 	}
 	defer store.Close(ctx)
-	for deadline := time.Now().Add(10 * time.Second); ; time.Sleep(20 * time.Millisecond) {
-		raw, err := store.Database().Collection(mongostore.MembersCollection).FindOne(ctx, bson.M{"loginId": loginID}).Raw()
+	members := store.Database().Collection(mongostore.MembersCollection)
+	pending := -1
+	if !waitfor.Every(20*time.Millisecond, 10*time.Second, func() bool {
+		raw, err := members.FindOne(ctx, bson.M{"loginId": loginID}).Raw()
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -157,19 +160,12 @@ func settledMember(t *testing.T, e Env, loginID string, out any) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(m.Outbox) == 0 {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("member %s: %d decisions undelivered after 10 s", m.ID, len(m.Outbox))
-		}
+		pending = len(m.Outbox)
+		return pending == 0
+	}) {
+		t.Fatalf("member with login %s: %d decisions undelivered after 10 s", loginID, pending)
 	}
-	mc, err := mongo.Connect(options.Client().ApplyURI(e.MongoURI))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer mc.Disconnect(ctx)
-	if err := mc.Database(e.Database).Collection(mongostore.MembersCollection).FindOne(ctx, bson.M{"loginId": loginID}).Decode(out); err != nil {
+	if err := members.FindOne(ctx, bson.M{"loginId": loginID}).Decode(out); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -280,7 +276,7 @@ func TestLateResultAndExpiry(t *testing.T) {
 	if r.status != 202 {
 		t.Fatalf("no worker: got %d %+v, want 202", r.status, r.body)
 	}
-	time.Sleep(1500 * time.Millisecond) // past PINRESET_COMMAND_TTL
+	time.Sleep(1500 * time.Millisecond) // the command's TTL (1 s) runs out before a worker reads it: the expiry under test
 	startWorker(t, e, nil)
 	deadline = time.Now().Add(30 * time.Second)
 	for {
@@ -335,11 +331,10 @@ func TestPoisonCommands(t *testing.T) {
 		}
 	}
 	var dlq []kafka.Message
-	deadline := time.Now().Add(20 * time.Second)
-	for len(dlq) < len(poison) && time.Now().Before(deadline) {
+	waitfor.Every(100*time.Millisecond, 20*time.Second, func() bool {
 		dlq = readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ)
-		time.Sleep(100 * time.Millisecond)
-	}
+		return len(dlq) >= len(poison)
+	})
 	if len(dlq) != len(poison) {
 		t.Fatalf("DLQ holds %d messages, want %d", len(dlq), len(poison))
 	}
@@ -412,7 +407,7 @@ func TestTamperedCommandIsDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	var reason string
-	for deadline := time.Now().Add(20 * time.Second); reason == "" && time.Now().Before(deadline); time.Sleep(100 * time.Millisecond) {
+	waitfor.Every(100*time.Millisecond, 20*time.Second, func() bool {
 		for _, m := range readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ) {
 			if string(m.Key) != cid {
 				continue
@@ -423,7 +418,8 @@ func TestTamperedCommandIsDeadLettered(t *testing.T) {
 				}
 			}
 		}
-	}
+		return reason != ""
+	})
 	if !strings.Contains(reason, "open sealed part") {
 		t.Fatalf("tampered command: DLQ reason %q, want it dead-lettered for not opening", reason)
 	}

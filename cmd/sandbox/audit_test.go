@@ -17,6 +17,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // TestAuditTrail: after a mixed run of 200 commands every outcome has one
@@ -78,17 +79,14 @@ func TestAuditTrail(t *testing.T) {
 	// until it holds a record for every command, for a while.
 	var records []audit.Record
 	var rep audit.Report
-	for deadline := time.Now().Add(15 * time.Second); ; {
+	waitfor.Every(200*time.Millisecond, 15*time.Second, func() bool {
 		records = records[:0]
 		rep, err = trail.Verify(ctx, func(r audit.Record) { records = append(records, r) })
 		if err != nil || !rep.OK() {
 			t.Fatalf("verify after the run: %+v %v", rep, err)
 		}
-		if len(records) >= len(cids) || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return len(records) >= len(cids)
+	})
 	byCID := map[string][]audit.Record{}
 	for _, r := range records {
 		byCID[r.CorrelationID] = append(byCID[r.CorrelationID], r)

@@ -123,7 +123,7 @@ func TestEventsMatchSchemas(t *testing.T) {
 			t.Fatalf("step %d: %+v, want %s", i, r.body, s.code)
 		}
 	}
-	time.Sleep(2500 * time.Millisecond) // past the lock
+	time.Sleep(2500 * time.Millisecond) // the lock (PINRESET_LOCK_FOR, 2 s) runs out: the unlock under test
 	if r := cl.post([]byte(`{"loginId":"samepin@sandbox.example","currentPassword":"135792","newPassword":"581379"}`), "", nil); r.body.Code != pinreset.CodeSuccess {
 		t.Fatalf("change after the lock: %+v", r.body)
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // decodeEvent reads a password.events message back into a CloudEvent with
@@ -59,14 +60,12 @@ func decodeEvent(t *testing.T, m kafka.Message) (cloudevents.Event, events.Data)
 // waitEvents reads password.events until it holds n messages (or 20 s pass).
 func waitEvents(t *testing.T, e Env, n int) []kafka.Message {
 	t.Helper()
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		msgs := readAll(t, e.Brokers, kafkabus.TopicEvents)
-		if len(msgs) >= n || time.Now().After(deadline) {
-			return msgs
-		}
-		time.Sleep(100 * time.Millisecond)
-	}
+	var msgs []kafka.Message
+	waitfor.Every(100*time.Millisecond, 20*time.Second, func() bool {
+		msgs = readAll(t, e.Brokers, kafkabus.TopicEvents)
+		return len(msgs) >= n
+	})
+	return msgs
 }
 
 func TestEvents(t *testing.T) {
@@ -89,7 +88,7 @@ func TestEvents(t *testing.T) {
 			t.Fatalf("step %d: %+v, want %s", i, r.body, s.code)
 		}
 	}
-	time.Sleep(3500 * time.Millisecond)
+	time.Sleep(3500 * time.Millisecond) // the lock (PINRESET_LOCK_FOR, 3 s) runs out: the unlock under test
 	if r := c.post([]byte(`{"loginId":"samepin@sandbox.example","currentPassword":"135792","newPassword":"581379"}`), "", nil); r.body.Code != "000_000" {
 		t.Fatalf("after the lock: %+v", r.body)
 	}

@@ -123,7 +123,9 @@ func TestKMV2(t *testing.T) {
 		if got := memberVersion(t, e, "success@sandbox.example"); got != v {
 			t.Fatalf("version %d -> %d: the resent capture was applied again", v, got)
 		}
-		time.Sleep(kmv2Window + 1500*time.Millisecond) // the tran time has whole seconds
+		// The tran window passes (the behaviour under test); the tran time
+		// has whole seconds.
+		time.Sleep(kmv2Window + 1500*time.Millisecond)
 		if r := resend(); r.status != 401 || r.body.Code != "000_401" {
 			t.Fatalf("resent outside the window: %d %+v, want 401 000_401", r.status, r.body)
 		}

@@ -10,6 +10,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/kmwallet/pinreset/internal/freeaddr"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // The end-to-end tests of issue 15: a reset is the way out of a lock, and
@@ -119,21 +120,21 @@ func hashes(t *testing.T, workerAdmin string) int {
 	return n
 }
 
-// settledHashes waits until the hash count stops moving (a hash made ahead
-// is observed when it ends, which can be just after the answer).
+// settledHashes waits until the hash count has not moved for 200 ms (a
+// hash made ahead is observed when it ends, which can be just after the
+// answer; the worker exports no count of hashes in progress to wait for).
 func settledHashes(t *testing.T, workerAdmin string) int {
 	t.Helper()
-	n := hashes(t, workerAdmin)
-	for range 50 {
-		time.Sleep(200 * time.Millisecond)
+	n := -1
+	if !waitfor.Every(200*time.Millisecond, 10*time.Second, func() bool {
 		m := hashes(t, workerAdmin)
-		if m == n {
-			return n
-		}
+		settled := m == n
 		n = m
+		return settled
+	}) {
+		t.Fatal("the worker's hash count does not settle")
 	}
-	t.Fatal("the worker's hash count does not settle")
-	return 0
+	return n
 }
 
 // TestReplayStormCostsNoHashing: one captured wrong-PIN change sent 40 times

@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/freeaddr"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 func httpGet(t *testing.T, url string) (int, string) {
@@ -57,20 +58,15 @@ func TestMetrics(t *testing.T) {
 		`pinreset_dead_lettered_total 0`,
 	}
 	var worker string
-	deadline := time.Now().Add(15 * time.Second)
-	for {
+	waitfor.Every(200*time.Millisecond, 15*time.Second, func() bool {
 		_, worker = httpGet(t, "http://"+workerAdmin+"/metrics")
-		missing := 0
 		for _, want := range workerWants {
 			if !strings.Contains(worker, want) {
-				missing++
+				return false
 			}
 		}
-		if missing == 0 || time.Now().After(deadline) {
-			break
-		}
-		time.Sleep(200 * time.Millisecond)
-	}
+		return true
+	})
 	for _, want := range workerWants {
 		if !strings.Contains(worker, want) {
 			t.Errorf("worker /metrics lacks %s", want)
@@ -101,16 +97,10 @@ func TestReadinessFollowsDependencies(t *testing.T) {
 	startProcess(t, "worker", processEnv(e, map[string]string{"PINRESET_ADMIN_ADDR": workerAdmin}))
 	waitStatus := func(url string, want int) {
 		t.Helper()
-		deadline := time.Now().Add(30 * time.Second)
-		for {
-			got, body := httpGet(t, url)
-			if got == want {
-				return
-			}
-			if time.Now().After(deadline) {
-				t.Fatalf("%s: %d %q, want %d", url, got, body, want)
-			}
-			time.Sleep(200 * time.Millisecond)
+		var got int
+		var body string
+		if !waitfor.Every(200*time.Millisecond, 30*time.Second, func() bool { got, body = httpGet(t, url); return got == want }) {
+			t.Fatalf("%s: %d %q, want %d", url, got, body, want)
 		}
 	}
 	waitStatus("http://"+workerAdmin+"/readyz", 200)

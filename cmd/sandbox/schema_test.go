@@ -32,6 +32,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 const schemasDir = "../../schemas"
@@ -387,18 +388,14 @@ func TestProducedMessagesMatchSchemas(t *testing.T) {
 
 	// Wait for the dead letter and its 000_422 result.
 	var results, dlq []kafka.Message
-	deadline := time.Now().Add(30 * time.Second)
-	for {
+	var answered bool
+	if !waitfor.Every(100*time.Millisecond, 30*time.Second, func() bool {
 		dlq = readAll(t, e.Brokers, kafkabus.TopicCommandsDLQ)
 		results = readAll(t, e.Brokers, kafkabus.TopicResults)
-		answered := slices.ContainsFunc(results, func(m kafka.Message) bool { return string(m.Key) == poisonKey })
-		if len(dlq) > 0 && answered {
-			break
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("poison command: %d DLQ messages, answered on password.results: %v", len(dlq), answered)
-		}
-		time.Sleep(100 * time.Millisecond)
+		answered = slices.ContainsFunc(results, func(m kafka.Message) bool { return string(m.Key) == poisonKey })
+		return len(dlq) > 0 && answered
+	}) {
+		t.Fatalf("poison command: %d DLQ messages, answered on password.results: %v", len(dlq), answered)
 	}
 	commands := readAll(t, e.Brokers, kafkabus.TopicCommands)
 

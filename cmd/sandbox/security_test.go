@@ -67,7 +67,7 @@ func TestLockout(t *testing.T) {
 	if r.status != 400 || r.body.Code != "001_069" {
 		t.Fatalf("right PIN while locked: %d %+v, want 400 001_069", r.status, r.body)
 	}
-	time.Sleep(time.Until(lockedAt.Add(4500 * time.Millisecond)))
+	time.Sleep(time.Until(lockedAt.Add(4500 * time.Millisecond))) // the lock (4 s) runs out: the unlock under test
 	r = c.post(changeBody("246810", "581379"), "", nil)
 	if r.status != 200 || r.body.Code != "000_000" {
 		t.Fatalf("right PIN after the lock ended: %d %+v, want 200 000_000", r.status, r.body)

@@ -8,6 +8,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // TestTraceCrossesKafka: a request carrying a W3C traceparent leads to one
@@ -25,8 +27,8 @@ func TestTraceCrossesKafka(t *testing.T) {
 	}
 	want := []string{"POST /api/v1/user/password/reset", "publish password.commands", "process password.commands", "store update"}
 	var got map[string]bool
-	deadline := time.Now().Add(20 * time.Second) // spans are exported in batches every 5 s
-	for time.Now().Before(deadline) {
+	// Spans are exported in batches every 5 s.
+	waitfor.Every(250*time.Millisecond, 20*time.Second, func() bool {
 		got = map[string]bool{}
 		raw, _ := os.ReadFile(spans)
 		dec := json.NewDecoder(strings.NewReader(string(raw)))
@@ -42,11 +44,8 @@ func TestTraceCrossesKafka(t *testing.T) {
 				got[s.Name] = true
 			}
 		}
-		if len(got) >= len(want) {
-			break
-		}
-		time.Sleep(250 * time.Millisecond)
-	}
+		return len(got) >= len(want)
+	})
 	for _, name := range want {
 		if !got[name] {
 			t.Errorf("no span %q in trace %s (have %v)", name, traceID, got)

@@ -5,6 +5,8 @@ import (
 	"os/exec"
 	"testing"
 	"time"
+
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // TestResidentMB: this process's resident memory, less MADV_FREE pages, is
@@ -44,11 +46,8 @@ func TestCPUSecondsCountsDescendants(t *testing.T) {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = cmd.Process.Kill(); _ = cmd.Wait() })
-	deadline := time.Now().Add(20 * time.Second)
-	for cpu, _ := cpuSeconds(cmd.Process.Pid); cpu < 0.1; cpu, _ = cpuSeconds(cmd.Process.Pid) {
-		if time.Now().After(deadline) {
-			t.Fatalf("the parent's tree used %.2f s of CPU, want the spinning child's counted", cpu)
-		}
-		time.Sleep(50 * time.Millisecond)
+	var cpu float64
+	if !waitfor.Until(20*time.Second, func() bool { cpu, _ = cpuSeconds(cmd.Process.Pid); return cpu >= 0.1 }) {
+		t.Fatalf("the parent's tree used %.2f s of CPU, want the spinning child's counted", cpu)
 	}
 }

@@ -433,7 +433,7 @@ func TestDistinctBurstStillRefused(t *testing.T) {
 	// takes a while, so that the burst's admissions overlap.
 	failing := func(newPIN string) bool { return (newPIN[5]-'0')%2 == 1 }
 	f.pub.fail = func(c pinreset.Command) bool {
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(20 * time.Millisecond) // a slow publish: the overlap under test
 		return failing(c.NewPIN)
 	}
 	type answer struct {

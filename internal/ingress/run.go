@@ -15,23 +15,45 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/admin"
 	"github.com/kmwallet/pinreset/internal/asp"
-	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/metrics"
-	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/retry"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/tracing"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
+// Config is what Run builds an ingress from: plain values, which the
+// composition root (cmd/ingress, cmd/sandbox) takes from the settings
+// (internal/config; errors name them).
+type Config struct {
+	HTTPAddr   string   // the API's listen address (PINRESET_HTTP_ADDR)
+	AdminAddr  string   // the admin listener's (/healthz, /readyz, /metrics); "" serves none
+	AdminPprof bool     // Go's profiles under /debug/pprof/ on the admin listener
+	ASPFile    string   // the ASP registry (PINRESET_ASP_FILE)
+	SealKeys   []string // the keys sealing commands, "id:base64", the first seals (PINRESET_SEAL_KEYS)
+	JWEKeysDir string   // the server's JWE keys; "" turns message encryption off
+	Kafka      kafkabus.ClusterConfig
+	// CreateTopics are the topics created at start; nil leaves them to
+	// the operator.
+	CreateTopics []kafkabus.TopicSpec
+	// TracesExporter and TracesFile are tracing.Setup's exporter and file.
+	TracesExporter, TracesFile string
+	// ShutdownTimeout bounds how long the requests in hand may take to be
+	// answered once ctx ends.
+	ShutdownTimeout time.Duration
+	// Options are the request rules; Run sets their JWE and ClientKeys
+	// from JWEKeysDir and the registry.
+	Options Options
+}
+
 // Run serves the API on cfg.HTTPAddr until ctx ends. If listening is non-nil
 // it receives the bound address once the server accepts requests (tests bind
 // port 0). Shutdown order: stop accepting, let in-flight requests finish (up
 // to ShutdownTimeout), stop tailing results, flush the producer.
-func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening func(addr string)) error {
+func Run(ctx context.Context, cfg Config, log *zap.Logger, listening func(addr string)) error {
 	registry, err := asp.Load(cfg.ASPFile)
 	if err != nil {
 		return fmt.Errorf("PINRESET_ASP_FILE: %w", err)
@@ -40,11 +62,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	if err != nil {
 		return err
 	}
-	opts := Options{
-		TranWindow: cfg.TranWindow, ResultWait: cfg.ResultWait, CommandTTL: cfg.CommandTTL,
-		MaxBodyBytes: cfg.MaxBodyBytes, PINPolicy: pinreset.PINPolicy{Enabled: cfg.PINPolicy}, MaxInFlight: cfg.MaxInFlight,
-		MemberRate: Rate{N: cfg.MemberRate.N, Per: cfg.MemberRate.Per}, ASPRate: Rate{N: cfg.ASPRate.N, Per: cfg.ASPRate.Per},
-	}
+	opts := cfg.Options
 	if cfg.JWEKeysDir != "" {
 		keys, err := jwe.LoadKeyring(cfg.JWEKeysDir)
 		if err != nil {
@@ -56,7 +74,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		}
 		opts.JWE, opts.ClientKeys = keys, clients
 	}
-	cluster, err := kafkabus.ClusterFromSettings(cfg.Kafka)
+	cluster, err := kafkabus.NewCluster(cfg.Kafka)
 	if err != nil {
 		return err
 	}
@@ -65,8 +83,8 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 	// that is not up yet is waited for.
 	var tail *kafkabus.Tail
 	if err := retry.Until(ctx, log, "prepare topics and the results tail", kafkabus.Fatal, func() error {
-		if cfg.CreateTopics {
-			if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(cfg.TopicPartitions, cfg.TopicReplication, cfg.TopicMinInSync)); err != nil {
+		if len(cfg.CreateTopics) > 0 {
+			if err := kafkabus.EnsureTopics(ctx, cluster, cfg.CreateTopics); err != nil {
 				return err
 			}
 		}
@@ -100,7 +118,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		Handler:           srv.Handler(),
 		ReadHeaderTimeout: 5 * time.Second,
 		ReadTimeout:       10 * time.Second,
-		WriteTimeout:      cfg.ResultWait + 10*time.Second,
+		WriteTimeout:      opts.ResultWait + 10*time.Second,
 		IdleTimeout:       60 * time.Second,
 		MaxHeaderBytes:    16 << 10,
 		ErrorLog:          zap.NewStdLog(log.Named("http")),

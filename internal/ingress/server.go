@@ -26,7 +26,6 @@ import (
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
-	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/jwe"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
@@ -80,15 +79,19 @@ type Publisher interface {
 //   - max_in_flight: MaxInFlight commands are already waiting (the hard cap).
 //
 // Each refusal counts in pinreset_ingress_shed_total{reason}.
+//
+// The durations and bounds have no zero-value defaults: the composition
+// root passes each setting's value (internal/config's table says its
+// meaning, unit and default once).
 type Options struct {
-	TranWindow   time.Duration // default config.DefaultTranWindow, 5 min
-	ResultWait   time.Duration // default config.DefaultResultWait, 5 s
-	CommandTTL   time.Duration // default config.DefaultCommandTTL, 2 min
-	MaxBodyBytes int64         // bytes; default config.DefaultMaxBodyBytes, 8 KiB
+	TranWindow   time.Duration // how far a tran time may be from now (PINRESET_TRAN_WINDOW)
+	ResultWait   time.Duration // how long a request waits for its result before 202 (PINRESET_RESULT_WAIT)
+	CommandTTL   time.Duration // how long a command may wait to be applied (PINRESET_COMMAND_TTL)
+	MaxBodyBytes int64         // the largest request body, in bytes (PINRESET_MAX_BODY_BYTES)
 	// MaxInFlight bounds the commands this instance publishes and waits for
 	// at once; past it a request is refused with 503 000_503 before anything
 	// is published, so an overload costs clients a retry, not the ingress
-	// its memory. Default config.DefaultMaxInFlight, 2000.
+	// its memory (PINRESET_MAX_IN_FLIGHT).
 	MaxInFlight int
 	PINPolicy   pinreset.PINPolicy
 	// JWE and ClientKeys enable message encryption (X-KM-Crypto-Key-Id).
@@ -130,21 +133,6 @@ type Server struct {
 
 // NewServer builds the server. ready is called by /readyz.
 func NewServer(auth Authenticator, pub Publisher, sealer wire.Sealer, opts Options, log *zap.Logger, ready func(context.Context) error) *Server {
-	if opts.TranWindow == 0 {
-		opts.TranWindow = config.DefaultTranWindow
-	}
-	if opts.ResultWait == 0 {
-		opts.ResultWait = config.DefaultResultWait
-	}
-	if opts.CommandTTL == 0 {
-		opts.CommandTTL = config.DefaultCommandTTL
-	}
-	if opts.MaxBodyBytes == 0 {
-		opts.MaxBodyBytes = int64(config.DefaultMaxBodyBytes)
-	}
-	if opts.MaxInFlight == 0 {
-		opts.MaxInFlight = config.DefaultMaxInFlight
-	}
 	return &Server{auth: auth, pub: pub, sealer: sealer, opts: opts, log: log, now: time.Now, waiters: newWaiters(), slots: make(chan struct{}, opts.MaxInFlight), admission: newAdmission(shedFloor), tracer: noop.NewTracerProvider().Tracer(""),
 		seen: newOutcomeCache(100_000, 10*time.Minute), ready: ready, limits: newLimiter(opts.MemberRate, opts.ASPRate),
 		shedLog: log.WithOptions(zap.WrapCore(func(c zapcore.Core) zapcore.Core {

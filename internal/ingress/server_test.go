@@ -23,6 +23,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/kmheader"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
@@ -106,7 +107,8 @@ func newFixtureWith(t *testing.T, answer func(pinreset.Command) pinreset.Code, e
 	logs := &bytes.Buffer{}
 	log := zap.New(zapcore.NewCore(zapcore.NewJSONEncoder(zap.NewProductionEncoderConfig()), zapcore.AddSync(&lockedBuffer{b: logs}), zap.DebugLevel))
 	pub := &answeringPublisher{ring: ring, answer: answer}
-	opts := Options{ResultWait: 2 * time.Second, MaxBodyBytes: 1024, PINPolicy: pinreset.PINPolicy{Enabled: true}}
+	opts := Options{TranWindow: 5 * time.Minute, ResultWait: 2 * time.Second, CommandTTL: 2 * time.Minute, MaxBodyBytes: 1024,
+		MaxInFlight: 2000, PINPolicy: pinreset.PINPolicy{Enabled: true}}
 	for _, edit := range edits {
 		edit(&opts)
 	}
@@ -320,10 +322,7 @@ func TestOutcomes(t *testing.T) {
 			w, _ := f.do(t, request(goodBody, nil))
 			first <- w.Code
 		}()
-		deadline := time.Now().Add(2 * time.Second)
-		for f.srv.waiters.len() == 0 && time.Now().Before(deadline) {
-			time.Sleep(time.Millisecond)
-		}
+		waitfor.Every(time.Millisecond, 2*time.Second, func() bool { return f.srv.waiters.len() > 0 })
 		w, b := f.do(t, request(goodBody, nil))
 		if w.Code != 503 || b.Code != pinreset.CodeUnavailable {
 			t.Fatalf("second request while one waits: %d %+v, want 503 000_503", w.Code, b)
@@ -351,7 +350,8 @@ func TestOutcomes(t *testing.T) {
 		r := request(goodBody, nil)
 		cid := r.Header.Get("X-KM-Correlation-Id")
 		go func() {
-			time.Sleep(50 * time.Millisecond)
+			// Delivered while the request waits for its own result.
+			waitfor.Every(time.Millisecond, 2*time.Second, func() bool { return f.srv.waiters.len() > 0 })
 			f.srv.Deliver(pinreset.Result{CorrelationID: cid, ASPID: "KMOTHERASP00001", Code: pinreset.CodeSuccess, Message: "Success."})
 		}()
 		w, b := f.do(t, r)
@@ -396,13 +396,11 @@ func TestLoadShedding(t *testing.T) {
 	// waiter is registered before its command is published.
 	waitPublished := func(n int) []pinreset.Command {
 		t.Helper()
-		for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(time.Millisecond) {
-			if cmds := published(); len(cmds) >= n {
-				return cmds
-			}
+		var cmds []pinreset.Command
+		if !waitfor.Every(time.Millisecond, 10*time.Second, func() bool { cmds = published(); return len(cmds) >= n }) {
+			t.Fatalf("%d commands published, want %d", len(cmds), n)
 		}
-		t.Fatalf("%d commands published, want %d", len(published()), n)
-		return nil
+		return cmds
 	}
 	release := func(cmds []pinreset.Command) {
 		t.Helper()

@@ -12,8 +12,6 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
-
-	"github.com/kmwallet/pinreset/internal/config"
 )
 
 // Cluster says how to reach the brokers: their addresses and, when set, TLS
@@ -35,12 +33,6 @@ type ClusterConfig struct {
 	// SASLMechanism is "", PLAIN, SCRAM-SHA-256 or SCRAM-SHA-512.
 	SASLMechanism      string
 	Username, Password string
-}
-
-// ClusterFromSettings builds the Cluster the service's settings describe.
-func ClusterFromSettings(k config.Kafka) (Cluster, error) {
-	return NewCluster(ClusterConfig{Brokers: k.KafkaBrokers, TLS: k.KafkaTLS, CAFile: k.KafkaTLSCAFile,
-		SASLMechanism: k.KafkaSASLMechanism, Username: k.KafkaSASLUsername, Password: k.KafkaSASLPassword})
 }
 
 // NewCluster builds a Cluster. Its errors never hold the password.

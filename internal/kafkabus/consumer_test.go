@@ -15,6 +15,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/health"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // consumerCluster is a kfake cluster with one 4-partition topic holding n
@@ -44,22 +45,19 @@ func consumerCluster(t *testing.T, n int) (*kfake.Cluster, Cluster) {
 // waitLag waits until the group has committed every message of the topic.
 func waitLag(t *testing.T, c Cluster, group string, within time.Duration) {
 	t.Helper()
-	deadline := time.Now().Add(within)
-	for {
+	var lag map[int]int64
+	var err error
+	if !waitfor.Every(100*time.Millisecond, within, func() bool {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
-		lag, err := GroupLag(ctx, c, group, "cmds")
-		cancel()
+		defer cancel()
+		lag, err = GroupLag(ctx, c, group, "cmds")
 		total := int64(0)
 		for _, n := range lag {
 			total += n
 		}
-		if err == nil && total == 0 && len(lag) == 4 {
-			return
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("group %s: lag %v (%v) after %v, want every message committed", group, lag, err, within)
-		}
-		time.Sleep(100 * time.Millisecond)
+		return err == nil && total == 0 && len(lag) == 4
+	}) {
+		t.Fatalf("group %s: lag %v (%v) after %v, want every message committed", group, lag, err, within)
 	}
 }
 
@@ -97,9 +95,8 @@ func TestConsumerRidesThroughBrokerFaults(t *testing.T) {
 			return nil
 		})
 	}()
-	time.Sleep(2 * time.Second)
-	if err := mon.Ready(); err == nil {
-		t.Error("readiness is green while every fetch fails")
+	if !waitfor.Until(3*time.Second, func() bool { return mon.Ready() != nil }) {
+		t.Error("readiness stayed green while every fetch failed")
 	}
 	if err := mon.Live(); err != nil {
 		t.Errorf("liveness failed while the broker misbehaves: %v", err)
@@ -116,10 +113,7 @@ func TestConsumerRidesThroughBrokerFaults(t *testing.T) {
 		t.Fatalf("Run returned during the faults: %v", err)
 	default:
 	}
-	deadline := time.Now().Add(health.WaitHold + 5*time.Second)
-	for mon.Ready() != nil && time.Now().Before(deadline) {
-		time.Sleep(100 * time.Millisecond)
-	}
+	waitfor.Until(health.WaitHold+5*time.Second, func() bool { return mon.Ready() == nil })
 	if err := mon.Ready(); err != nil {
 		t.Errorf("readiness still red after the faults ended: %v", err)
 	}
@@ -218,10 +212,7 @@ func TestAFailingMessageInAFullLaneIsParkedSooner(t *testing.T) {
 func TestAFailingMessageInALaneWithRoomKeepsItsBudget(t *testing.T) {
 	_, c := consumerCluster(t, 3)
 	n := runFailingKey(t, c, ConsumerConfig{Concurrency: 1, RetryBudget: time.Hour, CrowdedBudget: 50 * time.Millisecond}, "k1", errCannot)
-	deadline := time.Now().Add(30 * time.Second)
-	for n.tries.Load() < 40 && time.Now().Before(deadline) { // 40 tries: over 10 times CrowdedBudget
-		time.Sleep(10 * time.Millisecond)
-	}
+	waitfor.Until(30*time.Second, func() bool { return n.tries.Load() >= 40 }) // 40 tries: over 10 times CrowdedBudget
 	if n.tries.Load() < 40 || n.parked.Load() != 0 {
 		t.Errorf("k1 tried %d times, parked %d: want it retried in its lane, not parked", n.tries.Load(), n.parked.Load())
 	}

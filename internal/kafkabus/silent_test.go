@@ -14,6 +14,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/health"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // silentBroker is a broker that accepts connections and never answers.
@@ -142,6 +143,8 @@ func TestParkingAgainstASilentBrokerFreesTheLane(t *testing.T) {
 			return p.Publish(ctx, Message{Topic: TopicCommandsRetry, Key: m.Key, Value: m.Value})
 		})
 
+	// Liveness is watched over three HandleTimeouts: the time under test,
+	// not a wait for anything.
 	for end := time.Now().Add(3*handleTimeout + 500*time.Millisecond); time.Now().Before(end); time.Sleep(50 * time.Millisecond) {
 		if err := mon.Live(); err != nil {
 			t.Fatalf("liveness failed while every step ends by its deadline: %v", err)
@@ -181,10 +184,7 @@ func TestAStepPastItsDeadlineFailsLiveness(t *testing.T) {
 			<-release // deaf to its context
 			return nil
 		})
-	deadline := time.Now().Add(10 * time.Second)
-	for mon.Live() == nil && time.Now().Before(deadline) {
-		time.Sleep(50 * time.Millisecond)
-	}
+	waitfor.Until(10*time.Second, func() bool { return mon.Live() != nil })
 	if err := mon.Live(); err == nil || !strings.Contains(err.Error(), "lanes cmds") {
 		t.Errorf("liveness = %v with Park stuck past its deadline, want the lanes stuck", err)
 	}

@@ -114,7 +114,7 @@ func (f *fakeAPI) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		login := req.LoginID
 		f.busy[login] = true
 		f.mu.Unlock()
-		time.Sleep(f.delay)
+		time.Sleep(f.delay) // the fake service's latency, part of the load under test
 		f.mu.Lock()
 		delete(f.busy, login)
 	}

@@ -14,6 +14,7 @@ import (
 	"github.com/twmb/franz-go/pkg/kmsg"
 
 	"github.com/kmwallet/pinreset/internal/freeaddr"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // TestDeadJoinerExpires: a consumer killed while it waits for its
@@ -48,7 +49,7 @@ func TestDeadJoinerExpires(t *testing.T) {
 		SessionTimeout: 2 * time.Second, HeartbeatInterval: 250 * time.Millisecond, RebalanceTimeout: 5 * time.Second,
 		MaxWait: 100 * time.Millisecond})
 	defer r.Close()
-	waitMembers(ctx, t, addr, group, 1)
+	waitMembers(t, addr, group, 1, 30*time.Second)
 
 	// Four more that ask to join, then die before the answer. (Whether
 	// upstream kfake noticed a death in time was a coin toss per member:
@@ -70,10 +71,8 @@ func TestDeadJoinerExpires(t *testing.T) {
 	}
 
 	// They are counted into the next generation, then must expire.
-	waitMembers(ctx, t, addr, group, 1+ghosts)
-	expiry, cancelExpiry := context.WithTimeout(ctx, 20*time.Second) // 2 s sessions, a rebalance
-	defer cancelExpiry()
-	waitMembers(expiry, t, addr, group, 1)
+	waitMembers(t, addr, group, 1+ghosts, 30*time.Second)
+	waitMembers(t, addr, group, 1, 20*time.Second) // 2 s sessions, a rebalance
 
 	// And every partition is fetched again.
 	w := &kafka.Writer{Addr: kafka.TCP(addr), Topic: topic, Balancer: &kafka.RoundRobin{}, BatchTimeout: time.Millisecond}
@@ -93,25 +92,25 @@ func TestDeadJoinerExpires(t *testing.T) {
 	}
 }
 
-// waitMembers waits until the group has n members (DescribeGroups).
-func waitMembers(ctx context.Context, t *testing.T, addr, group string, n int) {
+// waitMembers waits until the group has n members (DescribeGroups), for
+// at most within.
+func waitMembers(t *testing.T, addr, group string, n int, within time.Duration) {
 	t.Helper()
 	c := rawConn(t, addr)
 	defer c.Close()
 	last := -1
-	for ctx.Err() == nil {
+	if !waitfor.Every(100*time.Millisecond, within, func() bool {
 		req := kmsg.NewPtrDescribeGroupsRequest()
 		req.Version = 4 // the last before the flexible encoding
 		req.Groups = []string{group}
 		resp := c.do(t, req).(*kmsg.DescribeGroupsResponse)
 		if len(resp.Groups) == 1 {
-			if last = len(resp.Groups[0].Members); last == n {
-				return
-			}
+			last = len(resp.Groups[0].Members)
 		}
-		time.Sleep(100 * time.Millisecond)
+		return last == n
+	}) {
+		t.Fatalf("group %s: %d members, want %d", group, last, n)
 	}
-	t.Fatalf("group %s: %d members, want %d", group, last, n)
 }
 
 // raw is a Kafka protocol connection on which the test decides when a

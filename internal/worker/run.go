@@ -92,7 +92,9 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		_ = store.Close(cctx)
 	}()
 	trail := audit.New(store.Database())
-	cluster, err := kafkabus.ClusterFromSettings(cfg.Kafka)
+	k := cfg.Kafka
+	cluster, err := kafkabus.NewCluster(kafkabus.ClusterConfig{Brokers: k.KafkaBrokers, TLS: k.KafkaTLS, CAFile: k.KafkaTLSCAFile,
+		SASLMechanism: k.KafkaSASLMechanism, Username: k.KafkaSASLUsername, Password: k.KafkaSASLPassword})
 	if err != nil {
 		return err
 	}
