@@ -44,6 +44,7 @@ func Run(ctx context.Context, cfg config.Ingress, log *zap.Logger, listening fun
 		TranWindow: cfg.TranWindow, ResultWait: cfg.ResultWait, CommandTTL: cfg.CommandTTL,
 		MaxBodyBytes: cfg.MaxBodyBytes, PINPolicy: pinreset.PINPolicy{Enabled: cfg.PINPolicy}, MaxInFlight: cfg.MaxInFlight,
 		MemberRate: Rate{N: cfg.MemberRate.N, Per: cfg.MemberRate.Per}, ASPRate: Rate{N: cfg.ASPRate.N, Per: cfg.ASPRate.Per},
+		InstanceID: cfg.IngressID,
 	}
 	if cfg.JWEKeysDir != "" {
 		keys, err := jwe.LoadKeyring(cfg.JWEKeysDir)
