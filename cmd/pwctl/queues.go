@@ -435,6 +435,16 @@ var (
 	missingKeyRE = regexp.MustCompile(`\bmissing [a-z]+ key: `)
 )
 
+// hostRE is a host name as Kubernetes names pods (lowercase DNS labels,
+// often longer than the 24 characters redact lets through).
+var hostRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,62}$`)
+
+// hostLike reports whether v may be shown as an instance's name
+// (PINRESET_INGRESS_ID, PINRESET_WORKER_ID): a host name, or a short token.
+func hostLike(v string) bool {
+	return hostRE.MatchString(v) && !digits6RE.MatchString(v) || tokenRE.MatchString(v) && redact(v) == v
+}
+
 // redact returns s, bounded to 256 bytes of printable text, with every
 // word that could be a secret replaced: a 6-digit number (a PIN), a word
 // with an '@' (a loginId), and a word of 24 characters or more (a CI, an
@@ -573,8 +583,12 @@ func shownHeaders(m kafka.Message) []field {
 			if traceRE.MatchString(v) {
 				shown = v
 			}
-		case wire.HeaderRequestID, wire.HeaderIngressID, worker.HeaderDLQWorker:
+		case wire.HeaderRequestID:
 			if tokenRE.MatchString(v) && redact(v) == v {
+				shown = v
+			}
+		case wire.HeaderIngressID, worker.HeaderDLQWorker:
+			if hostLike(v) {
 				shown = v
 			}
 		case worker.HeaderDLQSource, worker.HeaderRetrySource:
