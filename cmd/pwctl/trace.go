@@ -438,7 +438,9 @@ func (t *tracer) audit(ctx context.Context, rep *traceReport) error {
 	chains := map[string]bool{}
 	var order []string
 	for _, r := range recs {
-		if r.ASPID != rep.ASPID {
+		// (An operator's record of a queued copy whose ids were unreadable
+		// has no ASP.)
+		if r.ASPID != "" && r.ASPID != rep.ASPID {
 			rep.Other++
 			continue
 		}
