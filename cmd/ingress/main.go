@@ -11,11 +11,10 @@ import (
 	"os/signal"
 	"syscall"
 
+	"github.com/kmwallet/pinreset/cmd/ingress/compose"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
-	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/logging"
-	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
 func main() {
@@ -45,26 +44,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer log.Sync()
-	return ingress.Run(ctx, ingressConfig(cfg), log.Named("ingress"), nil)
-}
-
-// ingressConfig is the settings as the plain values ingress.Run takes.
-// (cmd/sandbox, which runs an ingress in its own process, says the same.)
-func ingressConfig(c config.Ingress) ingress.Config {
-	ic := ingress.Config{
-		HTTPAddr: c.HTTPAddr, AdminAddr: c.AdminAddr, AdminPprof: c.AdminPprof,
-		ASPFile: c.ASPFile, SealKeys: c.SealKeys, JWEKeysDir: c.JWEKeysDir,
-		Kafka: kafkabus.ClusterConfig{Brokers: c.KafkaBrokers, TLS: c.KafkaTLS, CAFile: c.KafkaTLSCAFile,
-			SASLMechanism: c.KafkaSASLMechanism, Username: c.KafkaSASLUsername, Password: c.KafkaSASLPassword},
-		TracesExporter: c.TracesExporter, TracesFile: c.TracesFile, ShutdownTimeout: c.ShutdownTimeout,
-		Options: ingress.Options{
-			TranWindow: c.TranWindow, ResultWait: c.ResultWait, CommandTTL: c.CommandTTL,
-			MaxBodyBytes: c.MaxBodyBytes, MaxInFlight: c.MaxInFlight, PINPolicy: pinreset.PINPolicy{Enabled: c.PINPolicy},
-			MemberRate: ingress.Rate(c.MemberRate), ASPRate: ingress.Rate(c.ASPRate),
-		},
-	}
-	if c.CreateTopics {
-		ic.CreateTopics = kafkabus.Topics(c.TopicPartitions, c.TopicReplication, c.TopicMinInSync)
-	}
-	return ic
+	return ingress.Run(ctx, compose.Config(cfg), log.Named("ingress"), nil)
 }

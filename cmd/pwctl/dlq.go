@@ -226,6 +226,16 @@ func (s selector) pick(entries []entry) []entry {
 }
 
 func openDatabase(ctx context.Context, uri, name string, getenv func(string) string) (*mongo.Database, func(), error) {
+	store, closeFn, err := openStore(ctx, uri, name, getenv)
+	if err != nil {
+		return nil, nil, err
+	}
+	return store.Database(), closeFn, nil
+}
+
+// openStore connects to the service's database (uri, else
+// $PINRESET_MONGO_URI, else the sandbox's) and checks that it answers.
+func openStore(ctx context.Context, uri, name string, getenv func(string) string) (*mongostore.Store, func(), error) {
 	if uri == "" {
 		uri = getenv("PINRESET_MONGO_URI")
 	}
@@ -242,7 +252,7 @@ func openDatabase(ctx context.Context, uri, name string, getenv func(string) str
 		closeFn()
 		return nil, nil, fmt.Errorf("connect to -mongo-uri: %w", err)
 	}
-	return store.Database(), closeFn, nil
+	return store, closeFn, nil
 }
 
 func listQueue(w io.Writer, q queue, entries []entry, all, asJSON bool, reason string) error {

@@ -3,7 +3,8 @@
 // events (an example consumer of password.events), audit verify|show, members
 // seed|import|add|show, asp add|rotate|retire|schemes, bootstrap (topics and
 // indexes), dlq and parked list|show|redrive|purge (the queues a command is
-// taken aside to), load (a load generator) and bench (make bench).
+// taken aside to), trace (one transaction's journey), load (a load
+// generator) and bench (make bench).
 package main
 
 import (
@@ -52,6 +53,7 @@ commands:
   asp        register an ASP, rotate and retire its credentials (the registry file)
   dlq        list, show, redrive or purge dead-lettered commands (password.commands.dlq)
   parked     list, show, redrive or purge parked commands (password.commands.retry)
+  trace      one transaction's journey: command, copies, outcome, results, events, audit
 
 Run 'pwctl <command> -h' for its flags.
 `
@@ -85,6 +87,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return dlqCmd(ctx, args[1:], stdout, stderr)
 	case "parked":
 		return parkedCmd(ctx, args[1:], stdout, stderr)
+	case "trace":
+		return traceCmd(ctx, args[1:], stdout, stderr)
 	default:
 		fmt.Fprint(stderr, usage)
 		return fmt.Errorf("unknown command %q", args[0])

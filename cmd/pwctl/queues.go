@@ -9,6 +9,7 @@ package main
 // purge in the collection queue_actions and in the audit trail.
 
 import (
+	"bytes"
 	"context"
 	"encoding/base64"
 	"encoding/json"
@@ -133,59 +134,30 @@ func (e entry) pending() bool {
 // consumer group: messages below the committed offset of group+"-retry"
 // have been tried again by a worker.
 func readQueue(ctx context.Context, cl kafkabus.Cluster, db *mongo.Database, q queue, group string, now time.Time) ([]entry, error) {
+	out, _, err := readQueueOf(ctx, cl, db, q, group, now, nil)
+	return out, err
+}
+
+// readQueueOf is readQueue for the messages of one key (a correlation id)
+// when key is not nil: only the key's partition is read (scanTopic). It
+// also returns the offsets it read.
+func readQueueOf(ctx context.Context, cl kafkabus.Cluster, db *mongo.Database, q queue, group string, now time.Time, key []byte) ([]entry, []span, error) {
 	client := cl.Client()
-	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{q.topic}})
-	if err != nil {
-		return nil, fmt.Errorf("metadata of %s: %w", q.topic, err)
-	}
-	var ids []int
-	for _, t := range md.Topics {
-		if t.Name == q.topic && t.Error == nil {
-			for _, p := range t.Partitions {
-				ids = append(ids, p.ID)
-			}
-		} else if t.Name == q.topic {
-			return nil, fmt.Errorf("metadata of %s: %w", q.topic, t.Error)
-		}
-	}
-	if len(ids) == 0 {
-		return nil, fmt.Errorf("topic %s not found", q.topic)
-	}
-	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
-	for _, id := range ids {
-		req.Topics[q.topic] = append(req.Topics[q.topic], kafka.FirstOffsetOf(id), kafka.LastOffsetOf(id))
-	}
-	offs, err := client.ListOffsets(ctx, req)
-	if err != nil {
-		return nil, fmt.Errorf("list offsets of %s: %w", q.topic, err)
-	}
 	committed := map[int]int64{}
 	if q.topic == kafkabus.TopicCommandsRetry {
-		res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group + "-retry", Topics: map[string][]int{q.topic: ids}})
-		if err == nil && res.Error != nil && !errors.Is(res.Error, kafka.GroupIdNotFound) {
-			err = res.Error // (a group that never committed has nothing committed)
-		}
-		if err != nil {
-			return nil, fmt.Errorf("committed offsets of group %s-retry: %w", group, err)
-		}
-		for _, p := range res.Topics[q.topic] {
-			committed[p.Partition] = p.CommittedOffset
+		var err error
+		if committed, err = committedOffsets(ctx, client, group+"-retry", q.topic); err != nil {
+			return nil, nil, err
 		}
 	}
 	var msgs []kafka.Message
-	for _, po := range offs.Topics[q.topic] {
-		if po.Error != nil {
-			return nil, fmt.Errorf("offsets of %s/%d: %w", q.topic, po.Partition, po.Error)
-		}
-		got, err := readPartition(ctx, cl, q.topic, po.Partition, po.FirstOffset, po.LastOffset)
-		if err != nil {
-			return nil, err
-		}
-		msgs = append(msgs, got...)
+	spans, err := scanTopic(ctx, cl, q.topic, key, false, func(m kafka.Message) { msgs = append(msgs, m) })
+	if err != nil {
+		return nil, nil, err
 	}
 	actions, err := loadActions(ctx, db, q.topic)
 	if err != nil {
-		return nil, err
+		return nil, nil, err
 	}
 	// A parked command that keeps failing is parked again as a new message
 	// with the same x-retry-source: a purge covers its later copies too.
@@ -216,21 +188,144 @@ func readQueue(ctx context.Context, cl kafkabus.Cluster, db *mongo.Database, q q
 		}
 		return out[i].Offset < out[j].Offset
 	})
+	return out, spans, nil
+}
+
+// committedOffsets returns the offsets group committed on topic's
+// partitions (none for a group that never committed).
+func committedOffsets(ctx context.Context, client *kafka.Client, group, topic string) (map[int]int64, error) {
+	ids, err := topicPartitions(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	res, err := client.OffsetFetch(ctx, &kafka.OffsetFetchRequest{GroupID: group, Topics: map[string][]int{topic: ids}})
+	if err == nil && res.Error != nil && !errors.Is(res.Error, kafka.GroupIdNotFound) {
+		err = res.Error // (a group that never committed has nothing committed)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("committed offsets of group %s: %w", group, err)
+	}
+	out := map[int]int64{}
+	for _, p := range res.Topics[topic] {
+		out[p.Partition] = p.CommittedOffset
+	}
 	return out, nil
+}
+
+// topicPartitions lists the partition ids of topic, in order.
+func topicPartitions(ctx context.Context, client *kafka.Client, topic string) ([]int, error) {
+	md, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: []string{topic}})
+	if err != nil {
+		return nil, fmt.Errorf("metadata of %s: %w", topic, err)
+	}
+	var ids []int
+	for _, t := range md.Topics {
+		if t.Name != topic {
+			continue
+		}
+		if t.Error != nil {
+			return nil, fmt.Errorf("metadata of %s: %w", topic, t.Error)
+		}
+		for _, p := range t.Partitions {
+			ids = append(ids, p.ID)
+		}
+	}
+	if len(ids) == 0 {
+		return nil, fmt.Errorf("topic %s not found", topic)
+	}
+	sort.Ints(ids)
+	return ids, nil
+}
+
+// span is the part of one partition a scan read: offsets [First, End).
+type span struct {
+	Topic     string `json:"topic"`
+	Partition int    `json:"partition"`
+	// First is the oldest offset the partition still keeps: above 0, older
+	// messages were removed (retention).
+	First int64 `json:"first"`
+	// End is the partition's end when the scan began: later messages are
+	// not read.
+	End int64 `json:"end"`
+	// OldestAt is when the oldest message kept was written (none read: nil).
+	OldestAt *time.Time `json:"oldestAt,omitempty"`
+}
+
+// keyPartition is the partition of key among the partitions ids (sorted),
+// as the service's producers choose it: kafkabus.NewProducer's murmur2
+// balancer, like the Java client's.
+func keyPartition(key []byte, ids []int) int {
+	return kafka.Murmur2Balancer{Consistent: true}.Balance(kafka.Message{Key: key}, ids...)
+}
+
+// scanTopic reads topic outside any consumer group (nothing a service
+// reads or commits is touched), each partition from its oldest offset to
+// the end it had when the scan began, and calls each with every message.
+// With key set it reads only the key's partition, or every partition with
+// allPartitions (after a change of the partition count a key's older
+// messages are elsewhere), and hands on only the key's messages. It
+// returns what it read of each partition.
+func scanTopic(ctx context.Context, cl kafkabus.Cluster, topic string, key []byte, allPartitions bool, each func(kafka.Message)) ([]span, error) {
+	client := cl.Client()
+	ids, err := topicPartitions(ctx, client, topic)
+	if err != nil {
+		return nil, err
+	}
+	if key != nil && !allPartitions {
+		ids = []int{keyPartition(key, ids)}
+	}
+	req := &kafka.ListOffsetsRequest{Topics: map[string][]kafka.OffsetRequest{}}
+	for _, id := range ids {
+		req.Topics[topic] = append(req.Topics[topic], kafka.FirstOffsetOf(id), kafka.LastOffsetOf(id))
+	}
+	offs, err := client.ListOffsets(ctx, req)
+	if err != nil {
+		return nil, fmt.Errorf("list offsets of %s: %w", topic, err)
+	}
+	parts := offs.Topics[topic]
+	sort.Slice(parts, func(i, j int) bool { return parts[i].Partition < parts[j].Partition })
+	spans := make([]span, 0, len(parts))
+	for _, po := range parts {
+		if po.Error != nil {
+			return nil, fmt.Errorf("offsets of %s/%d: %w", topic, po.Partition, po.Error)
+		}
+		sp := span{Topic: topic, Partition: po.Partition, First: po.FirstOffset, End: po.LastOffset}
+		err := scanPartition(ctx, cl, topic, po.Partition, po.FirstOffset, po.LastOffset, func(m kafka.Message) {
+			if sp.OldestAt == nil {
+				t := m.Time.UTC()
+				sp.OldestAt = &t
+			}
+			if key == nil || bytes.Equal(m.Key, key) {
+				each(m)
+			}
+		})
+		if err != nil {
+			return nil, err
+		}
+		spans = append(spans, sp)
+	}
+	return spans, nil
 }
 
 // readPartition reads offsets [first, last) of one partition.
 func readPartition(ctx context.Context, cl kafkabus.Cluster, topic string, partition int, first, last int64) ([]kafka.Message, error) {
+	var out []kafka.Message
+	err := scanPartition(ctx, cl, topic, partition, first, last, func(m kafka.Message) { out = append(out, m) })
+	return out, err
+}
+
+// scanPartition calls each with every message of offsets [first, last) of
+// one partition, in order, holding none of them.
+func scanPartition(ctx context.Context, cl kafkabus.Cluster, topic string, partition int, first, last int64, each func(kafka.Message)) error {
 	if last <= first {
-		return nil, nil
+		return nil
 	}
 	r := kafka.NewReader(kafka.ReaderConfig{Brokers: cl.Brokers, Dialer: cl.Dialer(), Topic: topic, Partition: partition,
 		MinBytes: 1, MaxBytes: 4 << 20, MaxWait: 500 * time.Millisecond})
 	defer r.Close()
 	if err := r.SetOffset(first); err != nil {
-		return nil, fmt.Errorf("seek %s/%d: %w", topic, partition, err)
+		return fmt.Errorf("seek %s/%d: %w", topic, partition, err)
 	}
-	var out []kafka.Message
 	for {
 		// Each read is bounded: a partition whose last offsets are not
 		// readable (a transaction marker) must not hang the tool.
@@ -238,11 +333,11 @@ func readPartition(ctx context.Context, cl kafkabus.Cluster, topic string, parti
 		m, err := r.ReadMessage(rctx)
 		cancel()
 		if err != nil {
-			return nil, fmt.Errorf("read %s/%d at %d of %d: %w", topic, partition, r.Offset(), last, err)
+			return fmt.Errorf("read %s/%d at %d of %d: %w", topic, partition, r.Offset(), last, err)
 		}
-		out = append(out, m)
+		each(m)
 		if m.Offset >= last-1 {
-			return out, nil
+			return nil
 		}
 	}
 }
@@ -339,6 +434,16 @@ var (
 	digits6RE    = regexp.MustCompile(`^[0-9]{6}$`)
 	missingKeyRE = regexp.MustCompile(`\bmissing [a-z]+ key: `)
 )
+
+// hostRE is a host name as Kubernetes names pods (lowercase DNS labels,
+// often longer than the 24 characters redact lets through).
+var hostRE = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{0,62}$`)
+
+// hostLike reports whether v may be shown as an instance's name
+// (PINRESET_INGRESS_ID, PINRESET_WORKER_ID): a host name, or a short token.
+func hostLike(v string) bool {
+	return hostRE.MatchString(v) && !digits6RE.MatchString(v) || tokenRE.MatchString(v) && redact(v) == v
+}
 
 // redact returns s, bounded to 256 bytes of printable text, with every
 // word that could be a secret replaced: a 6-digit number (a PIN), a word
@@ -478,8 +583,12 @@ func shownHeaders(m kafka.Message) []field {
 			if traceRE.MatchString(v) {
 				shown = v
 			}
-		case wire.HeaderRequestID, worker.HeaderDLQWorker:
+		case wire.HeaderRequestID:
 			if tokenRE.MatchString(v) && redact(v) == v {
+				shown = v
+			}
+		case wire.HeaderIngressID, worker.HeaderDLQWorker:
+			if hostLike(v) {
 				shown = v
 			}
 		case worker.HeaderDLQSource, worker.HeaderRetrySource:

@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/cmd/ingress/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
@@ -52,7 +53,7 @@ func startIngress(t *testing.T, e Env, over map[string]string) string {
 	ctx, cancel := context.WithCancel(context.Background())
 	addr := make(chan string, 1)
 	done := make(chan error, 1)
-	go func() { done <- ingress.Run(ctx, ingressConfig(cfg), zap.NewNop(), func(a string) { addr <- a }) }()
+	go func() { done <- ingress.Run(ctx, compose.Config(cfg), zap.NewNop(), func(a string) { addr <- a }) }()
 	t.Cleanup(func() { cancel(); <-done })
 	select {
 	case a := <-addr:

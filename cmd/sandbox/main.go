@@ -24,13 +24,13 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"golang.org/x/sync/errgroup"
 
+	"github.com/kmwallet/pinreset/cmd/ingress/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/logging"
 	"github.com/kmwallet/pinreset/internal/mongostore"
-	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/sandbox"
 	"github.com/kmwallet/pinreset/internal/worker"
 )
@@ -197,7 +197,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	})
 	g.Go(func() error { return worker.Run(gctx, wcfg, log.Named("worker")) })
 	g.Go(func() error {
-		return ingress.Run(gctx, ingressConfig(icfg), log.Named("ingress"), func(addr string) {
+		return ingress.Run(gctx, compose.Config(icfg), log.Named("ingress"), func(addr string) {
 			e.HTTPAddr = addr
 			printUsage(stdout, addr, o)
 			if started != nil {
@@ -210,27 +210,6 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		return nil
 	}
 	return err
-}
-
-// ingressConfig is the settings as the plain values ingress.Run takes, as
-// cmd/ingress says them.
-func ingressConfig(c config.Ingress) ingress.Config {
-	ic := ingress.Config{
-		HTTPAddr: c.HTTPAddr, AdminAddr: c.AdminAddr, AdminPprof: c.AdminPprof,
-		ASPFile: c.ASPFile, SealKeys: c.SealKeys, JWEKeysDir: c.JWEKeysDir,
-		Kafka: kafkabus.ClusterConfig{Brokers: c.KafkaBrokers, TLS: c.KafkaTLS, CAFile: c.KafkaTLSCAFile,
-			SASLMechanism: c.KafkaSASLMechanism, Username: c.KafkaSASLUsername, Password: c.KafkaSASLPassword},
-		TracesExporter: c.TracesExporter, TracesFile: c.TracesFile, ShutdownTimeout: c.ShutdownTimeout,
-		Options: ingress.Options{
-			TranWindow: c.TranWindow, ResultWait: c.ResultWait, CommandTTL: c.CommandTTL,
-			MaxBodyBytes: c.MaxBodyBytes, MaxInFlight: c.MaxInFlight, PINPolicy: pinreset.PINPolicy{Enabled: c.PINPolicy},
-			MemberRate: ingress.Rate(c.MemberRate), ASPRate: ingress.Rate(c.ASPRate),
-		},
-	}
-	if c.CreateTopics {
-		ic.CreateTopics = kafkabus.Topics(c.TopicPartitions, c.TopicReplication, c.TopicMinInSync)
-	}
-	return ic
 }
 
 // errDatabaseExited: the sandbox does not go on without its database (a

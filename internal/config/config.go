@@ -144,6 +144,8 @@ type Ingress struct {
 	MemberRate Rate
 	// ASPRate: PINRESET_ASP_RATE.
 	ASPRate Rate
+	// IngressID: PINRESET_INGRESS_ID.
+	IngressID string
 }
 
 // Rate is a token bucket: N requests at once, refilled at N per Per. The
@@ -405,6 +407,7 @@ func LoadKafka(getenv func(string) string) (Kafka, error) {
 // LoadIngress reads the ingress settings through getenv.
 func LoadIngress(getenv func(string) string) (Ingress, error) {
 	e := &env{get: getenv}
+	host, _ := os.Hostname()
 	c := Ingress{
 		Common:          loadCommon(e, DefaultIngressAdminAddr),
 		HTTPAddr:        e.str("PINRESET_HTTP_ADDR"),
@@ -418,6 +421,7 @@ func LoadIngress(getenv func(string) string) (Ingress, error) {
 		MaxInFlight:     e.integer("PINRESET_MAX_IN_FLIGHT", 1, 1_000_000),
 		MemberRate:      e.rate("PINRESET_MEMBER_RATE"),
 		ASPRate:         e.rate("PINRESET_ASP_RATE"),
+		IngressID:       e.strOr("PINRESET_INGRESS_ID", host),
 	}
 	if c.ASPFile == "" {
 		e.errs = append(e.errs, errors.New("PINRESET_ASP_FILE is required"))

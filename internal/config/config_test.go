@@ -101,6 +101,7 @@ func TestDefaults(t *testing.T) {
 	t.Parallel()
 	t.Run("the ingress defaults are the documented ones", func(t *testing.T) {
 		t.Parallel()
+		host, _ := os.Hostname()
 		want := config.Ingress{
 			Common:          withAdmin(defaultCommon(), "127.0.0.1:9090"),
 			HTTPAddr:        "127.0.0.1:8080",
@@ -113,6 +114,7 @@ func TestDefaults(t *testing.T) {
 			ShutdownTimeout: 15 * time.Second,
 			MemberRate:      config.Rate{N: 10, Per: time.Minute},
 			ASPRate:         config.Rate{N: 1000, Per: 10 * time.Second},
+			IngressID:       host,
 		}
 		if got := loadIngress(t, ingressEnv(nil)); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadIngress =\n%+v\nwant\n%+v", got, want)
@@ -192,12 +194,13 @@ func TestEverySettingIsRead(t *testing.T) {
 			"PINRESET_JWE_KEYS_DIR":     "/keys",
 			"PINRESET_MEMBER_RATE":      "3/30s",
 			"PINRESET_ASP_RATE":         "off",
+			"PINRESET_INGRESS_ID":       "ingress-3",
 		}, common)
 		want := config.Ingress{
 			Common: wantCommon, HTTPAddr: ":9000", ASPFile: "/x/asps.json", TranWindow: 90 * time.Second,
 			ResultWait: 1500 * time.Millisecond, MaxBodyBytes: 4096, MaxInFlight: 50,
 			PINPolicy: false, ShutdownTimeout: time.Minute, JWEKeysDir: "/keys",
-			MemberRate: config.Rate{N: 3, Per: 30 * time.Second}, ASPRate: config.Rate{},
+			MemberRate: config.Rate{N: 3, Per: 30 * time.Second}, ASPRate: config.Rate{}, IngressID: "ingress-3",
 		}
 		if got := loadIngress(t, env); !reflect.DeepEqual(got, want) {
 			t.Errorf("LoadIngress =\n%+v\nwant\n%+v", got, want)

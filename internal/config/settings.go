@@ -87,6 +87,8 @@ var Settings = []Setting{
 		Help: "how long in-flight requests may finish on SIGTERM"},
 	{Name: "PINRESET_JWE_KEYS_DIR", Binary: "ingress", Default: "none",
 		Help: "directory of PEM RSA private keys named `<kid>.pem` (32-character kid) that open encrypted bodies; their public halves are served at `/.well-known/jwks.json`; without it encrypted requests get 000_030"},
+	{Name: "PINRESET_INGRESS_ID", Binary: "ingress", Default: "host name",
+		Help: "names the instance in the `x-ingress-id` header of every command it publishes, which `pwctl trace` shows"},
 	{Name: "PINRESET_MONGO_URI", Binary: "worker", File: true, Default: "mongodb://127.0.0.1:27017/",
 		Help: "MongoDB connection string (a replica set in production)"},
 	{Name: "PINRESET_MONGO_DATABASE", Binary: "worker", Default: "pinreset",

@@ -91,6 +91,12 @@ func TestHelpShowsTheDefaults(t *testing.T) {
 					t.Errorf("help shows %q, loader uses the host name", s.Default)
 				}
 				return
+			case s.Name == "PINRESET_INGRESS_ID":
+				host, _ := os.Hostname()
+				if s.Default != "host name" || loadIngress(t, ingressEnv(nil)).IngressID != host {
+					t.Errorf("help shows %q, loader uses the host name", s.Default)
+				}
+				return
 			}
 			if s.Binary != "worker" {
 				unset := loadIngress(t, ingressEnv(nil))

@@ -101,6 +101,9 @@ type Options struct {
 	// MemberRate and ASPRate are the admission buckets per member and per
 	// ASP (see limiter in ratelimit.go). Zero: off.
 	MemberRate, ASPRate Rate
+	// InstanceID names this instance in the x-ingress-id header of every
+	// command it publishes (pwctl trace shows it). "": no header.
+	InstanceID string
 }
 
 // Server serves the API.
@@ -343,6 +346,9 @@ func (s *Server) submit(w http.ResponseWriter, r *http.Request, log *zap.Logger,
 	ctx, span := s.tracer.Start(r.Context(), "publish "+kafkabus.TopicCommands, trace.WithSpanKind(trace.SpanKindProducer),
 		trace.WithAttributes(attribute.String("pinreset.correlation_id", cmd.CorrelationID), attribute.String("pinreset.kind", string(cmd.Kind))))
 	headers := []kafka.Header{{Key: wire.HeaderRequestID, Value: []byte(cmd.RequestID)}}
+	if s.opts.InstanceID != "" {
+		headers = append(headers, kafka.Header{Key: wire.HeaderIngressID, Value: []byte(s.opts.InstanceID)})
+	}
 	tracing.Inject(ctx, &headers) // the worker continues this trace
 	err = s.pub.Publish(ctx, kafkabus.Message{
 		Topic: kafkabus.TopicCommands, Key: []byte(cmd.CorrelationID), Value: value, Headers: headers,

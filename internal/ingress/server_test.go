@@ -15,6 +15,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
+	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
 
@@ -47,8 +48,9 @@ type answeringPublisher struct {
 	err    error
 	fail   func(pinreset.Command) bool // nil: none; true: this command's publish fails
 
-	mu   sync.Mutex
-	cmds []pinreset.Command
+	mu      sync.Mutex
+	cmds    []pinreset.Command
+	headers [][]kafka.Header // of each command, in order
 }
 
 func (p *answeringPublisher) Publish(_ context.Context, msgs ...kafkabus.Message) error {
@@ -68,6 +70,7 @@ func (p *answeringPublisher) Publish(_ context.Context, msgs ...kafkabus.Message
 		}
 		p.mu.Lock()
 		p.cmds = append(p.cmds, cmd)
+		p.headers = append(p.headers, m.Headers)
 		p.mu.Unlock()
 		if code := p.answer(cmd); code != "" {
 			go p.srv.Deliver(pinreset.NewResult(cmd, code, "m1", time.Now()))
@@ -277,6 +280,27 @@ func TestAuthenticationFailuresAreOne401(t *testing.T) {
 				t.Fatalf("got %d %+v, want one 401 000_401 for every failure", w.Code, b)
 			}
 		})
+	}
+}
+
+// TestCommandNamesItsIngress: a command carries the request id and, when
+// the instance has one, its id (x-ingress-id), which pwctl trace shows.
+func TestCommandNamesItsIngress(t *testing.T) {
+	for _, id := range []string{"ingress-7", ""} {
+		f := newFixture(t, always(pinreset.CodeSuccess), func(o *Options) { o.InstanceID = id })
+		if w, _ := f.do(t, request(goodBody, nil)); w.Code != http.StatusOK {
+			t.Fatalf("status %d", w.Code)
+		}
+		h := map[string]string{}
+		for _, x := range f.pub.headers[0] {
+			h[x.Key] = string(x.Value)
+		}
+		if h[wire.HeaderRequestID] != f.pub.cmds[0].RequestID {
+			t.Errorf("x-request-id %q, want the command's request id %q", h[wire.HeaderRequestID], f.pub.cmds[0].RequestID)
+		}
+		if got, present := h[wire.HeaderIngressID]; got != id || present != (id != "") {
+			t.Errorf("instance %q: x-ingress-id %q (present %t)", id, got, present)
+		}
 	}
 }
 

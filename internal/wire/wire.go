@@ -66,6 +66,11 @@ type command struct {
 // that a command too broken to decode can still be answered to its request.
 const HeaderRequestID = "x-request-id"
 
+// HeaderIngressID names the ingress instance that accepted the command
+// (PINRESET_INGRESS_ID): who to ask, and whose log to read, about it. It is
+// not part of the sealed command's associated data: it is for people only.
+const HeaderIngressID = "x-ingress-id"
+
 // secrets is the plaintext of the sealed envelope: everything personal or secret.
 type secrets struct {
 	LoginID    string `json:"loginId"`
