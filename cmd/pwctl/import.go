@@ -15,10 +15,14 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
+	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // importLine is one line of a members JSON Lines file.
@@ -260,9 +264,12 @@ func parseMemberLine(b []byte) (m pinreset.Member, reason string) {
 // PWCTL_PIN, -ci) for the command name, checks them as an import line is
 // checked, and opens the store as the worker does. The member's PINHash is
 // its PIN hashed.
-func memberFlags(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, pinHelp, ciHelp string) (pinreset.Member, *mongostore.Store, error) {
+func memberFlags(ctx context.Context, name string, args []string, getenv func(string) string, stderr io.Writer, pinHelp, ciHelp string, more func(*flag.FlagSet)) (pinreset.Member, *mongostore.Store, error) {
 	fs := flag.NewFlagSet("pwctl members "+name, flag.ContinueOnError)
 	fs.SetOutput(stderr)
+	if more != nil {
+		more(fs)
+	}
 	aspID := fs.String("asp", "KMSANDBOXASP001", "ASP id")
 	login := fs.String("login", "", "the member's loginId (an email address)")
 	pin := fs.String("pin", "", pinHelp+", 6 digits (read from PWCTL_PIN if empty, to keep it out of the shell history)")
@@ -292,7 +299,7 @@ func memberFlags(ctx context.Context, name string, args []string, getenv func(st
 
 // membersAdd adds one member, refusing one whose login exists.
 func membersAdd(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
-	m, store, err := memberFlags(ctx, "add", args, getenv, stderr, "the member's PIN", "the member's CI, 88 characters (optional)")
+	m, store, err := memberFlags(ctx, "add", args, getenv, stderr, "the member's PIN", "the member's CI, 88 characters (optional)", nil)
 	if err != nil {
 		return err
 	}
@@ -311,30 +318,49 @@ func membersAdd(ctx context.Context, args []string, getenv func(string) string, 
 	return nil
 }
 
-// membersRepair replaces a damaged member's document (a malformed hash, a
-// field of the wrong type or missing) with a clean one holding a new PIN:
-// the same id, ASP and loginId, its CI when it was readable, no attempts,
-// lock or history. It goes through PutMember, which claims the next
-// version like a decision, so no command's decision is lost under it.
+// membersRepair puts a damaged member right (a malformed hash, a field of
+// the wrong type or missing) through the decision path (worker.Repair):
+// one conditional update gives it a clean document with a new PIN (the
+// same id, ASP and loginId, its CI when it was readable, no attempts, lock
+// or history), then its password.changed event, an operator's audit record
+// with the reason and its outcome record follow, like a command's.
 func membersRepair(ctx context.Context, args []string, getenv func(string) string, stdout, stderr io.Writer) error {
+	var who actor
+	var brokers *string
 	m, store, err := memberFlags(ctx, "repair", args, getenv, stderr, "the member's new PIN",
-		"the member's CI, 88 characters, when the stored one is damaged too (optional)")
+		"the member's CI, 88 characters, when the stored one is damaged too (optional)", func(fs *flag.FlagSet) {
+			fs.StringVar(&who.note, "reason", "", "why (required), for the audit trail; never member data")
+			fs.StringVar(&who.operator, "operator", getenv("USER"), "who runs it, for the audit trail")
+			def := getenv("PINRESET_KAFKA_BROKERS")
+			if def == "" {
+				def = "127.0.0.1:9092"
+			}
+			brokers = fs.String("brokers", def, "Kafka bootstrap brokers, comma-separated (TLS and SASL from PINRESET_KAFKA_*): the repair's event")
+		})
 	if err != nil {
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
+	if err := checkActor(who); err != nil {
+		return fmt.Errorf("members repair: %w", err)
+	}
 	if m.ID, err = store.MemberIDOf(ctx, m.ASPID, m.LoginID); err != nil {
 		return fmt.Errorf("members repair: %s %s: %w", m.ASPID, m.LoginID, err)
 	}
-	if m.CI == "" {
-		if cur, err := store.FindMemberByID(ctx, m.ID); err == nil {
-			m.CI = cur.CI
-		}
+	cluster, err := kafkaCluster(*brokers)
+	if err != nil {
+		return err
 	}
-	if err := store.PutMember(ctx, m); err != nil {
+	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
+	defer producer.Close()
+	proc := &worker.Processor{Store: store, Audit: audit.New(store.Database()), Publisher: producer, Log: zap.NewNop()}
+	o, err := proc.Repair(ctx, store, worker.Repair{MemberID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
+		Operator: who.operator, Reason: who.note})
+	if err != nil {
 		return fmt.Errorf("members repair: %w", err)
 	}
-	fmt.Fprintf(stdout, "member %s of %s repaired: new PIN set, attempts, lock and history cleared\n", m.ID, m.ASPID)
+	fmt.Fprintf(stdout, "member %s of %s repaired as transaction %s: new PIN set, attempts, lock and history cleared; event, audit record and outcome recorded\n",
+		m.ID, m.ASPID, o.CorrelationID)
 	return nil
 }
 

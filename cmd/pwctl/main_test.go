@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/bson"
 
 	"github.com/kmwallet/pinreset/internal/asp"
+	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/events"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -139,12 +140,13 @@ func TestMembersImport(t *testing.T) {
 		t.Skip("starts the embedded database")
 	}
 	ctx := context.Background()
-	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", NoKafka: true})
+	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), MongoAddr: "127.0.0.1:0", KafkaAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer in.Close()
 	env := map[string]string{
+		"PINRESET_KAFKA_BROKERS": strings.Join(in.Brokers(), ","),
 		"PINRESET_SEAL_KEYS": "k1:" + strings.Repeat("A", 43) + "=", "PINRESET_PEPPERS": "p1:" + strings.Repeat("A", 43) + "=",
 		"PINRESET_FINGERPRINT_KEYS":  "f1:" + strings.Repeat("A", 43) + "=",
 		"PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1", "PINRESET_MONGO_URI": in.MongoURI(),
@@ -212,7 +214,10 @@ func TestMembersImport(t *testing.T) {
 	}
 
 	// A damaged member (a malformed hash and a field of the wrong type) is
-	// repaired: decodable again, with the new PIN, its id, CI and audit link kept.
+	// repaired through the decision path: decodable again at its next
+	// version with the new PIN, its id and loginId kept; a password.changed
+	// event, an operator's audit record with the reason (the trail
+	// verifies), and an outcome record.
 	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "pinreset"})
 	if err != nil {
 		t.Fatal(err)
@@ -229,13 +234,40 @@ func TestMembersImport(t *testing.T) {
 	if _, err := store.FindMemberByID(ctx, id); !errors.Is(err, pinreset.ErrDamagedMember) {
 		t.Fatalf("the damaged member reads as %v", err)
 	}
+	if err := kafkabus.EnsureTopics(ctx, kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.Topics(1, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
 	env["PWCTL_PIN"] = "246813"
 	out.Reset()
-	if err := membersCmdEnv(ctx, []string{"repair", "-login", "added@sandbox.example"}, getenv, &out, &errb); err != nil {
+	if err := membersCmdEnv(ctx, []string{"repair", "-login", "added@sandbox.example", "-operator", "ops1"}, getenv, &out, &errb); err == nil {
+		t.Fatal("a repair without a reason was accepted")
+	}
+	if err := membersCmdEnv(ctx, []string{"repair", "-login", "added@sandbox.example", "-operator", "ops1", "-reason", "hash damaged by a bad migration"}, getenv, &out, &errb); err != nil {
 		t.Fatalf("repair: %v", err)
 	}
 	if strings.Contains(out.String(), "246813") {
 		t.Fatalf("repair printed the PIN: %s", out.String())
+	}
+	var trail []audit.Record
+	rep, err := audit.New(store.Database()).Verify(ctx, func(r audit.Record) { trail = append(trail, r) })
+	if err != nil || !rep.OK() {
+		t.Fatalf("the audit trail after the repair: %+v, %v", rep, err)
+	}
+	var repaired *audit.Record
+	for i, r := range trail {
+		if r.MemberID == id && r.Kind == audit.KindOperator && r.Code == worker.AuditCodeRepair {
+			repaired = &trail[i]
+		}
+	}
+	if repaired == nil || repaired.WorkerID != "pwctl:ops1" || repaired.Note != "hash damaged by a bad migration" {
+		t.Fatalf("no operator's repair record of %s in %+v", id, trail)
+	}
+	if o, err := store.Outcome(ctx, "KMSANDBOXASP001", repaired.CorrelationID); err != nil || o.Code != pinreset.CodeSuccess || o.MemberID != id {
+		t.Fatalf("the repair's outcome: %+v, %v", o, err)
+	}
+	evs := mustReadAll(t, ctx, kafkabus.Cluster{Brokers: in.Brokers()}, kafkabus.TopicEvents)
+	if len(evs) != 1 || string(evs[0].Key) != id || !strings.HasSuffix(headerValue(evs[0], "ce_id"), ":2:0") || headerValue(evs[0], "ce_type") != string(pinreset.EventPINSet) {
+		t.Fatalf("events after the repair: %+v, want one password.changed of %s at version 2", evs, id)
 	}
 	m, err := store.FindMemberByID(ctx, id)
 	if err != nil || m.Version != 2 || m.LoginID != "added@sandbox.example" || m.FailedAttempts != 0 {

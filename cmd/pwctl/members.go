@@ -27,7 +27,10 @@ commands:
   show     print a member's state (never its PIN hash)
   add      add one member (its PIN hashed as the worker does)
   repair   give a member whose document is damaged (runbook, Damaged members)
-           a new PIN and a clean state, keeping its id, ASP, loginId and CI
+           a new PIN and a clean state, keeping its id, ASP, loginId and CI,
+           through the decision path: one conditional update, a
+           password.changed event, an audit record with -operator (default
+           $USER) and -reason (required), an outcome record
 
 pwctl members seed hashes the PIN as the worker does, so it needs the
 worker's environment: PINRESET_PEPPERS, PINRESET_SEAL_KEYS and

@@ -8,7 +8,7 @@
 // document's outbox (the outcome, the events). Of two decisions built on
 // one version exactly one matches; the other reads the member again and
 // decides again. The outbox is delivered afterwards, idempotently, and
-// emptied by Delivered: the outcome record (OutcomesCollection), the
+// marked delivered by the last of them: the outcome record (OutcomesCollection), the
 // events, the audit record. A command without a member is one insert into
 // the outcomes. Neither needs a transaction, which FerretDB does not have.
 package mongostore
@@ -17,7 +17,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"slices"
 	"strings"
 	"time"
 
@@ -228,16 +227,9 @@ type memberDoc struct {
 	Recent      []appliedDoc `bson:"recent"`
 	Sets        []setDoc     `bson:"sets,omitempty"`
 	Outbox      []pendingDoc `bson:"outbox,omitempty"`
-	// Delivered is not stored: readMember joins the outcome records of the
-	// outbox's decisions here.
-	Delivered []idDoc   `bson:"_delivered,omitempty"`
-	AuditSeq  int64     `bson:"auditSeq,omitempty"`
-	AuditHash string    `bson:"auditHash,omitempty"`
-	UpdatedAt time.Time `bson:"updatedAt"`
-}
-
-type idDoc struct {
-	ID string `bson:"_id"`
+	AuditSeq    int64        `bson:"auditSeq,omitempty"`
+	AuditHash   string       `bson:"auditHash,omitempty"`
+	UpdatedAt   time.Time    `bson:"updatedAt"`
 }
 
 // pendingDoc is an outbox entry: a decision to deliver.
@@ -249,6 +241,7 @@ type pendingDoc struct {
 	AuditSeq  int64      `bson:"auditSeq"`
 	AuditHash string     `bson:"auditHash"`
 	AuditPrev string     `bson:"auditPrev"`
+	Repair    string     `bson:"repair,omitempty"`
 }
 
 type eventDoc struct {
@@ -300,7 +293,7 @@ func toDoc(m pinreset.Member) memberDoc {
 	}
 	for _, p := range m.Outbox {
 		pd := pendingDoc{Version: p.Version, At: p.Outcome.CompletedAt.UTC(), Outcome: toOutcomeDoc(p.Outcome),
-			AuditSeq: p.Audit.Seq, AuditHash: p.Audit.Hash, AuditPrev: p.AuditPrev}
+			AuditSeq: p.Audit.Seq, AuditHash: p.Audit.Hash, AuditPrev: p.AuditPrev, Repair: p.Repair}
 		for _, e := range p.Events {
 			pd.Events = append(pd.Events, eventDoc{ID: e.ID, Type: e.Type, Version: e.Version, MemberID: e.MemberID, ASPID: e.ASPID,
 				CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At.UTC(), LockedUntil: e.LockedUntil.UTC(), Unlocked: e.Unlocked})
@@ -330,11 +323,8 @@ func (d memberDoc) member() *pinreset.Member {
 		m.Recent = append(m.Recent, pinreset.Applied{CorrelationID: a.CorrelationID, Code: a.Code, At: a.At.UTC(), Fingerprint: a.Fingerprint})
 	}
 	for _, pd := range d.Outbox {
-		if slices.ContainsFunc(d.Delivered, func(o idDoc) bool { return o.ID == pd.Outcome.ID }) {
-			continue // its outcome is recorded: delivered
-		}
 		p := pinreset.Pending{Version: pd.Version, Outcome: pd.Outcome.outcome(),
-			Audit: pinreset.AuditLink{Seq: pd.AuditSeq, Hash: pd.AuditHash}, AuditPrev: pd.AuditPrev}
+			Audit: pinreset.AuditLink{Seq: pd.AuditSeq, Hash: pd.AuditHash}, AuditPrev: pd.AuditPrev, Repair: pd.Repair}
 		for _, e := range pd.Events {
 			p.Events = append(p.Events, pinreset.Event{ID: e.ID, Type: e.Type, Version: e.Version, MemberID: e.MemberID, ASPID: e.ASPID,
 				CorrelationID: e.CorrelationID, Kind: e.Kind, At: e.At.UTC(), LockedUntil: e.LockedUntil.UTC(), Unlocked: e.Unlocked})
@@ -348,7 +338,7 @@ func (d memberDoc) member() *pinreset.Member {
 // through the unique (aspId, loginId) index. Tenancy is in the filter
 // itself: an ASP can never load another ASP's member.
 func (s *Store) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
-	m, _, err := s.readMember(ctx, loginFilter(aspID, loginID), "")
+	m, _, err := s.readMember(ctx, loginFilter(aspID, loginID), "", true)
 	return m, err
 }
 
@@ -358,7 +348,7 @@ func loginFilter(aspID, loginID string) bson.D {
 
 // FindMemberByID loads a member by its id.
 func (s *Store) FindMemberByID(ctx context.Context, id string) (*pinreset.Member, error) {
-	m, _, err := s.readMember(ctx, bson.D{{Key: "_id", Value: id}}, "")
+	m, _, err := s.readMember(ctx, bson.D{{Key: "_id", Value: id}}, "", true)
 	return m, err
 }
 

@@ -41,6 +41,10 @@ type Pending struct {
 	// its versions.
 	Audit     AuditLink
 	AuditPrev string
+	// Repair is set for an operator's repair of the member (pwctl members
+	// repair): why, in the operator's words, for the audit record, which
+	// is an operator's. "" for a command's decision.
+	Repair string
 }
 
 // Errors of the store, in domain terms.

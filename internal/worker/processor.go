@@ -51,12 +51,15 @@ type Store interface {
 	// Undelivered returns up to limit members with an outbox entry
 	// decided before t.
 	Undelivered(ctx context.Context, before time.Time, limit int) ([]pinreset.Member, error)
+	// Pending returns the decisions of ps not delivered yet (no outcome
+	// recorded).
+	Pending(ctx context.Context, ps []pinreset.Pending) ([]pinreset.Pending, error)
 	// Prune empties the outboxes of members whose decisions are all
 	// delivered, unless they changed since.
 	Prune(ctx context.Context, ms []pinreset.Member) error
-	// FindMemberByID returns a member; a member read from the store has the
-	// decisions whose outcome is recorded (delivered) left out of its
-	// outbox.
+	// FindMemberByID returns a member, with the decisions whose outcome is
+	// recorded (delivered) left out of its outbox. (Update's decide gets
+	// the outbox as stored, delivered decisions not pruned yet included.)
 	FindMemberByID(ctx context.Context, id string) (*pinreset.Member, error)
 }
 
@@ -155,15 +158,16 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		return pinreset.Result{}, "", due{}, err
 	}
 	var (
-		decisions int
-		recorded  *pinreset.Outcome // the transaction's outcome when it has one
-		decided   pinreset.Outcome  // this decision's, when it commits one
+		decisions  int
+		recorded   *pinreset.Outcome // the transaction's outcome when it has one
+		fromRecord bool              // recorded is its outcome record: its decision is delivered
+		decided    pinreset.Outcome  // this decision's, when it commits one
 	)
 	decide := func(m pinreset.Member, rec *pinreset.Outcome) (pinreset.Member, bool, error) {
 		if decisions++; decisions > 1 && p.Metrics != nil {
 			p.Metrics.Conflicts.Inc()
 		}
-		recorded = rec
+		recorded, fromRecord = rec, rec != nil
 		if rec != nil {
 			return m, false, nil
 		}
@@ -184,11 +188,11 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 		decided = p.newOutcome(cmd, d.Code, m.ID, now)
 		next := m.Commit(cmd, d, decided, p.Rules, now)
 		// The decision's audit record follows the member's chain head.
-		r, err := audit.Link(auditRecord(m.ID, decided), m.Audit.Seq, m.Audit.Hash)
+		pd := &next.Outbox[len(next.Outbox)-1]
+		r, err := audit.Link(auditRecord(m.ID, *pd), m.Audit.Seq, m.Audit.Hash)
 		if err != nil {
 			return m, false, err
 		}
-		pd := &next.Outbox[len(next.Outbox)-1]
 		pd.Audit, pd.AuditPrev = pinreset.AuditLink{Seq: r.Seq, Hash: r.Hash}, r.PrevHash
 		next.Audit = pd.Audit
 		return next, true, nil
@@ -202,8 +206,15 @@ func (p *Processor) outcome(ctx context.Context, cmd pinreset.Command) (res pinr
 	switch {
 	case err == nil && recorded != nil:
 		res, how, o, err := p.recorded(cmd, *recorded)
-		if len(m.Outbox) > 0 {
-			o.deliver = &m // what an earlier attempt may not have delivered
+		if decisions > 0 && len(m.Outbox) > 0 {
+			// What an earlier attempt may not have delivered. With its
+			// outcome recorded the command's own decision is delivered.
+			m.Outbox = slices.DeleteFunc(m.Outbox, func(pd pinreset.Pending) bool {
+				return pd.Outcome.CorrelationID == cmd.CorrelationID && fromRecord
+			})
+			if len(m.Outbox) > 0 {
+				o.deliver = &m
+			}
 		}
 		return res, how, o, err
 	case err == nil:
@@ -354,6 +365,14 @@ func (p *Processor) deliver(ctx context.Context, m pinreset.Member, own string) 
 	_, span := p.tracer().Start(ctx, "deliver", trace.WithAttributes(attribute.String("pinreset.member_id", m.ID),
 		attribute.Int("pinreset.pending", len(m.Outbox))))
 	defer span.End()
+	if slices.ContainsFunc(m.Outbox, func(pd pinreset.Pending) bool { return pd.Outcome.CorrelationID != own }) {
+		// Other commands' decisions, read as the store keeps them: which
+		// of them are delivered already (one read).
+		var err error
+		if m.Outbox, err = p.Store.Pending(ctx, m.Outbox); err != nil {
+			return err
+		}
+	}
 	pending, err := p.othersFirst(ctx, m, own)
 	if err != nil {
 		return err
@@ -368,7 +387,7 @@ func (p *Processor) deliver(ctx context.Context, m pinreset.Member, own string) 
 				return fmt.Errorf("publish events of member %s version %d: %w", m.ID, pd.Version, err)
 			}
 		}
-		r := auditRecord(m.ID, pd.Outcome)
+		r := auditRecord(m.ID, pd)
 		r.Chain, r.Seq, r.PrevHash, r.Hash = audit.ChainOf(r), pd.Audit.Seq, pd.AuditPrev, pd.Audit.Hash
 		r.At = r.At.UTC().Truncate(time.Millisecond)
 		if _, err := p.Audit.Insert(ctx, r); err != nil && !errors.Is(err, audit.ErrRecorded) {
@@ -417,11 +436,21 @@ func (p *Processor) othersFirst(ctx context.Context, m pinreset.Member, own stri
 	return m.Outbox, nil
 }
 
-// auditRecord is the audit record of a decision about member memberID.
-func auditRecord(memberID string, o pinreset.Outcome) audit.Record {
-	return audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: memberID, CorrelationID: o.CorrelationID,
+// auditRecord is the audit record of a decision about member memberID:
+// a command's, or an operator's repair (KindOperator, its reason the note).
+func auditRecord(memberID string, pd pinreset.Pending) audit.Record {
+	o := pd.Outcome
+	r := audit.Record{ASPID: o.ASPID, Kind: auditKind(o.Kind), MemberID: memberID, CorrelationID: o.CorrelationID,
 		Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID}
+	if pd.Repair != "" {
+		r.Kind, r.Code, r.Note = audit.KindOperator, AuditCodeRepair, pd.Repair
+	}
+	return r
 }
+
+// AuditCodeRepair is the code of an operator's repair of a member in the
+// audit trail.
+const AuditCodeRepair = "member_repair"
 
 func auditKind(k pinreset.Kind) string {
 	if k == pinreset.KindReset || k == pinreset.KindChange {
@@ -457,19 +486,31 @@ func (p *Processor) appendAudit(ctx context.Context, cmd pinreset.Command, code 
 // duplicate delivery is harmless, only wasted).
 const RelayAfter = time.Minute
 
-// Relay delivers the outboxes of up to limit members with a decision
-// older than RelayAfter, and prunes them: a decision whose worker died
-// after its commit, whose command does not come back (an operator purged
-// it) and whose member nobody touches again is delivered, and a delivered
-// one leaves the member document. It returns how many members it pruned.
+// PruneAfter is how long a delivered decision stays in its member's
+// document before the relay prunes it. A decision about a member whose
+// outbox holds another command's costs one more round trip after the
+// answer (which of them is delivered).
+const PruneAfter = 10 * time.Second
+
+// Relay works through up to limit members with a decision in their outbox
+// older than PruneAfter: it delivers the undelivered ones older than
+// RelayAfter (their worker died after the commit, their command did not
+// come back, or an operator purged it, and nobody touched the member
+// since) and empties the outbox once all is delivered; a member with a
+// younger undelivered decision is left to that decision's worker. It
+// returns how many members it pruned.
 func (p *Processor) Relay(ctx context.Context, limit int) (int, error) {
-	ms, err := p.Store.Undelivered(ctx, p.now().Add(-RelayAfter), limit)
+	now := p.now()
+	ms, err := p.Store.Undelivered(ctx, now.Add(-PruneAfter), limit)
 	if err != nil {
 		return 0, err
 	}
 	done := ms[:0]
 	var errs []error
 	for _, m := range ms {
+		if slices.ContainsFunc(m.Outbox, func(pd pinreset.Pending) bool { return now.Sub(pd.Outcome.CompletedAt) < RelayAfter }) {
+			continue
+		}
 		if err := p.deliver(ctx, m, ""); err != nil {
 			errs = append(errs, fmt.Errorf("relay member %s: %w", m.ID, err))
 			continue

@@ -254,11 +254,14 @@ func watchLag(ctx context.Context, c kafkabus.Cluster, m *metrics.Worker, groups
 	}
 }
 
-// relay delivers what dead workers left in members' outboxes (see
-// Processor.Relay) every 15 s, until ctx ends. Several workers relaying
-// at once is harmless: delivery is idempotent.
+// relay delivers what dead workers left in members' outboxes and prunes
+// what is delivered (see Processor.Relay) every 5 s, a batch of 500
+// members after another while batches come full, until ctx ends. Several
+// workers relaying at once is harmless: delivery is idempotent and a prune
+// is conditional on the member's version.
 func relay(ctx context.Context, proc *Processor, loop *health.Loop, log *zap.Logger) {
-	t := time.NewTicker(15 * time.Second)
+	const batch = 500
+	t := time.NewTicker(5 * time.Second)
 	defer t.Stop()
 	for {
 		select {
@@ -267,15 +270,17 @@ func relay(ctx context.Context, proc *Processor, loop *health.Loop, log *zap.Log
 		case <-t.C:
 		}
 		end := loop.Begin()
-		rctx, cancel := context.WithTimeout(ctx, time.Minute)
-		n, err := proc.Relay(rctx, 100)
-		cancel()
-		end()
-		if err != nil && ctx.Err() == nil {
-			log.Warn("relay undelivered decisions", zap.Int("delivered", n), zap.Error(err))
-		} else if n > 0 {
-			log.Info("relayed undelivered decisions", zap.Int("members", n))
+		for n := batch; n == batch && ctx.Err() == nil; {
+			rctx, cancel := context.WithTimeout(ctx, time.Minute)
+			var err error
+			n, err = proc.Relay(rctx, batch)
+			cancel()
+			if err != nil && ctx.Err() == nil {
+				log.Warn("relay undelivered decisions", zap.Int("pruned", n), zap.Error(err))
+				break
+			}
 		}
+		end()
 	}
 }
 

@@ -77,7 +77,8 @@ func (s *Store) Record(_ context.Context, o pinreset.Outcome) (pinreset.Outcome,
 func (s *Store) Update(ctx context.Context, aspID, loginID, correlationID string, decide func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error)) (pinreset.Member, error) {
 	s.mu.Lock()
 	id, ok := s.logins[key(aspID, loginID)]
-	m, found := s.read(id)
+	m, found := s.members[id]
+	m = clone(m)
 	var rec *pinreset.Outcome
 	if o, ok := s.outcomes[key(aspID, correlationID)]; ok {
 		rec = &o
@@ -100,7 +101,7 @@ func (s *Store) Update(ctx context.Context, aspID, loginID, correlationID string
 			s.mu.Unlock()
 			return clone(next), nil
 		}
-		m, _ = s.read(m.ID)
+		m = clone(s.members[m.ID])
 		s.mu.Unlock()
 		if err := ctx.Err(); err != nil {
 			return pinreset.Member{}, err
@@ -123,6 +124,16 @@ func (s *Store) read(id string) (pinreset.Member, bool) {
 		return done
 	})
 	return m, true
+}
+
+// Pending implements worker.Store.
+func (s *Store) Pending(_ context.Context, ps []pinreset.Pending) ([]pinreset.Pending, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return slices.DeleteFunc(slices.Clone(ps), func(p pinreset.Pending) bool {
+		_, done := s.outcomes[key(p.Outcome.ASPID, p.Outcome.CorrelationID)]
+		return done
+	}), nil
 }
 
 // Undelivered implements worker.Store.
