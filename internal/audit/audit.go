@@ -384,27 +384,12 @@ func (l *Log) AppendAfter(ctx context.Context, r Record, seq int64, hash string)
 	for range MaxAttempts {
 		r.Seq, r.PrevHash = known.seq+1, known.hash
 		r.Hash = recordHash(r)
-		_, err := l.coll.InsertOne(ctx, toDoc(r))
-		if err == nil {
-			l.setHint(r.Chain, head{seq: r.Seq, hash: r.Hash})
-			return r, nil
-		}
-		dup := mongostore.ClassifyDuplicate(err, onceIndex)
-		switch dup {
-		case mongostore.NotDuplicate:
-			return Record{}, fmt.Errorf("append audit record %s: %w", recordID(r.Chain, r.Seq), err)
-		case mongostore.DuplicateOn:
-			return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
-		}
-		// r.Seq is taken (DuplicateOnOther: the _id), or the server did not
-		// say which index (DuplicateUnnamed): the record at
-		// r.Seq tells, and is where the search for the head starts.
-		at, found, err := l.recordAt(ctx, r.Chain, r.Seq)
+		placed, at, found, err := l.place(ctx, r)
 		if err != nil {
 			return Record{}, err
 		}
-		if found && at.cid == r.CorrelationID || !found && dup == mongostore.DuplicateUnnamed {
-			return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
+		if placed {
+			return r, nil
 		}
 		l.conflicts.Add(1)
 		if found {
@@ -420,6 +405,38 @@ func (l *Log) AppendAfter(ctx context.Context, r Record, seq int64, hash string)
 		}
 	}
 	return Record{}, fmt.Errorf("%w %s", ErrContention, r.Chain)
+}
+
+// place inserts r at its seq. placed: stored. Else, with a nil error, the
+// seq is another command's record (found, at), or taken and not visible
+// yet (!found). ErrRecorded when the chain already holds r's correlation
+// id, the refusal told by the index the server names, or else by the
+// record at the seq. That inference from absence (DuplicateUnnamed) is
+// sound only on one server that sees every write it refused, and is never
+// made on a server that names the index.
+func (l *Log) place(ctx context.Context, r Record) (placed bool, at stored, found bool, err error) {
+	_, err = l.coll.InsertOne(ctx, toDoc(r))
+	dup := mongostore.ClassifyDuplicate(err, onceIndex)
+	switch dup {
+	case mongostore.NotDuplicate:
+		if err != nil {
+			return false, stored{}, false, fmt.Errorf("insert audit record %s: %w", recordID(r.Chain, r.Seq), err)
+		}
+		l.setHint(r.Chain, head{seq: r.Seq, hash: r.Hash})
+		return true, stored{}, false, nil
+	case mongostore.DuplicateOn:
+		return false, stored{}, false, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
+	}
+	// r.Seq is taken (DuplicateOnOther: the _id), or the server did not
+	// say which index (DuplicateUnnamed): the record at r.Seq tells.
+	at, found, err = l.recordAt(ctx, r.Chain, r.Seq)
+	if err != nil {
+		return false, stored{}, false, err
+	}
+	if found && at.cid == r.CorrelationID || !found && dup == mongostore.DuplicateUnnamed {
+		return false, stored{}, false, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
+	}
+	return false, at, found, nil
 }
 
 // Link returns r as the record that follows record prevSeq (hash
@@ -453,24 +470,12 @@ func (l *Log) Insert(ctx context.Context, r Record) (Record, error) {
 	if r.Chain != ChainOf(r) || r.Hash != recordHash(r) {
 		return Record{}, fmt.Errorf("audit: record %s of %s is not a linked record (Link)", recordID(r.Chain, r.Seq), r.CorrelationID)
 	}
-	_, err := l.coll.InsertOne(ctx, toDoc(r))
-	dup := mongostore.ClassifyDuplicate(err, onceIndex)
-	switch dup {
-	case mongostore.NotDuplicate:
-		if err != nil {
-			return Record{}, fmt.Errorf("insert audit record %s: %w", recordID(r.Chain, r.Seq), err)
-		}
-		l.setHint(r.Chain, head{seq: r.Seq, hash: r.Hash})
-		return r, nil
-	case mongostore.DuplicateOn:
-		return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
-	}
-	at, found, err := l.recordAt(ctx, r.Chain, r.Seq)
+	placed, _, _, err := l.place(ctx, r)
 	if err != nil {
 		return Record{}, err
 	}
-	if found && at.cid == r.CorrelationID || !found && dup == mongostore.DuplicateUnnamed {
-		return Record{}, fmt.Errorf("%w: %s in %s", ErrRecorded, r.CorrelationID, r.Chain)
+	if placed {
+		return r, nil
 	}
 	l.conflicts.Add(1)
 	return l.AppendAfter(ctx, r, r.Seq-1, r.PrevHash)

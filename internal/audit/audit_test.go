@@ -747,3 +747,41 @@ func TestBothIndexesRefuseOnFerretDB(t *testing.T) {
 		t.Fatalf("trail after the refusals: %+v", rep)
 	}
 }
+
+// TestInsertLinkedRecords: records made by Link are stored at their place,
+// a second Insert of one is ErrRecorded and stores nothing, and a record
+// whose seq another command's record took (a chain head its maker did not
+// know) is appended at the head instead; the chain verifies throughout.
+func TestInsertLinkedRecords(t *testing.T) {
+	ctx := testCtx(t)
+	l := New(newDB(t))
+	if err := l.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r1, err := Link(memberRec("m1", "261201090000-0000001", "000_000"), 0, "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got, err := l.Insert(ctx, r1); err != nil || got.Seq != 1 {
+		t.Fatalf("Insert: %+v, %v", got, err)
+	}
+	if _, err := l.Insert(ctx, r1); !errors.Is(err, ErrRecorded) {
+		t.Fatalf("second Insert: %v, want ErrRecorded", err)
+	}
+	r2, _ := Link(memberRec("m1", "261201090000-0000002", "000_000"), r1.Seq, r1.Hash)
+	if _, err := l.Append(ctx, memberRec("m1", "261201090000-0000009", "001_035")); err != nil { // takes seq 2
+		t.Fatal(err)
+	}
+	got, err := l.Insert(ctx, r2)
+	if err != nil || got.Seq != 3 || got.CorrelationID != r2.CorrelationID {
+		t.Fatalf("Insert at a taken seq: %+v, %v; want it appended at seq 3", got, err)
+	}
+	bad := r2
+	bad.Code = "000_500" // no longer the record Link made
+	if _, err := l.Insert(ctx, bad); err == nil {
+		t.Fatal("a record whose hash does not match was inserted")
+	}
+	if rep := mustVerify(t, ctx, l); !rep.OK() {
+		t.Fatalf("the chain does not verify: %+v", rep)
+	}
+}
