@@ -55,7 +55,8 @@ func TestMetrics(t *testing.T) {
 		`pinreset_consumer_lag{partition="0",topic="password.commands"} `,
 		`pinreset_consumer_lag{partition="0",topic="password.commands.retry"} 0`,
 		`pinreset_hash_duration_seconds_count 2`, // verify the old PIN, hash the new one
-		`pinreset_dead_lettered_total 0`,
+		`pinreset_dead_lettered_total{reason="undecodable"} 0`,
+		`pinreset_dead_lettered_total{reason="unopenable"} 0`,
 	}
 	var worker string
 	waitfor.Every(200*time.Millisecond, 15*time.Second, func() bool {

@@ -32,7 +32,7 @@ type Worker struct {
 	CommandAge      prometheus.Histogram     // from acceptance by the ingress to the result: end-to-end lag
 	HashDuration    prometheus.Histogram     // one argon2id hash or verification
 	HashesAhead     *prometheus.CounterVec   // new-PIN hashes started ahead of the check, and used
-	DeadLettered    prometheus.Counter
+	DeadLettered    *prometheus.CounterVec // by reason: undecodable, unopenable
 	Locks           prometheus.Counter
 	Conflicts       prometheus.Counter     // compare-and-set conflicts (two commands for one member)
 	Lag             *prometheus.GaugeVec   // by topic and partition, of the whole group
@@ -98,9 +98,9 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		HashesAhead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_hashes_ahead_total", Help: "New-PIN hashes started on an idle core while the current PIN was checked (result=started), and those the check let through (result=used).",
 		}, []string{"result"}),
-		DeadLettered: prometheus.NewCounter(prometheus.CounterOpts{
-			Name: "pinreset_dead_lettered_total", Help: "Commands moved to password.commands.dlq.",
-		}),
+		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
+			Name: "pinreset_dead_lettered_total", Help: "Commands moved to password.commands.dlq, by reason: unopenable (a sealed part no key opens) or undecodable (anything else; the x-dlq-reason header says what).",
+		}, []string{"reason"}),
 		Locks: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "pinreset_pin_locks_total", Help: "PINs locked after too many wrong attempts.",
 		}),
@@ -122,6 +122,9 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	}
 	for _, r := range []string{"missing_key", "transient"} {
 		m.Parked.WithLabelValues(r)
+	}
+	for _, r := range []string{"undecodable", "unopenable"} {
+		m.DeadLettered.WithLabelValues(r)
 	}
 	for _, k := range []string{"seal", "pepper", "fingerprint"} {
 		m.MissingKeys.WithLabelValues(k)

@@ -216,7 +216,7 @@ func DecodeCommand(key, value []byte, s Sealer) (pinreset.Command, error) {
 	if err != nil {
 		// Also what a tampered clear field looks like: the seal does not
 		// say which part failed, and neither does this.
-		return pinreset.Command{}, fmt.Errorf("%w: open sealed part: %v", ErrPoison, err)
+		return pinreset.Command{}, fmt.Errorf("%w: open sealed part: %w", ErrPoison, err)
 	}
 	var sec secrets
 	err = json.Unmarshal(plain, &sec)

@@ -15,6 +15,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/tracing"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
@@ -171,7 +172,11 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 		return fmt.Errorf("dead-letter %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
 	}
 	if p.Metrics != nil {
-		p.Metrics.DeadLettered.Inc()
+		kind := "undecodable"
+		if errors.Is(reason, seal.ErrOpen) {
+			kind = "unopenable"
+		}
+		p.Metrics.DeadLettered.WithLabelValues(kind).Inc()
 	}
 	log.Warn("command dead-lettered", zap.Error(reason))
 	return nil

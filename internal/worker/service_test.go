@@ -7,9 +7,12 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -224,6 +227,7 @@ func TestDecisions(t *testing.T) {
 
 	t.Run("an undecodable message is dead-lettered, recorded and audited once", func(t *testing.T) {
 		h := newHarness(t, nil, nil)
+		h.proc.Metrics = metrics.NewWorker(prometheus.NewRegistry())
 		m := h.message(h.cmd(pinreset.KindReset, "m1", "", other))
 		// A clear field changed under the seal: refused.
 		m.Value = []byte(strings.Replace(string(m.Value), `"kind":"reset"`, `"kind":"change"`, 1))
@@ -248,6 +252,10 @@ func TestDecisions(t *testing.T) {
 		}
 		if rs := h.mem.records(string(m.Key)); len(rs) != 1 {
 			t.Fatalf("%d audit records", len(rs))
+		}
+		// The seal refused it: counted as unopenable.
+		if n := testutil.ToFloat64(h.proc.Metrics.DeadLettered.WithLabelValues("unopenable")); n != 2 {
+			t.Fatalf("pinreset_dead_lettered_total{reason=unopenable} = %v, want 2", n)
 		}
 	})
 
