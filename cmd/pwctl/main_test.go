@@ -147,7 +147,7 @@ func TestMembersImport(t *testing.T) {
 	defer in.Close()
 	env := map[string]string{
 		"PINRESET_KAFKA_BROKERS": strings.Join(in.Brokers(), ","),
-		"PINRESET_SEAL_KEYS": "k1:" + strings.Repeat("A", 43) + "=", "PINRESET_PEPPERS": "p1:" + strings.Repeat("A", 43) + "=",
+		"PINRESET_SEAL_KEYS":     "k1:" + strings.Repeat("A", 43) + "=", "PINRESET_PEPPERS": "p1:" + strings.Repeat("A", 43) + "=",
 		"PINRESET_FINGERPRINT_KEYS":  "f1:" + strings.Repeat("A", 43) + "=",
 		"PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1", "PINRESET_MONGO_URI": in.MongoURI(),
 	}

@@ -32,7 +32,7 @@ type Worker struct {
 	CommandAge      prometheus.Histogram     // from acceptance by the ingress to the result: end-to-end lag
 	HashDuration    prometheus.Histogram     // one argon2id hash or verification
 	HashesAhead     *prometheus.CounterVec   // new-PIN hashes started ahead of the check, and used
-	DeadLettered    *prometheus.CounterVec // by reason: undecodable, unopenable
+	DeadLettered    *prometheus.CounterVec   // by reason: undecodable, unopenable
 	Locks           prometheus.Counter
 	Conflicts       prometheus.Counter     // compare-and-set conflicts (two commands for one member)
 	Lag             *prometheus.GaugeVec   // by topic and partition, of the whole group

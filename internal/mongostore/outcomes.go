@@ -138,11 +138,7 @@ func (s *Store) Update(ctx context.Context, aspID, loginID, correlationID string
 			return pinreset.Member{}, fmt.Errorf("decision about member %s: version %d does not follow %d", m.ID, next.Version, m.Version)
 		}
 		d := toDoc(next)
-		outbox := d.Outbox
-		if outbox == nil {
-			outbox = []pendingDoc{}
-		}
-		update := stateOf(d, bson.E{Key: "outbox", Value: outbox}, bson.E{Key: "auditSeq", Value: d.AuditSeq}, bson.E{Key: "auditHash", Value: d.AuditHash})
+		update := stateOf(d, decided(d)...)
 		res, err := s.members.UpdateOne(ctx, bson.D{{Key: "_id", Value: m.ID}, {Key: "version", Value: m.Version}}, update)
 		if err != nil {
 			return pinreset.Member{}, fmt.Errorf("commit version %d of member %s: %w", next.Version, m.ID, err)
@@ -260,6 +256,16 @@ func (s *Store) dropDelivered(ctx context.Context, ms []*pinreset.Member) error 
 	return nil
 }
 
+// decided is what a decision (and a repair) sets besides the state: the
+// outbox, as the decision left it, and the head of the audit chain.
+func decided(d memberDoc) []bson.E {
+	outbox := d.Outbox
+	if outbox == nil {
+		outbox = []pendingDoc{}
+	}
+	return []bson.E{{Key: "outbox", Value: outbox}, {Key: "auditSeq", Value: d.AuditSeq}, {Key: "auditHash", Value: d.AuditHash}}
+}
+
 // stateOf is the update that sets the member's state: everything but its
 // identity, its outbox and its audit chain's head, which a decision sets
 // too (more) and an operator's put leaves. Empty optional fields are
@@ -375,12 +381,7 @@ func (s *Store) Replace(ctx context.Context, id string, build func(version int64
 			return pinreset.Member{}, fmt.Errorf("repair of member %s: version %d does not follow %d", id, next.Version, version)
 		}
 		d := toDoc(next)
-		outbox := d.Outbox
-		if outbox == nil {
-			outbox = []pendingDoc{}
-		}
-		update := stateOf(d, bson.E{Key: "aspId", Value: d.ASPID}, bson.E{Key: "loginId", Value: d.LoginID},
-			bson.E{Key: "outbox", Value: outbox}, bson.E{Key: "auditSeq", Value: d.AuditSeq}, bson.E{Key: "auditHash", Value: d.AuditHash})
+		update := stateOf(d, append(decided(d), bson.E{Key: "aspId", Value: d.ASPID}, bson.E{Key: "loginId", Value: d.LoginID})...)
 		res, err := s.members.UpdateOne(ctx, filter, update)
 		if err != nil {
 			return pinreset.Member{}, fmt.Errorf("repair member %s: %w", id, err)
