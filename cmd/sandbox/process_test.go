@@ -573,12 +573,43 @@ func waitProgress(t *testing.T, progress *atomic.Int64, n int64) {
 	}
 }
 
+// goJobsUntil is goJobs for a load whose length the test decides: no
+// job starts once stop is closed, and started counts those that did (the
+// first ones of jobs), so the load spans whatever the test does however
+// fast the machine runs it.
+func goJobsUntil(t *testing.T, clients []*client, jobs []*job, parallel int, deadline time.Time, stop <-chan struct{}) (progress, started *atomic.Int64, done <-chan struct{}) {
+	progress, started = new(atomic.Int64), new(atomic.Int64)
+	ch := make(chan struct{})
+	go func() {
+		defer close(ch)
+		runJobsUntil(t, clients, jobs, parallel, deadline, progress, started, stop)
+	}()
+	return progress, started, ch
+}
+
 func runJobs(t *testing.T, clients []*client, jobs []*job, parallel int, deadline time.Time, progress *atomic.Int64) {
+	runJobsUntil(t, clients, jobs, parallel, deadline, progress, new(atomic.Int64), nil)
+}
+
+func runJobsUntil(t *testing.T, clients []*client, jobs []*job, parallel int, deadline time.Time, progress, started *atomic.Int64, stop <-chan struct{}) {
 	sem := make(chan struct{}, parallel)
 	var wg sync.WaitGroup
 	for _, j := range jobs {
+		select {
+		case sem <- struct{}{}:
+		case <-stop:
+			wg.Wait()
+			return
+		}
+		select {
+		case <-stop: // both were ready: stopping wins
+			<-sem
+			wg.Wait()
+			return
+		default:
+		}
+		started.Add(1)
 		wg.Add(1)
-		sem <- struct{}{}
 		go func() {
 			defer wg.Done()
 			defer func() { <-sem }()
