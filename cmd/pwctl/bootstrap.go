@@ -7,10 +7,10 @@ import (
 	"io"
 	"time"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // bootstrapCmd creates the topics and the indexes the service needs, as an
@@ -55,7 +55,7 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if err := worker.EnsureIndexes(ctx, store); err != nil {
+	if err := compose.EnsureIndexes(ctx, store); err != nil {
 		return err
 	}
 	fmt.Fprintf(stdout, "database %s: indexes present\n", *db)

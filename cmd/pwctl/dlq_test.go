@@ -16,6 +16,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -406,7 +407,7 @@ func TestRedriveAfterTheKeyIsDeployed(t *testing.T) {
 		cfg.AdminAddr = ""
 		wctx, cancel := context.WithCancel(ctx)
 		done := make(chan error, 1)
-		go func() { done <- worker.Run(wctx, cfg, zap.NewNop()) }()
+		go func() { done <- compose.Run(wctx, cfg, zap.NewNop()) }()
 		var once sync.Once
 		stop = func() {
 			once.Do(func() {

@@ -15,9 +15,9 @@ import (
 	"time"
 
 	"github.com/schollz/progressbar/v3"
-	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -319,7 +319,7 @@ func membersAdd(ctx context.Context, args []string, getenv func(string) string, 
 }
 
 // membersRepair puts a damaged member right (a malformed hash, a field of
-// the wrong type or missing) through the decision path (worker.Repair):
+// the wrong type or missing) through the decision path (decision.Service.Repair):
 // one conditional update gives it a clean document with a new PIN (the
 // same id, ASP and loginId, its CI when it was readable, no attempts, lock
 // or history), then its password.changed event, an operator's audit record
@@ -353,8 +353,8 @@ func membersRepair(ctx context.Context, args []string, getenv func(string) strin
 	}
 	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
-	proc := &worker.Processor{Store: store, Audit: audit.New(store.Database()), Publisher: producer, Log: zap.NewNop()}
-	o, err := proc.Repair(ctx, store, worker.Repair{MemberID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
+	svc := &decision.Service{Store: store, Trail: audit.New(store.Database()), Publisher: worker.KafkaPublisher{Publisher: producer}}
+	o, err := svc.Repair(ctx, store, decision.Repair{MemberID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
 		Operator: who.operator, Reason: who.note})
 	if err != nil {
 		return fmt.Errorf("members repair: %w", err)

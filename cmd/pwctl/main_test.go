@@ -15,6 +15,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/asp"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
@@ -24,7 +25,6 @@ import (
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/sandbox"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 func TestSignPrintsVerifiableHeaders(t *testing.T) {
@@ -255,7 +255,7 @@ func TestMembersImport(t *testing.T) {
 	}
 	var repaired *audit.Record
 	for i, r := range trail {
-		if r.MemberID == id && r.Kind == audit.KindOperator && r.Code == worker.AuditCodeRepair {
+		if r.MemberID == id && r.Kind == audit.KindOperator && r.Code == audit.CodeRepair {
 			repaired = &trail[i]
 		}
 	}
@@ -277,7 +277,7 @@ func TestMembersImport(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	hasher, err := worker.NewHasher(cfg)
+	hasher, err := compose.NewHasher(cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -11,12 +11,12 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 const membersUsage = `usage: pwctl members <command> [flags]
@@ -176,7 +176,7 @@ func openAsWorker(ctx context.Context, getenv func(string) string, uri, db strin
 	if db == "" {
 		db = cfg.MongoDatabase
 	}
-	hasher, err := worker.NewHasher(cfg)
+	hasher, err := compose.NewHasher(cfg)
 	if err != nil {
 		return nil, nil, err
 	}

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/cmd/ingress/compose"
+	workercompose "github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -25,7 +26,6 @@ import (
 	"github.com/kmwallet/pinreset/internal/sandbox"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/wire"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // TestTraceFlags: the ids are required and checked, and a malformed one is
@@ -96,7 +96,7 @@ func TestTrace(t *testing.T) {
 	wg.Add(2)
 	go func() {
 		defer wg.Done()
-		if err := worker.Run(runCtx, wcfg, zap.NewNop()); err != nil {
+		if err := workercompose.Run(runCtx, wcfg, zap.NewNop()); err != nil {
 			t.Errorf("worker: %v", err)
 		}
 	}()

@@ -16,6 +16,7 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/cmd/ingress/compose"
+	workercompose "github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
@@ -74,7 +75,7 @@ func startWorker(t *testing.T, e Env, over map[string]string) (stop func()) {
 	cfg.AdminAddr = ""
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
-	go func() { done <- worker.Run(ctx, cfg, zap.NewNop()) }()
+	go func() { done <- workercompose.Run(ctx, cfg, zap.NewNop()) }()
 	var stopped bool
 	stop = func() {
 		if stopped {

@@ -15,11 +15,11 @@ import (
 	"testing"
 	"time"
 
+	workercompose "github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/waitfor"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // The fault suite: the faults production brings (a broker restarted, a
@@ -261,7 +261,7 @@ func TestStuckCommandsAreParked(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h9, err := worker.NewHasher(p9cfg)
+	h9, err := workercompose.NewHasher(p9cfg)
 	if err != nil {
 		t.Fatal(err)
 	}

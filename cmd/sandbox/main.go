@@ -25,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/kmwallet/pinreset/cmd/ingress/compose"
+	workercompose "github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
@@ -32,7 +33,6 @@ import (
 	"github.com/kmwallet/pinreset/internal/logging"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/sandbox"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 func main() {
@@ -195,7 +195,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 			return errDatabaseExited(o.dataDir)
 		}
 	})
-	g.Go(func() error { return worker.Run(gctx, wcfg, log.Named("worker")) })
+	g.Go(func() error { return workercompose.Run(gctx, wcfg, log.Named("worker")) })
 	g.Go(func() error {
 		return ingress.Run(gctx, compose.Config(icfg), log.Named("ingress"), func(addr string) {
 			e.HTTPAddr = addr
@@ -226,7 +226,7 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) er
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
-	if err := worker.EnsureIndexes(ctx, store); err != nil {
+	if err := workercompose.EnsureIndexes(ctx, store); err != nil {
 		return err
 	}
 	// (The seed members go back to their seed PINs below, replay claims
@@ -245,7 +245,7 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) er
 	if err != nil {
 		return err
 	}
-	hasher, err := worker.NewHasher(cfg)
+	hasher, err := workercompose.NewHasher(cfg)
 	if err != nil {
 		return err
 	}

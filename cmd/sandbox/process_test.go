@@ -20,6 +20,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
+	workercompose "github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/freeaddr"
@@ -257,7 +258,7 @@ func seedMembers(t *testing.T, e Env, n int) []string {
 	if err != nil {
 		t.Fatal(err)
 	}
-	h, err := worker.NewHasher(wcfg)
+	h, err := workercompose.NewHasher(wcfg)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -13,6 +13,7 @@ import (
 
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/logging"
 	"github.com/kmwallet/pinreset/internal/worker"
@@ -51,5 +52,5 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 	if !worker.MADVFree(getenv) {
 		log.Warn("GODEBUG lacks madvdontneed=0: every hash faults its argon2 memory in again (deployments set it; internal/worker/gc.go)")
 	}
-	return worker.Run(ctx, cfg, log.Named("worker"))
+	return compose.Run(ctx, cfg, log.Named("worker"))
 }

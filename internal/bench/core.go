@@ -10,13 +10,18 @@ import (
 	"sync/atomic"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/decision"
+	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
@@ -44,7 +49,7 @@ func (b *bench) hasher(over map[string]string) (workerHasher, error) {
 	if err != nil {
 		return nil, err
 	}
-	h, err := worker.NewHasher(cfg)
+	h, err := compose.NewHasher(cfg)
 	if err != nil {
 		return nil, err
 	}
@@ -127,7 +132,7 @@ func hashPairMsAfterIdle(h workerHasher, gap time.Duration, rounds int) float64 
 	return ms[len(ms)/2]
 }
 
-// coreRPS drives worker.Processor.Handle directly with as many goroutines
+// coreRPS drives the worker's handler directly with as many goroutines
 // as cores for d: commands sealed like the ingress seals them, decided
 // against the real database with the real hashing, results published to a
 // publisher that drops them.
@@ -190,7 +195,7 @@ func nextBenchPIN(pin int) int {
 // the bench builds a worker.Processor: when the worker's construction
 // changes, this is what follows it.
 func newCoreProcessor(cfg config.Worker, store *mongostore.Store) (handle func(context.Context, kafka.Message) error, ring *seal.Keyring, err error) {
-	h, err := worker.NewHasher(cfg)
+	h, err := compose.NewHasher(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
@@ -198,14 +203,16 @@ func newCoreProcessor(cfg config.Worker, store *mongostore.Store) (handle func(c
 	if err != nil {
 		return nil, nil, err
 	}
-	fp, err := worker.NewFingerprinter(cfg)
+	fp, err := compose.NewFingerprinter(cfg)
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &worker.Processor{Store: store, Audit: audit.New(store.Database()),
-		Fingerprinter: fp, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency), Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
-		Log: zap.NewNop(), WorkerID: "bench"}
-	return p.Handle, ring, nil
+	svc := &decision.Service{Store: store, Trail: audit.New(store.Database()), Fingerprinter: fp,
+		Publisher: worker.KafkaPublisher{Publisher: nopPublisher{}}, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency),
+		Rules: pinreset.DefaultRules(), WorkerID: "bench"}
+	p := &worker.Processor{Service: svc, Sealer: ring, Publisher: nopPublisher{}, Parked: store,
+		Metrics: metrics.NewWorker(prometheus.NewRegistry()), Health: health.New(), Log: zap.NewNop(), WorkerID: "bench"}
+	return worker.ForConsumer(p.Handle), ring, nil
 }
 
 // nopPublisher drops the results of the core run.

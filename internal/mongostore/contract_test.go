@@ -8,7 +8,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/sandbox"
-	"github.com/kmwallet/pinreset/internal/worker/storetest"
+	"github.com/kmwallet/pinreset/internal/decision/storetest"
 )
 
 // TestContract runs worker.Store's contract against the store on the

@@ -6,13 +6,15 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/decision"
+	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
+	"github.com/kmwallet/pinreset/internal/decision/memstore"
+	"github.com/kmwallet/pinreset/internal/decision/storetest"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/worker"
-	"github.com/kmwallet/pinreset/internal/worker/memstore"
-	"github.com/kmwallet/pinreset/internal/worker/storetest"
 )
 
 // crashPoints are the rows of the README's crash-point table ("How it
@@ -55,17 +57,17 @@ func (h *harness) failAudit(fail bool) {
 }
 
 // stores are the two stores the crash table runs on.
-func stores(t *testing.T) map[string]func(t *testing.T) (storetest.Store, worker.Auditor) {
-	return map[string]func(t *testing.T) (storetest.Store, worker.Auditor){
-		"memstore": func(*testing.T) (storetest.Store, worker.Auditor) { return memstore.New(), nil },
-		"FerretDB": func(t *testing.T) (storetest.Store, worker.Auditor) {
-			d := newDeps(t)
-			store, err := mongostore.Open(mongostore.Config{URI: d.infra.MongoURI(), Database: "crash"})
+func stores(t *testing.T) map[string]func(t *testing.T) (storetest.Store, decision.Trail) {
+	return map[string]func(t *testing.T) (storetest.Store, decision.Trail){
+		"memstore": func(*testing.T) (storetest.Store, decision.Trail) { return memstore.New(), nil },
+		"FerretDB": func(t *testing.T) (storetest.Store, decision.Trail) {
+			d := decisiontest.NewDeps(t)
+			store, err := mongostore.Open(mongostore.Config{URI: d.Infra.MongoURI(), Database: "crash"})
 			if err != nil {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = store.Close(context.Background()) })
-			if err := worker.EnsureIndexes(context.Background(), store); err != nil {
+			if err := compose.EnsureIndexes(context.Background(), store); err != nil {
 				t.Fatal(err)
 			}
 			return store, audit.New(store.Database())
@@ -193,11 +195,11 @@ func TestRelayDeliversWhatADeadWorkerLeft(t *testing.T) {
 				t.Fatal("the events were refused and Handle succeeded")
 			}
 			h.bus.setRefused(kafkabus.TopicEvents, false)
-			if n, err := h.proc.Relay(context.Background(), 10); err != nil || n != 0 {
+			if n, err := h.svc.Relay(context.Background(), 10); err != nil || n != 0 {
 				t.Fatalf("a young decision relayed: %d, %v", n, err)
 			}
-			h.clock.Store(int64(worker.RelayAfter + time.Second))
-			if n, err := h.proc.Relay(context.Background(), 10); err != nil || n != 1 {
+			h.clock.Store(int64(decision.RelayAfter + time.Second))
+			if n, err := h.svc.Relay(context.Background(), 10); err != nil || n != 1 {
 				t.Fatalf("Relay: %d members, %v; want 1", n, err)
 			}
 			h.checkOnce(t, first, id, pinreset.CodeSuccess)

@@ -1,3 +1,10 @@
+// Package worker is the Kafka side of deciding PIN commands: a message of
+// password.commands is decoded (or dead-lettered when it never can be) and
+// handed to the decision service (package decision), which decides,
+// commits, answers and delivers. Tracing, logging, metrics and the
+// outage watch wrap that handler as middleware (middleware.go); retries
+// happen in the consumer's lane (kafkabus), and a command whose retries
+// are spent is parked on the retry topic (park.go).
 package worker
 
 import (
@@ -5,152 +12,117 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"time"
 	"unicode/utf8"
 
 	"github.com/segmentio/kafka-go"
-	"go.opentelemetry.io/otel/attribute"
-	"go.opentelemetry.io/otel/trace"
-	"go.opentelemetry.io/otel/trace/noop"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/internal/decision"
+	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
-	"github.com/kmwallet/pinreset/internal/tracing"
 	"github.com/kmwallet/pinreset/internal/wire"
 )
 
-// The Kafka side of the processor: a message in (decoded, or dead-lettered
-// when it cannot be), the result out. The decision core (processor.go)
-// sees commands and domain ports only.
-
-// Handle processes one message of password.commands. It returns an error only
-// for failures worth retrying (database or broker unavailable, a key not
-// deployed yet).
-func (p *Processor) Handle(ctx context.Context, m kafka.Message) error {
-	err := p.handle(ctx, m)
-	// Seen by Park: failures around an outage are the outage's. An attempt
-	// that ran out of its own time (ctx ended) was slow, which tells nothing
-	// of the dependencies though its error is a deadline like theirs: taking
-	// it for an outage would stop parking for parkCalm whenever lanes are
-	// slow (overload). A dependency's own timeout ends before ctx, and counts.
-	if err != nil && ctx.Err() == nil && p.Outage != nil && p.Outage(err) {
-		p.outageAt.Store(p.now().UnixNano())
-	}
-	return err
+// Publisher publishes messages (*kafkabus.Producer).
+type Publisher interface {
+	Publish(ctx context.Context, msgs ...kafkabus.Message) error
 }
 
-func (p *Processor) handle(ctx context.Context, m kafka.Message) error {
-	ctx, span := p.tracer().Start(tracing.Extract(ctx, m.Headers), "process "+m.Topic, trace.WithSpanKind(trace.SpanKindConsumer),
-		trace.WithAttributes(attribute.String("pinreset.correlation_id", string(m.Key)), attribute.Int("messaging.kafka.partition", m.Partition)))
-	defer span.End()
-	log := p.Log.With(zap.String("correlation_id", string(m.Key)), zap.Int("partition", m.Partition), zap.Int64("offset", m.Offset))
-	if sc := span.SpanContext(); sc.IsValid() {
-		log = log.With(zap.String("trace_id", sc.TraceID().String()))
+// Processor handles the messages of password.commands and parks those
+// whose retries are spent; it is safe for concurrent use. Every field but
+// Ready, Outage and Now is required.
+type Processor struct {
+	Service   *decision.Service
+	Sealer    wire.Sealer
+	Publisher Publisher
+	Parked    ParkedRecorder
+	Metrics   *metrics.Worker
+	Health    *health.Monitor
+	Log       *zap.Logger
+	// WorkerID names this instance in the DLQ headers.
+	WorkerID string
+	// Ready, when set, says whether the database and broker answer: a
+	// command is not parked while they do not, nor for parkCalm after (every
+	// command fails then; moving them all aside would only reorder them).
+	Ready func(context.Context) error
+	// Outage, when set, reports whether err means the database or the
+	// broker as a whole is down (not this command's fault); such failures
+	// mark an outage for Park (WatchOutages).
+	Outage func(error) bool
+	// Now is the clock. Default time.Now.
+	Now func() time.Time
+
+	outageAt atomicTime // when Ready last failed or an attempt met an outage
+}
+
+// Done is what handling one message did, for the middleware that logs and
+// counts it. It holds ids and codes only, never a secret.
+type Done struct {
+	ASPID      string
+	Kind       pinreset.Kind
+	AcceptedAt time.Time
+	Report     decision.Report
+	// DeadLettered, when set, is why the message went to the DLQ
+	// ("undecodable", "unopenable"); Reason is the error that said so.
+	DeadLettered string
+	Reason       error
+}
+
+// Handler handles one message and says what it did. An error means the
+// message is to be tried again (a dependency unavailable, a key not
+// deployed yet); a message that can never succeed is dead-lettered and
+// done.
+type Handler func(ctx context.Context, m kafka.Message) (Done, error)
+
+// DLQ header names.
+const (
+	HeaderDLQReason = "x-dlq-reason"
+	HeaderDLQWorker = "x-dlq-worker"
+	HeaderDLQSource = "x-dlq-source"
+)
+
+func (p *Processor) now() time.Time {
+	if p.Now != nil {
+		return p.Now()
 	}
+	return time.Now()
+}
+
+// Handle decodes a message of password.commands and has the decision
+// service handle its command.
+func (p *Processor) Handle(ctx context.Context, m kafka.Message) (Done, error) {
 	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
 	if errors.Is(err, pinreset.ErrMissingKey) {
-		p.missingKey(err)
-		return fmt.Errorf("command %s: %w", m.Key, err)
+		return Done{}, fmt.Errorf("command %s: %w", m.Key, err)
 	}
 	if err != nil {
-		return p.deadLetter(ctx, log, m, err)
+		return p.deadLetter(ctx, m, err)
 	}
-	start := p.now()
-	res, how, due, err := p.outcome(ctx, cmd)
-	if err != nil {
-		if errors.Is(err, pinreset.ErrMissingKey) {
-			p.missingKey(err)
-		}
-		return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
-	}
-	// The client waits for the result, not for the delivery: the events,
-	// the audit record and the outcome record follow it. A crash in between
-	// leaves the offset uncommitted; the redelivered command finds its
-	// decision in the member's history and outbox, and delivers it then.
-	if err := p.publishResult(ctx, res); err != nil {
-		return err
-	}
-	switch {
-	case due.deliver != nil:
-		if err := p.deliver(ctx, *due.deliver, cmd.CorrelationID); err != nil {
-			return fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
-		}
-	case due.audit:
-		if err := p.appendAudit(ctx, cmd, res.Code, ""); err != nil {
-			return err
-		}
-	}
-	if p.Metrics != nil {
-		p.Metrics.Outcomes.WithLabelValues(string(cmd.Kind), string(res.Code), how).Inc()
-		p.Metrics.CommandDuration.WithLabelValues(string(cmd.Kind)).Observe(p.now().Sub(start).Seconds())
-		p.Metrics.CommandAge.Observe(p.now().Sub(cmd.AcceptedAt).Seconds())
-	}
-	log.Info("command done", zap.String("asp_id", cmd.ASPID), zap.String("kind", string(cmd.Kind)),
-		zap.String("code", string(res.Code)), zap.String("member_id", res.MemberID), zap.String("how", how),
-		zap.Duration("took", p.now().Sub(start)), zap.Duration("since_accepted", p.now().Sub(cmd.AcceptedAt)))
-	return nil
-}
-
-func (p *Processor) publishResult(ctx context.Context, r pinreset.Result) error {
-	v, err := wire.EncodeResult(r)
-	if err != nil {
-		return err
-	}
-	var headers []kafka.Header
-	tracing.Inject(ctx, &headers)
-	return p.Publisher.Publish(ctx, kafkabus.Message{Topic: kafkabus.TopicResults, Key: []byte(r.CorrelationID), Value: v, Headers: headers})
-}
-
-func (p *Processor) tracer() trace.Tracer {
-	if p.Tracer == nil {
-		return noop.NewTracerProvider().Tracer("")
-	}
-	return p.Tracer
+	rep, err := p.Service.Handle(ctx, cmd)
+	return Done{ASPID: cmd.ASPID, Kind: cmd.Kind, AcceptedAt: cmd.AcceptedAt, Report: rep}, err
 }
 
 // deadLetter moves a message that can never be processed to the DLQ, with the
 // reason, records the rejection as the command's outcome when its ids can be
 // read, and tells a waiting client. The reason names what failed, never a
 // secret: DecodeCommand's errors hold none.
-func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Message, reason error) error {
-	now := p.now().UTC()
+func (p *Processor) deadLetter(ctx context.Context, m kafka.Message, reason error) (Done, error) {
 	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
-	auditIt := true
-	// The answer a waiting client gets: the rejection, unless the
-	// transaction already has an outcome, which stays its only answer.
-	answer := pinreset.Outcome{Code: pinreset.CodeRejected, CompletedAt: now}
-	if known {
-		rec, fresh, err := p.Store.Record(ctx, pinreset.Outcome{ASPID: aspID, CorrelationID: cid,
-			Code: pinreset.CodeRejected, CompletedAt: now, WorkerID: p.WorkerID})
-		switch {
-		case err != nil:
-			return err
-		case !fresh:
-			// A redelivery (audit it, once) or a broken copy of a decided
-			// command (an ingress still on an older command format during
-			// an upgrade), whose record stands and answers it, as a status
-			// query would.
-			answer = rec
-			auditIt = answer.Code == pinreset.CodeRejected
-		}
-	}
-	// The trail keeps one record per correlation id and chain, so a
-	// redelivered message is audited once. A message whose ids cannot be
-	// read is named by its key and its place in the log, so two different
-	// unreadable messages with the same key both appear.
-	c := pinreset.Command{CorrelationID: cid, ASPID: aspID}
 	if !known {
+		// Named by its key and its place in the log.
 		key := m.Key[:min(len(m.Key), 64)]
 		if !utf8.Valid(key) { // a BSON string must be UTF-8
 			key = []byte(hex.EncodeToString(key[:min(len(key), 32)]))
 		}
-		c.CorrelationID = fmt.Sprintf("%s@%s/%d/%d", key, m.Topic, m.Partition, m.Offset)
+		cid = fmt.Sprintf("%s@%s/%d/%d", key, m.Topic, m.Partition, m.Offset)
 	}
-	if auditIt {
-		if err := p.appendAudit(ctx, c, pinreset.CodeRejected, ""); err != nil {
-			return err
-		}
+	answer, err := p.Service.Reject(ctx, cid, aspID, known)
+	if err != nil {
+		return Done{}, err
 	}
 	headers := append([]kafka.Header{}, m.Headers...)
 	headers = append(headers,
@@ -164,22 +136,18 @@ func (p *Processor) deadLetter(ctx context.Context, log *zap.Logger, m kafka.Mes
 			Message: answer.Code.Message(), MemberID: answer.MemberID, CompletedAt: answer.CompletedAt.UTC()}
 		v, err := wire.EncodeResult(r)
 		if err != nil {
-			return err
+			return Done{}, err
 		}
 		msgs = append(msgs, kafkabus.Message{Topic: kafkabus.TopicResults, Key: m.Key, Value: v})
 	}
 	if err := p.Publisher.Publish(ctx, msgs...); err != nil {
-		return fmt.Errorf("dead-letter %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
+		return Done{}, fmt.Errorf("dead-letter %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)
 	}
-	if p.Metrics != nil {
-		kind := "undecodable"
-		if errors.Is(reason, seal.ErrOpen) {
-			kind = "unopenable"
-		}
-		p.Metrics.DeadLettered.WithLabelValues(kind).Inc()
+	kind := "undecodable"
+	if errors.Is(reason, seal.ErrOpen) {
+		kind = "unopenable"
 	}
-	log.Warn("command dead-lettered", zap.Error(reason))
-	return nil
+	return Done{ASPID: aspID, DeadLettered: kind, Reason: reason}, nil
 }
 
 func header(m kafka.Message, key string) string {

@@ -11,18 +11,23 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/decision"
+	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
+	"github.com/kmwallet/pinreset/internal/decision/memstore"
+	"github.com/kmwallet/pinreset/internal/decision/storetest"
+	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
 	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
-	"github.com/kmwallet/pinreset/internal/worker/memstore"
-	"github.com/kmwallet/pinreset/internal/worker/storetest"
 )
 
 // The unit tests of the processor run on in-memory fakes of its ports:
@@ -43,14 +48,24 @@ type memAudit struct {
 
 func newMemAudit() *memAudit { return &memAudit{chains: map[string][]audit.Record{}} }
 
-func (a *memAudit) Append(_ context.Context, r audit.Record) (audit.Record, error) {
-	return a.add(r, false)
+// RecordDecision stores a linked record at its seq, or, when another
+// command's record has it, at the head (as audit.Log.RecordDecision).
+func (a *memAudit) RecordDecision(_ context.Context, memberID string, pd pinreset.Pending) error {
+	r := audit.OfDecision(memberID, pd)
+	r.Seq, r.PrevHash, r.Hash = pd.Audit.Seq, pd.AuditPrev, pd.Audit.Hash
+	_, err := a.add(r, true)
+	if errors.Is(err, audit.ErrRecorded) {
+		return nil
+	}
+	return err
 }
 
-// Insert stores a linked record at its seq, or, when another command's
-// record has it, at the head (as audit.Log.Insert).
-func (a *memAudit) Insert(_ context.Context, r audit.Record) (audit.Record, error) {
-	return a.add(r, true)
+func (a *memAudit) AppendOutcome(_ context.Context, o pinreset.Outcome, loginIDHash string) error {
+	_, err := a.add(audit.OfOutcome(o, loginIDHash), false)
+	if errors.Is(err, audit.ErrRecorded) {
+		return nil
+	}
+	return err
 }
 
 func (a *memAudit) add(r audit.Record, linked bool) (audit.Record, error) {
@@ -246,42 +261,46 @@ func (s *failingStore) Record(ctx context.Context, o pinreset.Outcome) (pinreset
 type harness struct {
 	t      *testing.T
 	store  *failingStore
-	audit  worker.Auditor
+	audit  decision.Trail
 	mem    *memAudit // when audit is the fake
 	bus    *bus
 	hasher *countingHasher
 	plain  *pinhash.Hasher
 	ring   *seal.Keyring
+	svc    *decision.Service
 	proc   *worker.Processor
-	parked map[string]bool
-	clock  atomic.Int64 // offset added to time.Now, nanoseconds
-	seq    int
+	// consume is proc's handler as the worker's consumers run it, but for
+	// tracing and logging.
+	consume kafkabus.Handler
+	parked  map[string]bool
+	clock   atomic.Int64 // offset added to time.Now, nanoseconds
+	seq     int
 	// auditFails makes a real trail refuse appends (failingAuditor).
 	auditFails atomic.Bool
 }
 
-// failingAuditor refuses appends while fail is set.
+// failingAuditor refuses records while fail is set.
 type failingAuditor struct {
-	worker.Auditor
+	decision.Trail
 	fail *atomic.Bool
 }
 
-func (a failingAuditor) Append(ctx context.Context, r audit.Record) (audit.Record, error) {
+func (a failingAuditor) AppendOutcome(ctx context.Context, o pinreset.Outcome, loginIDHash string) error {
 	if a.fail.Load() {
-		return audit.Record{}, errors.New("audit trail unavailable")
+		return errors.New("audit trail unavailable")
 	}
-	return a.Auditor.Append(ctx, r)
+	return a.Trail.AppendOutcome(ctx, o, loginIDHash)
 }
 
-func (a failingAuditor) Insert(ctx context.Context, r audit.Record) (audit.Record, error) {
+func (a failingAuditor) RecordDecision(ctx context.Context, memberID string, pd pinreset.Pending) error {
 	if a.fail.Load() {
-		return audit.Record{}, errors.New("audit trail unavailable")
+		return errors.New("audit trail unavailable")
 	}
-	return a.Auditor.Insert(ctx, r)
+	return a.Trail.RecordDecision(ctx, memberID, pd)
 }
 
 // realAudit is the real trail under the harness's wrapper.
-func (h *harness) realAudit() *audit.Log { return h.audit.(failingAuditor).Auditor.(*audit.Log) }
+func (h *harness) realAudit() *audit.Log { return h.audit.(failingAuditor).Trail.(*audit.Log) }
 
 func (h *harness) IsParked(_ context.Context, aspID, cid string) (bool, error) {
 	return h.parked[aspID+":"+cid], nil
@@ -293,9 +312,9 @@ func (h *harness) MarkParked(_ context.Context, aspID, cid, _ string, _ time.Tim
 }
 
 // newHarness builds a processor on store and auditor (nil: the fakes).
-func newHarness(t *testing.T, store storetest.Store, auditor worker.Auditor) *harness {
+func newHarness(t *testing.T, store storetest.Store, auditor decision.Trail) *harness {
 	t.Helper()
-	plain, fingerprints, ring := testKeys(t)
+	plain, fingerprints, ring := decisiontest.Keys(t)
 	if store == nil {
 		store = memstore.New()
 	}
@@ -304,12 +323,15 @@ func newHarness(t *testing.T, store storetest.Store, auditor worker.Auditor) *ha
 		h.mem = newMemAudit()
 		auditor = h.mem
 	} else {
-		auditor = failingAuditor{Auditor: auditor, fail: &h.auditFails}
+		auditor = failingAuditor{Trail: auditor, fail: &h.auditFails}
 	}
 	h.audit = auditor
-	h.proc = &worker.Processor{Store: h.store, Audit: auditor, Fingerprinter: fingerprints, Publisher: h.bus, Sealer: ring,
-		Hasher: h.hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w-test", Parked: h,
-		Now: func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }}
+	now := func() time.Time { return time.Now().Add(time.Duration(h.clock.Load())) }
+	h.svc = &decision.Service{Store: h.store, Trail: auditor, Fingerprinter: fingerprints, Publisher: worker.KafkaPublisher{Publisher: h.bus},
+		Hasher: h.hasher, Rules: pinreset.DefaultRules(), Parked: h, WorkerID: "w-test", Now: now}
+	h.proc = &worker.Processor{Service: h.svc, Sealer: ring, Publisher: h.bus, Parked: h, Metrics: metrics.NewWorker(prometheus.NewRegistry()),
+		Health: health.New(), Log: zap.NewNop(), WorkerID: "w-test", Now: now}
+	h.consume = worker.ForConsumer(worker.Chain(h.proc.Handle, worker.Measured(h.proc.Metrics, h.proc.Health), h.proc.WatchOutages))
 	return h
 }
 
@@ -344,7 +366,7 @@ func (h *harness) message(c pinreset.Command) kafka.Message {
 
 // handle processes c once and returns Handle's error.
 func (h *harness) handle(c pinreset.Command) error {
-	return h.proc.Handle(context.Background(), h.message(c))
+	return h.consume(context.Background(), h.message(c))
 }
 
 // send processes c and returns the code of its (last) result; Handle must

@@ -9,10 +9,10 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
+	"github.com/kmwallet/pinreset/internal/decision/memstore"
+	"github.com/kmwallet/pinreset/internal/decision/storetest"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/worker"
-	"github.com/kmwallet/pinreset/internal/worker/memstore"
-	"github.com/kmwallet/pinreset/internal/worker/storetest"
 )
 
 // stallingStore waits for the caller's deadline on every Update while slow
@@ -55,14 +55,14 @@ func TestASlowAttemptIsNotAnOutage(t *testing.T) {
 			store := &stallingStore{Store: memstore.New()}
 			h := newHarness(t, store, nil)
 			h.member("m1", "135790", "")
-			h.proc.Outage = worker.DependencyDown
+			h.proc.Outage = compose.DependencyDown
 			h.proc.Ready = func(context.Context) error { return nil } // the database and the broker answer now
 			store.slow.Store(tc.slow)
 			store.down.Store(tc.down)
 			m := h.message(h.cmd(pinreset.KindReset, "m1", "", "246813"))
 
 			ctx, cancel := context.WithTimeout(context.Background(), 50*time.Millisecond)
-			err := h.proc.Handle(ctx, m)
+			err := h.consume(ctx, m)
 			cancel()
 			if err == nil {
 				t.Fatal("Handle succeeded, want the attempt to fail")

@@ -20,7 +20,6 @@ import (
 // status query answers them as pending rather than unknown.
 type ParkedRecorder interface {
 	MarkParked(ctx context.Context, aspID, correlationID, reason string, at time.Time) error
-	IsParked(ctx context.Context, aspID, correlationID string) (bool, error)
 }
 
 // Headers of a parked command on password.commands.retry.
@@ -61,17 +60,14 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 		reason = "missing_key"
 	} else if p.Ready != nil {
 		if err := p.Ready(ctx); err != nil {
-			p.outageAt.Store(p.now().UnixNano())
+			p.outageAt.set(p.now())
 			return fmt.Errorf("not parking while a dependency is down: %w", err)
 		}
 		// A command whose attempts failed during an outage that just ended
 		// is not stuck: it gets another budget in its lane first.
-		if since := p.now().Sub(time.Unix(0, p.outageAt.Load())); since < parkCalm {
+		if since := p.now().Sub(p.outageAt.get()); since < parkCalm {
 			return fmt.Errorf("not parking: a dependency was down %v ago", since.Round(time.Second))
 		}
-	}
-	if p.Parked == nil {
-		return errors.New("parking is not configured")
 	}
 	now := p.now().UTC()
 	if cid, aspID, known := wire.PeekIDs(m.Key, m.Value); known {
@@ -104,15 +100,13 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 	if err := p.Publisher.Publish(ctx, kafkabus.Message{Topic: kafkabus.TopicCommandsRetry, Key: m.Key, Value: m.Value, Headers: headers}); err != nil {
 		return fmt.Errorf("park %s: %w", source, err)
 	}
-	if p.Metrics != nil {
-		p.Metrics.Parked.WithLabelValues(reason).Inc()
-	}
+	p.Metrics.Parked.WithLabelValues(reason).Inc()
 	p.Log.Warn("command parked; it is tried again later", zap.ByteString("correlation_id", m.Key), zap.String("reason", reason),
 		zap.Int("attempt", attempt), zap.Duration("next_try_in", delay), zap.String("source", source), zap.Error(cause))
 	return nil
 }
 
-// parkAtOnce reports the failures that waiting in the lane cannot end, so
+// ParkAtOnce reports the failures that waiting in the lane cannot end, so
 // the consumer parks their command at its first failure instead of after
 // its retry budget: a key this worker lacks (pinreset.ErrMissingKey). A
 // worker loads its keys at start, so no retry in this process can find it,
@@ -120,7 +114,7 @@ func (p *Processor) Park(ctx context.Context, m kafka.Message, cause error) erro
 // whole budget for nothing. Parked, the command is tried again from the
 // retry topic by whichever worker reads it, one deployed with the key
 // included.
-func parkAtOnce(err error) bool {
+func ParkAtOnce(err error) bool {
 	return errors.Is(err, pinreset.ErrMissingKey)
 }
 
@@ -140,21 +134,4 @@ func retryAttempt(m kafka.Message) int {
 		return 0
 	}
 	return n
-}
-
-// missingKey raises the alert for a command that needs a key this worker
-// does not hold: a metric, and readiness naming it for five minutes after
-// the last such attempt.
-func (p *Processor) missingKey(err error) {
-	var mk *pinreset.MissingKeyError
-	kind := "seal"
-	if errors.As(err, &mk) {
-		kind = mk.Kind
-	}
-	if p.Metrics != nil {
-		p.Metrics.MissingKeys.WithLabelValues(kind).Inc()
-	}
-	if p.Health != nil {
-		p.Health.Report("missing "+kind+" key", err, 5*time.Minute)
-	}
 }

@@ -10,12 +10,12 @@ import (
 	"github.com/twmb/franz-go/pkg/kfake"
 	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
+	"github.com/kmwallet/pinreset/internal/decision/memstore"
 	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/worker"
-	"github.com/kmwallet/pinreset/internal/worker/memstore"
 )
 
 // silentBroker is a broker that accepts connections and never answers.
@@ -54,10 +54,10 @@ func TestParkingAgainstASilentBroker(t *testing.T) {
 			store.broken.Store(true) // every attempt fails, for the command's own reason
 			h := newHarness(t, store, nil)
 			h.member("m1", "135790", "")
-			h.proc.Outage = worker.DependencyDown
+			h.proc.Outage = compose.DependencyDown
 			h.proc.Ready = func(context.Context) error { return nil }
 			if tc.silentReady {
-				h.proc.Ready = worker.Readiness(pingsFine{}, silent)
+				h.proc.Ready = compose.Readiness(pingsFine{}, silent)
 			}
 			if tc.silentPublish {
 				p := kafkabus.NewProducer(silent, kafkabus.ProducerConfig{})
@@ -95,7 +95,7 @@ func TestParkingAgainstASilentBroker(t *testing.T) {
 			ran := make(chan struct{})
 			go func() {
 				defer close(ran)
-				_ = cons.Run(runCtx, h.proc.Handle)
+				_ = cons.Run(runCtx, h.consume)
 			}()
 			stopped := false
 			t.Cleanup(func() {

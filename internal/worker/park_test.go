@@ -21,8 +21,8 @@ func TestParkAtOnce(t *testing.T) {
 		{errors.New("find member m1: connection reset by peer"), false},
 		{errors.New("no seal key k9"), false}, // the text is not the error
 	} {
-		if got := parkAtOnce(c.err); got != c.want {
-			t.Errorf("parkAtOnce(%v) = %v, want %v", c.err, got, c.want)
+		if got := ParkAtOnce(c.err); got != c.want {
+			t.Errorf("ParkAtOnce(%v) = %v, want %v", c.err, got, c.want)
 		}
 	}
 }

@@ -7,12 +7,10 @@ import (
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/kmwallet/pinreset/internal/kafkabus"
-	"github.com/kmwallet/pinreset/internal/metrics"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -227,12 +225,11 @@ func TestDecisions(t *testing.T) {
 
 	t.Run("an undecodable message is dead-lettered, recorded and audited once", func(t *testing.T) {
 		h := newHarness(t, nil, nil)
-		h.proc.Metrics = metrics.NewWorker(prometheus.NewRegistry())
 		m := h.message(h.cmd(pinreset.KindReset, "m1", "", other))
 		// A clear field changed under the seal: refused.
 		m.Value = []byte(strings.Replace(string(m.Value), `"kind":"reset"`, `"kind":"change"`, 1))
 		for range 2 {
-			if err := h.proc.Handle(context.Background(), m); err != nil {
+			if err := h.consume(context.Background(), m); err != nil {
 				t.Fatal(err)
 			}
 		}
@@ -270,7 +267,7 @@ func TestDecisions(t *testing.T) {
 		// a command format this worker no longer reads): it is dead-lettered.
 		m := h.message(c)
 		m.Value = []byte(strings.Replace(string(m.Value), `"kind":"reset"`, `"kind":"change"`, 1))
-		if err := h.proc.Handle(context.Background(), m); err != nil {
+		if err := h.consume(context.Background(), m); err != nil {
 			t.Fatal(err)
 		}
 		if codes := h.bus.resultsOf(c.CorrelationID); len(codes) != 2 || codes[1] != pinreset.CodeSuccess {
@@ -301,7 +298,7 @@ func TestDecisions(t *testing.T) {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs <- h.proc.Handle(context.Background(), m)
+				errs <- h.consume(context.Background(), m)
 			}()
 		}
 		wg.Wait()

@@ -7,6 +7,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/pinreset"
+	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // heldEvents holds the first events publish until release is closed (a
@@ -44,7 +45,7 @@ func TestASlowDeliveryDoesNotUndoALaterDecision(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.member("m1", "240810", "")
 	held := &heldEvents{bus: h.bus, held: make(chan struct{}), release: make(chan struct{})}
-	h.proc.Publisher = held
+	h.svc.Publisher = worker.KafkaPublisher{Publisher: held}
 
 	a := h.cmd(pinreset.KindReset, "m1", "", "357913")
 	done := make(chan error, 1)

@@ -1,6 +1,6 @@
-// Package storetest is the contract of worker.Store as a test suite: Run
+// Package storetest is the contract of decision.Store as a test suite: Run
 // it against every implementation (mongostore on FerretDB, memstore), so
-// that what the worker's unit tests assume of their fake is what the
+// that what the decision service's unit tests assume of their fake is what the
 // database does.
 package storetest
 
@@ -12,13 +12,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
-// Store is a worker.Store that can be seeded.
+// Store is a decision.Store that can be seeded.
 type Store interface {
-	worker.Store
+	decision.Store
 	PutMember(ctx context.Context, m pinreset.Member) error
 }
 
@@ -53,9 +53,9 @@ func outcome(m pinreset.Member, cid string, code pinreset.Code) pinreset.Outcome
 		MemberID: m.ID, AcceptedAt: at, CompletedAt: at, WorkerID: "w1"}
 }
 
-// decision is the decision of cid about m: a PIN set with one event, its
+// decided is the decision of cid about m: a PIN set with one event, its
 // outcome and event in the outbox.
-func decision(m pinreset.Member, cid string) pinreset.Member {
+func decided(m pinreset.Member, cid string) pinreset.Member {
 	next := m
 	next.Version++
 	next.PINHash = "hash-set-by-" + cid
@@ -71,7 +71,7 @@ func decision(m pinreset.Member, cid string) pinreset.Member {
 // commit decides cid about the member of login and commits it.
 func commit(ctx context.Context, s Store, login, cid string) (pinreset.Member, error) {
 	return s.Update(ctx, asp, login, cid, func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
-		return decision(cur, cid), true, nil
+		return decided(cur, cid), true, nil
 	})
 }
 
@@ -117,7 +117,7 @@ func Run(t *testing.T, newStore New) {
 			t.Fatal(err)
 		}
 		m = read(t, s, "m-commit")
-		want := decision(m, "cid-1")
+		want := decided(m, "cid-1")
 		want.LockedUntil, want.CI, want.WrongAttempts = time.Time{}, "", nil // fields a decision clears
 		calls := 0
 		got, err := s.Update(ctx, asp, m.LoginID, "cid-1", func(cur pinreset.Member, rec *pinreset.Outcome) (pinreset.Member, bool, error) {
@@ -170,7 +170,7 @@ func Run(t *testing.T, newStore New) {
 		}); !errors.Is(err, boom) {
 			t.Fatalf("Update: %v, want decide's error", err)
 		}
-		bad := decision(m, "cid-skip")
+		bad := decided(m, "cid-skip")
 		bad.Version += 2
 		if _, err := s.Update(ctx, asp, m.LoginID, "cid-skip", func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error) { return bad, true, nil }); err == nil {
 			t.Fatal("a decision skipping versions was committed")
@@ -191,7 +191,7 @@ func Run(t *testing.T, newStore New) {
 					return pinreset.Member{}, false, err
 				}
 			}
-			return decision(cur, "cid-mine"), true, nil
+			return decided(cur, "cid-mine"), true, nil
 		})
 		if err != nil {
 			t.Fatal(err)
@@ -221,7 +221,7 @@ func Run(t *testing.T, newStore New) {
 				var built int64
 				_, err := s.Update(ctx, asp, m.LoginID, cid, func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
 					built = cur.Version
-					return decision(cur, cid), true, nil
+					return decided(cur, cid), true, nil
 				})
 				if err != nil {
 					t.Error(err)
@@ -308,7 +308,7 @@ func Run(t *testing.T, newStore New) {
 		m := seed(t, s, "m-audit")
 		link := pinreset.AuditLink{Seq: 4, Hash: "h4"}
 		if _, err := s.Update(ctx, asp, m.LoginID, "cid-1", func(cur pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
-			next := decision(cur, "cid-1")
+			next := decided(cur, "cid-1")
 			next.Audit, next.Outbox[0].Audit, next.Outbox[0].AuditPrev = link, link, "h3"
 			return next, true, nil
 		}); err != nil {
@@ -337,7 +337,7 @@ func Run(t *testing.T, newStore New) {
 		}
 		before := cur
 		if _, err := s.Update(ctx, asp, m.LoginID, "cid-2", func(c pinreset.Member, _ *pinreset.Outcome) (pinreset.Member, bool, error) {
-			next := decision(c, "cid-2")
+			next := decided(c, "cid-2")
 			next.Audit = pinreset.AuditLink{Seq: 9, Hash: "h9"}
 			return next, true, nil
 		}); err != nil {

@@ -1,4 +1,4 @@
-package worker_test
+package decision_test
 
 import (
 	"context"
@@ -6,19 +6,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
-	"go.uber.org/zap"
-
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
-	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/decision"
+	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/wire"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // gatedStore is the real store with hooks between its steps, so that a
-// test can interleave two processors exactly as a rebalance can.
+// test can interleave two deciders exactly as a rebalance can.
 type gatedStore struct {
 	*mongostore.Store
 	afterFirstRead func() // once, when the first decision is about to be made on the state read
@@ -44,20 +41,14 @@ type codePublisher struct {
 	codes []pinreset.Code
 }
 
-func (p *codePublisher) Publish(_ context.Context, msgs ...kafkabus.Message) error {
+func (p *codePublisher) Answer(_ context.Context, r pinreset.Result) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, m := range msgs {
-		if m.Topic == kafkabus.TopicResults {
-			r, err := wire.DecodeResult(m.Value)
-			if err != nil {
-				return err
-			}
-			p.codes = append(p.codes, r.Code)
-		}
-	}
+	p.codes = append(p.codes, r.Code)
 	return nil
 }
+
+func (p *codePublisher) Announce(context.Context, []pinreset.Event) error { return nil }
 
 // wait blocks until c is closed, for at most 5 s: with the fix a gate may
 // legitimately never open (the other processor takes another path).
@@ -75,8 +66,8 @@ func wait(c <-chan struct{}) {
 // (no "expired, nothing changed" beside a PIN that was changed).
 func TestOverlappingOwnersAgree(t *testing.T) {
 	ctx := context.Background()
-	d := newDeps(t)
-	in, hasher, fingerprints, ring := d.infra, d.hasher, d.fingerprints, d.ring
+	d := decisiontest.NewDeps(t)
+	in, hasher, fingerprints := d.Infra, d.Hasher, d.Fingerprints
 	const asp = "KMTESTASP000001"
 
 	for i, tc := range []struct {
@@ -95,7 +86,7 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 				t.Fatal(err)
 			}
 			t.Cleanup(func() { _ = store.Close(context.Background()) })
-			if err := worker.EnsureIndexes(ctx, store); err != nil {
+			if err := compose.EnsureIndexes(ctx, store); err != nil {
 				t.Fatal(err)
 			}
 			old, err := hasher.Hash("246810")
@@ -108,11 +99,6 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 			now := time.Now().UTC()
 			cmd := pinreset.Command{CorrelationID: "261201120000-00000a1", RequestID: "r1", ASPID: asp, Kind: pinreset.KindReset,
 				LoginID: "m1@example.com", NewPIN: "581379", AcceptedAt: now, ExpiresAt: now.Add(2 * time.Minute)}
-			v, err := wire.EncodeCommand(cmd, ring)
-			if err != nil {
-				t.Fatal(err)
-			}
-			msg := kafka.Message{Topic: kafkabus.TopicCommands, Key: []byte(cmd.CorrelationID), Value: v}
 
 			// first commits to the member, second has read the member before
 			// that commit and decides only after it.
@@ -123,9 +109,9 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 			}}
 			second := &gatedStore{Store: store, afterFirstRead: func() { close(secondRead); wait(firstCommitted) }}
 
-			proc := func(s *gatedStore, clock func() time.Time, pub *codePublisher) *worker.Processor {
-				return &worker.Processor{Store: s, Audit: audit.New(store.Database()), Fingerprinter: fingerprints,
-					Publisher: pub, Sealer: ring, Hasher: hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w", Now: clock}
+			svc := func(s *gatedStore, clock func() time.Time, pub *codePublisher) *decision.Service {
+				return &decision.Service{Store: s, Trail: audit.New(store.Database()), Fingerprinter: fingerprints,
+					Publisher: pub, Hasher: hasher, Rules: pinreset.DefaultRules(), WorkerID: "w", Now: clock}
 			}
 			applying := func() time.Time { return time.Now() }
 			expiring := func() time.Time { return time.Now().Add(10 * time.Minute) }
@@ -139,12 +125,14 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 			wg.Add(2)
 			go func() {
 				defer wg.Done()
-				errs <- proc(second, secondClock, pubSecond).Handle(ctx, msg)
+				_, err := svc(second, secondClock, pubSecond).Handle(ctx, cmd)
+				errs <- err
 			}()
 			go func() {
 				defer wg.Done()
 				wait(secondRead)
-				errs <- proc(first, firstClock, pubFirst).Handle(ctx, msg)
+				_, err := svc(first, firstClock, pubFirst).Handle(ctx, cmd)
+				errs <- err
 			}()
 			wg.Wait()
 			close(errs)

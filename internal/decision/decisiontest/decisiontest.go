@@ -1,4 +1,7 @@
-package worker_test
+// Package decisiontest holds what the tests of the decision service and
+// of the worker share: the embedded database and the cheap keys their
+// commands need.
+package decisiontest
 
 import (
 	"bytes"
@@ -10,17 +13,18 @@ import (
 	"github.com/kmwallet/pinreset/internal/seal"
 )
 
-// deps are what the processor tests on FerretDB share: the embedded
+// Deps are what the tests on FerretDB share: the embedded
 // database, the cheapest argon2id the hasher accepts (these tests are about
 // storage, not hashing), a fingerprinter and a seal keyring.
-type deps struct {
-	infra        *sandbox.Infra
-	hasher       *pinhash.Hasher
-	fingerprints *pinhash.Fingerprinter
-	ring         *seal.Keyring
+type Deps struct {
+	Infra        *sandbox.Infra
+	Hasher       *pinhash.Hasher
+	Fingerprints *pinhash.Fingerprinter
+	Ring         *seal.Keyring
 }
 
-func newDeps(t *testing.T) deps {
+// NewDeps starts the embedded database (skipped with -short) for t.
+func NewDeps(t *testing.T) Deps {
 	t.Helper()
 	if testing.Short() {
 		t.Skip("needs the embedded FerretDB (not with -short)")
@@ -30,14 +34,14 @@ func newDeps(t *testing.T) deps {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { in.Close() })
-	hasher, fingerprints, ring := testKeys(t)
-	return deps{infra: in, hasher: hasher, fingerprints: fingerprints, ring: ring}
+	hasher, fingerprints, ring := Keys(t)
+	return Deps{Infra: in, Hasher: hasher, Fingerprints: fingerprints, Ring: ring}
 }
 
-// testKeys are the cheapest argon2id the hasher accepts (these tests are
+// Keys are the cheapest argon2id the hasher accepts (these tests are
 // about storage and decisions, not hashing), a fingerprinter and a seal
 // keyring, as every processor test uses them.
-func testKeys(t *testing.T) (*pinhash.Hasher, *pinhash.Fingerprinter, *seal.Keyring) {
+func Keys(t *testing.T) (*pinhash.Hasher, *pinhash.Fingerprinter, *seal.Keyring) {
 	t.Helper()
 	hasher, err := pinhash.New(pinhash.Params{Memory: 8, Time: 1, Threads: 1, SaltLen: 16, KeyLen: 32},
 		pinhash.Pepper{ID: "p1", Key: bytes.Repeat([]byte{7}, 32)})

@@ -1,4 +1,4 @@
-package worker_test
+package decision_test
 
 import (
 	"context"
@@ -9,16 +9,14 @@ import (
 	"testing"
 	"time"
 
-	"github.com/segmentio/kafka-go"
 	"go.mongodb.org/mongo-driver/v2/event"
-	"go.uber.org/zap"
 
+	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
-	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/decision"
+	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/wire"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
 // roundTrips counts the database commands a client sends, by name, with
@@ -91,48 +89,39 @@ type resultPublisher struct {
 	results     []pinreset.Result
 }
 
-func (p *resultPublisher) Publish(_ context.Context, msgs ...kafkabus.Message) error {
+func (p *resultPublisher) Answer(_ context.Context, r pinreset.Result) error {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	for _, m := range msgs {
-		if m.Topic != kafkabus.TopicResults {
-			continue
-		}
-		r, err := wire.DecodeResult(m.Value)
-		if err != nil {
-			return err
-		}
-		p.results = append(p.results, r)
-		if p.beforeReply < 0 {
-			p.beforeReply, _ = p.trips.snapshot()
-			p.waitsBefore = p.trips.sequential()
-		}
+	p.results = append(p.results, r)
+	if p.beforeReply < 0 {
+		p.beforeReply, _ = p.trips.snapshot()
+		p.waitsBefore = p.trips.sequential()
 	}
 	return nil
 }
 
+func (p *resultPublisher) Announce(context.Context, []pinreset.Event) error { return nil }
+
 // TestRoundTrips counts the MongoDB round trips of one command's journey
-// through Processor.Handle, with the real store on FerretDB, for each kind
+// through Service.Handle, with the real store on FerretDB, for each kind
 // of path, and holds each to its count: a regression guard. `go test -v
 // -run RoundTrips` prints the table.
 func TestRoundTrips(t *testing.T) {
 	ctx := context.Background()
-	d := newDeps(t)
-	in, hasher, fingerprints, ring := d.infra, d.hasher, d.fingerprints, d.ring
+	d := decisiontest.NewDeps(t)
+	in, hasher, fingerprints := d.Infra, d.Hasher, d.Fingerprints
 	trips := &roundTrips{counts: map[string]int{}}
 	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "roundtrips", Monitor: trips.monitor()})
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { _ = store.Close(context.Background()) })
-	if err := worker.EnsureIndexes(ctx, store); err != nil {
+	if err := compose.EnsureIndexes(ctx, store); err != nil {
 		t.Fatal(err)
 	}
 	pub := &resultPublisher{trips: trips, beforeReply: -1}
-	proc := &worker.Processor{
-		Store: store, Audit: audit.New(store.Database()), Fingerprinter: fingerprints,
-		Publisher: pub, Sealer: ring, Hasher: hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w-roundtrips",
-	}
+	svc := &decision.Service{Store: store, Trail: audit.New(store.Database()), Fingerprinter: fingerprints,
+		Publisher: pub, Hasher: hasher, Rules: pinreset.DefaultRules(), WorkerID: "w-roundtrips"}
 
 	const asp = "KMTESTASP000001"
 	ci := strings.Repeat("QkM9", 22) // 88 characters
@@ -154,22 +143,17 @@ func TestRoundTrips(t *testing.T) {
 		}
 	}
 	seq := 0
-	message := func(kind pinreset.Kind, login, ci, cur, next string) kafka.Message {
+	message := func(kind pinreset.Kind, login, ci, cur, next string) pinreset.Command {
 		seq++
 		now := time.Now().UTC()
-		c := pinreset.Command{CorrelationID: fmt.Sprintf("261201120000-%07x", seq), RequestID: fmt.Sprintf("%016x", seq), ASPID: asp,
+		return pinreset.Command{CorrelationID: fmt.Sprintf("261201120000-%07x", seq), RequestID: fmt.Sprintf("%016x", seq), ASPID: asp,
 			Kind: kind, LoginID: login, CI: ci, CurrentPIN: cur, NewPIN: next, AcceptedAt: now, ExpiresAt: now.Add(2 * time.Minute)}
-		v, err := wire.EncodeCommand(c, ring)
-		if err != nil {
-			t.Fatal(err)
-		}
-		return kafka.Message{Topic: kafkabus.TopicCommands, Key: []byte(c.CorrelationID), Value: v}
 	}
 	set := message(pinreset.KindChange, "set@example.com", ci, "246810", "581379")
 
 	// A command first, so that the client holds the connections a busy
 	// worker's pool has (the two reads at once need two).
-	if err := proc.Handle(ctx, message(pinreset.KindReset, "warmup@example.com", "", "", "581379")); err != nil {
+	if _, err := svc.Handle(ctx, message(pinreset.KindReset, "warmup@example.com", "", "", "581379")); err != nil {
 		t.Fatal(err)
 	}
 
@@ -181,7 +165,7 @@ func TestRoundTrips(t *testing.T) {
 	// the wait targets are what the design allows when they overlap.
 	for _, tc := range []struct {
 		path                    string
-		msg                     kafka.Message
+		msg                     pinreset.Command
 		code                    pinreset.Code
 		waitsBefore, waitsAll   int
 		commandsBefore, cmdsAll int
@@ -200,7 +184,7 @@ func TestRoundTrips(t *testing.T) {
 		pub.mu.Lock()
 		pub.beforeReply, pub.waitsBefore, pub.results = -1, -1, nil
 		pub.mu.Unlock()
-		if err := proc.Handle(ctx, tc.msg); err != nil {
+		if _, err := svc.Handle(ctx, tc.msg); err != nil {
 			t.Fatalf("%s: Handle: %v", tc.path, err)
 		}
 		all, detail := trips.snapshot()

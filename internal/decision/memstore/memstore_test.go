@@ -3,8 +3,8 @@ package memstore_test
 import (
 	"testing"
 
-	"github.com/kmwallet/pinreset/internal/worker/memstore"
-	"github.com/kmwallet/pinreset/internal/worker/storetest"
+	"github.com/kmwallet/pinreset/internal/decision/memstore"
+	"github.com/kmwallet/pinreset/internal/decision/storetest"
 )
 
 // TestContract holds the fake to the contract the real store passes.

@@ -1,4 +1,4 @@
-// Package memstore is an in-memory worker.Store for unit tests: the same
+// Package memstore is an in-memory decision.Store for unit tests: the same
 // contract as mongostore.Store (the storetest suite runs against both), in
 // maps guarded by a mutex: a member is replaced only by a compare-and-set
 // of its version, an outcome only inserted, and a member is read with the
@@ -49,7 +49,7 @@ func (s *Store) PutMember(_ context.Context, m pinreset.Member) error {
 	return nil
 }
 
-// Outcome implements worker.Store.
+// Outcome implements decision.Store.
 func (s *Store) Outcome(_ context.Context, aspID, correlationID string) (pinreset.Outcome, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -60,7 +60,7 @@ func (s *Store) Outcome(_ context.Context, aspID, correlationID string) (pinrese
 	return o, nil
 }
 
-// Record implements worker.Store.
+// Record implements decision.Store.
 func (s *Store) Record(_ context.Context, o pinreset.Outcome) (pinreset.Outcome, bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -72,7 +72,7 @@ func (s *Store) Record(_ context.Context, o pinreset.Outcome) (pinreset.Outcome,
 	return o, true, nil
 }
 
-// Update implements worker.Store. decide runs without the lock held, as
+// Update implements decision.Store. decide runs without the lock held, as
 // it does against a database: other decisions may commit meanwhile.
 func (s *Store) Update(ctx context.Context, aspID, loginID, correlationID string, decide func(pinreset.Member, *pinreset.Outcome) (pinreset.Member, bool, error)) (pinreset.Member, error) {
 	s.mu.Lock()
@@ -126,7 +126,7 @@ func (s *Store) read(id string) (pinreset.Member, bool) {
 	return m, true
 }
 
-// Pending implements worker.Store.
+// Pending implements decision.Store.
 func (s *Store) Pending(_ context.Context, ps []pinreset.Pending) ([]pinreset.Pending, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -136,7 +136,7 @@ func (s *Store) Pending(_ context.Context, ps []pinreset.Pending) ([]pinreset.Pe
 	}), nil
 }
 
-// Undelivered implements worker.Store.
+// Undelivered implements decision.Store.
 func (s *Store) Undelivered(_ context.Context, before time.Time, limit int) ([]pinreset.Member, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -150,7 +150,7 @@ func (s *Store) Undelivered(_ context.Context, before time.Time, limit int) ([]p
 	return out, nil
 }
 
-// Prune implements worker.Store.
+// Prune implements decision.Store.
 func (s *Store) Prune(_ context.Context, ms []pinreset.Member) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -163,7 +163,7 @@ func (s *Store) Prune(_ context.Context, ms []pinreset.Member) error {
 	return nil
 }
 
-// FindMemberByID implements worker.Store.
+// FindMemberByID implements decision.Store.
 func (s *Store) FindMemberByID(_ context.Context, id string) (*pinreset.Member, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()

@@ -1,4 +1,4 @@
-package worker
+package decision
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 	"fmt"
 	"time"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -36,11 +35,11 @@ type Repair struct {
 // password.changed event (kind reset: the PIN was set without the old
 // one), an audit record of the operator's with the reason, and the
 // outcome record under a correlation id of its own, which it returns.
-func (p *Processor) Repair(ctx context.Context, store Replacer, r Repair) (pinreset.Outcome, error) {
+func (s *Service) Repair(ctx context.Context, store Replacer, r Repair) (pinreset.Outcome, error) {
 	if r.MemberID == "" || r.ASPID == "" || r.LoginID == "" || r.PINHash == "" || r.Operator == "" || r.Reason == "" {
 		return pinreset.Outcome{}, errors.New("repair: member, ASP, loginId, PIN hash, operator and reason are required")
 	}
-	now := p.now().UTC()
+	now := s.now().UTC()
 	cid, err := newCorrelationID(now)
 	if err != nil {
 		return pinreset.Outcome{}, err
@@ -61,19 +60,13 @@ func (p *Processor) Repair(ctx context.Context, store Replacer, r Repair) (pinre
 		events := []pinreset.Event{{ID: fmt.Sprintf("%s:%d:0", r.MemberID, next.Version), Type: pinreset.EventPINSet, Version: next.Version,
 			MemberID: r.MemberID, ASPID: r.ASPID, CorrelationID: cid, Kind: pinreset.KindReset, At: now}}
 		pd := pinreset.Pending{Version: next.Version, Outcome: o, Events: events, Repair: r.Reason}
-		rec, err := audit.Link(auditRecord(r.MemberID, pd), head.Seq, head.Hash)
-		if err != nil {
-			return pinreset.Member{}, err
-		}
-		pd.Audit, pd.AuditPrev = pinreset.AuditLink{Seq: rec.Seq, Hash: rec.Hash}, rec.PrevHash
-		next.Audit = pd.Audit
 		next.Outbox = append(next.Outbox, pd)
-		return next, nil
+		return link(next, head)
 	})
 	if err != nil {
 		return pinreset.Outcome{}, err
 	}
-	if err := p.deliver(ctx, m, cid); err != nil {
+	if err := s.deliver(ctx, m, cid); err != nil {
 		return o, fmt.Errorf("repair of member %s committed (%s), its delivery failed (the relay completes it): %w", r.MemberID, cid, err)
 	}
 	return o, nil
