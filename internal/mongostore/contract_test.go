@@ -6,9 +6,9 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"github.com/kmwallet/pinreset/internal/decision/storetest"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/sandbox"
-	"github.com/kmwallet/pinreset/internal/decision/storetest"
 )
 
 // TestContract runs worker.Store's contract against the store on the
