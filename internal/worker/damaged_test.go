@@ -29,7 +29,7 @@ func TestDamagedMemberEnds(t *testing.T) {
 		{"a member without a hash", func(m *pinreset.Member) { m.PINHash = "" }, "missing pinHash"},
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
-			h := newHarness(t, nil, nil)
+			h := newHarness(t, nil)
 			reg := prometheus.NewRegistry()
 			h.proc.Metrics = metrics.NewWorker(reg)
 			h.member("bad", pin, "")
@@ -61,7 +61,7 @@ func TestDamagedMemberEnds(t *testing.T) {
 			if o, err := h.store.Outcome(context.Background(), testASP, c.CorrelationID); err != nil || o.Code != pinreset.CodeInternal || o.MemberID != "bad" {
 				t.Fatalf("outcome %+v, %v", o, err)
 			}
-			if rs := h.mem.records(c.CorrelationID); len(rs) != 1 || rs[0].Code != string(pinreset.CodeInternal) || rs[0].MemberID != "bad" {
+			if rs := h.mem.Records(c.CorrelationID); len(rs) != 1 || rs[0].Code != string(pinreset.CodeInternal) || rs[0].MemberID != "bad" {
 				t.Fatalf("audit records %+v", rs)
 			}
 			if len(h.parked) != 0 {

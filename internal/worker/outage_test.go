@@ -53,7 +53,7 @@ func TestASlowAttemptIsNotAnOutage(t *testing.T) {
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			store := &stallingStore{Store: memstore.New()}
-			h := newHarness(t, store, nil)
+			h := newHarness(t, store)
 			h.member("m1", "135790", "")
 			h.proc.Outage = compose.DependencyDown
 			h.proc.Ready = func(context.Context) error { return nil } // the database and the broker answer now

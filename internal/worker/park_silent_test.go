@@ -52,7 +52,7 @@ func TestParkingAgainstASilentBroker(t *testing.T) {
 
 			store := &stallingStore{Store: memstore.New()}
 			store.broken.Store(true) // every attempt fails, for the command's own reason
-			h := newHarness(t, store, nil)
+			h := newHarness(t, store)
 			h.member("m1", "135790", "")
 			h.proc.Outage = compose.DependencyDown
 			h.proc.Ready = func(context.Context) error { return nil }

@@ -1,37 +1,31 @@
-package worker_test
+package decision_test
 
 import (
 	"context"
 	"sync"
 	"testing"
 
-	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/pinreset"
-	"github.com/kmwallet/pinreset/internal/worker"
 )
 
-// heldEvents holds the first events publish until release is closed (a
+// heldEvents holds the first announcement until release is closed (a
 // worker slow between its answer and its delivery); later ones pass.
 type heldEvents struct {
-	*bus
+	*decisiontest.Publisher
 	once    sync.Once
-	held    chan struct{} // closed once the first events publish waits
+	held    chan struct{} // closed once the first announcement waits
 	release chan struct{}
 }
 
-func (h *heldEvents) Publish(ctx context.Context, msgs ...kafkabus.Message) error {
-	for _, m := range msgs {
-		if m.Topic == kafkabus.TopicEvents {
-			first := false
-			h.once.Do(func() { first = true })
-			if first {
-				close(h.held)
-				<-h.release
-			}
-			break
-		}
+func (h *heldEvents) Announce(ctx context.Context, events []pinreset.Event) error {
+	first := false
+	h.once.Do(func() { first = true })
+	if first {
+		close(h.held)
+		<-h.release
 	}
-	return h.bus.Publish(ctx, msgs...)
+	return h.Publisher.Announce(ctx, events)
 }
 
 // TestASlowDeliveryDoesNotUndoALaterDecision: worker A commits a decision
@@ -44,8 +38,8 @@ func (h *heldEvents) Publish(ctx context.Context, msgs ...kafkabus.Message) erro
 func TestASlowDeliveryDoesNotUndoALaterDecision(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.member("m1", "240810", "")
-	held := &heldEvents{bus: h.bus, held: make(chan struct{}), release: make(chan struct{})}
-	h.svc.Publisher = worker.KafkaPublisher{Publisher: held}
+	held := &heldEvents{Publisher: h.pub, held: make(chan struct{}), release: make(chan struct{})}
+	h.svc.Publisher = held
 
 	a := h.cmd(pinreset.KindReset, "m1", "", "357913")
 	done := make(chan error, 1)
@@ -67,7 +61,7 @@ func TestASlowDeliveryDoesNotUndoALaterDecision(t *testing.T) {
 	if m := h.get("m1"); m.Version != later.Version || m.PINHash != later.PINHash {
 		t.Fatalf("the member went from version %d back to %d: A's late delivery undid the next decision", later.Version, m.Version)
 	}
-	if err := inOrder(h.bus.events()); err != nil {
+	if err := inOrder(h.events()); err != nil {
 		t.Fatal(err)
 	}
 }

@@ -1,16 +1,11 @@
-package worker_test
+package decision_test
 
 import (
-	"context"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
-	"github.com/prometheus/client_golang/prometheus/testutil"
-	"github.com/segmentio/kafka-go"
-
-	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
@@ -34,11 +29,11 @@ func TestDecisions(t *testing.T) {
 		if m.Version != 2 || len(m.Recent) != 1 || m.Recent[0].CorrelationID != c.CorrelationID || m.Audit.Seq != 1 {
 			t.Fatalf("settled state %+v", m)
 		}
-		evs := h.bus.events()
+		evs := h.events()
 		if len(evs) != 1 || evs[0].typ != string(pinreset.EventPINSet) || evs[0].version != 2 {
 			t.Fatalf("events %+v", evs)
 		}
-		if rs := h.mem.records(c.CorrelationID); len(rs) != 1 || rs[0].Code != string(pinreset.CodeSuccess) || rs[0].MemberID != "m1" {
+		if rs := h.mem.Records(c.CorrelationID); len(rs) != 1 || rs[0].Code != string(pinreset.CodeSuccess) || rs[0].MemberID != "m1" {
 			t.Fatalf("audit %+v", rs)
 		}
 	})
@@ -68,11 +63,11 @@ func TestDecisions(t *testing.T) {
 			if after.Version != before.Version+1 || after.PINHash != before.PINHash || after.FailedAttempts != 0 {
 				t.Fatalf("%s: state %+v after %+v", tc.name, after, before)
 			}
-			if len(h.mem.records(tc.cmd.CorrelationID)) != 1 {
+			if len(h.mem.Records(tc.cmd.CorrelationID)) != 1 {
 				t.Fatalf("%s: not audited once", tc.name)
 			}
 		}
-		if evs := h.bus.events(); len(evs) != 0 {
+		if evs := h.events(); len(evs) != 0 {
 			t.Fatalf("events %+v", evs)
 		}
 	})
@@ -90,14 +85,14 @@ func TestDecisions(t *testing.T) {
 		if !m.LockedUntil.After(time.Now()) {
 			t.Fatalf("not locked after %d wrong PINs: %+v", len(wrong), m)
 		}
-		if evs := h.bus.events(); len(evs) != 1 || evs[0].typ != string(pinreset.EventLocked) {
+		if evs := h.events(); len(evs) != 1 || evs[0].typ != string(pinreset.EventLocked) {
 			t.Fatalf("events %+v, want one locked", evs)
 		}
-		hashes := h.hasher.n.Load()
+		hashes := h.hasher.N.Load()
 		if code := h.send(h.cmd(pinreset.KindChange, "m1", pin, other)); code != pinreset.CodeAttemptsExceeded {
 			t.Fatalf("change while locked: %s", code)
 		}
-		if h.hasher.n.Load() != hashes {
+		if h.hasher.N.Load() != hashes {
 			t.Fatal("a change while locked ran argon2")
 		}
 		if code := h.send(h.cmd(pinreset.KindReset, "m1", "", other)); code != pinreset.CodeSuccess {
@@ -112,12 +107,12 @@ func TestDecisions(t *testing.T) {
 		h := newHarness(t, nil, nil)
 		h.member("m1", pin, "")
 		h.send(h.cmd(pinreset.KindChange, "m1", "111213", other))
-		hashes := h.hasher.n.Load()
+		hashes := h.hasher.N.Load()
 		if code := h.send(h.cmd(pinreset.KindChange, "m1", "111213", other)); code != pinreset.CodeInvalidUserInfo {
 			t.Fatalf("code %s", code)
 		}
-		if h.hasher.n.Load() != hashes || h.get("m1").FailedAttempts != 1 {
-			t.Fatalf("the replayed wrong PIN ran argon2 (%d) or was counted (%d)", h.hasher.n.Load()-hashes, h.get("m1").FailedAttempts)
+		if h.hasher.N.Load() != hashes || h.get("m1").FailedAttempts != 1 {
+			t.Fatalf("the replayed wrong PIN ran argon2 (%d) or was counted (%d)", h.hasher.N.Load()-hashes, h.get("m1").FailedAttempts)
 		}
 	})
 
@@ -127,12 +122,12 @@ func TestDecisions(t *testing.T) {
 		if code := h.send(c); code != pinreset.CodeUserNotFound {
 			t.Fatalf("code %s", code)
 		}
-		rs := h.mem.records(c.CorrelationID)
+		rs := h.mem.Records(c.CorrelationID)
 		if len(rs) != 1 || rs[0].MemberID != "" || rs[0].LoginIDHash == "" || strings.Contains(rs[0].LoginIDHash, "nobody") {
 			t.Fatalf("audit %+v", rs)
 		}
-		if code := h.send(c); code != pinreset.CodeUserNotFound || len(h.mem.records(c.CorrelationID)) != 1 {
-			t.Fatalf("redelivered: %s, %d records", code, len(h.mem.records(c.CorrelationID)))
+		if code := h.send(c); code != pinreset.CodeUserNotFound || len(h.mem.Records(c.CorrelationID)) != 1 {
+			t.Fatalf("redelivered: %s, %d records", code, len(h.mem.Records(c.CorrelationID)))
 		}
 		late := h.cmd(pinreset.KindReset, "nobody", "", other)
 		late.ExpiresAt = time.Now().Add(-time.Second)
@@ -185,11 +180,11 @@ func TestDecisions(t *testing.T) {
 		h.member("m1", pin, "")
 		c := h.cmd(pinreset.KindChange, "m1", pin, other)
 		h.send(c)
-		hashes := h.hasher.n.Load()
-		if code := h.send(c); code != pinreset.CodeSuccess || h.hasher.n.Load() != hashes {
-			t.Fatalf("redelivery: %s, %d hashes", code, h.hasher.n.Load()-hashes)
+		hashes := h.hasher.N.Load()
+		if code := h.send(c); code != pinreset.CodeSuccess || h.hasher.N.Load() != hashes {
+			t.Fatalf("redelivery: %s, %d hashes", code, h.hasher.N.Load()-hashes)
 		}
-		if len(h.bus.events()) != 1 || len(h.mem.records(c.CorrelationID)) != 1 || h.get("m1").Version != 2 {
+		if len(h.events()) != 1 || len(h.mem.Records(c.CorrelationID)) != 1 || h.get("m1").Version != 2 {
 			t.Fatal("the redelivery published, audited or changed something")
 		}
 		reuse := c
@@ -223,82 +218,20 @@ func TestDecisions(t *testing.T) {
 		}
 	})
 
-	t.Run("an undecodable message is dead-lettered, recorded and audited once", func(t *testing.T) {
-		h := newHarness(t, nil, nil)
-		m := h.message(h.cmd(pinreset.KindReset, "m1", "", other))
-		// A clear field changed under the seal: refused.
-		m.Value = []byte(strings.Replace(string(m.Value), `"kind":"reset"`, `"kind":"change"`, 1))
-		for range 2 {
-			if err := h.consume(context.Background(), m); err != nil {
-				t.Fatal(err)
-			}
-		}
-		dlq := 0
-		h.bus.mu.Lock()
-		for _, x := range h.bus.msgs {
-			if x.Topic == kafkabus.TopicCommandsDLQ {
-				dlq++
-			}
-		}
-		h.bus.mu.Unlock()
-		if codes := h.bus.resultsOf(string(m.Key)); dlq != 2 || len(codes) != 2 || codes[0] != pinreset.CodeRejected {
-			t.Fatalf("%d dead letters, results %v", dlq, codes)
-		}
-		if o, err := h.store.Outcome(context.Background(), testASP, string(m.Key)); err != nil || o.Code != pinreset.CodeRejected {
-			t.Fatalf("outcome %+v, %v", o, err)
-		}
-		if rs := h.mem.records(string(m.Key)); len(rs) != 1 {
-			t.Fatalf("%d audit records", len(rs))
-		}
-		// The seal refused it: counted as unopenable.
-		if n := testutil.ToFloat64(h.proc.Metrics.DeadLettered.WithLabelValues("unopenable")); n != 2 {
-			t.Fatalf("pinreset_dead_lettered_total{reason=unopenable} = %v, want 2", n)
-		}
-	})
-
-	t.Run("a dead-lettered copy of a decided command answers its recorded outcome", func(t *testing.T) {
-		h := newHarness(t, nil, nil)
-		h.member("m1", pin, "")
-		c := h.cmd(pinreset.KindReset, "m1", "", other)
-		if code := h.send(c); code != pinreset.CodeSuccess {
-			t.Fatalf("first attempt: %s", code)
-		}
-		// The same transaction arrives again, broken (as from an ingress on
-		// a command format this worker no longer reads): it is dead-lettered.
-		m := h.message(c)
-		m.Value = []byte(strings.Replace(string(m.Value), `"kind":"reset"`, `"kind":"change"`, 1))
-		if err := h.consume(context.Background(), m); err != nil {
-			t.Fatal(err)
-		}
-		if codes := h.bus.resultsOf(c.CorrelationID); len(codes) != 2 || codes[1] != pinreset.CodeSuccess {
-			t.Fatalf("results %v: the copy's answer must be the recorded 000_000", codes)
-		}
-		if o, err := h.store.Outcome(context.Background(), testASP, c.CorrelationID); err != nil || o.Code != pinreset.CodeSuccess {
-			t.Fatalf("outcome %+v, %v", o, err)
-		}
-		if rs := h.mem.records(c.CorrelationID); len(rs) != 1 || rs[0].Code != string(pinreset.CodeSuccess) {
-			t.Fatalf("audit records %+v", rs)
-		}
-		q := pinreset.NewStatusQuery(c.CorrelationID, "q1", testASP, time.Now(), time.Minute)
-		if code := h.send(q); code != pinreset.CodeSuccess {
-			t.Fatalf("status after the dead letter: %s", code)
-		}
-	})
-
 	t.Run("commands for one member at once are decided one after the other", func(t *testing.T) {
 		h := newHarness(t, nil, nil)
 		h.member("m1", pin, "")
 		var wg sync.WaitGroup
-		msgs := make([]kafka.Message, 8)
+		msgs := make([]pinreset.Command, 8)
 		for i := range msgs {
-			msgs[i] = h.message(h.cmd(pinreset.KindReset, "m1", "", []string{"135792", "246813"}[i%2]))
+			msgs[i] = h.cmd(pinreset.KindReset, "m1", "", []string{"135792", "246813"}[i%2])
 		}
 		errs := make(chan error, len(msgs))
 		for _, m := range msgs {
 			wg.Add(1)
 			go func() {
 				defer wg.Done()
-				errs <- h.consume(context.Background(), m)
+				errs <- h.handle(m)
 			}()
 		}
 		wg.Wait()
@@ -312,7 +245,7 @@ func TestDecisions(t *testing.T) {
 		if m.Version != 1+int64(len(msgs)) || len(m.Recent) != len(msgs) {
 			t.Fatalf("version %d with %d in history, want %d decisions", m.Version, len(m.Recent), len(msgs))
 		}
-		if err := inOrder(h.bus.events()); err != nil {
+		if err := inOrder(h.events()); err != nil {
 			t.Fatal(err)
 		}
 	})

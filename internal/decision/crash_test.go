@@ -1,4 +1,4 @@
-package worker_test
+package decision_test
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/decision/memstore"
 	"github.com/kmwallet/pinreset/internal/decision/storetest"
-	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
@@ -33,15 +32,15 @@ var crashPoints = []struct {
 	answered    bool // the client got its answer before the crash
 }{
 	{"before the commit (deciding)",
-		func(h *harness) { h.hasher.fail.Store(true) }, func(h *harness) { h.hasher.fail.Store(false) }, false},
+		func(h *harness) { h.hasher.Fail.Store(true) }, func(h *harness) { h.hasher.Fail.Store(false) }, false},
 	{"after the commit, before the result",
-		func(h *harness) { h.bus.setRefused(kafkabus.TopicResults, true) }, func(h *harness) { h.bus.setRefused(kafkabus.TopicResults, false) }, false},
+		func(h *harness) { h.pub.Refuse(true, false) }, func(h *harness) { h.pub.Refuse(false, false) }, false},
 	{"after the result, before the events",
-		func(h *harness) { h.bus.setRefused(kafkabus.TopicEvents, true) }, func(h *harness) { h.bus.setRefused(kafkabus.TopicEvents, false) }, true},
+		func(h *harness) { h.pub.Refuse(false, true) }, func(h *harness) { h.pub.Refuse(false, false) }, true},
 	{"after the events, before the audit record",
 		func(h *harness) { h.failAudit(true) }, func(h *harness) { h.failAudit(false) }, true},
 	{"after the audit record, before the outcome record",
-		func(h *harness) { h.store.failRecord.Store(true) }, func(h *harness) { h.store.failRecord.Store(false) }, true},
+		func(h *harness) { h.store.FailRecord.Store(true) }, func(h *harness) { h.store.FailRecord.Store(false) }, true},
 	{"after the outcome record (delivered), before the offset commit",
 		func(h *harness) {}, func(h *harness) {}, true},
 }
@@ -50,7 +49,7 @@ var crashPoints = []struct {
 // real trail a wrapper).
 func (h *harness) failAudit(fail bool) {
 	if h.mem != nil {
-		h.mem.fail.Store(fail)
+		h.mem.Fail.Store(fail)
 		return
 	}
 	h.auditFails.Store(fail)
@@ -103,7 +102,7 @@ func TestCrashPoints(t *testing.T) {
 						if cp.point != "after the outcome record (delivered), before the offset commit" && !crashed {
 							t.Fatal("the failure did not end the attempt")
 						}
-						if got := len(h.bus.resultsOf(c.CorrelationID)) > 0; got != cp.answered {
+						if got := len(h.pub.ResultsOf(c.CorrelationID)) > 0; got != cp.answered {
 							t.Fatalf("answered before the crash: %v, want %v", got, cp.answered)
 						}
 						// The redelivery.
@@ -124,7 +123,7 @@ func TestCrashPoints(t *testing.T) {
 // to deliver.
 func (h *harness) checkOnce(t *testing.T, c pinreset.Command, memberID string, want pinreset.Code) {
 	t.Helper()
-	for _, code := range h.bus.resultsOf(c.CorrelationID) {
+	for _, code := range h.pub.ResultsOf(c.CorrelationID) {
 		if code != want {
 			t.Errorf("an answer %s, want %s", code, want)
 		}
@@ -146,7 +145,7 @@ func (h *harness) checkOnce(t *testing.T, c pinreset.Command, memberID string, w
 	if changed := h.pinIs(memberID, c.NewPIN); changed != (want == pinreset.CodeSuccess) {
 		t.Errorf("PIN changed %v with outcome %s", changed, want)
 	}
-	evs := h.bus.events()
+	evs := h.events()
 	if err := inOrder(evs); err != nil {
 		t.Error(err)
 	}
@@ -167,7 +166,7 @@ func (h *harness) checkOnce(t *testing.T, c pinreset.Command, memberID string, w
 func (h *harness) auditRecords(t *testing.T, cid string) int {
 	t.Helper()
 	if h.mem != nil {
-		return len(h.mem.records(cid))
+		return len(h.mem.Records(cid))
 	}
 	rs, err := h.realAudit().Find(context.Background(), cid, "")
 	if err != nil {
@@ -190,11 +189,11 @@ func TestRelayDeliversWhatADeadWorkerLeft(t *testing.T) {
 			id := "m-relay-" + name
 			h.member(id, "246810", "")
 			first := h.cmd(pinreset.KindChange, id, "246810", "581379")
-			h.bus.setRefused(kafkabus.TopicEvents, true)
+			h.pub.Refuse(false, true)
 			if err := h.handle(first); err == nil {
 				t.Fatal("the events were refused and Handle succeeded")
 			}
-			h.bus.setRefused(kafkabus.TopicEvents, false)
+			h.pub.Refuse(false, false)
 			if n, err := h.svc.Relay(context.Background(), 10); err != nil || n != 0 {
 				t.Fatalf("a young decision relayed: %d, %v", n, err)
 			}
@@ -206,16 +205,16 @@ func TestRelayDeliversWhatADeadWorkerLeft(t *testing.T) {
 
 			// The next decision delivers an undelivered one first.
 			second := h.cmd(pinreset.KindReset, id, "", "975318")
-			h.bus.setRefused(kafkabus.TopicEvents, true)
+			h.pub.Refuse(false, true)
 			if err := h.handle(second); err == nil {
 				t.Fatal("the events were refused and Handle succeeded")
 			}
-			h.bus.setRefused(kafkabus.TopicEvents, false)
+			h.pub.Refuse(false, false)
 			third := h.cmd(pinreset.KindReset, id, "", "802468")
 			if code := h.send(third); code != pinreset.CodeSuccess {
 				t.Fatalf("the next decision: %s", code)
 			}
-			evs := h.bus.events()
+			evs := h.events()
 			if err := inOrder(evs); err != nil {
 				t.Fatal(err)
 			}
@@ -258,7 +257,7 @@ func TestCrashPointUnknownMember(t *testing.T) {
 			if o, err := h.store.Outcome(context.Background(), c.ASPID, c.CorrelationID); err != nil || o.Code != pinreset.CodeUserNotFound {
 				t.Fatalf("recorded %+v, %v", o, err)
 			}
-			for _, code := range h.bus.resultsOf(c.CorrelationID) {
+			for _, code := range h.pub.ResultsOf(c.CorrelationID) {
 				if code != pinreset.CodeUserNotFound {
 					t.Errorf("an answer %s", code)
 				}
@@ -285,7 +284,7 @@ func TestEachEventOnceWithoutFaults(t *testing.T) {
 					t.Fatalf("command %d: %s", i, code)
 				}
 			}
-			evs := h.bus.events()
+			evs := h.events()
 			if len(evs) != 3 {
 				t.Fatalf("%d events published, want 3: %+v", len(evs), evs)
 			}
