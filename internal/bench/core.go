@@ -212,7 +212,7 @@ func newCoreProcessor(cfg config.Worker, store *mongostore.Store) (handle func(c
 		Rules: pinreset.DefaultRules(), WorkerID: "bench"}
 	p := &worker.Processor{Service: svc, Sealer: ring, Publisher: nopPublisher{}, Parked: store,
 		Metrics: metrics.NewWorker(prometheus.NewRegistry()), Health: health.New(), Log: zap.NewNop(), WorkerID: "bench"}
-	return worker.ForConsumer(p.Handle), ring, nil
+	return worker.ForConsumer(worker.Chain(p.Handle, p.DeadLetters)), ring, nil
 }
 
 // nopPublisher drops the results of the core run.

@@ -179,6 +179,7 @@ func TestRoundTrips(t *testing.T) {
 		{"CI mismatch (no change)", message(pinreset.KindChange, "cimismatch@example.com", strings.Repeat("QUJD", 22), "246810", "581379"), pinreset.CodeInvalidUserInfo, 2, 4, 3, 5},
 		{"unknown member", message(pinreset.KindReset, "nobody@example.com", "", "", "581379"), pinreset.CodeUserNotFound, 2, 3, 3, 4},
 		{"redelivered, already decided", set, pinreset.CodeSuccess, 1, 1, 2, 2},
+		{"status query", pinreset.NewStatusQuery(set.CorrelationID, "q1", asp, time.Now(), time.Minute), pinreset.CodeSuccess, 1, 1, 1, 1},
 	} {
 		trips.reset()
 		pub.mu.Lock()

@@ -1,10 +1,14 @@
 // Package worker is the Kafka side of deciding PIN commands: a message of
 // password.commands is decoded (or dead-lettered when it never can be) and
 // handed to the decision service (package decision), which decides,
-// commits, answers and delivers. Tracing, logging, metrics and the
-// outage watch wrap that handler as middleware (middleware.go); retries
-// happen in the consumer's lane (kafkabus), and a command whose retries
-// are spent is parked on the retry topic (park.go).
+// commits, answers and delivers. Tracing, logging, metrics,
+// dead-lettering and the outage watch wrap that handler as middleware
+// (middleware.go, DeadLetters). Retries are the consumer's (kafkabus): a
+// retry holds its message's lane, so that a key's commands keep their
+// order, and each attempt runs under its own deadline and the lanes'
+// watchdog, which a retry loop inside one handler call would share. A
+// command whose retries are spent is parked on the retry topic (Park, the
+// consumer's Parker).
 package worker
 
 import (
@@ -93,17 +97,37 @@ func (p *Processor) now() time.Time {
 }
 
 // Handle decodes a message of password.commands and has the decision
-// service handle its command.
+// service handle its command. A message that can never be decoded or
+// opened is a *PoisonError, for DeadLetters.
 func (p *Processor) Handle(ctx context.Context, m kafka.Message) (Done, error) {
 	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
 	if errors.Is(err, pinreset.ErrMissingKey) {
 		return Done{}, fmt.Errorf("command %s: %w", m.Key, err)
 	}
 	if err != nil {
-		return p.deadLetter(ctx, m, err)
+		return Done{}, &PoisonError{Err: err}
 	}
 	rep, err := p.Service.Handle(ctx, cmd)
 	return Done{ASPID: cmd.ASPID, Kind: cmd.Kind, AcceptedAt: cmd.AcceptedAt, Report: rep}, err
+}
+
+// PoisonError is a message that can never be processed: retrying cannot
+// decode it or open its sealed fields. Err says why, never a secret.
+type PoisonError struct{ Err error }
+
+func (e *PoisonError) Error() string { return "poison message: " + e.Err.Error() }
+func (e *PoisonError) Unwrap() error { return e.Err }
+
+// DeadLetters takes the poison messages its handler reports out of the
+// stream (deadLetter), so that they are done, not retried.
+func (p *Processor) DeadLetters(next Handler) Handler {
+	return func(ctx context.Context, m kafka.Message) (Done, error) {
+		d, err := next(ctx, m)
+		if pe := (*PoisonError)(nil); errors.As(err, &pe) {
+			return p.deadLetter(ctx, m, pe.Err)
+		}
+		return d, err
+	}
 }
 
 // deadLetter moves a message that can never be processed to the DLQ, with the

@@ -106,7 +106,7 @@ func newHarness(t *testing.T, store storetest.Store) *harness {
 		Hasher: plain, Rules: pinreset.DefaultRules(), Parked: h, WorkerID: "w-test"}
 	h.proc = &worker.Processor{Service: svc, Sealer: ring, Publisher: h.bus, Parked: h, Metrics: metrics.NewWorker(prometheus.NewRegistry()),
 		Health: health.New(), Log: zap.NewNop(), WorkerID: "w-test"}
-	h.consume = worker.ForConsumer(worker.Chain(h.proc.Handle, worker.Measured(h.proc.Metrics, h.proc.Health), h.proc.WatchOutages))
+	h.consume = worker.ForConsumer(worker.Chain(h.proc.Handle, worker.Measured(h.proc.Metrics, h.proc.Health), h.proc.DeadLetters, h.proc.WatchOutages))
 	return h
 }
 

@@ -138,7 +138,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	}
 	// Outermost first: the span covers the whole attempt, and the log line
 	// carries its trace id.
-	handle := worker.ForConsumer(worker.Chain(proc.Handle, worker.Traced(tracer), worker.Logged(log), worker.Measured(mt, mon), proc.WatchOutages))
+	handle := worker.ForConsumer(worker.Chain(proc.Handle, worker.Traced(tracer), worker.Logged(log), worker.Measured(mt, mon), proc.DeadLetters, proc.WatchOutages))
 	consumer := kafkabus.NewConsumer(kafkabus.ConsumerConfig{
 		Cluster: cluster, Topic: kafkabus.TopicCommands, GroupID: cfg.ConsumerGroup,
 		Concurrency: cfg.Concurrency, SessionTimeout: cfg.SessionTimeout,
