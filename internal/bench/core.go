@@ -113,10 +113,9 @@ func workerGC(parallel int) (restore func()) {
 // hashPairMsAfterIdle is the median wall time of two hashes started side
 // by side after gap with nothing else running: what a PIN set at light load
 // hashes (the verification, and the new PIN's hash ahead on the other
-// core). On this virtual machine cores that sat idle for tens of
-// milliseconds hash slower than busy ones: a pair took 31-41 ms after 50-300
-// ms asleep, 22-24 ms back to back or after as long spinning. So at light
-// load this, not hash_ms, is the hashing part of a PIN set's latency.
+// core). Cores that sat idle hash slower than busy ones on a virtual
+// machine (docs/performance.md), so at light load this, not hash_ms, is
+// the hashing part of a PIN set's latency.
 func hashPairMsAfterIdle(h workerHasher, gap time.Duration, rounds int) float64 {
 	defer workerGC(2)()
 	ms := make([]float64, 0, rounds)

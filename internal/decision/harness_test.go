@@ -21,7 +21,7 @@ import (
 // (decisiontest): plain commands in, results and events out, no sealing
 // and no Kafka. The crash-point table runs on these and again on FerretDB.
 
-const testASP = "KMTESTASP000001"
+const testASP = decisiontest.ASP
 
 // published is an announced event: its id and the member version it announces.
 type published struct {
@@ -119,21 +119,13 @@ func newHarness(t *testing.T, store storetest.Store, trail decision.Trail) *harn
 // member seeds a member with pin (and ci).
 func (h *harness) member(id, pin, ci string) {
 	h.t.Helper()
-	hash, err := h.plain.Hash(pin)
-	if err != nil {
-		h.t.Fatal(err)
-	}
-	if err := h.store.PutMember(context.Background(), pinreset.Member{ID: id, ASPID: testASP, LoginID: id + "@example.com", CI: ci, PINHash: hash}); err != nil {
-		h.t.Fatal(err)
-	}
+	decisiontest.PutMember(h.t, h.store, h.plain, id, pin, ci)
 }
 
 // cmd builds a command for member login (its id + "@example.com").
 func (h *harness) cmd(kind pinreset.Kind, member, cur, next string) pinreset.Command {
 	h.seq++
-	now := time.Now().UTC()
-	return pinreset.Command{CorrelationID: fmt.Sprintf("261201120000-%07x", h.seq), RequestID: fmt.Sprintf("%016x", h.seq), ASPID: testASP,
-		Kind: kind, LoginID: member + "@example.com", CurrentPIN: cur, NewPIN: next, AcceptedAt: now, ExpiresAt: now.Add(2 * time.Minute)}
+	return decisiontest.Command(h.seq, kind, member, cur, next)
 }
 
 // handle handles c once and returns Handle's error.

@@ -161,11 +161,9 @@ func (s *Store) Update(ctx context.Context, aspID, loginID, correlationID string
 // outbox holds any (the relay prunes delivered decisions within seconds);
 // a decision reads the outbox as stored and keeps it.
 //
-// (An aggregation whose $lookups join both to the member would make it one
-// round trip, but DocumentDB runs it 3 to 6 times slower than a find even
-// with PostgreSQL's JIT off, and 50 to 110 times with it on: the match
-// alone 2.7 ms, with the lookups 139-300 ms, JIT on; 15 ms and 51-86 ms,
-// JIT off, on a busier machine.)
+// (Not an aggregation whose $lookups join both to the member: one round
+// trip, but DocumentDB runs it several times slower than two finds;
+// docs/decision-model.md.)
 func (s *Store) readMember(ctx context.Context, match bson.D, tx string, pendingOnly bool) (*pinreset.Member, *pinreset.Outcome, error) {
 	var (
 		rec    *pinreset.Outcome

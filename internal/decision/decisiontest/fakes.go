@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"sync"
 	"sync/atomic"
+	"testing"
+	"time"
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/decision/storetest"
@@ -178,4 +180,28 @@ func (s *Store) Record(ctx context.Context, o pinreset.Outcome) (pinreset.Outcom
 		return pinreset.Outcome{}, false, errors.New("database unavailable")
 	}
 	return s.Store.Record(ctx, o)
+}
+
+// ASP is the ASP of the members and commands the tests make.
+const ASP = "KMTESTASP000001"
+
+// PutMember seeds member id of ASP, with loginId id + "@example.com",
+// pin hashed by h, and ci.
+func PutMember(t *testing.T, s storetest.Store, h pinreset.PINHasher, id, pin, ci string) {
+	t.Helper()
+	hash, err := h.Hash(pin)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.PutMember(context.Background(), pinreset.Member{ID: id, ASPID: ASP, LoginID: id + "@example.com", CI: ci, PINHash: hash}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// Command is the seq-th command of a test, about member (its loginId id
+// + "@example.com"), accepted now and expiring in 2 minutes.
+func Command(seq int, kind pinreset.Kind, member, cur, next string) pinreset.Command {
+	now := time.Now().UTC()
+	return pinreset.Command{CorrelationID: fmt.Sprintf("261201120000-%07x", seq), RequestID: fmt.Sprintf("%016x", seq), ASPID: ASP,
+		Kind: kind, LoginID: member + "@example.com", CurrentPIN: cur, NewPIN: next, AcceptedAt: now, ExpiresAt: now.Add(2 * time.Minute)}
 }
