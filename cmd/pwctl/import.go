@@ -17,7 +17,6 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"go.uber.org/zap"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/loadgen"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -353,7 +352,7 @@ func membersRepair(ctx context.Context, args []string, getenv func(string) strin
 	}
 	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
-	proc := &worker.Processor{Store: store, Audit: audit.New(store.Database()), Publisher: producer, Log: zap.NewNop()}
+	proc := &worker.Processor{Store: store, Audit: mongostore.NewAuditLog(store.Database()), Publisher: producer, Log: zap.NewNop()}
 	o, err := proc.Repair(ctx, store, worker.Repair{MemberID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
 		Operator: who.operator, Reason: who.note})
 	if err != nil {

@@ -13,7 +13,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/kmheader"
@@ -202,7 +201,7 @@ func newCoreProcessor(cfg config.Worker, store *mongostore.Store) (handle func(c
 	if err != nil {
 		return nil, nil, err
 	}
-	p := &worker.Processor{Store: store, Audit: audit.New(store.Database()),
+	p := &worker.Processor{Store: store, Audit: mongostore.NewAuditLog(store.Database()),
 		Fingerprinter: fp, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency), Publisher: nopPublisher{}, Sealer: ring, Rules: pinreset.DefaultRules(),
 		Log: zap.NewNop(), WorkerID: "bench"}
 	return p.Handle, ring, nil

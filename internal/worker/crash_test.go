@@ -6,7 +6,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -68,7 +67,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) (storetest.Store, worker
 			if err := worker.EnsureIndexes(context.Background(), store); err != nil {
 				t.Fatal(err)
 			}
-			return store, audit.New(store.Database())
+			return store, mongostore.NewAuditLog(store.Database())
 		},
 	}
 }

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/seal"
@@ -48,7 +49,7 @@ func (a *memAudit) Append(_ context.Context, r audit.Record) (audit.Record, erro
 }
 
 // Insert stores a linked record at its seq, or, when another command's
-// record has it, at the head (as audit.Log.Insert).
+// record has it, at the head (as mongostore.AuditLog.Insert).
 func (a *memAudit) Insert(_ context.Context, r audit.Record) (audit.Record, error) {
 	return a.add(r, true)
 }
@@ -58,7 +59,7 @@ func (a *memAudit) add(r audit.Record, linked bool) (audit.Record, error) {
 		return audit.Record{}, errors.New("audit trail unavailable")
 	}
 	if r.Code == "" || r.Kind == "" {
-		return audit.Record{}, errors.New("audit: a record needs a kind and an outcome code") // as audit.Log refuses it
+		return audit.Record{}, errors.New("audit: a record needs a kind and an outcome code") // as mongostore.AuditLog refuses it
 	}
 	a.mu.Lock()
 	defer a.mu.Unlock()
@@ -281,7 +282,9 @@ func (a failingAuditor) Insert(ctx context.Context, r audit.Record) (audit.Recor
 }
 
 // realAudit is the real trail under the harness's wrapper.
-func (h *harness) realAudit() *audit.Log { return h.audit.(failingAuditor).Auditor.(*audit.Log) }
+func (h *harness) realAudit() *mongostore.AuditLog {
+	return h.audit.(failingAuditor).Auditor.(*mongostore.AuditLog)
+}
 
 func (h *harness) IsParked(_ context.Context, aspID, cid string) (bool, error) {
 	return h.parked[aspID+":"+cid], nil

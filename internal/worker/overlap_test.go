@@ -9,7 +9,6 @@ import (
 	"github.com/segmentio/kafka-go"
 	"go.uber.org/zap"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -124,7 +123,7 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 			second := &gatedStore{Store: store, afterFirstRead: func() { close(secondRead); wait(firstCommitted) }}
 
 			proc := func(s *gatedStore, clock func() time.Time, pub *codePublisher) *worker.Processor {
-				return &worker.Processor{Store: s, Audit: audit.New(store.Database()), Fingerprinter: fingerprints,
+				return &worker.Processor{Store: s, Audit: mongostore.NewAuditLog(store.Database()), Fingerprinter: fingerprints,
 					Publisher: pub, Sealer: ring, Hasher: hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w", Now: clock}
 			}
 			applying := func() time.Time { return time.Now() }

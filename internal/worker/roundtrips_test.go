@@ -13,7 +13,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 	"go.uber.org/zap"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -130,7 +129,7 @@ func TestRoundTrips(t *testing.T) {
 	}
 	pub := &resultPublisher{trips: trips, beforeReply: -1}
 	proc := &worker.Processor{
-		Store: store, Audit: audit.New(store.Database()), Fingerprinter: fingerprints,
+		Store: store, Audit: mongostore.NewAuditLog(store.Database()), Fingerprinter: fingerprints,
 		Publisher: pub, Sealer: ring, Hasher: hasher, Rules: pinreset.DefaultRules(), Log: zap.NewNop(), WorkerID: "w-roundtrips",
 	}
 

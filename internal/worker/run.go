@@ -11,7 +11,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/admin"
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/health"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -91,7 +90,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		defer cancel()
 		_ = store.Close(cctx)
 	}()
-	trail := audit.New(store.Database())
+	trail := mongostore.NewAuditLog(store.Database())
 	k := cfg.Kafka
 	cluster, err := kafkabus.NewCluster(kafkabus.ClusterConfig{Brokers: k.KafkaBrokers, TLS: k.KafkaTLS, CAFile: k.KafkaTLSCAFile,
 		SASLMechanism: k.KafkaSASLMechanism, Username: k.KafkaSASLUsername, Password: k.KafkaSASLPassword})
@@ -319,7 +318,7 @@ func EnsureIndexes(ctx context.Context, store *mongostore.Store) error {
 	if err := store.EnsureIndexes(ctx); err != nil {
 		return err
 	}
-	return audit.New(store.Database()).EnsureIndexes(ctx)
+	return mongostore.NewAuditLog(store.Database()).EnsureIndexes(ctx)
 }
 
 // LimitHashing returns h admitting at most concurrency argon2id
