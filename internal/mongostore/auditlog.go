@@ -20,10 +20,6 @@ import (
 // _id audit.ID(chain, seq), never updated.
 const AuditCollection = "audit"
 
-// auditOnceIndex is the unique index on (chain, correlationId) that keeps
-// one record of a command in its chain (EnsureIndexes).
-var auditOnceIndex = Index{Name: "chain_correlation_unique", Fields: []string{"chain", "correlationId"}}
-
 // auditMaxAttempts bounds how many times Append retries after another
 // writer took the seq it tried.
 const auditMaxAttempts = 100
@@ -46,8 +42,9 @@ var ErrAuditContention = errors.New("audit: too many concurrent appends to one c
 // bounded per-process hint; seq 1 for a chain it never saw) and reads only
 // after losing: it finds the head in O(log n) point reads and tries again.
 // A second record of a command in its chain is refused by the unique index
-// on (chain, correlationId), and Append answers audit.ErrRecorded, so
-// appending again after a crash or a redelivery needs no search first.
+// on the record's once field (chain and correlation id: auditindex.go), and
+// Append answers audit.ErrRecorded, so appending again after a crash or a
+// redelivery needs no search first.
 // docs/audit.md says why it is built so.
 type AuditLog struct {
 	coll *mongo.Collection
@@ -70,8 +67,9 @@ func NewAuditLog(db *mongo.Database) *AuditLog {
 	return &AuditLog{coll: db.Collection(AuditCollection), now: time.Now, hints: make(map[string]chainHead)}
 }
 
-// auditDoc is the stored form of an audit.Record. Every field but note is
-// always present, so a stored record has exactly these keys.
+// auditDoc is the stored form of an audit.Record: a stored record has
+// exactly these keys, but note (on an operator's record only) and once
+// (absent from records stored before it).
 type auditDoc struct {
 	ID            string    `bson:"_id"` // audit.ID(chain, seq)
 	Chain         string    `bson:"chain"`
@@ -87,6 +85,7 @@ type auditDoc struct {
 	At            time.Time `bson:"at"`
 	WorkerID      string    `bson:"workerId"`
 	Note          string    `bson:"note,omitempty"` // optional: absent from every record but an operator's
+	Once          string    `bson:"once"`           // onceKey(chain, correlationId), not hashed; absent from records stored before it
 }
 
 func toAuditDoc(r audit.Record) auditDoc {
@@ -94,6 +93,7 @@ func toAuditDoc(r audit.Record) auditDoc {
 		ID: audit.ID(r.Chain, r.Seq), Chain: r.Chain, Seq: r.Seq, PrevHash: r.PrevHash, Hash: r.Hash,
 		ASPID: r.ASPID, Kind: r.Kind, MemberID: r.MemberID, LoginIDHash: r.LoginIDHash,
 		CorrelationID: r.CorrelationID, Code: r.Code, At: r.At, WorkerID: r.WorkerID, Note: r.Note,
+		Once: onceKey(r.Chain, r.CorrelationID),
 	}
 }
 
@@ -103,30 +103,6 @@ func (d auditDoc) record() audit.Record {
 		ASPID: d.ASPID, Kind: d.Kind, MemberID: d.MemberID, LoginIDHash: d.LoginIDHash,
 		CorrelationID: d.CorrelationID, Code: d.Code, At: d.At.UTC(), WorkerID: d.WorkerID, Note: d.Note,
 	}
-}
-
-// EnsureIndexes creates the unique index on (chain, correlationId) that
-// makes Append idempotent, and the plain indexes Find and Verify use:
-// correlationId, memberId and (chain, seq). Idempotent; run it before the
-// first Append.
-func (l *AuditLog) EnsureIndexes(ctx context.Context) error {
-	// One createIndexes per index: an error names the index it is about.
-	for _, ix := range []struct {
-		name   string
-		keys   bson.D
-		unique bool
-	}{
-		{auditOnceIndex.Name, bson.D{{Key: auditOnceIndex.Fields[0], Value: 1}, {Key: auditOnceIndex.Fields[1], Value: 1}}, true},
-		{"correlation_id", bson.D{{Key: "correlationId", Value: 1}}, false},
-		{"member_id", bson.D{{Key: "memberId", Value: 1}}, false},
-		{"chain_seq", bson.D{{Key: "chain", Value: 1}, {Key: "seq", Value: 1}}, false},
-	} {
-		_, err := l.coll.Indexes().CreateOne(ctx, mongo.IndexModel{Keys: ix.keys, Options: options.Index().SetName(ix.name).SetUnique(ix.unique)})
-		if err != nil {
-			return fmt.Errorf("create audit index %s: %w", ix.name, err)
-		}
-	}
-	return nil
 }
 
 // Append adds r at the head of its chain and returns it as stored: as
@@ -215,6 +191,9 @@ func (l *AuditLog) Insert(ctx context.Context, r audit.Record) (audit.Record, er
 func (l *AuditLog) place(ctx context.Context, r audit.Record) (placed bool, at storedAudit, found bool, err error) {
 	_, err = l.coll.InsertOne(ctx, toAuditDoc(r))
 	dup := ClassifyDuplicate(err, auditOnceIndex)
+	if dup == DuplicateOnOther && ClassifyDuplicate(err, legacyOnceIndex) == DuplicateOn {
+		dup = DuplicateOn // the old index, on a trail not migrated yet (or again, by an older release)
+	}
 	switch dup {
 	case NotDuplicate:
 		if err != nil {

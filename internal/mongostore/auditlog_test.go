@@ -18,9 +18,9 @@ import (
 	"github.com/kmwallet/pinreset/internal/sandbox"
 )
 
-// auditDatabases starts the embedded FerretDB for tb and returns a function
-// that gives a fresh database on it; all are gone when tb ends.
-func auditDatabases(tb testing.TB) func() *mongo.Database {
+// auditEngine starts the embedded FerretDB for tb and returns its URI; it
+// stops when tb ends.
+func auditEngine(tb testing.TB) string {
 	tb.Helper()
 	if testing.Short() {
 		tb.Skip("needs the embedded FerretDB (not with -short)")
@@ -30,11 +30,25 @@ func auditDatabases(tb testing.TB) func() *mongo.Database {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(in.Close)
-	client, err := mongo.Connect(clientOptions(Config{URI: in.MongoURI()}.withDefaults()))
+	return in.MongoURI()
+}
+
+// connect is a client of uri with the store's options, closed when tb ends.
+func connect(tb testing.TB, uri string) *mongo.Client {
+	tb.Helper()
+	client, err := mongo.Connect(clientOptions(Config{URI: uri}.withDefaults()))
 	if err != nil {
 		tb.Fatal(err)
 	}
 	tb.Cleanup(func() { _ = client.Disconnect(context.Background()) })
+	return client
+}
+
+// auditDatabases starts the embedded FerretDB for tb and returns a function
+// that gives a fresh database on it; all are gone when tb ends.
+func auditDatabases(tb testing.TB) func() *mongo.Database {
+	tb.Helper()
+	client := connect(tb, auditEngine(tb))
 	var n atomic.Int64
 	return func() *mongo.Database { return client.Database(fmt.Sprintf("audit%d", n.Add(1))) }
 }
@@ -358,14 +372,19 @@ func TestAuditVerifyReadsTheStoredTrail(t *testing.T) {
 			}
 		}, "m:m1", 2},
 		{"two records swapped, all their fields", func(t *testing.T, ctx context.Context, coll *mongo.Collection, _ []audit.Record) {
-			swap(t, ctx, coll, "chain", "seq", "prevHash", "hash", "aspId", "kind", "memberId", "loginIdHash", "correlationId", "code", "at", "workerId")
+			swap(t, ctx, coll, "chain", "seq", "prevHash", "hash", "aspId", "kind", "memberId", "loginIdHash", "correlationId", "code", "at", "workerId", "once")
 		}, "m:m1", 2},
 		{"two records' contents swapped", func(t *testing.T, ctx context.Context, coll *mongo.Collection, _ []audit.Record) {
-			swap(t, ctx, coll, "correlationId", "code", "at")
+			swap(t, ctx, coll, "correlationId", "once", "code", "at")
 		}, "m:m1", 2},
 		{"two records' contents and hashes swapped", func(t *testing.T, ctx context.Context, coll *mongo.Collection, _ []audit.Record) {
-			swap(t, ctx, coll, "correlationId", "code", "at", "hash", "prevHash")
+			swap(t, ctx, coll, "correlationId", "once", "code", "at", "hash", "prevHash")
 		}, "m:m1", 2},
+		{"once not the record's", func(t *testing.T, ctx context.Context, coll *mongo.Collection, _ []audit.Record) {
+			if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: "m:m1:3"}}, set("once", onceKey("m:m1", "cid-9"))); err != nil {
+				t.Fatal(err)
+			}
+		}, "m:m1", 3},
 		{"an extra field", func(t *testing.T, ctx context.Context, coll *mongo.Collection, _ []audit.Record) {
 			if _, err := coll.UpdateOne(ctx, bson.D{{Key: "_id", Value: "m:m1:4"}}, set("extra", "x")); err != nil {
 				t.Fatal(err)
@@ -509,6 +528,16 @@ func TestAuditAppendOncePerCorrelation(t *testing.T) {
 	}
 	if _, err := l.Append(ctx, memberlessRec("c1", 1)); err != nil {
 		t.Fatalf("c1 in a memberless chain: %v", err)
+	}
+	// Ids holding NUL (those of a command that could not be decoded are
+	// checked for their length only) have a once of their own too.
+	odd := memberlessRec("c\x00d", 2)
+	odd.ASPID = "KM\x00SANDBOXASP01"
+	if _, err := l.Append(ctx, odd); err != nil {
+		t.Fatalf("ids with NUL: %v", err)
+	}
+	if _, err := NewAuditLog(db).Append(ctx, odd); !errors.Is(err, audit.ErrRecorded) {
+		t.Fatalf("ids with NUL, again: %v, want ErrRecorded", err)
 	}
 
 	var wg sync.WaitGroup

@@ -17,8 +17,9 @@ import (
 // writes them.
 var auditDocKeys = []string{"_id", "chain", "seq", "prevHash", "hash", "aspId", "kind", "memberId", "loginIdHash", "correlationId", "code", "at", "workerId"}
 
-// auditOptionalKeys may follow auditDocKeys in a stored record.
-var auditOptionalKeys = []string{"note"}
+// auditOptionalKeys may follow auditDocKeys in a stored record: note on
+// an operator's record, once on every record but those stored before it.
+var auditOptionalKeys = []string{"note", "once"}
 
 // Verify reads the whole trail sorted by (chain, seq), which the chain_seq
 // index serves, and checks it with an audit.Verifier: its Report has the
@@ -52,8 +53,9 @@ func (l *AuditLog) Verify(ctx context.Context, visit func(audit.Record)) (audit.
 }
 
 // decodeAuditDoc reads a stored record strictly: exactly the keys of
-// auditDoc, of the right types. On failure it still returns the chain and
-// seq it could read, to report the break in the right place.
+// auditDoc, of the right types, and once, when present, the record's own.
+// On failure it still returns the chain and seq it could read, to report
+// the break in the right place.
 func decodeAuditDoc(raw bson.Raw) (auditDoc, error) {
 	var d auditDoc
 	if v, err := raw.LookupErr("chain"); err == nil {
@@ -82,6 +84,9 @@ func decodeAuditDoc(raw bson.Raw) (auditDoc, error) {
 	var full auditDoc
 	if err := bson.Unmarshal(raw, &full); err != nil {
 		return d, err
+	}
+	if seen["once"] && full.Once != onceKey(full.Chain, full.CorrelationID) {
+		return d, fmt.Errorf("field \"once\" is not the record's chain and correlation id")
 	}
 	return full, nil
 }
