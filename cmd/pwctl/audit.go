@@ -15,6 +15,7 @@ import (
 	"go.mongodb.org/mongo-driver/v2/mongo/readpref"
 
 	"github.com/kmwallet/pinreset/internal/audit"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 )
 
 const auditUsage = `usage: pwctl audit <command> [flags]
@@ -59,7 +60,7 @@ func addAuditFlags(fs *flag.FlagSet) auditFlags {
 }
 
 // open connects and checks that the database answers, within 10 s.
-func (f auditFlags) open(ctx context.Context) (*audit.Log, func(), error) {
+func (f auditFlags) open(ctx context.Context) (*mongostore.AuditLog, func(), error) {
 	const timeout = 10 * time.Second
 	uri := *f.uri
 	if uri == "" {
@@ -84,7 +85,7 @@ func (f auditFlags) open(ctx context.Context) (*audit.Log, func(), error) {
 		closeFn()
 		return nil, nil, fmt.Errorf("connect to -mongo-uri: %w", err)
 	}
-	return audit.New(client.Database(*f.db)), closeFn, nil
+	return mongostore.NewAuditLog(client.Database(*f.db)), closeFn, nil
 }
 
 func auditVerify(ctx context.Context, args []string, stdout, stderr io.Writer) error {

@@ -37,14 +37,14 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 	if *partitions < 1 || *replication < 1 || *minInSync < 1 || *minInSync > *replication {
 		return fmt.Errorf("-partitions, -replication and -min-insync must be at least 1, and -min-insync at most -replication")
 	}
-	ctx, cancel := context.WithTimeout(ctx, time.Minute)
-	defer cancel()
 	topics := kafkabus.Topics(*partitions, *replication, *minInSync)
 	cluster, err := kafkaCluster(*brokers)
 	if err != nil {
 		return err
 	}
-	if err := kafkabus.EnsureTopics(ctx, cluster, topics); err != nil {
+	tctx, cancel := context.WithTimeout(ctx, time.Minute)
+	defer cancel()
+	if err := kafkabus.EnsureTopics(tctx, cluster, topics); err != nil {
 		return err
 	}
 	for _, t := range topics {
@@ -55,6 +55,8 @@ func bootstrapCmd(ctx context.Context, args []string, stdout, stderr io.Writer) 
 		return err
 	}
 	defer store.Close(context.WithoutCancel(ctx))
+	// No overall deadline: migrating a large audit trail takes as long as it
+	// takes (each operation has the store's timeouts; docs/audit.md).
 	if err := compose.EnsureIndexes(ctx, store); err != nil {
 		return err
 	}

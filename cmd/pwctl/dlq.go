@@ -15,7 +15,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/mongo"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 )
@@ -171,7 +170,7 @@ func queueCmd(ctx context.Context, q queue, args []string, getenv func(string) s
 	}
 	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
-	qa := &queueActor{db: database, trail: audit.New(database), producer: producer, now: time.Now}
+	qa := &queueActor{db: database, trail: mongostore.NewAuditLog(database), producer: producer, now: time.Now}
 	what := actRedrive
 	if sub == "purge" {
 		what = actPurge

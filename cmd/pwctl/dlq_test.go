@@ -316,7 +316,7 @@ func TestQueues(t *testing.T) {
 
 	t.Run("every action is audited and the chain verifies", func(t *testing.T) {
 		db := database(t, ctx, in.MongoURI())
-		trail := audit.New(db)
+		trail := mongostore.NewAuditLog(db)
 		for _, c := range []struct{ cid, code, who, note string }{
 			{cidSealed + "@" + dlq0, actRedrive, "pwctl:alice", "seal keys aligned, INC-4711"},
 			{"@" + dlqPoison, actPurge, "pwctl:bob", "foreign producer, ACL fixed"},
@@ -334,7 +334,7 @@ func TestQueues(t *testing.T) {
 			t.Fatalf("audit verify: %s", out)
 		}
 		// The note is inside the hash: editing it breaks the chain.
-		if _, err := db.Collection(audit.Collection).UpdateOne(ctx, bson.D{{Key: "correlationId", Value: "@" + dlqPoison}},
+		if _, err := db.Collection(mongostore.AuditCollection).UpdateOne(ctx, bson.D{{Key: "correlationId", Value: "@" + dlqPoison}},
 			bson.D{{Key: "$set", Value: bson.D{{Key: "note", Value: "nothing to see"}}}}); err != nil {
 			t.Fatal(err)
 		}

@@ -16,7 +16,6 @@ import (
 
 	"github.com/schollz/progressbar/v3"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/loadgen"
@@ -353,7 +352,7 @@ func membersRepair(ctx context.Context, args []string, getenv func(string) strin
 	}
 	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
-	svc := &decision.Service{Store: store, Trail: audit.New(store.Database()), Publisher: worker.KafkaPublisher{Publisher: producer}}
+	svc := &decision.Service{Store: store, Trail: mongostore.NewAuditLog(store.Database()), Publisher: worker.KafkaPublisher{Publisher: producer}}
 	o, err := svc.Repair(ctx, store, decision.Repair{MemberID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
 		Operator: who.operator, Reason: who.note})
 	if err != nil {

@@ -249,7 +249,7 @@ func TestMembersImport(t *testing.T) {
 		t.Fatalf("repair printed the PIN: %s", out.String())
 	}
 	var trail []audit.Record
-	rep, err := audit.New(store.Database()).Verify(ctx, func(r audit.Record) { trail = append(trail, r) })
+	rep, err := mongostore.NewAuditLog(store.Database()).Verify(ctx, func(r audit.Record) { trail = append(trail, r) })
 	if err != nil || !rep.OK() {
 		t.Fatalf("the audit trail after the repair: %+v, %v", rep, err)
 	}

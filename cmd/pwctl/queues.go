@@ -29,6 +29,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/wire"
 	"github.com/kmwallet/pinreset/internal/worker"
@@ -665,7 +666,7 @@ const (
 // queueActor carries out redrives and purges.
 type queueActor struct {
 	db       *mongo.Database
-	trail    *audit.Log
+	trail    *mongostore.AuditLog
 	producer interface {
 		Publish(ctx context.Context, msgs ...kafkabus.Message) error
 	}

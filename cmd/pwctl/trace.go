@@ -226,7 +226,7 @@ nothing at all is found.
 		return err
 	}
 	defer closeDB()
-	t := tracer{cluster: cluster, store: store, trail: audit.New(store.Database()), group: *group, allParts: *allParts,
+	t := tracer{cluster: cluster, store: store, trail: mongostore.NewAuditLog(store.Database()), group: *group, allParts: *allParts,
 		verify: *verify, retention: *retention, now: time.Now().UTC()}
 	rep, err := t.trace(ctx, *aspID, *cid)
 	if err != nil {
@@ -251,7 +251,7 @@ nothing at all is found.
 type tracer struct {
 	cluster   kafkabus.Cluster
 	store     *mongostore.Store
-	trail     *audit.Log
+	trail     *mongostore.AuditLog
 	group     string
 	allParts  bool
 	verify    bool

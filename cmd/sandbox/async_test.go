@@ -359,7 +359,7 @@ func TestPoisonCommands(t *testing.T) {
 	}
 	defer mc.Disconnect(context.Background())
 	rejected := map[string]int{}
-	rep, err := audit.New(mc.Database(e.Database)).Verify(context.Background(), func(r audit.Record) {
+	rep, err := mongostore.NewAuditLog(mc.Database(e.Database)).Verify(context.Background(), func(r audit.Record) {
 		if r.Code == "000_422" {
 			rejected[r.CorrelationID]++
 		}
@@ -433,7 +433,7 @@ func TestTamperedCommandIsDeadLettered(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mc.Disconnect(context.Background())
-	recs, err := audit.New(mc.Database(e.Database)).Find(context.Background(), cid, "")
+	recs, err := mongostore.NewAuditLog(mc.Database(e.Database)).Find(context.Background(), cid, "")
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -16,6 +16,7 @@ import (
 
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/kmheader"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 	"github.com/kmwallet/pinreset/internal/waitfor"
 )
@@ -72,7 +73,7 @@ func TestAuditTrail(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer mc.Disconnect(context.Background())
-	trail := audit.New(mc.Database(e.Database))
+	trail := mongostore.NewAuditLog(mc.Database(e.Database))
 	ctx := context.Background()
 	// The worker appends a record after publishing the result, so the last
 	// answers may reach the client before their records: read the trail
@@ -114,7 +115,7 @@ func TestAuditTrail(t *testing.T) {
 
 	// Tamper: turn a refusal into a success, directly in MongoDB.
 	victim := byCID[cids[2]][0]
-	res, err := mc.Database(e.Database).Collection(audit.Collection).UpdateOne(ctx,
+	res, err := mc.Database(e.Database).Collection(mongostore.AuditCollection).UpdateOne(ctx,
 		bson.M{"chain": victim.Chain, "seq": victim.Seq}, bson.M{"$set": bson.M{"code": "000_000"}})
 	if err != nil || res.ModifiedCount != 1 {
 		t.Fatalf("tamper: %+v %v", res, err)

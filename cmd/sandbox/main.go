@@ -26,7 +26,6 @@ import (
 
 	"github.com/kmwallet/pinreset/cmd/ingress/compose"
 	workercompose "github.com/kmwallet/pinreset/cmd/worker/compose"
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/ingress"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
@@ -233,7 +232,7 @@ func prepareDatabase(ctx context.Context, cfg config.Worker, seedFile string) er
 	// included, so the example requests sent again after a restart are not
 	// refused as replays.)
 	collections := []string{mongostore.MembersCollection, mongostore.OutcomesCollection,
-		mongostore.ParkedCollection, audit.Collection}
+		mongostore.ParkedCollection, mongostore.AuditCollection}
 	for _, c := range collections {
 		err := store.Database().CreateCollection(ctx, c)
 		var ce mongo.CommandError

@@ -442,7 +442,7 @@ func checkExactlyOnce(t *testing.T, e Env, jobs []*job) {
 	// with its outcome (a delivery done again finds its record there and
 	// the trail refuses the duplicate).
 	audited := map[string][]string{}
-	rep, err := audit.New(db).Verify(ctx, func(r audit.Record) { audited[r.CorrelationID] = append(audited[r.CorrelationID], r.Code) })
+	rep, err := mongostore.NewAuditLog(db).Verify(ctx, func(r audit.Record) { audited[r.CorrelationID] = append(audited[r.CorrelationID], r.Code) })
 	if err != nil || !rep.OK() {
 		t.Fatalf("audit trail: %+v %v", rep, err)
 	}

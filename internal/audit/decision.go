@@ -1,12 +1,6 @@
 package audit
 
-import (
-	"context"
-	"errors"
-	"time"
-
-	"github.com/kmwallet/pinreset/internal/pinreset"
-)
+import "github.com/kmwallet/pinreset/internal/pinreset"
 
 // CodeRepair is the code of an operator's repair of a member.
 const CodeRepair = "member_repair"
@@ -33,26 +27,4 @@ func OfOutcome(o pinreset.Outcome, loginIDHash string) Record {
 	}
 	return Record{ASPID: o.ASPID, Kind: kind, MemberID: o.MemberID, CorrelationID: o.CorrelationID,
 		Code: string(o.Code), At: o.CompletedAt, WorkerID: o.WorkerID, LoginIDHash: loginIDHash}
-}
-
-// RecordDecision stores the audit record of decision pd about member
-// memberID at the place in the member's chain its decision linked it to
-// (Insert). A record the trail holds already is success.
-func (l *Log) RecordDecision(ctx context.Context, memberID string, pd pinreset.Pending) error {
-	r := OfDecision(memberID, pd)
-	r.Chain, r.Seq, r.PrevHash, r.Hash = ChainOf(r), pd.Audit.Seq, pd.AuditPrev, pd.Audit.Hash
-	r.At = r.At.UTC().Truncate(time.Millisecond)
-	if _, err := l.Insert(ctx, r); err != nil && !errors.Is(err, ErrRecorded) {
-		return err
-	}
-	return nil
-}
-
-// AppendOutcome appends the audit record of outcome o at the head of its
-// chain (Append). A record the trail holds already is success.
-func (l *Log) AppendOutcome(ctx context.Context, o pinreset.Outcome, loginIDHash string) error {
-	if _, err := l.Append(ctx, OfOutcome(o, loginIDHash)); err != nil && !errors.Is(err, ErrRecorded) {
-		return err
-	}
-	return nil
 }

@@ -15,7 +15,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/cmd/worker/compose"
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/health"
@@ -206,7 +205,7 @@ func newCoreProcessor(cfg config.Worker, store *mongostore.Store) (handle func(c
 	if err != nil {
 		return nil, nil, err
 	}
-	svc := &decision.Service{Store: store, Trail: audit.New(store.Database()), Fingerprinter: fp,
+	svc := &decision.Service{Store: store, Trail: mongostore.NewAuditLog(store.Database()), Fingerprinter: fp,
 		Publisher: worker.KafkaPublisher{Publisher: nopPublisher{}}, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency),
 		Rules: pinreset.DefaultRules(), WorkerID: "bench"}
 	p := &worker.Processor{Service: svc, Sealer: ring, Publisher: nopPublisher{}, Parked: store,

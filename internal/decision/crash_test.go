@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/kmwallet/pinreset/cmd/worker/compose"
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/decision/memstore"
@@ -69,7 +68,7 @@ func stores(t *testing.T) map[string]func(t *testing.T) (storetest.Store, decisi
 			if err := compose.EnsureIndexes(context.Background(), store); err != nil {
 				t.Fatal(err)
 			}
-			return store, audit.New(store.Database())
+			return store, mongostore.NewAuditLog(store.Database())
 		},
 	}
 }

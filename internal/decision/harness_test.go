@@ -8,11 +8,11 @@ import (
 	"testing"
 	"time"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/decision/memstore"
 	"github.com/kmwallet/pinreset/internal/decision/storetest"
+	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinhash"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
@@ -88,7 +88,9 @@ func (a failingTrail) RecordDecision(ctx context.Context, memberID string, pd pi
 }
 
 // realAudit is the real trail under the harness's wrapper.
-func (h *harness) realAudit() *audit.Log { return h.trail.(failingTrail).Trail.(*audit.Log) }
+func (h *harness) realAudit() *mongostore.AuditLog {
+	return h.trail.(failingTrail).Trail.(*mongostore.AuditLog)
+}
 
 func (h *harness) IsParked(_ context.Context, aspID, cid string) (bool, error) {
 	return h.parked[aspID+":"+cid], nil

@@ -7,7 +7,6 @@ import (
 	"time"
 
 	"github.com/kmwallet/pinreset/cmd/worker/compose"
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -110,7 +109,7 @@ func TestOverlappingOwnersAgree(t *testing.T) {
 			second := &gatedStore{Store: store, afterFirstRead: func() { close(secondRead); wait(firstCommitted) }}
 
 			svc := func(s *gatedStore, clock func() time.Time, pub *codePublisher) *decision.Service {
-				return &decision.Service{Store: s, Trail: audit.New(store.Database()), Fingerprinter: fingerprints,
+				return &decision.Service{Store: s, Trail: mongostore.NewAuditLog(store.Database()), Fingerprinter: fingerprints,
 					Publisher: pub, Hasher: hasher, Rules: pinreset.DefaultRules(), WorkerID: "w", Now: clock}
 			}
 			applying := func() time.Time { return time.Now() }

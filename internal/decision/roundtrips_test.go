@@ -12,7 +12,6 @@ import (
 	"go.mongodb.org/mongo-driver/v2/event"
 
 	"github.com/kmwallet/pinreset/cmd/worker/compose"
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/decision/decisiontest"
 	"github.com/kmwallet/pinreset/internal/mongostore"
@@ -120,7 +119,7 @@ func TestRoundTrips(t *testing.T) {
 		t.Fatal(err)
 	}
 	pub := &resultPublisher{trips: trips, beforeReply: -1}
-	svc := &decision.Service{Store: store, Trail: audit.New(store.Database()), Fingerprinter: fingerprints,
+	svc := &decision.Service{Store: store, Trail: mongostore.NewAuditLog(store.Database()), Fingerprinter: fingerprints,
 		Publisher: pub, Hasher: hasher, Rules: pinreset.DefaultRules(), WorkerID: "w-roundtrips"}
 
 	const asp = "KMTESTASP000001"

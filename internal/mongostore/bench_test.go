@@ -33,7 +33,7 @@ func startStore(tb testing.TB, db string) (*sandbox.Infra, *mongostore.Store) {
 
 // BenchmarkReadAndUpdateMember is the store's part of one command that sets
 // a PIN: find the member by login, commit its decision with an event in the
-// outbox, record its outcome (the audit record is the audit package's). Against the embedded FerretDB (PostgreSQL, every commit
+// outbox, record its outcome (the audit record is AuditLog's). Against the embedded FerretDB (PostgreSQL, every commit
 // synced), the sandbox's database.
 func BenchmarkReadAndUpdateMember(b *testing.B) {
 	ctx := context.Background()

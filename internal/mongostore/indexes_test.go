@@ -8,7 +8,6 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
@@ -29,7 +28,7 @@ func TestStoreQueriesUseIndexes(t *testing.T) {
 	if err := store.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
 	}
-	if err := audit.New(store.Database()).EnsureIndexes(ctx); err != nil {
+	if err := mongostore.NewAuditLog(store.Database()).EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
 	}
 	// A collection that does not exist yet is planned as an empty table:
@@ -53,9 +52,9 @@ func TestStoreQueriesUseIndexes(t *testing.T) {
 		{"retention sweep of outcomes", mongostore.OutcomesCollection, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
 		{"parked mark", mongostore.ParkedCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
 		{"retention sweep of parked marks", mongostore.ParkedCollection, bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
-		{"audit record by chain and seq", audit.Collection, bson.D{{Key: "_id", Value: "m:m1:1"}}, nil},
-		{"audit records of a transaction", audit.Collection, bson.D{{Key: "correlationId", Value: "261201120000-0000001"}}, nil},
-		{"audit records of a member", audit.Collection, bson.D{{Key: "memberId", Value: "m1"}}, nil},
+		{"audit record by chain and seq", mongostore.AuditCollection, bson.D{{Key: "_id", Value: "m:m1:1"}}, nil},
+		{"audit records of a transaction", mongostore.AuditCollection, bson.D{{Key: "correlationId", Value: "261201120000-0000001"}}, nil},
+		{"audit records of a member", mongostore.AuditCollection, bson.D{{Key: "memberId", Value: "m1"}}, nil},
 	} {
 		t.Run(q.what, func(t *testing.T) {
 			find := bson.D{{Key: "find", Value: q.coll}, {Key: "filter", Value: q.filter}}

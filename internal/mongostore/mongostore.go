@@ -1,5 +1,5 @@
 // Package mongostore keeps members, the outcomes of commands and the
-// parked marks in MongoDB (or FerretDB v2).
+// parked marks, and the audit trail (AuditLog), in MongoDB (or FerretDB v2).
 //
 // A decision about a member is one conditional update of the member
 // document, filtered on its id and the version it was decided on: it sets

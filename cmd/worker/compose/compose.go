@@ -14,7 +14,6 @@ import (
 	"go.uber.org/zap"
 
 	"github.com/kmwallet/pinreset/internal/admin"
-	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
 	"github.com/kmwallet/pinreset/internal/decision"
 	"github.com/kmwallet/pinreset/internal/health"
@@ -96,7 +95,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 		defer cancel()
 		_ = store.Close(cctx)
 	}()
-	trail := audit.New(store.Database())
+	trail := mongostore.NewAuditLog(store.Database())
 	k := cfg.Kafka
 	cluster, err := kafkabus.NewCluster(kafkabus.ClusterConfig{Brokers: k.KafkaBrokers, TLS: k.KafkaTLS, CAFile: k.KafkaTLSCAFile,
 		SASLMechanism: k.KafkaSASLMechanism, Username: k.KafkaSASLUsername, Password: k.KafkaSASLPassword})
@@ -242,5 +241,5 @@ func EnsureIndexes(ctx context.Context, store *mongostore.Store) error {
 	if err := store.EnsureIndexes(ctx); err != nil {
 		return err
 	}
-	return audit.New(store.Database()).EnsureIndexes(ctx)
+	return mongostore.NewAuditLog(store.Database()).EnsureIndexes(ctx)
 }

@@ -14,7 +14,7 @@ import (
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
-// Trail is an audit trail in memory with the contract of *audit.Log's
+// Trail is an audit trail in memory with the contract of *mongostore.AuditLog's
 // Trail methods: one record per correlation id and chain (a second is
 // success and changes nothing), seqs in order, each record linked to the
 // one before. Fail makes every record fail (a crash before it).
