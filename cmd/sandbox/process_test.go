@@ -702,9 +702,8 @@ func parkings(t *testing.T, e Env) []parking {
 // TestEventsInOrderUnderKills: 300 members each get a change and then,
 // once the change is answered, a reset, while two workers are killed with
 // SIGKILL ten times between them (each replaced at once). Every command is
-// decided once, and no member's event of an earlier version is published
-// after one of a later version: before the redesign (an outbox relay
-// re-publishing late) 4 of 300 members saw that.
+// decided once, and no member's event of an earlier version is first
+// published after one of a later version.
 func TestEventsInOrderUnderKills(t *testing.T) {
 	in := startInfraProcesses(t)
 	e := in.Env

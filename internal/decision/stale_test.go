@@ -33,8 +33,7 @@ func (h *heldEvents) Announce(ctx context.Context, events []pinreset.Event) erro
 // redelivery) delivers it, and the member's next decision follows. A's
 // delivery, arriving last, writes no member state: the member stays at the
 // later decision, and A's copy of the earlier event is a duplicate, not a
-// reordering. (Under the former commit-then-settle model,
-// TestTwoIngressTwoWorkers met the undo in 1 of 15 runs.)
+// reordering.
 func TestASlowDeliveryDoesNotUndoALaterDecision(t *testing.T) {
 	h := newHarness(t, nil, nil)
 	h.member("m1", "240810", "")
