@@ -14,7 +14,7 @@ import (
 // InsertMembers inserts ms as new members at version 1, in one unordered
 // bulk insert (the driver splits it into server-sized batches), and returns
 // how many it inserted. A member already stored, by _id or by ASP and
-// loginId (the asp_login_unique index of EnsureIndexes), is left as it is
+// loginId (the aspLogin index of EnsureIndexes), is left as it is
 // and not counted, so a re-run is idempotent; it does not put an existing
 // member back in the given state (PutMember does, one member at a time).
 //

@@ -13,7 +13,9 @@ import (
 	"github.com/kmwallet/pinreset/internal/pinreset"
 )
 
-var loginIndex = mongostore.Index{Name: "asp_login_unique", Fields: []string{"aspId", "loginId"}}
+// pairIndex is an index of two fields, whose order ClassifyDuplicate
+// tells apart (the members' unique index of earlier versions).
+var pairIndex = mongostore.Index{Name: "asp_login_unique", Fields: []string{"aspId", "loginId"}}
 
 // writeError is a duplicate-key write error as a server sends it in
 // writeErrors (raw is the whole entry), wrapped as the driver returns it.
@@ -70,7 +72,7 @@ func TestClassifyDuplicate(t *testing.T) {
 	} {
 		t.Run(tc.rule, func(t *testing.T) {
 			t.Parallel()
-			if got := mongostore.ClassifyDuplicate(tc.err, loginIndex); got != tc.want {
+			if got := mongostore.ClassifyDuplicate(tc.err, pairIndex); got != tc.want {
 				t.Errorf("ClassifyDuplicate = %d, want %d", got, tc.want)
 			}
 		})
@@ -91,7 +93,8 @@ func TestFerretDBDuplicates(t *testing.T) {
 	}
 	members := store.Database().Collection(mongostore.MembersCollection)
 	doc := func(id, login string) bson.D {
-		return bson.D{{Key: "_id", Value: id}, {Key: "aspId", Value: "KMTESTASP000001"}, {Key: "loginId", Value: login}}
+		return bson.D{{Key: "_id", Value: id}, {Key: "aspId", Value: "KMTESTASP000001"}, {Key: "loginId", Value: login},
+			{Key: "aspLogin", Value: mongostore.LoginKey("KMTESTASP000001", login)}}
 	}
 	for _, d := range []bson.D{doc("m-1", "one@example.com"), doc("m-2", "two@example.com")} {
 		if _, err := members.InsertOne(ctx, d); err != nil {
@@ -100,7 +103,8 @@ func TestFerretDBDuplicates(t *testing.T) {
 	}
 	_, errID := members.InsertOne(ctx, doc("m-1", "three@example.com"))
 	_, errLogin := members.InsertOne(ctx, doc("m-3", "one@example.com"))
-	toOne := bson.D{{Key: "$set", Value: bson.D{{Key: "loginId", Value: "one@example.com"}}}}
+	toOne := bson.D{{Key: "$set", Value: bson.D{{Key: "loginId", Value: "one@example.com"},
+		{Key: "aspLogin", Value: mongostore.LoginKey("KMTESTASP000001", "one@example.com")}}}}
 	_, errUpdate := members.UpdateOne(ctx, bson.D{{Key: "_id", Value: "m-2"}}, toOne)
 	errFind := members.FindOneAndUpdate(ctx, bson.D{{Key: "_id", Value: "m-2"}}, toOne).Err()
 	for _, c := range []struct {
@@ -116,7 +120,7 @@ func TestFerretDBDuplicates(t *testing.T) {
 		if !mongostore.IsDuplicateKey(c.err) {
 			t.Errorf("%s: %v, want a duplicate-key error", c.write, c.err)
 		}
-		if got := mongostore.ClassifyDuplicate(c.err, loginIndex); got != c.want {
+		if got := mongostore.ClassifyDuplicate(c.err, mongostore.LoginIndex); got != c.want {
 			t.Errorf("%s on FerretDB classified %d, want %d (%v)", c.write, got, c.want, c.err)
 		}
 		t.Logf("FerretDB, %s: %v", c.write, c.err)

@@ -44,7 +44,8 @@ func TestStoreQueriesUseIndexes(t *testing.T) {
 		filter     bson.D
 		sort       bson.D
 	}{
-		{"member by ASP and loginId (command path)", mongostore.MembersCollection, bson.D{{Key: "aspId", Value: "KMTESTASP000001"}, {Key: "loginId", Value: "a@b.example"}}, nil},
+		{"member by ASP and loginId (command path)", mongostore.MembersCollection, mongostore.LoginFilter("KMTESTASP000001", "a@b.example"), nil},
+		{"members without aspLogin (every EnsureIndexes)", mongostore.MembersCollection, bson.D{{Key: "aspLogin", Value: bson.D{{Key: "$exists", Value: false}}}}, nil},
 		{"member by id", mongostore.MembersCollection, bson.D{{Key: "_id", Value: "m1"}}, nil},
 		{"member by id and version (a decision's commit, the relay's prune)", mongostore.MembersCollection, bson.D{{Key: "_id", Value: "m1"}, {Key: "version", Value: int64(3)}}, nil},
 		{"members with undelivered decisions (relay)", mongostore.MembersCollection, bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
@@ -112,4 +113,46 @@ func usesIndex(v bson.RawValue) bool {
 		return false
 	}
 	return walk(v)
+}
+
+// TestUniqueIndexesHaveOneKey: every unique index of the store's
+// collections is on one field. On DocumentDB (FerretDB v2) a unique index
+// is an exclusion constraint, and checking a new entry of a compound one
+// reads every entry that shares its first key: each insert and each
+// commit (an update writes all of a document's entries anew) then costs
+// time in proportion to, say, the members of the ASP, which only shows at
+// a platform's size (BenchmarkCommitScale). The audit trail's collection
+// is the audit package's, and not checked here.
+func TestUniqueIndexesHaveOneKey(t *testing.T) {
+	if testing.Short() {
+		t.Skip("needs the embedded database (not with -short)")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	_, store := startStore(t, "shapes")
+	if err := store.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, coll := range []string{mongostore.MembersCollection, mongostore.OutcomesCollection, mongostore.ParkedCollection} {
+		cur, err := store.Database().Collection(coll).Indexes().List(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var specs []struct {
+			Name   string `bson:"name"`
+			Key    bson.D `bson:"key"`
+			Unique bool   `bson:"unique"`
+		}
+		if err := cur.All(ctx, &specs); err != nil {
+			t.Fatal(err)
+		}
+		if len(specs) < 2 {
+			t.Errorf("%s has indexes %+v: EnsureIndexes created none", coll, specs)
+		}
+		for _, ix := range specs {
+			if ix.Unique && len(ix.Key) != 1 {
+				t.Errorf("%s: unique index %s on %d fields %v: make it one field (a key of them all)", coll, ix.Name, len(ix.Key), ix.Key)
+			}
+		}
+	}
 }

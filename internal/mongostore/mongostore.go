@@ -38,11 +38,9 @@ var ErrNotFound = pinreset.ErrMemberNotFound
 // already has the loginId.
 var ErrLoginTaken = errors.New("login id belongs to another member of the ASP")
 
-// loginIndex is the unique index on members(aspId, loginId) (EnsureIndexes).
-var loginIndex = Index{Name: "asp_login_unique", Fields: []string{"aspId", "loginId"}}
-
 // MembersCollection holds one document per member, found by _id or by
-// the unique (aspId, loginId) index.
+// the unique index on aspLogin, its ASP and loginId in one field
+// (LoginKey).
 const MembersCollection = "members"
 
 // Store reads and writes members.
@@ -180,16 +178,14 @@ func (s *Store) Ping(ctx context.Context) error {
 	return nil
 }
 
-// EnsureIndexes creates the indexes the store relies on. Idempotent.
+// EnsureIndexes creates the indexes the store relies on, and migrates a
+// database of an earlier version to them (ensureLoginIndex). Idempotent,
+// and safe to run by several workers at once.
 func (s *Store) EnsureIndexes(ctx context.Context) error {
-	_, err := s.members.Indexes().CreateOne(ctx, mongo.IndexModel{
-		Keys:    bson.D{{Key: "aspId", Value: 1}, {Key: "loginId", Value: 1}},
-		Options: options.Index().SetUnique(true).SetName(loginIndex.Name),
-	})
-	if err != nil {
-		return fmt.Errorf("create index members(aspId, loginId): %w", err)
+	if err := s.ensureLoginIndex(ctx); err != nil {
+		return err
 	}
-	_, err = s.members.Indexes().CreateOne(ctx, mongo.IndexModel{
+	_, err := s.members.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys: bson.D{{Key: "outbox.at", Value: 1}}, Options: options.Index().SetName("outbox_at"),
 	})
 	if err != nil {
@@ -215,6 +211,7 @@ type memberDoc struct {
 	ID             string       `bson:"_id"`
 	ASPID          string       `bson:"aspId"`
 	LoginID        string       `bson:"loginId"`
+	LoginKey       string       `bson:"aspLogin"` // LoginKey(ASPID, LoginID), which the unique index holds
 	CI             string       `bson:"ci,omitempty"`
 	PINHash        string       `bson:"pinHash"`
 	Version        int64        `bson:"version"`
@@ -277,7 +274,7 @@ type appliedDoc struct {
 
 func toDoc(m pinreset.Member) memberDoc {
 	d := memberDoc{
-		ID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, CI: m.CI, PINHash: m.PINHash,
+		ID: m.ID, ASPID: m.ASPID, LoginID: m.LoginID, LoginKey: LoginKey(m.ASPID, m.LoginID), CI: m.CI, PINHash: m.PINHash,
 		Version: m.Version, FailedAttempts: m.FailedAttempts, LockedUntil: m.LockedUntil,
 		UpdatedAt: m.UpdatedAt, Recent: make([]appliedDoc, 0, len(m.Recent)),
 		AuditSeq: m.Audit.Seq, AuditHash: m.Audit.Hash,
@@ -335,15 +332,11 @@ func (d memberDoc) member() *pinreset.Member {
 }
 
 // FindMember loads the member with loginID in the ASP aspID: one read
-// through the unique (aspId, loginId) index. Tenancy is in the filter
-// itself: an ASP can never load another ASP's member.
+// through the unique index on aspLogin (loginFilter). Tenancy is in the
+// filter itself: an ASP can never load another ASP's member.
 func (s *Store) FindMember(ctx context.Context, aspID, loginID string) (*pinreset.Member, error) {
 	m, _, err := s.readMember(ctx, loginFilter(aspID, loginID), "", true)
 	return m, err
-}
-
-func loginFilter(aspID, loginID string) bson.D {
-	return bson.D{{Key: "aspId", Value: aspID}, {Key: "loginId", Value: loginID}}
 }
 
 // FindMemberByID loads a member by its id.
@@ -428,7 +421,7 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 			}
 			m.Version, m.Outbox = 1, nil
 			_, err := s.members.InsertOne(ctx, toDoc(m))
-			switch ClassifyDuplicate(err, loginIndex) {
+			switch classifyLogin(err) {
 			case DuplicateOn:
 				return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
 			case DuplicateOnOther: // _id: inserted meanwhile; update it
@@ -454,9 +447,9 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		}
 		m.Version = cur.Version + 1
 		d := toDoc(m)
-		update := stateOf(d, bson.E{Key: "aspId", Value: d.ASPID}, bson.E{Key: "loginId", Value: d.LoginID})
+		update := stateOf(d, identity(d)...)
 		res, err := s.members.UpdateOne(ctx, filter, update)
-		if ClassifyDuplicate(err, loginIndex) == DuplicateOn {
+		if classifyLogin(err) == DuplicateOn {
 			return fmt.Errorf("put member %s: %w", m.ID, ErrLoginTaken)
 		}
 		if err != nil {
@@ -467,4 +460,11 @@ func (s *Store) PutMember(ctx context.Context, m pinreset.Member) error {
 		}
 	}
 	return fmt.Errorf("put member %s: too many concurrent changes", m.ID)
+}
+
+// identity is what a put or a repair sets of who the member is, which a
+// decision leaves: its ASP, its loginId and their LoginKey, all three
+// together.
+func identity(d memberDoc) []bson.E {
+	return []bson.E{{Key: "aspId", Value: d.ASPID}, {Key: "loginId", Value: d.LoginID}, {Key: "aspLogin", Value: d.LoginKey}}
 }

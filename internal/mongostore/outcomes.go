@@ -115,8 +115,8 @@ func (s *Store) DeleteOutcomesBefore(ctx context.Context, t time.Time) (int64, e
 const maxConflicts = 16
 
 // Update decides a command about the member with loginID in the ASP and
-// commits the decision. One read finds the member through the (aspId,
-// loginId) index and, joined to it, the transaction's outcome record if it
+// commits the decision. One read finds the member through the aspLogin
+// index and, joined to it, the transaction's outcome record if it
 // has one (a redelivery, or its correlation id reused); decide gets both.
 // When decide returns a next state, one conditional update filtered on the
 // member's id and the version decide saw writes it, its outbox and the
@@ -379,7 +379,7 @@ func (s *Store) Replace(ctx context.Context, id string, build func(version int64
 			return pinreset.Member{}, fmt.Errorf("repair of member %s: version %d does not follow %d", id, next.Version, version)
 		}
 		d := toDoc(next)
-		update := stateOf(d, append(decided(d), bson.E{Key: "aspId", Value: d.ASPID}, bson.E{Key: "loginId", Value: d.LoginID})...)
+		update := stateOf(d, append(decided(d), identity(d)...)...)
 		res, err := s.members.UpdateOne(ctx, filter, update)
 		if err != nil {
 			return pinreset.Member{}, fmt.Errorf("repair member %s: %w", id, err)
