@@ -121,8 +121,7 @@ func usesIndex(v bson.RawValue) bool {
 // reads every entry that shares its first key: each insert and each
 // commit (an update writes all of a document's entries anew) then costs
 // time in proportion to, say, the members of the ASP, which only shows at
-// a platform's size (BenchmarkCommitScale). The audit trail's collection
-// is the audit package's, and not checked here.
+// a platform's size (BenchmarkCommitScale, BenchmarkAuditAppendLongChain).
 func TestUniqueIndexesHaveOneKey(t *testing.T) {
 	if testing.Short() {
 		t.Skip("needs the embedded database (not with -short)")
@@ -133,7 +132,10 @@ func TestUniqueIndexesHaveOneKey(t *testing.T) {
 	if err := store.EnsureIndexes(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, coll := range []string{mongostore.MembersCollection, mongostore.OutcomesCollection, mongostore.ParkedCollection} {
+	if err := mongostore.NewAuditLog(store.Database()).EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, coll := range []string{mongostore.MembersCollection, mongostore.OutcomesCollection, mongostore.ParkedCollection, mongostore.AuditCollection} {
 		cur, err := store.Database().Collection(coll).Indexes().List(ctx)
 		if err != nil {
 			t.Fatal(err)
