@@ -205,11 +205,12 @@ func newCoreProcessor(cfg config.Worker, store *mongostore.Store) (handle func(c
 	if err != nil {
 		return nil, nil, err
 	}
+	mt := metrics.NewWorker(prometheus.NewRegistry())
 	svc := &decision.Service{Store: store, Trail: mongostore.NewAuditLog(store.Database()), Fingerprinter: fp,
-		Publisher: worker.KafkaPublisher{Publisher: nopPublisher{}}, Hasher: worker.LimitHashing(h, nil, cfg.HashConcurrency),
+		Publisher: worker.KafkaPublisher{Publisher: nopPublisher{}}, Hasher: worker.LimitHashing(h, mt, cfg.HashConcurrency),
 		Rules: pinreset.DefaultRules(), WorkerID: "bench"}
 	p := &worker.Processor{Service: svc, Sealer: ring, Publisher: nopPublisher{}, Parked: store,
-		Metrics: metrics.NewWorker(prometheus.NewRegistry()), Health: health.New(), Log: zap.NewNop(), WorkerID: "bench"}
+		Metrics: mt, Health: health.New(), Log: zap.NewNop(), WorkerID: "bench"}
 	return worker.ForConsumer(worker.Chain(p.Handle, p.DeadLetters)), ring, nil
 }
 

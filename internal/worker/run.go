@@ -107,7 +107,7 @@ func SweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.
 
 // LimitHashing returns h admitting at most concurrency argon2id
 // computations at once, so that CPU and memory stay bounded under any load
-// (more commands wait, none allocates), measuring each one when m is set,
+// (more commands wait, none allocates), measuring each one in m,
 // and hashing ahead on a free slot (pinreset.AheadHasher).
 func LimitHashing(h pinreset.PINHasher, m *metrics.Worker, concurrency int) pinreset.PINHasher {
 	return timedHasher{h: h, m: m, slots: make(chan struct{}, max(concurrency, 1))}
@@ -148,9 +148,7 @@ func (t timedHasher) HashAhead(pin string) func() (string, error) {
 		hash string
 		err  error
 	}
-	if t.m != nil {
-		t.m.HashesAhead.WithLabelValues("started").Inc()
-	}
+	t.m.HashesAhead.WithLabelValues("started").Inc()
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
@@ -160,9 +158,7 @@ func (t timedHasher) HashAhead(pin string) func() (string, error) {
 		done <- result{h, err}
 	}()
 	return func() (string, error) {
-		if t.m != nil {
-			t.m.HashesAhead.WithLabelValues("used").Inc()
-		}
+		t.m.HashesAhead.WithLabelValues("used").Inc()
 		r := <-done
 		return r.hash, r.err
 	}
@@ -179,7 +175,5 @@ func (t timedHasher) admit() func() {
 }
 
 func (t timedHasher) observe(start time.Time) {
-	if t.m != nil {
-		t.m.HashDuration.Observe(time.Since(start).Seconds())
-	}
+	t.m.HashDuration.Observe(time.Since(start).Seconds())
 }
