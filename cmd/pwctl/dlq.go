@@ -13,8 +13,6 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"go.mongodb.org/mongo-driver/v2/mongo"
-
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 )
@@ -43,7 +41,7 @@ Run 'pwctl %[1]s <command> -h' for its flags.
 
 var queueAbout = map[string]string{
 	"dlq":    "Commands the worker could not decode or open, on password.commands.dlq (runbook:\nDLQ filling). A redriven command whose ids were readable is answered from\nits recorded outcome (the rejection): redrive re-checks a fix, it changes no outcome.",
-	"parked": "Commands parked on password.commands.retry after their retry budget (runbook:\nCommands parked). list shows those the worker's retry group has not tried\nagain yet (-group names the worker's group). A worker tries each again by\nitself; redrive sends one to password.commands at once; purge hides it (and\nits later copies) from list, and does not stop the worker trying it.",
+	"parked": "Commands parked on password.commands.retry after their retry budget (runbook:\nCommands parked). list shows those the worker's retry group has not tried\nagain yet (-group names the worker's group). A worker tries each again by\nitself; redrive sends one to password.commands at once; purge withdraws it:\nat its next try the worker ends it as rejected (000_422, nothing applied)\nunless it was decided already, and it (and its later copies) leave list.",
 }
 
 // queueCmd runs 'pwctl dlq|parked list|show|redrive|purge'.
@@ -148,11 +146,12 @@ func queueCmd(ctx context.Context, q queue, args []string, getenv func(string) s
 	if err != nil {
 		return err
 	}
-	database, closeDB, err := openDatabase(ctx, *db.uri, *db.db, getenv)
+	store, closeDB, err := openStore(ctx, *db.uri, *db.db, getenv)
 	if err != nil {
 		return err
 	}
 	defer closeDB()
+	database := store.Database()
 	now := time.Now()
 	entries, err := readQueue(ctx, cluster, database, q, *group, now)
 	if err != nil {
@@ -171,6 +170,9 @@ func queueCmd(ctx context.Context, q queue, args []string, getenv func(string) s
 	producer := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
 	defer producer.Close()
 	qa := &queueActor{db: database, trail: mongostore.NewAuditLog(database), producer: producer, now: time.Now}
+	if q.topic == kafkabus.TopicCommandsRetry {
+		qa.withdraw = store.WithdrawParked
+	}
 	what := actRedrive
 	if sub == "purge" {
 		what = actPurge
@@ -222,14 +224,6 @@ func (s selector) pick(entries []entry) []entry {
 		}
 	}
 	return out
-}
-
-func openDatabase(ctx context.Context, uri, name string, getenv func(string) string) (*mongo.Database, func(), error) {
-	store, closeFn, err := openStore(ctx, uri, name, getenv)
-	if err != nil {
-		return nil, nil, err
-	}
-	return store.Database(), closeFn, nil
 }
 
 // openStore connects to the service's database (uri, else

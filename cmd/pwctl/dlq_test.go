@@ -366,136 +366,231 @@ func database(t *testing.T, ctx context.Context, uri string) *mongo.Database {
 // TestRedriveAfterTheKeyIsDeployed: a command sealed with a key the worker
 // lacks is parked; once a worker with the key runs, the redriven copy and
 // the parked copy both reach it and the command completes once.
+// parkedFixture runs the embedded servers with one member, and commands
+// sealed with a key (k2) that a worker with k1 only lacks: it parks them.
+type parkedFixture struct {
+	t       *testing.T
+	ctx     context.Context
+	in      *sandbox.Infra
+	cluster kafkabus.Cluster
+	env     map[string]string
+	ring    *seal.Keyring // k2, as the ingress that has it seals
+	store   *mongostore.Store
+	member  string // the member's id
+}
+
+const (
+	fixtureK1    = "k1:" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
+	fixtureK2    = "k2:azItc2VhbC1rZXktMzItYnl0ZXMtbG9uZy0xMjM0NTY="
+	fixtureLogin = "parked@sandbox.example"
+)
+
+func newParkedFixture(t *testing.T, ctx context.Context) *parkedFixture {
+	t.Helper()
+	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", MongoAddr: "127.0.0.1:0"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { in.Close() })
+	f := &parkedFixture{t: t, ctx: ctx, in: in, cluster: kafkabus.Cluster{Brokers: in.Brokers()}, env: map[string]string{
+		"PINRESET_SEAL_KEYS": fixtureK1, "PINRESET_PEPPERS": "p1:" + strings.Repeat("A", 43) + "=",
+		"PINRESET_FINGERPRINT_KEYS": "f1:" + strings.Repeat("A", 43) + "=", "PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1",
+		"PINRESET_MONGO_URI": in.MongoURI(), "PINRESET_KAFKA_BROKERS": strings.Join(in.Brokers(), ","), "PINRESET_TOPIC_PARTITIONS": "3",
+		"PINRESET_WORKER_CONCURRENCY": "2", "PWCTL_PIN": "240810",
+	}}
+	var out, errb bytes.Buffer
+	if err := membersCmdEnv(ctx, []string{"add", "-login", fixtureLogin}, f.getenv, &out, &errb); err != nil {
+		t.Fatalf("members add: %v %s", err, errb.String())
+	}
+	if err := kafkabus.EnsureTopics(ctx, f.cluster, kafkabus.Topics(3, 1, 1)); err != nil {
+		t.Fatal(err)
+	}
+	_, secret, _ := strings.Cut(fixtureK2, ":")
+	key, _ := base64.StdEncoding.DecodeString(secret)
+	if f.ring, err = seal.NewKeyring(seal.Key{ID: "k2", Secret: key}); err != nil {
+		t.Fatal(err)
+	}
+	if f.store, err = mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "pinreset"}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { f.store.Close(context.Background()) })
+	if f.member, err = f.store.MemberIDOf(ctx, testASP, fixtureLogin); err != nil {
+		t.Fatal(err)
+	}
+	return f
+}
+
+func (f *parkedFixture) getenv(k string) string { return f.env[k] }
+
+// startWorker runs a worker with sealKeys until stop or the test's end.
+func (f *parkedFixture) startWorker(sealKeys string) (stop func()) {
+	t := f.t
+	t.Helper()
+	f.env["PINRESET_SEAL_KEYS"] = sealKeys
+	cfg, err := config.LoadWorker(f.getenv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.AdminAddr = ""
+	wctx, cancel := context.WithCancel(f.ctx)
+	done := make(chan error, 1)
+	go func() { done <- compose.Run(wctx, cfg, zap.NewNop()) }()
+	var once sync.Once
+	stop = func() {
+		once.Do(func() {
+			cancel()
+			if err := <-done; err != nil {
+				t.Errorf("worker: %v", err)
+			}
+		})
+	}
+	t.Cleanup(stop)
+	return stop
+}
+
+// send publishes a reset of the member to newPIN under cid, sealed with k2.
+func (f *parkedFixture) send(cid, newPIN string) {
+	t := f.t
+	t.Helper()
+	c := pinreset.NewCommand(cid, "fedcba9876543210", testASP,
+		pinreset.Request{LoginID: fixtureLogin, NewPIN: newPIN, Reset: true}, time.Now(), 2*time.Minute)
+	v, err := wire.EncodeCommand(c, f.ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p := kafkabus.NewProducer(f.cluster, kafkabus.ProducerConfig{})
+	defer p.Close()
+	if err := p.Publish(f.ctx, kafkabus.Message{Topic: kafkabus.TopicCommands, Key: []byte(cid), Value: v}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// parked runs pwctl parked with args against the fixture's servers.
+func (f *parkedFixture) parked(args ...string) (string, error) {
+	var out, errb bytes.Buffer
+	base := []string{"-brokers", strings.Join(f.in.Brokers(), ","), "-mongo-uri", f.in.MongoURI()}
+	err := run(f.ctx, append(append([]string{"parked"}, args...), base...), strings.NewReader(""), &out, &errb)
+	return out.String() + errb.String(), err
+}
+
+// waitParked waits until cid is listed as parked for its missing key.
+func (f *parkedFixture) waitParked(cid string) {
+	f.t.Helper()
+	waitFor(f.t, 60*time.Second, "the command parked", func() bool {
+		out, err := f.parked("list")
+		return err == nil && strings.Contains(out, cid) && strings.Contains(out, "missing_key")
+	})
+}
+
+// results returns the codes published for cid.
+func (f *parkedFixture) results(cid string) []pinreset.Code {
+	f.t.Helper()
+	var codes []pinreset.Code
+	for _, r := range mustReadAll(f.t, f.ctx, f.cluster, kafkabus.TopicResults) {
+		if string(r.Key) != cid {
+			continue
+		}
+		res, err := wire.DecodeResult(r.Value)
+		if err != nil {
+			f.t.Fatal(err)
+		}
+		codes = append(codes, res.Code)
+	}
+	return codes
+}
+
+func (f *parkedFixture) version() int64 {
+	f.t.Helper()
+	m, err := f.store.FindMemberByID(f.ctx, f.member)
+	if err != nil {
+		f.t.Fatal(err)
+	}
+	return m.Version
+}
+
+func (f *parkedFixture) auditVerifies() {
+	f.t.Helper()
+	var out, errb bytes.Buffer
+	if err := run(f.ctx, []string{"audit", "verify", "-mongo-uri", f.in.MongoURI()}, nil, &out, &errb); err != nil || !strings.Contains(out.String(), "ok: every chain verifies") {
+		f.t.Errorf("audit verify: %v\n%s%s", err, out.String(), errb.String())
+	}
+}
+
 func TestRedriveAfterTheKeyIsDeployed(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the embedded broker and database and a worker")
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
 	defer cancel()
-	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", MongoAddr: "127.0.0.1:0"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer in.Close()
-	const (
-		k1  = "k1:" + "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA="
-		k2  = "k2:azItc2VhbC1rZXktMzItYnl0ZXMtbG9uZy0xMjM0NTY="
-		cid = "261207010000-e1e2e3e"
-	)
-	env := map[string]string{
-		"PINRESET_SEAL_KEYS": k1, "PINRESET_PEPPERS": "p1:" + strings.Repeat("A", 43) + "=",
-		"PINRESET_FINGERPRINT_KEYS": "f1:" + strings.Repeat("A", 43) + "=", "PINRESET_ARGON2_MEMORY_KIB": "64", "PINRESET_ARGON2_TIME": "1",
-		"PINRESET_MONGO_URI": in.MongoURI(), "PINRESET_KAFKA_BROKERS": strings.Join(in.Brokers(), ","), "PINRESET_TOPIC_PARTITIONS": "3",
-		"PINRESET_WORKER_CONCURRENCY": "2", "PWCTL_PIN": "240810",
-	}
-	getenv := func(k string) string { return env[k] }
-	var out, errb bytes.Buffer
-	if err := membersCmdEnv(ctx, []string{"add", "-login", "parked@sandbox.example"}, getenv, &out, &errb); err != nil {
-		t.Fatalf("members add: %v %s", err, errb.String())
-	}
-	cluster := kafkabus.Cluster{Brokers: in.Brokers()}
-	if err := kafkabus.EnsureTopics(ctx, cluster, kafkabus.Topics(3, 1, 1)); err != nil {
-		t.Fatal(err)
-	}
-	startWorker := func(sealKeys string) (stop func()) {
-		t.Helper()
-		env["PINRESET_SEAL_KEYS"] = sealKeys
-		cfg, err := config.LoadWorker(getenv)
-		if err != nil {
-			t.Fatal(err)
-		}
-		cfg.AdminAddr = ""
-		wctx, cancel := context.WithCancel(ctx)
-		done := make(chan error, 1)
-		go func() { done <- compose.Run(wctx, cfg, zap.NewNop()) }()
-		var once sync.Once
-		stop = func() {
-			once.Do(func() {
-				cancel()
-				if err := <-done; err != nil {
-					t.Errorf("worker: %v", err)
-				}
-			})
-		}
-		t.Cleanup(stop)
-		return stop
-	}
-	// The ingress that has k2 seals with it.
-	_, secret, _ := strings.Cut(k2, ":")
-	key, _ := base64.StdEncoding.DecodeString(secret)
-	ring, err := seal.NewKeyring(seal.Key{ID: "k2", Secret: key})
-	if err != nil {
-		t.Fatal(err)
-	}
-	c := pinreset.NewCommand(cid, "fedcba9876543210", testASP,
-		pinreset.Request{LoginID: "parked@sandbox.example", NewPIN: "703152", Reset: true}, time.Now(), 2*time.Minute)
-	v, err := wire.EncodeCommand(c, ring)
-	if err != nil {
-		t.Fatal(err)
-	}
-	p := kafkabus.NewProducer(cluster, kafkabus.ProducerConfig{})
-	defer p.Close()
-	if err := p.Publish(ctx, kafkabus.Message{Topic: kafkabus.TopicCommands, Key: []byte(cid), Value: v}); err != nil {
-		t.Fatal(err)
-	}
-
-	base := []string{"-brokers", strings.Join(in.Brokers(), ","), "-mongo-uri", in.MongoURI()}
-	parked := func(args ...string) (string, error) {
-		var out, errb bytes.Buffer
-		err := run(ctx, append(append([]string{"parked"}, args...), base...), strings.NewReader(""), &out, &errb)
-		return out.String() + errb.String(), err
-	}
-	stop1 := startWorker(k1)
-	waitFor(t, 60*time.Second, "the command parked", func() bool {
-		out, err := parked("list")
-		return err == nil && strings.Contains(out, cid) && strings.Contains(out, "missing_key")
-	})
+	f := newParkedFixture(t, ctx)
+	const cid = "261207010000-e1e2e3e"
+	f.send(cid, "703152")
+	stop1 := f.startWorker(fixtureK1)
+	f.waitParked(cid)
 	stop1()
 	// The key is deployed: redrive, then a worker with the key runs.
-	if out, err := parked("redrive", "-correlation-id", cid, "-operator", "ops", "-note", "seal key k2 deployed"); err != nil || !strings.Contains(out, "1 redriven") {
+	if out, err := f.parked("redrive", "-correlation-id", cid, "-operator", "ops", "-note", "seal key k2 deployed"); err != nil || !strings.Contains(out, "1 redriven") {
 		t.Fatalf("parked redrive: %v\n%s", err, out)
 	}
-	startWorker(k1 + "," + k2)
-	store, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "pinreset"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer store.Close(context.Background())
-	id, err := store.MemberIDOf(ctx, testASP, "parked@sandbox.example")
-	if err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, 60*time.Second, "the command completed", func() bool {
-		m, err := store.FindMemberByID(ctx, id)
-		return err == nil && m.Version == 2
-	})
+	f.startWorker(fixtureK1 + "," + fixtureK2)
+	waitFor(t, 60*time.Second, "the command completed", func() bool { return f.version() == 2 })
 	// The parked copy, tried again by the worker, is answered from the record.
 	waitFor(t, 60*time.Second, "the parked copy tried again", func() bool {
-		out, err := parked("list")
+		out, err := f.parked("list")
 		return err == nil && !strings.Contains(out, cid)
 	})
-	m, err := store.FindMemberByID(ctx, id)
-	if err != nil || m.Version != 2 {
-		t.Fatalf("member after both copies: version %d, %v; want 2 (one change)", m.Version, err)
+	if v := f.version(); v != 2 {
+		t.Fatalf("member after both copies: version %d; want 2 (one change)", v)
 	}
-	var results int
-	for _, r := range mustReadAll(t, ctx, cluster, kafkabus.TopicResults) {
-		if string(r.Key) != cid {
-			continue
-		}
-		res, err := wire.DecodeResult(r.Value)
-		if err != nil || res.Code != pinreset.CodeSuccess {
-			t.Errorf("result %+v, %v: want 000_000 for every copy", res, err)
-		}
-		results++
-	}
-	if results == 0 {
+	codes := f.results(cid)
+	if len(codes) == 0 {
 		t.Error("no result published")
 	}
-	out.Reset()
-	if err := run(ctx, []string{"audit", "verify", "-mongo-uri", in.MongoURI()}, nil, &out, &errb); err != nil || !strings.Contains(out.String(), "ok: every chain verifies") {
-		t.Errorf("audit verify: %v\n%s", err, out.String())
+	for _, c := range codes {
+		if c != pinreset.CodeSuccess {
+			t.Errorf("results %v: want 000_000 for every copy", codes)
+		}
 	}
+	f.auditVerifies()
+}
+
+// TestPurgeWithdrawsAParkedCommand: a purged parked command is ended by
+// the worker's next try as rejected (000_422), and nothing applies it
+// after, not even a worker that has its key.
+func TestPurgeWithdrawsAParkedCommand(t *testing.T) {
+	if testing.Short() {
+		t.Skip("starts the embedded broker and database and a worker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	defer cancel()
+	f := newParkedFixture(t, ctx)
+	const cid = "261207010000-f1f2f3f"
+	f.send(cid, "703152")
+	stop1 := f.startWorker(fixtureK1)
+	f.waitParked(cid)
+	if out, err := f.parked("purge", "-correlation-id", cid, "-operator", "ops", "-reason", "ASP withdrew the request, INC-4711"); err != nil || !strings.Contains(out, "1 purged") {
+		t.Fatalf("parked purge: %v\n%s", err, out)
+	}
+	waitFor(t, 60*time.Second, "the withdrawn command ended", func() bool {
+		o, err := f.store.Outcome(ctx, testASP, cid)
+		return err == nil && o.Code == pinreset.CodeRejected
+	})
+	// The client retries (the same message again) once the workers have the key.
+	stop1()
+	f.startWorker(fixtureK1 + "," + fixtureK2)
+	f.send(cid, "703152")
+	waitFor(t, 60*time.Second, "the retry answered", func() bool { return len(f.results(cid)) == 2 })
+	if codes := f.results(cid); codes[0] != pinreset.CodeRejected || codes[1] != pinreset.CodeRejected {
+		t.Errorf("results %v: want 000_422 for both", codes)
+	}
+	if v := f.version(); v != 1 {
+		t.Errorf("member version %d, want 1: nothing applied", v)
+	}
+	out, err := f.parked("list", "-all")
+	if err != nil || strings.Count(out, cid) != 1 || !strings.Contains(out, "purged") {
+		t.Errorf("parked list -all: %v\n%s\nwant the one purged copy and no later one", err, out)
+	}
+	f.auditVerifies()
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {

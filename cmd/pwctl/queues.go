@@ -671,6 +671,9 @@ type queueActor struct {
 		Publish(ctx context.Context, msgs ...kafkabus.Message) error
 	}
 	now func() time.Time
+	// withdraw, for the parked queue, marks a purged command withdrawn:
+	// the worker ends its parked copy as rejected (mongostore.WithdrawParked).
+	withdraw func(ctx context.Context, aspID, correlationID string, at time.Time) error
 }
 
 // act claims e for what (redrive or purge) by inserting its queue_actions
@@ -723,6 +726,11 @@ func (a *queueActor) act(ctx context.Context, e entry, what string, who actor) (
 		}
 	} else if err != nil {
 		return refused, "", fmt.Errorf("claim %s: %w", e.ID, err)
+	}
+	if what == actPurge && a.withdraw != nil && e.readable {
+		if err := a.withdraw(ctx, e.ASPID, e.CorrelationID, now); err != nil {
+			return refused, "", fmt.Errorf("purge %s (claimed, not withdrawn: run it again after %s): %w", e.ID, claimStale, err)
+		}
 	}
 	if what == actRedrive {
 		msg := kafkabus.Message{Topic: kafkabus.TopicCommands, Key: []byte(e.CorrelationID), Value: e.msg.Value, Headers: redriveHeaders(e.msg)}

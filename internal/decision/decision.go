@@ -116,7 +116,8 @@ type Report struct {
 	// How: "decided" (a new decision), "repeated" (the transaction's
 	// recorded outcome), "reused" (the correlation id is another
 	// request's: 409), "status" (a status query), "ended" (a damaged
-	// member's command ended with an internal failure).
+	// member's command ended with an internal failure), "withdrawn" (a
+	// command an operator withdrew, decided as rejected).
 	How string
 	// Conflicts counts the decisions made again because another decision
 	// about the member committed first.

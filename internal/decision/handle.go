@@ -32,9 +32,25 @@ type due struct {
 // an answer was reached yet, or the delivery failed: the command is to be
 // handled again.
 func (s *Service) Handle(ctx context.Context, cmd pinreset.Command) (Report, error) {
-	rep, due, err := s.decide(ctx, cmd)
+	return s.handle(ctx, cmd, false)
+}
+
+// Withdraw handles cmd as withdrawn by an operator (pwctl parked purge):
+// like Handle, but its decision is the rejection (000_422, nothing
+// applied; pinreset.Member.Withdraw), committed to its member so that any
+// later copy of the command is answered with it. A command decided
+// already keeps its outcome.
+func (s *Service) Withdraw(ctx context.Context, cmd pinreset.Command) (Report, error) {
+	return s.handle(ctx, cmd, true)
+}
+
+func (s *Service) handle(ctx context.Context, cmd pinreset.Command, withdrawn bool) (Report, error) {
+	rep, due, err := s.decide(ctx, cmd, withdrawn)
 	if err != nil {
 		return Report{}, fmt.Errorf("command %s: %w", cmd.CorrelationID, err)
+	}
+	if withdrawn && rep.How == "decided" {
+		rep.How = "withdrawn"
 	}
 	if err := s.Publisher.Answer(ctx, rep.Result); err != nil {
 		return Report{}, fmt.Errorf("answer command %s: %w", cmd.CorrelationID, err)
@@ -56,7 +72,7 @@ func (s *Service) Handle(ctx context.Context, cmd pinreset.Command) (Report, err
 // id if there is one (a retry gets the same answer, a different request
 // with the same id a 409, a status query the outcome), else a new
 // decision, committed before it is published.
-func (s *Service) decide(ctx context.Context, cmd pinreset.Command) (Report, due, error) {
+func (s *Service) decide(ctx context.Context, cmd pinreset.Command, withdrawn bool) (Report, due, error) {
 	if cmd.Kind == pinreset.KindStatus {
 		return s.status(ctx, cmd)
 	}
@@ -76,7 +92,15 @@ func (s *Service) decide(ctx context.Context, cmd pinreset.Command) (Report, due
 			return m, false, nil
 		}
 		now := s.now()
-		d, err := m.Decide(cmd, s.Hasher, s.Rules, now)
+		var (
+			d   pinreset.Decision
+			err error
+		)
+		if withdrawn {
+			d = m.Withdraw(cmd)
+		} else {
+			d, err = m.Decide(cmd, s.Hasher, s.Rules, now)
+		}
 		if errors.Is(err, pinhash.ErrMalformed) {
 			return m, false, &pinreset.DamagedMemberError{MemberID: m.ID, Reason: "malformed PIN hash"}
 		}
@@ -122,7 +146,7 @@ func (s *Service) decide(ctx context.Context, cmd pinreset.Command) (Report, due
 		}
 		return rep, due{deliver: &m}, nil
 	case errors.Is(err, pinreset.ErrMemberNotFound):
-		return s.memberless(ctx, cmd)
+		return s.memberless(ctx, cmd, withdrawn)
 	case errors.Is(err, pinreset.ErrDamagedMember):
 		// No decision can be made; a retry of a transaction already
 		// ended (EndDamaged) is answered from its record at once.
@@ -176,10 +200,13 @@ func (s *Service) status(ctx context.Context, cmd pinreset.Command) (Report, due
 
 // memberless records the outcome of a command whose loginId names no
 // member of its ASP: one insert, the decision itself.
-func (s *Service) memberless(ctx context.Context, cmd pinreset.Command) (Report, due, error) {
+func (s *Service) memberless(ctx context.Context, cmd pinreset.Command, withdrawn bool) (Report, due, error) {
 	now := s.now()
 	code := pinreset.CodeUserNotFound
-	if cmd.Expired(now) {
+	switch {
+	case withdrawn:
+		code = pinreset.CodeRejected
+	case cmd.Expired(now):
 		code = pinreset.CodeExpired
 	}
 	o := s.newOutcome(cmd, code, "", now)

@@ -27,7 +27,7 @@ type Ingress struct {
 
 // Worker are the worker's metrics.
 type Worker struct {
-	Outcomes        *prometheus.CounterVec   // by kind, code and how (decided, repeated, reused, replay, status)
+	Outcomes        *prometheus.CounterVec   // by kind, code and how (decided, repeated, reused, status, ended, withdrawn)
 	CommandDuration *prometheus.HistogramVec // processing time by kind
 	CommandAge      prometheus.Histogram     // from acceptance by the ingress to the result: end-to-end lag
 	HashDuration    prometheus.Histogram     // one argon2id hash or verification

@@ -52,6 +52,8 @@ func TestStoreQueriesUseIndexes(t *testing.T) {
 		{"outcome by transaction (status query)", mongostore.OutcomesCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
 		{"retention sweep of outcomes", mongostore.OutcomesCollection, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
 		{"parked mark", mongostore.ParkedCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
+		{"withdrawal of a parked command", mongostore.ParkedCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"},
+			{Key: "withdrawnAt", Value: bson.D{{Key: "$exists", Value: false}}}}, nil},
 		{"retention sweep of parked marks", mongostore.ParkedCollection, bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
 		{"audit record by chain and seq", mongostore.AuditCollection, bson.D{{Key: "_id", Value: "m:m1:1"}}, nil},
 		{"audit records of a transaction", mongostore.AuditCollection, bson.D{{Key: "correlationId", Value: "261201120000-0000001"}}, nil},

@@ -8,6 +8,7 @@ import (
 
 	"go.mongodb.org/mongo-driver/v2/bson"
 	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // ParkedCollection marks the commands a worker took out of their lane to
@@ -21,6 +22,9 @@ type parkedDoc struct {
 	ID       string    `bson:"_id"` // "<asp id>:<correlation id>", as outcomes
 	ParkedAt time.Time `bson:"parkedAt"`
 	Reason   string    `bson:"reason"` // missing_key or transient: never an error text
+	// WithdrawnAt is when an operator withdrew the command (pwctl parked
+	// purge): a worker that takes its parked copy ends it as rejected.
+	WithdrawnAt *time.Time `bson:"withdrawnAt,omitempty"`
 }
 
 // MarkParked records that the ASP's correlation id is parked. Idempotent.
@@ -42,6 +46,38 @@ func (s *Store) IsParked(ctx context.Context, aspID, correlationID string) (bool
 		return false, fmt.Errorf("find parked %s: %w", correlationID, err)
 	}
 	return true, nil
+}
+
+// WithdrawParked marks the ASP's parked correlation id withdrawn by an
+// operator (creating its mark if the sweep took it). Idempotent: the
+// first time stands.
+func (s *Store) WithdrawParked(ctx context.Context, aspID, correlationID string, at time.Time) error {
+	id := transactionID(aspID, correlationID)
+	_, err := s.parked.UpdateOne(ctx, bson.D{{Key: "_id", Value: id}, {Key: "withdrawnAt", Value: bson.D{{Key: "$exists", Value: false}}}},
+		bson.D{{Key: "$set", Value: bson.D{{Key: "withdrawnAt", Value: at}}},
+			{Key: "$setOnInsert", Value: bson.D{{Key: "parkedAt", Value: at}, {Key: "reason", Value: "withdrawn"}}}},
+		options.UpdateOne().SetUpsert(true))
+	if IsDuplicateKey(err) {
+		return nil // withdrawn already: the upsert met the mark the filter left out
+	}
+	if err != nil {
+		return fmt.Errorf("withdraw parked %s: %w", correlationID, err)
+	}
+	return nil
+}
+
+// IsWithdrawn tells whether an operator withdrew the ASP's parked
+// correlation id.
+func (s *Store) IsWithdrawn(ctx context.Context, aspID, correlationID string) (bool, error) {
+	var d parkedDoc
+	err := s.parked.FindOne(ctx, bson.D{{Key: "_id", Value: transactionID(aspID, correlationID)}}).Decode(&d)
+	if errors.Is(err, mongo.ErrNoDocuments) {
+		return false, nil
+	}
+	if err != nil {
+		return false, fmt.Errorf("find parked %s: %w", correlationID, err)
+	}
+	return d.WithdrawnAt != nil, nil
 }
 
 // DeleteParkedBefore deletes the markers older than t (the retention sweep).

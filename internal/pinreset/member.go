@@ -197,6 +197,17 @@ func (m Member) Commit(cmd Command, d Decision, o Outcome, rules Rules, now time
 	return next
 }
 
+// Withdraw decides cmd as withdrawn by an operator (its parked copy
+// purged, pwctl parked purge): the rejection, which changes nothing but is
+// committed like any decision, so that no later copy of the command
+// decides it; a command decided already keeps its outcome.
+func (m *Member) Withdraw(cmd Command) Decision {
+	if a, ok := m.Find(cmd.CorrelationID); ok {
+		return Decision{Code: a.Code, Member: *m, Replayed: true, Applied: a}
+	}
+	return Decision{Code: CodeRejected, Member: *m}
+}
+
 // Decide applies the rules of SPEC sections 2 and 4 to cmd against m and
 // returns the outcome and, when Changed, the member's next state (Version
 // already incremented). m itself is not modified. Errors are infrastructure

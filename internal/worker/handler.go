@@ -99,16 +99,83 @@ func (p *Processor) now() time.Time {
 // Handle decodes a message of password.commands and has the decision
 // service handle its command. A message that can never be decoded or
 // opened is a *PoisonError, for DeadLetters.
+//
+// A parked copy (from the retry topic) of a command an operator withdrew
+// is decided as rejected (decision.Service.Withdraw) instead; one this
+// worker cannot open is rejected by its ids (endWithdrawn).
 func (p *Processor) Handle(ctx context.Context, m kafka.Message) (Done, error) {
-	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
-	if errors.Is(err, pinreset.ErrMissingKey) {
-		return Done{}, fmt.Errorf("command %s: %w", m.Key, err)
-	}
+	withdrawn, err := p.withdrawn(ctx, m)
 	if err != nil {
+		return Done{}, err
+	}
+	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
+	switch {
+	case withdrawn && err != nil:
+		return p.endWithdrawn(ctx, m)
+	case errors.Is(err, pinreset.ErrMissingKey):
+		return Done{}, fmt.Errorf("command %s: %w", m.Key, err)
+	case err != nil:
 		return Done{}, &PoisonError{Err: err}
 	}
-	rep, err := p.Service.Handle(ctx, cmd)
+	handle := p.Service.Handle
+	if withdrawn {
+		handle = p.Service.Withdraw
+	}
+	rep, err := handle(ctx, cmd)
 	return Done{ASPID: cmd.ASPID, Kind: cmd.Kind, AcceptedAt: cmd.AcceptedAt, Report: rep}, err
+}
+
+// withdrawn reports whether m is a parked copy of a command an operator
+// withdrew. Only parked copies are asked (one read each): a purge acts on
+// the parked list.
+func (p *Processor) withdrawn(ctx context.Context, m kafka.Message) (bool, error) {
+	if m.Topic != kafkabus.TopicCommandsRetry {
+		return false, nil
+	}
+	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
+	if !known {
+		return false, nil
+	}
+	w, err := p.Parked.IsWithdrawn(ctx, aspID, cid)
+	if err != nil {
+		return false, fmt.Errorf("command %s: %w", cid, err)
+	}
+	return w, nil
+}
+
+// endWithdrawn ends a withdrawn command this worker cannot open (its key
+// was never deployed here) or decode: its transaction's outcome is the
+// rejection, unless it has one, and its client is told. A worker that can
+// open it decides it through its member instead (Handle), so that the
+// rejection and a decision of another copy cannot both stand; this one
+// can only be raced by a worker holding the key while an operator
+// redrives and purges the same command at once.
+func (p *Processor) endWithdrawn(ctx context.Context, m kafka.Message) (Done, error) {
+	cid, aspID, _ := wire.PeekIDs(m.Key, m.Value)
+	answer, err := p.Service.Reject(ctx, cid, aspID, true)
+	if err != nil {
+		return Done{}, err
+	}
+	r, err := resultOf(m, aspID, answer)
+	if err != nil {
+		return Done{}, err
+	}
+	if err := p.Publisher.Publish(ctx, r); err != nil {
+		return Done{}, fmt.Errorf("answer withdrawn command %s: %w", cid, err)
+	}
+	return Done{ASPID: aspID, Report: decision.Report{Result: pinreset.Result{CorrelationID: cid, ASPID: aspID, Code: answer.Code,
+		MemberID: answer.MemberID, CompletedAt: answer.CompletedAt}, How: "withdrawn"}}, nil
+}
+
+// resultOf is the result message that answers m's client with outcome o.
+func resultOf(m kafka.Message, aspID string, o pinreset.Outcome) (kafkabus.Message, error) {
+	r := pinreset.Result{CorrelationID: string(m.Key), ASPID: aspID, RequestID: header(m, wire.HeaderRequestID), Code: o.Code,
+		Message: o.Code.Message(), MemberID: o.MemberID, CompletedAt: o.CompletedAt.UTC()}
+	v, err := wire.EncodeResult(r)
+	if err != nil {
+		return kafkabus.Message{}, err
+	}
+	return kafkabus.Message{Topic: kafkabus.TopicResults, Key: m.Key, Value: v}, nil
 }
 
 // PoisonError is a message that can never be processed: retrying cannot
@@ -156,13 +223,11 @@ func (p *Processor) deadLetter(ctx context.Context, m kafka.Message, reason erro
 	)
 	msgs := []kafkabus.Message{{Topic: kafkabus.TopicCommandsDLQ, Key: m.Key, Value: m.Value, Headers: headers}}
 	if len(m.Key) > 0 && len(m.Key) <= 64 {
-		r := pinreset.Result{CorrelationID: string(m.Key), ASPID: aspID, RequestID: header(m, wire.HeaderRequestID), Code: answer.Code,
-			Message: answer.Code.Message(), MemberID: answer.MemberID, CompletedAt: answer.CompletedAt.UTC()}
-		v, err := wire.EncodeResult(r)
+		r, err := resultOf(m, aspID, answer)
 		if err != nil {
 			return Done{}, err
 		}
-		msgs = append(msgs, kafkabus.Message{Topic: kafkabus.TopicResults, Key: m.Key, Value: v})
+		msgs = append(msgs, r)
 	}
 	if err := p.Publisher.Publish(ctx, msgs...); err != nil {
 		return Done{}, fmt.Errorf("dead-letter %s/%d/%d: %w", m.Topic, m.Partition, m.Offset, err)

@@ -70,15 +70,16 @@ func (b *bus) resultsOf(cid string) []pinreset.Code {
 // harness is a processor on fakes (or on the store a test passes), with
 // the ring, hasher and fingerprints commands need.
 type harness struct {
-	t      *testing.T
-	store  storetest.Store
-	mem    *decisiontest.Trail
-	bus    *bus
-	plain  *pinhash.Hasher
-	ring   *seal.Keyring
-	proc   *worker.Processor
-	parked map[string]bool
-	seq    int
+	t         *testing.T
+	store     storetest.Store
+	mem       *decisiontest.Trail
+	bus       *bus
+	plain     *pinhash.Hasher
+	ring      *seal.Keyring
+	proc      *worker.Processor
+	parked    map[string]bool
+	withdrawn map[string]bool
+	seq       int
 	// consume is proc's handler as the worker's consumers run it, but for
 	// tracing and logging.
 	consume kafkabus.Handler
@@ -93,6 +94,10 @@ func (h *harness) MarkParked(_ context.Context, aspID, cid, _ string, _ time.Tim
 	return nil
 }
 
+func (h *harness) IsWithdrawn(_ context.Context, aspID, cid string) (bool, error) {
+	return h.withdrawn[aspID+":"+cid], nil
+}
+
 // newHarness builds a processor on store (nil: the fake).
 func newHarness(t *testing.T, store storetest.Store) *harness {
 	t.Helper()
@@ -100,7 +105,8 @@ func newHarness(t *testing.T, store storetest.Store) *harness {
 	if store == nil {
 		store = memstore.New()
 	}
-	h := &harness{t: t, store: store, mem: decisiontest.NewTrail(), bus: &bus{}, plain: plain, ring: ring, parked: map[string]bool{}}
+	h := &harness{t: t, store: store, mem: decisiontest.NewTrail(), bus: &bus{}, plain: plain, ring: ring, parked: map[string]bool{},
+		withdrawn: map[string]bool{}}
 	svc := &decision.Service{Store: store, Trail: h.mem, Fingerprinter: fingerprints, Publisher: worker.KafkaPublisher{Publisher: h.bus},
 		Hasher: plain, Rules: pinreset.DefaultRules(), Parked: h, WorkerID: "w-test"}
 	h.proc = &worker.Processor{Service: svc, Sealer: ring, Publisher: h.bus, Parked: h, Metrics: metrics.NewWorker(prometheus.NewRegistry()),

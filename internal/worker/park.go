@@ -17,9 +17,11 @@ import (
 )
 
 // ParkedRecorder marks the commands parked on the retry topic, so that a
-// status query answers them as pending rather than unknown.
+// status query answers them as pending rather than unknown, and tells
+// which of them an operator withdrew (pwctl parked purge).
 type ParkedRecorder interface {
 	MarkParked(ctx context.Context, aspID, correlationID, reason string, at time.Time) error
+	IsWithdrawn(ctx context.Context, aspID, correlationID string) (bool, error)
 }
 
 // Headers of a parked command on password.commands.retry.
