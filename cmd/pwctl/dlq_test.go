@@ -591,6 +591,13 @@ func TestPurgeWithdrawsAParkedCommand(t *testing.T) {
 		t.Errorf("parked list -all: %v\n%s\nwant the one purged copy and no later one", err, out)
 	}
 	f.auditVerifies()
+	var trace, errb bytes.Buffer
+	if err := traceCmdEnv(ctx, []string{"-asp", testASP, "-correlation-id", cid, "-brokers", strings.Join(f.in.Brokers(), ","),
+		"-mongo-uri", f.in.MongoURI()}, f.getenv, &trace, &errb); err != nil || !strings.Contains(trace.String(), "purge") ||
+		!strings.Contains(trace.String(), "withdrawn by an operator (parked, purged): 000_422") {
+		t.Errorf("pwctl trace: %v %s\n%s\nwant the purge and the rejection", err, errb.String(), trace.String())
+	}
+	t.Logf("pwctl trace (purged):\n%s", trace.String())
 }
 
 func waitFor(t *testing.T, d time.Duration, what string, ok func() bool) {

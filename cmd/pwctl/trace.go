@@ -23,6 +23,7 @@ import (
 	"io"
 	"os"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -755,6 +756,8 @@ func (t *tracer) conclude(rep *traceReport) {
 		rep.Status = fmt.Sprintf("no such transaction: nothing of ASP %s names correlation id %s", rep.ASPID, rep.CorrelationID)
 	case o != nil && o.Code == string(pinreset.CodeExpired):
 		rep.Status = "expired: " + o.Code + " " + o.Message + " Nothing was changed."
+	case o != nil && o.Code == string(pinreset.CodeRejected) && len(rep.DLQ) == 0 && slices.ContainsFunc(rep.Parked, func(e entry) bool { return e.State == statePurged }):
+		rep.Status = "withdrawn by an operator (parked, purged): " + o.Code + " " + o.Message + " Nothing was changed."
 	case o != nil && o.Code == string(pinreset.CodeRejected):
 		rep.Status = "dead-lettered: " + o.Code + " " + o.Message
 	case o != nil && o.Code == string(pinreset.CodeSuccess):
