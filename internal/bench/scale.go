@@ -30,13 +30,13 @@ type ScaleConfig struct {
 	// BinDir holds the sandbox, ingress and worker binaries; SandboxDir
 	// the sandbox's asps.json and sandbox.env (as Config's).
 	BinDir, SandboxDir string
-	// SmallMembers are the members of the small run, all in the load's
-	// ASP (-small-members, 1,000).
+	// SmallMembers are the members of the small setup, a database of
+	// their own, all in the sandbox's ASP (-small-members, 1,000).
 	SmallMembers int
-	// LargeMembers are the members in the database for the large run
-	// (-large-members, 1,000,000), in ASPs of ASPMembers each
-	// (-asp-members, 1,000): the small run's, and the rest seeded in bulk;
-	// the large run loads one of the new ASPs, fresh members.
+	// LargeMembers are the members seeded in bulk into the large setup's
+	// database (-large-members, 1,000,000), in ASPs of ASPMembers each
+	// (-asp-members, 1,000), each ASP's loginIds its own; the large runs
+	// load the first ASP, the sweep's run the second.
 	LargeMembers, ASPMembers int
 	// Decisions are the retained decisions (outcome records) seeded in
 	// bulk for the large run, their completion times spread over the
@@ -44,9 +44,14 @@ type ScaleConfig struct {
 	Decisions int
 	// Retention is the worker's PINRESET_OUTCOME_RETENTION (168h).
 	Retention time.Duration
-	// Duration is the length of each load run (-duration, 30 s); the
-	// sweep's run lasts until the sweep is over and SweepTail after it.
+	// Duration is the load on each of the small and the large setup
+	// (-duration, 30 s), in Segments runs of each, alternately (small,
+	// large, small, ...; -segments, 3): the machine is shared, and what
+	// other work takes drifts over minutes, so each setup gets the same
+	// mix of its moments. The sweep's run lasts SweepWarmup, the sweep,
+	// and SweepTail after it.
 	Duration, SweepWarmup, SweepTail time.Duration
+	Segments                         int
 	// Concurrency is the closed-loop clients of each run (-concurrency,
 	// 16 × cores, as make bench's cheap run).
 	Concurrency int
@@ -84,7 +89,7 @@ type ScaleConfig struct {
 func DefaultScaleConfig() ScaleConfig {
 	return ScaleConfig{BinDir: "bin", SandboxDir: "deployments/sandbox",
 		SmallMembers: 1000, LargeMembers: 1_000_000, ASPMembers: 1000, Decisions: 1_000_000,
-		Retention: 168 * time.Hour, Duration: 30 * time.Second, SweepWarmup: 10 * time.Second, SweepTail: 5 * time.Second,
+		Retention: 168 * time.Hour, Duration: 30 * time.Second, Segments: 3, SweepWarmup: 10 * time.Second, SweepTail: 5 * time.Second,
 		Concurrency: 16 * runtime.NumCPU(), SeedBatch: 5000, SeedWorkers: 2,
 		ProbeSizes: []int{1000, 4000, 16000}, ProbeSamples: 60, HashRounds: 21,
 		EngineOptions: "-c documentdb.useFileBasedPersistedCursors=on"}
@@ -107,8 +112,8 @@ type ScaleSummary struct {
 	// change.
 	EngineDefault *EngineDefaultRun `json:"engine_default_small,omitempty"`
 
-	MembersSmall      int64 `json:"members_small"` // members in the database during the small run
-	MembersLarge      int64 `json:"members_large"` // and during the large run
+	MembersSmall      int64 `json:"members_small"` // members in the small setup's database
+	MembersLarge      int64 `json:"members_large"` // and in the large setup's
 	ASPMembersLarge   int   `json:"members_per_asp_large"`
 	DecisionsRetained int64 `json:"decisions_retained"` // outcome records at the start of the large run
 
@@ -116,6 +121,13 @@ type ScaleSummary struct {
 	SeedSeconds          float64 `json:"seed_seconds"`
 	SeedMembersSeconds   float64 `json:"seed_members_seconds"`
 	SeedDecisionsSeconds float64 `json:"seed_decisions_seconds"`
+
+	// The small and large setups' runs, alternately, each setup's
+	// answers merged (loadgen.Merge); the throughput of each of its runs
+	// too, in order, to show the machine's drift.
+	Segments         int       `json:"segments"`
+	RPSSmallSegments []float64 `json:"rps_small_segments"`
+	RPSLargeSegments []float64 `json:"rps_large_segments"`
 
 	RPSSmall   float64 `json:"rps_small"`
 	RPSLarge   float64 `json:"rps_large"`
@@ -182,11 +194,11 @@ type ScaleSummary struct {
 	BytesPerDecision      float64 `json:"bytes_per_decision"`
 	BytesPerAuditRecord   float64 `json:"bytes_per_audit_record"`
 	MemberDocBytesSeeded  float64 `json:"member_doc_bytes_seeded"`  // a seeded member's document (BSON)
-	MemberDocBytesDecided float64 `json:"member_doc_bytes_decided"` // a member's after the small run's decisions (mean)
+	MemberDocBytesDecided float64 `json:"member_doc_bytes_decided"` // a member's after the large runs' decisions (mean)
 	DatabaseBytes         int64   `json:"database_bytes"`           // dbStats totalSize after the large run
 
-	// Peak memory of each process in each run: ingress and worker are
-	// started afresh for each (VmHWM, MiB); infra's is since its start;
+	// Peak memory of each process in each setup's runs: ingress and worker
+	// are started afresh for each run (VmHWM, MiB); infra's is since its start;
 	// postgres is the peak sum of the PostgreSQL processes' proportional
 	// set sizes (shared buffers counted once), sampled every 0.5 s.
 	PeakMBSmall map[string]float64 `json:"peak_mb_small"`
@@ -275,7 +287,8 @@ func (s ScaleSummary) WriteJSON(w io.Writer) error {
 // The ASPs and members of the runs.
 const (
 	scaleASPPrefix   = "KMSCALE"                   // + 8 digits: the large population's ASPs
-	scalePattern     = "scale%07d@sandbox.example" // each ASP's members
+	scalePattern     = "scale%07d@sandbox.example" // the small setup's members
+	smallDB          = "pinreset_small"            // the small setup's database
 	scaleLoadASP     = scaleASPPrefix + "00000000" // the large runs' ASP, in the bench's registry
 	scaleProbeDB     = "pinreset_aspprobe"
 	scaleProbeASP    = "KMSCALEPROBE001"
@@ -297,8 +310,8 @@ func RunScale(ctx context.Context, cfg ScaleConfig) (ScaleSummary, error) {
 	if cfg.ASPMembers < 1 || cfg.SmallMembers < 1 || cfg.SeedBatch < 1 || cfg.SeedWorkers < 1 {
 		return ScaleSummary{}, fmt.Errorf("bench-scale: members, ASP size, batch and workers must be positive")
 	}
-	if cfg.LargeMembers-cfg.SmallMembers < 2*cfg.ASPMembers {
-		return ScaleSummary{}, fmt.Errorf("bench-scale: the large population (%d members less the small run's %d) must fill two ASPs of %d: the large and the sweep runs'", cfg.LargeMembers, cfg.SmallMembers, cfg.ASPMembers)
+	if cfg.LargeMembers < 3*cfg.ASPMembers {
+		return ScaleSummary{}, fmt.Errorf("bench-scale: the large population (%d members) must fill three ASPs of %d: the large runs', the sweep run's, and one left as seeded", cfg.LargeMembers, cfg.ASPMembers)
 	}
 	b := &bench{binDir: cfg.BinDir, creds: cfg.Credentials, stderr: log, dataDir: filepath.Join(os.TempDir(), fmt.Sprintf("pinreset-bench-scale-%d", os.Getpid()))}
 	defer os.RemoveAll(b.dataDir)
@@ -391,43 +404,64 @@ func (r *scaleRun) run(ctx context.Context) (ScaleSummary, error) {
 		s.ProjectedUpdateMsOneASP = projectLinear(s.ASPProbe, cfg.LargeMembers)
 	}
 
-	// 3. The small run.
-	if _, err := loadgen.Seed(ctx, r.store, loadgen.SeedSpec{ASPID: r.creds.ASPID, Pattern: scalePattern, Count: cfg.SmallMembers, Batch: 1000, PINHash: r.pinHash, Now: time.Now()}, nil); err != nil {
-		return *s, err
-	}
-	if s.MembersSmall, err = r.count(ctx, mongostore.MembersCollection); err != nil {
-		return *s, err
-	}
-	small, err := r.measuredRun(ctx, "small", mongostore.DefaultDatabase, r.creds, cfg.SmallMembers)
+	// 3. The small setup: a database of SmallMembers.
+	small, err := mongostore.Open(mongostore.Config{URI: r.mongoURI(), Database: smallDB})
 	if err != nil {
 		return *s, err
 	}
-	s.RPSSmall, s.P50SmallMs, s.P99SmallMs = round2(small.rep.RPS), small.rep.P50ms, small.rep.P99ms
-	s.CPUMsPerRequestSmall, s.DBCommandsPerRequestSmall, s.DBCommandsSmall, s.PeakMBSmall = small.cpu, small.db, small.dbBy, small.peak
-	s.HashesPerRequest = small.hashes
-	if s.MemberDocBytesDecided, err = r.meanDocBytes(ctx, r.creds.ASPID); err != nil {
-		r.logf("mean member document size: %v", err)
+	defer small.Close(context.Background())
+	if err := small.EnsureIndexes(ctx); err != nil {
+		return *s, err
+	}
+	if _, err := loadgen.Seed(ctx, small, loadgen.SeedSpec{ASPID: r.creds.ASPID, Pattern: scalePattern, Count: cfg.SmallMembers, Batch: 1000, PINHash: r.pinHash, Now: time.Now()}, nil); err != nil {
+		return *s, err
+	}
+	if s.MembersSmall, err = count(ctx, small, mongostore.MembersCollection); err != nil {
+		return *s, err
 	}
 
-	// 4. The large population, in bulk, and the large run on fresh members.
+	// 4. The large setup, seeded in bulk.
 	if err := r.seedLarge(ctx); err != nil {
 		return *s, err
 	}
-	if s.MemberDocBytesSeeded, err = r.meanDocBytes(ctx, r.largeCreds.ASPID); err != nil {
+	if s.MemberDocBytesSeeded, err = meanDocBytes(ctx, r.store, scaleASP(2)); err != nil {
 		r.logf("mean member document size: %v", err)
 	}
-	if s.MembersLarge, err = r.count(ctx, mongostore.MembersCollection); err != nil {
+	if s.MembersLarge, err = count(ctx, r.store, mongostore.MembersCollection); err != nil {
 		return *s, err
 	}
-	if s.DecisionsRetained, err = r.count(ctx, mongostore.OutcomesCollection); err != nil {
+	if s.DecisionsRetained, err = count(ctx, r.store, mongostore.OutcomesCollection); err != nil {
 		return *s, err
 	}
-	large, err := r.measuredRun(ctx, "large", mongostore.DefaultDatabase, r.largeCreds, cfg.ASPMembers)
-	if err != nil {
-		return *s, err
+
+	// The two setups' runs, alternately.
+	segments := max(cfg.Segments, 1)
+	s.Segments = segments
+	d := cfg.Duration / time.Duration(segments)
+	var smallRuns, largeRuns []runResult
+	for i := range segments {
+		sr, err := r.measuredRun(ctx, fmt.Sprintf("small %d/%d", i+1, segments), smallDB, r.creds, scalePattern, cfg.SmallMembers, d)
+		if err != nil {
+			return *s, err
+		}
+		lr, err := r.measuredRun(ctx, fmt.Sprintf("large %d/%d", i+1, segments), mongostore.DefaultDatabase, r.largeCreds, aspPattern(0), cfg.ASPMembers, d)
+		if err != nil {
+			return *s, err
+		}
+		smallRuns, largeRuns = append(smallRuns, sr), append(largeRuns, lr)
+		s.RPSSmallSegments, s.RPSLargeSegments = append(s.RPSSmallSegments, round2(sr.rep.RPS)), append(s.RPSLargeSegments, round2(lr.rep.RPS))
 	}
-	s.RPSLarge, s.P50LargeMs, s.P99LargeMs = round2(large.rep.RPS), large.rep.P50ms, large.rep.P99ms
-	s.CPUMsPerRequestLarge, s.DBCommandsPerRequestLarge, s.DBCommandsLarge, s.PeakMBLarge = large.cpu, large.db, large.dbBy, large.peak
+	sm, lg := mergeRuns(smallRuns), mergeRuns(largeRuns)
+	s.RPSSmall, s.P50SmallMs, s.P99SmallMs = round2(sm.rep.RPS), sm.rep.P50ms, sm.rep.P99ms
+	s.CPUMsPerRequestSmall, s.DBCommandsPerRequestSmall, s.DBCommandsSmall, s.PeakMBSmall = sm.cpuPerRequest(), sm.dbPerRequest(), sm.dbByPerRequest(), sm.peak
+	s.RPSLarge, s.P50LargeMs, s.P99LargeMs = round2(lg.rep.RPS), lg.rep.P50ms, lg.rep.P99ms
+	s.CPUMsPerRequestLarge, s.DBCommandsPerRequestLarge, s.DBCommandsLarge, s.PeakMBLarge = lg.cpuPerRequest(), lg.dbPerRequest(), lg.dbByPerRequest(), lg.peak
+	if lg.outcomes > 0 {
+		s.HashesPerRequest = round2(lg.hashes / lg.outcomes)
+	}
+	if s.MemberDocBytesDecided, err = meanDocBytes(ctx, r.store, scaleASP(0)); err != nil {
+		r.logf("mean member document size: %v", err)
+	}
 
 	// Sizes: collStats, with the large run's decisions and audit records.
 	if err := r.sizes(ctx); err != nil {
@@ -460,14 +494,68 @@ func cheapEnv() map[string]string {
 	return map[string]string{"PINRESET_ARGON2_MEMORY_KIB": cheapMemoryKiB, "PINRESET_ARGON2_TIME": cheapTime}
 }
 
-// runResult is what measuredRun measured.
+// runResult is what measuredRun measured, in sums that add up over runs
+// (mergeRuns).
 type runResult struct {
-	rep    loadgen.Report
-	cpu    map[string]float64
-	db     float64
-	dbBy   map[string]float64
-	hashes float64
-	peak   map[string]float64
+	rep              loadgen.Report
+	cpuMs            map[string]float64 // CPU milliseconds by process
+	db               map[string]float64 // database commands by name
+	hashes, outcomes float64            // the worker's counts
+	peak             map[string]float64
+}
+
+// mergeRuns adds up runs of one setup.
+func mergeRuns(runs []runResult) runResult {
+	m := runResult{cpuMs: map[string]float64{}, db: map[string]float64{}, peak: map[string]float64{}}
+	reps := make([]loadgen.Report, len(runs))
+	for i, r := range runs {
+		reps[i] = r.rep
+		for k, v := range r.cpuMs {
+			m.cpuMs[k] += v
+		}
+		for k, v := range r.db {
+			m.db[k] += v
+		}
+		for k, v := range r.peak {
+			m.peak[k] = max(m.peak[k], v)
+		}
+		m.hashes, m.outcomes = m.hashes+r.hashes, m.outcomes+r.outcomes
+	}
+	m.rep = loadgen.Merge(reps...)
+	return m
+}
+
+func (r runResult) cpuPerRequest() map[string]float64 {
+	if r.rep.Answered == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range r.cpuMs {
+		out[k] = round2(v / float64(r.rep.Answered))
+	}
+	return out
+}
+
+func (r runResult) dbPerRequest() float64 {
+	total := 0.0
+	for _, v := range r.db {
+		total += v
+	}
+	if r.rep.Answered == 0 {
+		return 0
+	}
+	return round2(total / float64(r.rep.Answered))
+}
+
+func (r runResult) dbByPerRequest() map[string]float64 {
+	if r.rep.Answered == 0 {
+		return nil
+	}
+	out := map[string]float64{}
+	for k, v := range r.db {
+		out[k] = round2(v / float64(r.rep.Answered))
+	}
+	return out
 }
 
 // startServices starts a fresh ingress (with the bench's registry) and
@@ -488,17 +576,19 @@ func (r *scaleRun) startServices(ctx context.Context, db string) (ing, wk *exec.
 }
 
 // loadOptions are the closed-loop load of every run, on count members of
-// the pattern.
-func (r *scaleRun) loadOptions(count int, d time.Duration) loadgen.Options {
+// pattern whose PINs it does not know (each member's first request is a
+// reset: the runs of a setup share its members).
+func (r *scaleRun) loadOptions(pattern string, count int, d time.Duration) loadgen.Options {
 	o := loadgen.DefaultOptions()
-	o.URL, o.Members, o.MemberCount = "http://"+r.httpAddr+"/api/v1/user/password/reset", scalePattern, count
+	o.URL, o.Members, o.MemberCount, o.InitialPIN = "http://"+r.httpAddr+"/api/v1/user/password/reset", pattern, count, ""
 	o.Concurrency, o.Duration = max(r.cfg.Concurrency, 1), d
 	return o
 }
 
-// measuredRun starts a fresh ingress and worker, runs the load of
-// Duration on count members of creds' ASP, measures it, and stops them.
-func (r *scaleRun) measuredRun(ctx context.Context, name, db string, creds kmheader.Credentials, count int) (runResult, error) {
+// measuredRun starts a fresh ingress and a fresh worker on database db,
+// runs the load for d on count members of pattern in creds' ASP, measures
+// it, and stops them.
+func (r *scaleRun) measuredRun(ctx context.Context, name, db string, creds kmheader.Credentials, pattern string, count int, d time.Duration) (runResult, error) {
 	var res runResult
 	ing, wk, err := r.startServices(ctx, db)
 	if err != nil {
@@ -512,24 +602,28 @@ func (r *scaleRun) measuredRun(ctx context.Context, name, db string, creds kmhea
 	}
 	before := scrape(r.wkAdmin)
 	cpu := r.cpuMeter(map[string]*exec.Cmd{"infra": r.infra, "ingress": ing, "worker": wk})
-	res.rep, err = r.loadAs(ctx, creds, r.loadOptions(count, r.cfg.Duration))
+	res.rep, err = r.loadAs(ctx, creds, r.loadOptions(pattern, count, d))
 	if err != nil {
 		return res, err
 	}
-	res.cpu = cpu.perRequest(res.rep.Answered)
+	res.cpuMs = cpu.per(0.001)
 	after := scrape(r.wkAdmin)
 	dbAfter, err := r.dbCommands(ctx)
 	if err != nil {
 		return res, err
 	}
-	res.db, res.dbBy = perRequest(dbBefore, dbAfter, res.rep.Answered)
-	if n := after["pinreset_outcomes_total"] - before["pinreset_outcomes_total"]; n > 0 {
-		res.hashes = round2((after["pinreset_hash_duration_seconds_count"] - before["pinreset_hash_duration_seconds_count"]) / n)
+	res.db = map[string]float64{}
+	for k, v := range dbAfter {
+		if n := v - dbBefore[k]; n > 0 {
+			res.db[k] = n
+		}
 	}
+	res.outcomes = after["pinreset_outcomes_total"] - before["pinreset_outcomes_total"]
+	res.hashes = after["pinreset_hash_duration_seconds_count"] - before["pinreset_hash_duration_seconds_count"]
 	res.peak = map[string]float64{"ingress": peakRSSMB(ing), "worker": peakRSSMB(wk), "infra": peakRSSMB(r.infra), "postgres_pss": pg.stop()}
 	r.s.Errors += res.rep.Errors + res.rep.Unexpected
-	r.logf("%s run: %.1f rps, p50 %.1f ms, p99 %.1f ms, %.2f database commands per request, %d errors %d unexpected; peak MiB %v",
-		name, res.rep.RPS, res.rep.P50ms, res.rep.P99ms, res.db, res.rep.Errors, res.rep.Unexpected, res.peak)
+	r.logf("%s run: %.1f rps, p50 %.1f ms, p99 %.1f ms, %.2f database commands per request, %d errors %d unexpected; load average %s",
+		name, res.rep.RPS, res.rep.P50ms, res.rep.P99ms, res.dbPerRequest(), res.rep.Errors, res.rep.Unexpected, loadAverage())
 	return res, nil
 }
 
@@ -565,7 +659,7 @@ func (r *scaleRun) sweepRun(ctx context.Context) error {
 	done := make(chan loadDone, 1)
 	// Fresh members again: another ASP of the large population.
 	go func() {
-		rep, err := r.loadAs(loadCtx, r.sweepCreds, r.loadOptions(r.cfg.ASPMembers, 24*time.Hour))
+		rep, err := r.loadAs(loadCtx, r.sweepCreds, r.loadOptions(aspPattern(1), r.cfg.ASPMembers, 24*time.Hour))
 		done <- loadDone{rep, err}
 	}()
 	answered := func() float64 { return scrape(r.ingAdmin)["pinreset_http_requests_total"] }
@@ -736,9 +830,9 @@ func (r *scaleRun) engineDefaultRun(ctx context.Context) (*EngineDefaultRun, err
 	if _, err := loadgen.Seed(ctx, store, loadgen.SeedSpec{ASPID: r.creds.ASPID, Pattern: scalePattern, Count: r.cfg.SmallMembers, Batch: 1000, PINHash: r.pinHash, Now: time.Now()}, nil); err != nil {
 		return nil, err
 	}
-	res, err := r.measuredRun(ctx, "small (engine as configured)", engineDefaultDB, r.creds, r.cfg.SmallMembers)
+	res, err := r.measuredRun(ctx, "small (engine as configured)", engineDefaultDB, r.creds, scalePattern, r.cfg.SmallMembers, r.cfg.Duration/time.Duration(max(r.cfg.Segments, 1)))
 	if err != nil {
 		return nil, err
 	}
-	return &EngineDefaultRun{RPS: round2(res.rep.RPS), P50Ms: res.rep.P50ms, P99Ms: res.rep.P99ms, CPUMsPerRequest: res.cpu, DBCommandsPerRequest: res.db}, nil
+	return &EngineDefaultRun{RPS: round2(res.rep.RPS), P50Ms: res.rep.P50ms, P99Ms: res.rep.P99ms, CPUMsPerRequest: res.cpuPerRequest(), DBCommandsPerRequest: res.dbPerRequest()}, nil
 }

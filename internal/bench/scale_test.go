@@ -39,6 +39,7 @@ func TestScaleSummaryKeys(t *testing.T) {
 // binaries as processes on the embedded infrastructure, 200 members then
 // 600 with 200 retained decisions seeded in bulk, the sweep under load, in
 // seconds. It checks that every part measured something, not how fast.
+// (A test of the path, so 200 members and not 1,000.)
 func TestRunScaleTiny(t *testing.T) {
 	if testing.Short() {
 		t.Skip("starts the embedded infrastructure and the services (not with -short)")
@@ -59,7 +60,7 @@ func TestRunScaleTiny(t *testing.T) {
 	cfg := bench.DefaultScaleConfig()
 	cfg.BinDir, cfg.SandboxDir = binDir, "../../deployments/sandbox"
 	cfg.SmallMembers, cfg.LargeMembers, cfg.ASPMembers, cfg.Decisions = 200, 600, 100, 200
-	cfg.Duration, cfg.SweepWarmup, cfg.SweepTail, cfg.Concurrency = 2*time.Second, 2*time.Second, time.Second, 8
+	cfg.Duration, cfg.Segments, cfg.SweepWarmup, cfg.SweepTail, cfg.Concurrency = 2*time.Second, 2, 2*time.Second, time.Second, 8
 	cfg.SeedBatch, cfg.ProbeSizes, cfg.ProbeSamples, cfg.HashRounds = 50, []int{100, 300}, 5, 1
 	cfg.Credentials = kmheader.Credentials{ASPID: a.ID, AccessKey: a.Credentials[0].AccessKey, SecretKey: []byte(a.Credentials[0].SecretKey), Scheme: a.Preferred()}
 	var log bytes.Buffer
@@ -74,8 +75,10 @@ func TestRunScaleTiny(t *testing.T) {
 	_ = s.WriteJSON(&out)
 	t.Logf("log:\n%s\nsummary:\n%s", log.String(), out.Bytes())
 	switch {
-	case s.MembersSmall < 200 || s.MembersLarge < 600:
-		t.Errorf("members %d and %d, want at least 200 and 600", s.MembersSmall, s.MembersLarge)
+	case s.MembersSmall != 200 || s.MembersLarge < 600:
+		t.Errorf("members %d and %d, want 200 and at least 600", s.MembersSmall, s.MembersLarge)
+	case len(s.RPSSmallSegments) != 2 || len(s.RPSLargeSegments) != 2:
+		t.Errorf("segments %v and %v, want two of each", s.RPSSmallSegments, s.RPSLargeSegments)
 	case s.DecisionsRetained < 200:
 		t.Errorf("%d decisions retained, want at least 200", s.DecisionsRetained)
 	case s.RPSSmall <= 0 || s.RPSLarge <= 0 || s.P99SmallMs <= 0 || s.P99LargeMs <= 0:

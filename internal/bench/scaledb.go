@@ -73,12 +73,12 @@ func perRequest(before, after map[string]float64, answered int) (float64, map[st
 	return round2(total / float64(answered)), by
 }
 
-// count is the exact number of documents in a collection of the store's
+// count is the exact number of documents in a collection of a store's
 // database.
-func (r *scaleRun) count(ctx context.Context, coll string) (int64, error) {
+func count(ctx context.Context, store *mongostore.Store, coll string) (int64, error) {
 	ctx, cancel := context.WithTimeout(ctx, mongostore.MaintenanceTimeout)
 	defer cancel()
-	n, err := r.store.Database().Collection(coll).CountDocuments(ctx, bson.D{})
+	n, err := store.Database().Collection(coll).CountDocuments(ctx, bson.D{})
 	if err != nil {
 		return 0, fmt.Errorf("count %s: %w", coll, err)
 	}
@@ -86,8 +86,8 @@ func (r *scaleRun) count(ctx context.Context, coll string) (int64, error) {
 }
 
 // meanDocBytes is the mean BSON size of the member documents of an ASP.
-func (r *scaleRun) meanDocBytes(ctx context.Context, aspID string) (float64, error) {
-	cur, err := r.store.Database().Collection(mongostore.MembersCollection).Aggregate(ctx, bson.A{
+func meanDocBytes(ctx context.Context, store *mongostore.Store, aspID string) (float64, error) {
+	cur, err := store.Database().Collection(mongostore.MembersCollection).Aggregate(ctx, bson.A{
 		bson.D{{Key: "$match", Value: bson.D{{Key: "aspId", Value: aspID}}}},
 		bson.D{{Key: "$group", Value: bson.D{{Key: "_id", Value: nil}, {Key: "bytes", Value: bson.D{{Key: "$avg", Value: bson.D{{Key: "$bsonSize", Value: "$$ROOT"}}}}}}}},
 	})
@@ -118,7 +118,7 @@ func (r *scaleRun) collSizes(ctx context.Context) (map[string]CollSize, error) {
 		if err := r.store.Database().RunCommand(ctx, bson.D{{Key: "collStats", Value: name}}).Decode(&st); err != nil {
 			return nil, fmt.Errorf("collStats %s: %w", name, err)
 		}
-		n, err := r.count(ctx, name)
+		n, err := count(ctx, r.store, name)
 		if err != nil {
 			return nil, err
 		}
@@ -232,8 +232,13 @@ func pssKB(pid int) float64 {
 }
 
 // scaleASP names the i-th ASP of the large population; the first two are
-// the large run's and the sweep run's, registered in the bench's registry.
+// the large runs' and the sweep run's, registered in the bench's registry.
 func scaleASP(i int) string { return fmt.Sprintf("%s%08d", scaleASPPrefix, i) }
+
+// aspPattern is the loginId pattern of the i-th ASP's members: loginIds of
+// its own, as a platform's ASPs mostly have (a loginId shared by every ASP
+// would make each member's unique-index check read the other ASPs' too).
+func aspPattern(i int) string { return fmt.Sprintf("m%%07d@a%08d.scale.example", i) }
 
 // writeScaleRegistry writes the sandbox's registry with the two ASPs of
 // the large population the load signs as (public, made up, and only in

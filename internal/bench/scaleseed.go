@@ -16,14 +16,14 @@ import (
 	"github.com/kmwallet/pinreset/internal/worker"
 )
 
-// seedLarge seeds the large run's data in bulk, without the API: members
-// up to LargeMembers in ASPs of ASPMembers (scaleASP(0), (1), ...), then
+// seedLarge seeds the large setup's data in bulk, without the API:
+// LargeMembers members in ASPs of ASPMembers (scaleASP(0), (1), ...), then
 // Decisions outcome records completed at even steps over the retention
 // (from Retention - 1 h ago to a minute ago, so the worker's own sweep at
 // its start deletes none). It reports each part's time.
 func (r *scaleRun) seedLarge(ctx context.Context) error {
 	cfg, s := r.cfg, &r.s
-	toSeed := cfg.LargeMembers - cfg.SmallMembers
+	toSeed := cfg.LargeMembers
 	asps := (toSeed + cfg.ASPMembers - 1) / cfg.ASPMembers
 	sizeOf := func(i int) int { return min(cfg.ASPMembers, toSeed-i*cfg.ASPMembers) }
 
@@ -31,7 +31,7 @@ func (r *scaleRun) seedLarge(ctx context.Context) error {
 	bar := newProgress(r.stderr, "seeding members", toSeed)
 	jobs := make(chan int)
 	err := r.parallel(ctx, jobs, func(i int) error {
-		_, err := loadgen.Seed(ctx, r.store, loadgen.SeedSpec{ASPID: scaleASP(i), Pattern: scalePattern, Count: sizeOf(i),
+		_, err := loadgen.Seed(ctx, r.store, loadgen.SeedSpec{ASPID: scaleASP(i), Pattern: aspPattern(i), Count: sizeOf(i),
 			Batch: min(cfg.ASPMembers, 5000), PINHash: r.pinHash, Now: time.Now()}, nil)
 		bar.add(sizeOf(i))
 		return err
@@ -96,7 +96,7 @@ func seededOutcome(i int, cfg ScaleConfig, asps int, sizeOf func(int) int, at ti
 	}
 	o := pinreset.Outcome{ASPID: aspID, CorrelationID: fmt.Sprintf("%s-%07x", at.UTC().Format("060102150405"), i&0xfffffff),
 		Kind: pinreset.KindReset, Fingerprint: f, Code: pinreset.CodeSuccess,
-		MemberID: loadgen.MemberID(aspID, fmt.Sprintf(scalePattern, (i/asps)%sizeOf(a))), AcceptedAt: at.Add(-20 * time.Millisecond), CompletedAt: at, WorkerID: "bench-scale-seed"}
+		MemberID: loadgen.MemberID(aspID, fmt.Sprintf(aspPattern(a), (i/asps)%sizeOf(a))), AcceptedAt: at.Add(-20 * time.Millisecond), CompletedAt: at, WorkerID: "bench-scale-seed"}
 	switch i % 20 {
 	case 1, 3, 5, 7, 9, 11, 13, 15, 17:
 		o.Kind = pinreset.KindChange
