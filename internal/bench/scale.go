@@ -77,7 +77,7 @@ type ScaleConfig struct {
 	// HashRounds are the hashes timed per implementation for
 	// hash_cpu_ms_xcrypto and hash_cpu_ms_pooled (21).
 	HashRounds int
-	// Credentials sign the small run's requests: the first ASP of
+	// Credentials sign the small setup's requests: the first ASP of
 	// SandboxDir's asps.json.
 	Credentials kmheader.Credentials
 	// Log gets a line per step ("bench-scale: ...") and the progress bars.
@@ -115,9 +115,9 @@ type ScaleSummary struct {
 	MembersSmall      int64 `json:"members_small"` // members in the small setup's database
 	MembersLarge      int64 `json:"members_large"` // and in the large setup's
 	ASPMembersLarge   int   `json:"members_per_asp_large"`
-	DecisionsRetained int64 `json:"decisions_retained"` // outcome records at the start of the large run
+	DecisionsRetained int64 `json:"decisions_retained"` // outcome records before the large runs
 
-	// The bulk seeding of the large run's data, without the API.
+	// The bulk seeding of the large setup's data, without the API.
 	SeedSeconds          float64 `json:"seed_seconds"`
 	SeedMembersSeconds   float64 `json:"seed_members_seconds"`
 	SeedDecisionsSeconds float64 `json:"seed_decisions_seconds"`
@@ -138,7 +138,7 @@ type ScaleSummary struct {
 
 	// The retention sweep (mongostore's DeleteOutcomesBefore, as the
 	// worker runs it) of the decisions older than half the retention,
-	// run while the large run's load goes on: answers per second while it
+	// run while the large runs' load goes on: answers per second while it
 	// ran, and in the same run before it started (the ingress's count).
 	RPSDuringSweep float64 `json:"rps_during_sweep"`
 	RPSBeforeSweep float64 `json:"rps_before_sweep"`
@@ -182,7 +182,7 @@ type ScaleSummary struct {
 	CheapHashMs      float64 `json:"cheap_hash_ms"` // the runs' argon2id, m=64 KiB, t=1
 
 	// Sizes, from collStats (DocumentDB's PostgreSQL relations: heap,
-	// TOAST and indexes), after the large run.
+	// TOAST and indexes), after the large runs.
 	Collections map[string]CollSize `json:"collections"`
 	// The same after the sweep: PostgreSQL keeps the space of deleted
 	// rows for reuse (autovacuum) rather than giving it back.
@@ -195,7 +195,7 @@ type ScaleSummary struct {
 	BytesPerAuditRecord   float64 `json:"bytes_per_audit_record"`
 	MemberDocBytesSeeded  float64 `json:"member_doc_bytes_seeded"`  // a seeded member's document (BSON)
 	MemberDocBytesDecided float64 `json:"member_doc_bytes_decided"` // a member's after the large runs' decisions (mean)
-	DatabaseBytes         int64   `json:"database_bytes"`           // dbStats totalSize after the large run
+	DatabaseBytes         int64   `json:"database_bytes"`           // dbStats totalSize after the large runs
 
 	// Peak memory of each process in each setup's runs: ingress and worker
 	// are started afresh for each run (VmHWM, MiB); infra's is since its start;
@@ -289,7 +289,6 @@ const (
 	scaleASPPrefix   = "KMSCALE"                   // + 8 digits: the large population's ASPs
 	scalePattern     = "scale%07d@sandbox.example" // the small setup's members
 	smallDB          = "pinreset_small"            // the small setup's database
-	scaleLoadASP     = scaleASPPrefix + "00000000" // the large runs' ASP, in the bench's registry
 	scaleProbeDB     = "pinreset_aspprobe"
 	scaleProbeASP    = "KMSCALEPROBE001"
 	scaleControlASP  = "KMSCALEPROBE000"
@@ -463,7 +462,7 @@ func (r *scaleRun) run(ctx context.Context) (ScaleSummary, error) {
 		r.logf("mean member document size: %v", err)
 	}
 
-	// Sizes: collStats, with the large run's decisions and audit records.
+	// Sizes: collStats, with the large runs' decisions and audit records.
 	if err := r.sizes(ctx); err != nil {
 		return *s, err
 	}
@@ -636,7 +635,7 @@ func (r *scaleRun) loadAs(ctx context.Context, creds kmheader.Credentials, o loa
 	return rep, nil
 }
 
-// sweepRun runs the large run's load again on fresh ingress and worker,
+// sweepRun runs the large runs' load again on fresh ingress and worker,
 // and after SweepWarmup the retention sweep of the decisions older than
 // half the retention (what the worker's sweep deletes 3.5 days after the
 // seeding), and keeps the load on until SweepTail after the sweep ended.
@@ -720,8 +719,8 @@ func (r *scaleRun) targets() map[string]Target {
 		"rps_during_sweep_over_rps_large": {s.RatioRPSSweepLarge, ">= 0.8", s.RatioRPSSweepLarge >= 0.8},
 		"hash_cpu_pooled_over_xcrypto":    {s.HashPooledOverXCryp, "<= 0.9", s.HashPooledOverXCryp > 0 && s.HashPooledOverXCryp <= 0.9},
 	}
-	// Memory independent of the members: the large run's peaks against
-	// the small run's, each process started afresh for its run. 10% or
+	// Memory independent of the members: the large setup's peaks against
+	// the small setup's, each process started afresh for each run. 10% or
 	// 8 MiB, whichever is more, for the noise of a collector that runs by
 	// memory limit.
 	for _, p := range []string{"ingress", "worker"} {
