@@ -64,16 +64,6 @@ type ScaleConfig struct {
 	// at each size.
 	ProbeSizes   []int
 	ProbeSamples int
-	// EngineOptions are PostgreSQL settings the sandbox's database runs
-	// the measured runs with, given as PGOPTIONS to the sandbox (FerretDB's
-	// connections take them); "" runs them on the engine as make run and
-	// the tests do (-pg-options). The default, DocumentDB's file-based
-	// persisted cursors, keeps FerretDB 2.5 from opening a PostgreSQL
-	// connection for every aggregation with a $lookup (every member read):
-	// the engine's cost that, like the hash, would hide the pipeline's.
-	// With it set, a run on the engine as configured comes first, for
-	// comparison.
-	EngineOptions string
 	// HashRounds are the hashes timed per implementation for
 	// hash_cpu_ms_xcrypto and hash_cpu_ms_pooled (21).
 	HashRounds int
@@ -91,8 +81,7 @@ func DefaultScaleConfig() ScaleConfig {
 		SmallMembers: 1000, LargeMembers: 1_000_000, ASPMembers: 1000, Decisions: 1_000_000,
 		Retention: 168 * time.Hour, Duration: 30 * time.Second, Segments: 3, SweepWarmup: 10 * time.Second, SweepTail: 5 * time.Second,
 		Concurrency: 16 * runtime.NumCPU(), SeedBatch: 5000, SeedWorkers: 2,
-		ProbeSizes: []int{1000, 4000, 16000}, ProbeSamples: 60, HashRounds: 21,
-		EngineOptions: "-c documentdb.useFileBasedPersistedCursors=on"}
+		ProbeSizes: []int{1000, 4000, 16000}, ProbeSamples: 60, HashRounds: 21}
 }
 
 // ScaleSummary is the one JSON object make bench-scale prints: rates in
@@ -104,13 +93,6 @@ type ScaleSummary struct {
 	// the machine is shared, and other work shows here.
 	LoadAverageStart string `json:"load_average_start"`
 	LoadAverageEnd   string `json:"load_average_end"`
-
-	// The PostgreSQL settings the measured runs had (ScaleConfig.EngineOptions).
-	EngineOptions string `json:"engine_options"`
-	// The small run on the engine as make run and the tests configure it,
-	// in a database of its own, when EngineOptions are set: what they
-	// change.
-	EngineDefault *EngineDefaultRun `json:"engine_default_small,omitempty"`
 
 	MembersSmall      int64 `json:"members_small"` // members in the small setup's database
 	MembersLarge      int64 `json:"members_large"` // and in the large setup's
@@ -223,15 +205,6 @@ type ScaleSummary struct {
 	// database commands per second, and storage for the 7-day retention
 	// of decisions and their audit records.
 	Sizing Sizing `json:"sizing_1000_per_s"`
-}
-
-// EngineDefaultRun is the small run on the engine as configured.
-type EngineDefaultRun struct {
-	RPS                  float64            `json:"rps"`
-	P50Ms                float64            `json:"p50_ms"`
-	P99Ms                float64            `json:"p99_ms"`
-	CPUMsPerRequest      map[string]float64 `json:"cpu_ms_per_request"`
-	DBCommandsPerRequest float64            `json:"db_commands_per_request"`
 }
 
 // CollSize is one collection's collStats.
@@ -355,7 +328,7 @@ func (r *scaleRun) run(ctx context.Context) (ScaleSummary, error) {
 	r.kafka, r.mongo = freePort(), freePort()
 	r.httpAddr, r.ingAdmin, r.wkAdmin = freePort(), freePort(), freePort()
 	var err error
-	if err := r.startInfra(ctx, ""); err != nil {
+	if err := r.startInfra(ctx); err != nil {
 		return *s, err
 	}
 	defer func() { r.store.Close(context.Background()) }()
@@ -382,18 +355,6 @@ func (r *scaleRun) run(ctx context.Context) (ScaleSummary, error) {
 		return *s, err
 	}
 	r.logf("one argon2id hash at the default parameters: %.1f ms of CPU with x/crypto, %.1f ms pooled (%.3f); %.1f ms pooled with every core hashing", s.HashCPUMsXCrypto, s.HashCPUMsPooled, s.HashPooledOverXCryp, s.HashCPUMsPooledAllCores)
-
-	// The small run on the engine as configured, in a database of its
-	// own, then the engine restarted with EngineOptions for the rest.
-	s.EngineOptions = cfg.EngineOptions
-	if cfg.EngineOptions != "" {
-		if s.EngineDefault, err = r.engineDefaultRun(ctx); err != nil {
-			return *s, err
-		}
-		if err := r.restartInfra(ctx, cfg.EngineOptions); err != nil {
-			return *s, err
-		}
-	}
 
 	// 2. How one ASP's size weighs on its members' commits.
 	if len(cfg.ProbeSizes) > 0 {
@@ -784,15 +745,11 @@ func ratio3(a, b float64) float64 {
 
 func round2(x float64) float64 { return math.Round(x*100) / 100 }
 
-// startInfra starts the sandbox's infrastructure (pgOptions as its
-// PGOPTIONS), waits for it, and opens the store on it.
-func (r *scaleRun) startInfra(ctx context.Context, pgOptions string) error {
-	var over map[string]string
-	if pgOptions != "" {
-		over = map[string]string{"PGOPTIONS": pgOptions}
-	}
+// startInfra starts the sandbox's infrastructure, as make run and the
+// tests configure it, waits for it, and opens the store on it.
+func (r *scaleRun) startInfra(ctx context.Context) error {
 	var err error
-	if r.infra, err = r.start("sandbox", over, "-infra-only", "-data-dir", r.dataDir, "-kafka-addr", r.kafka, "-mongo-addr", r.mongo, "-sandbox-dir", r.sandboxDir); err != nil {
+	if r.infra, err = r.start("sandbox", nil, "-infra-only", "-data-dir", r.dataDir, "-kafka-addr", r.kafka, "-mongo-addr", r.mongo, "-sandbox-dir", r.sandboxDir); err != nil {
 		return err
 	}
 	if err := waitOutput(ctx, r.infra, "sandbox: infrastructure ready", 2*time.Minute); err != nil {
@@ -800,38 +757,4 @@ func (r *scaleRun) startInfra(ctx context.Context, pgOptions string) error {
 	}
 	r.store, err = mongostore.Open(mongostore.Config{URI: r.mongoURI(), Database: mongostore.DefaultDatabase})
 	return err
-}
-
-// restartInfra stops the infrastructure and starts it again on the same
-// data with pgOptions.
-func (r *scaleRun) restartInfra(ctx context.Context, pgOptions string) error {
-	_ = r.store.Close(context.Background())
-	r.stop(r.infra)
-	r.logf("restarting the infrastructure with PGOPTIONS=%q", pgOptions)
-	return r.startInfra(ctx, pgOptions)
-}
-
-// engineDefaultDB is the database of the run on the engine as configured.
-const engineDefaultDB = "pinreset_enginedefault"
-
-// engineDefaultRun is the small run on the engine as configured, in a
-// database of its own, dropped afterwards.
-func (r *scaleRun) engineDefaultRun(ctx context.Context) (*EngineDefaultRun, error) {
-	store, err := mongostore.Open(mongostore.Config{URI: r.mongoURI(), Database: engineDefaultDB})
-	if err != nil {
-		return nil, err
-	}
-	defer store.Close(context.Background())
-	defer func() { _ = store.Database().Drop(context.Background()) }()
-	if err := store.EnsureIndexes(ctx); err != nil {
-		return nil, err
-	}
-	if _, err := loadgen.Seed(ctx, store, loadgen.SeedSpec{ASPID: r.creds.ASPID, Pattern: scalePattern, Count: r.cfg.SmallMembers, Batch: 1000, PINHash: r.pinHash, Now: time.Now()}, nil); err != nil {
-		return nil, err
-	}
-	res, err := r.measuredRun(ctx, "small (engine as configured)", engineDefaultDB, r.creds, scalePattern, r.cfg.SmallMembers, r.cfg.Duration/time.Duration(max(r.cfg.Segments, 1)))
-	if err != nil {
-		return nil, err
-	}
-	return &EngineDefaultRun{RPS: round2(res.rep.RPS), P50Ms: res.rep.P50ms, P99Ms: res.rep.P99ms, CPUMsPerRequest: res.cpuPerRequest(), DBCommandsPerRequest: res.dbPerRequest()}, nil
 }
