@@ -689,9 +689,10 @@ func (r *scaleRun) targets() map[string]Target {
 		t[p+"_peak_mb_large_minus_small"] = Target{round2(large - small), "<= max(10% of small, 8 MiB)", small > 0 && large-small <= max(0.1*small, 8)}
 	}
 	// A member's read and commit independent of how many members its ASP
-	// has: what the throughput target means once a platform's members are
-	// not spread over ASPs of a thousand. Measured up to the probe's
-	// largest ASP, extrapolated (linearly) to one ASP of members_large.
+	// has (the one-field unique index, aspProbe): what the throughput
+	// target means once a platform's members are not spread over ASPs of a
+	// thousand. Measured up to the probe's largest ASP, extrapolated
+	// (linearly) to one ASP of members_large.
 	if n := len(s.ASPProbe); n > 0 {
 		if ctrl := s.ASPProbe[0].ControlP50Ms; ctrl > 0 {
 			v := ratio3(s.ProjectedUpdateMsOneASP, ctrl)

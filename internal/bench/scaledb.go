@@ -235,8 +235,7 @@ func pssKB(pid int) float64 {
 func scaleASP(i int) string { return fmt.Sprintf("%s%08d", scaleASPPrefix, i) }
 
 // aspPattern is the loginId pattern of the i-th ASP's members: loginIds of
-// its own, as a platform's ASPs mostly have (a loginId shared by every ASP
-// would make each member's unique-index check read the other ASPs' too).
+// its own, as a platform's ASPs mostly have.
 func aspPattern(i int) string { return fmt.Sprintf("m%%07d@a%08d.scale.example", i) }
 
 // writeScaleRegistry writes the sandbox's registry with the two ASPs of
@@ -317,7 +316,11 @@ func hashCPUXCryptoAndPooled(rounds int) (xcrypto, pooled float64) {
 // store's read and commit of its members (Store.Update, a decision that
 // changes nothing but the version, as every decision makes one) beside the
 // same for an ASP of 1,000 members, alternately. The database is dropped
-// afterwards.
+// afterwards. It is the check that the members' unique index stays on one
+// field (aspLogin, which the store's EnsureIndexes creates and InsertMembers
+// fills): DocumentDB checks a compound unique index such as (aspId,
+// loginId) against every entry of the ASP on each insert and commit, so
+// the commit would grow with the ASP; on one field it stays flat.
 func (r *scaleRun) aspProbe(ctx context.Context) ([]ASPProbePoint, error) {
 	store, err := mongostore.Open(mongostore.Config{URI: r.mongoURI(), Database: scaleProbeDB})
 	if err != nil {
