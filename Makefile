@@ -7,7 +7,7 @@ DATA    ?= .sandbox
 # not the budget.
 TESTFLAGS ?= -race -count=1 -timeout 20m
 
-.PHONY: run infra engine build test test-short fuzz bench vet docs lint-api clean
+.PHONY: run infra engine build test test-short fuzz bench bench-scale vet docs lint-api clean
 
 ## run: the whole service on the embedded broker and database (Ctrl-C stops it)
 run: engine
@@ -66,6 +66,14 @@ bench: build engine
 	GODEBUG=madvdontneed=0 bin/pwctl bench -bin-dir bin -plot bench-latency.png > bin/bench.json && cat bin/bench.json
 	$(GO) test -run='^$$' -bench=. -benchmem -benchtime=1s ./internal/...
 	$(GO) test -run='^$$' -bench='^BenchmarkIDKey$$' -benchmem -benchtime=1s ./third_party/argon2
+
+## bench-scale: the pipeline (cheap hashing) at 1,000 members and at 1,000,000 members with
+## 1,000,000 retained decisions seeded in bulk, and the retention sweep under load: one JSON
+## summary (about 10-15 minutes on 2 cores), also kept in bin/bench-scale.json.
+## BENCH_SCALE_FLAGS passes flags (pwctl bench-scale -h), e.g. -large-members 20000 -decisions 20000
+BENCH_SCALE_FLAGS ?=
+bench-scale: build engine
+	GODEBUG=madvdontneed=0 bin/pwctl bench-scale -bin-dir bin $(BENCH_SCALE_FLAGS) > bin/bench-scale.json && cat bin/bench-scale.json
 
 clean:
 	rm -rf bin $(DATA)

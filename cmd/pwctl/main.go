@@ -4,7 +4,7 @@
 // seed|import|add|show, asp add|rotate|retire|schemes, bootstrap (topics and
 // indexes), dlq and parked list|show|redrive|purge (the queues a command is
 // taken aside to), trace (one transaction's journey), load (a load
-// generator) and bench (make bench).
+// generator), bench (make bench) and bench-scale (make bench-scale).
 package main
 
 import (
@@ -49,6 +49,7 @@ commands:
   members    seed members in bulk (benchmarks and load tests)
   load       a load generator: throughput, latency percentiles, codes
   bench      measure the service against its hashing limit (make bench)
+  bench-scale  the pipeline at 1,000 and at 1,000,000 members, and the retention sweep under load (make bench-scale)
   bootstrap  create the topics and indexes (an explicit, idempotent deployment step)
   asp        register an ASP, rotate and retire its credentials (the registry file)
   dlq        list, show, redrive or purge dead-lettered commands (password.commands.dlq)
@@ -79,6 +80,8 @@ func run(ctx context.Context, args []string, stdin io.Reader, stdout, stderr io.
 		return loadCmd(ctx, args[1:], stdout, stderr)
 	case "bench":
 		return benchCmd(ctx, args[1:], stdout, stderr)
+	case "bench-scale":
+		return benchScaleCmd(ctx, args[1:], stdout, stderr)
 	case "bootstrap":
 		return bootstrapCmd(ctx, args[1:], stdout, stderr)
 	case "asp":

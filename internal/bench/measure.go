@@ -28,10 +28,13 @@ func scrape(admin string) map[string]float64 {
 		if strings.HasPrefix(line, "#") {
 			continue
 		}
-		name, value, ok := strings.Cut(line, " ")
-		if !ok {
+		// The value follows the last space: label values may hold spaces
+		// (the ingress's route label is "POST /api/...").
+		i := strings.LastIndexByte(line, ' ')
+		if i < 0 {
 			continue
 		}
+		name, value := line[:i], line[i+1:]
 		v, err := strconv.ParseFloat(value, 64)
 		if err != nil {
 			continue

@@ -1,8 +1,12 @@
 package bench
 
 import (
+	"fmt"
+	"net/http"
+	"net/http/httptest"
 	"os"
 	"os/exec"
+	"strings"
 	"testing"
 	"time"
 
@@ -49,5 +53,24 @@ func TestCPUSecondsCountsDescendants(t *testing.T) {
 	var cpu float64
 	if !waitfor.Until(20*time.Second, func() bool { cpu, _ = cpuSeconds(cmd.Process.Pid); return cpu >= 0.1 }) {
 		t.Fatalf("the parent's tree used %.2f s of CPU, want the spinning child's counted", cpu)
+	}
+}
+
+// TestScrapeLabelsWithSpaces: a label value with a space (the ingress's
+// route label, "POST /api/...") does not hide its sample.
+func TestScrapeLabelsWithSpaces(t *testing.T) {
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, _ *http.Request) {
+		fmt.Fprint(w, "# HELP x y\n"+
+			"pinreset_http_requests_total{code=\"000_000\",route=\"POST /api/v1/user/password/reset\",status=\"200\"} 7\n"+
+			"pinreset_http_requests_total{code=\"001_006\",route=\"POST /api/v1/user/password/reset\",status=\"400\"} 2\n"+
+			"go_goroutines 12\n")
+	}))
+	defer srv.Close()
+	m := scrape(strings.TrimPrefix(srv.URL, "http://"))
+	if got := m["pinreset_http_requests_total"]; got != 9 {
+		t.Errorf("pinreset_http_requests_total %v, want 9", got)
+	}
+	if got := m["go_goroutines"]; got != 12 {
+		t.Errorf("go_goroutines %v, want 12", got)
 	}
 }

@@ -131,3 +131,55 @@ func countList(m map[string]int) string {
 }
 
 // writePlot draws the latency histogram, the latency CDF and the answers
+
+// Merge is one report of several runs, as if their answers had come in one
+// run as long as theirs together: counts add up, the percentiles are
+// those of every latency of them all, the throughput is the answers over
+// the summed durations. make bench-scale alternates short runs of two
+// setups on a shared machine and compares each setup's merged report.
+func Merge(reps ...Report) Report {
+	var m Report
+	m.ByStatus, m.ByCode = map[string]int{}, map[string]int{}
+	kinds := map[string]int{}
+	var all []time.Duration
+	for _, r := range reps {
+		m.Requests += r.Requests
+		m.DurationS += r.DurationS
+		m.Dropped += r.Dropped
+		m.Errors += r.Errors
+		m.Answered += r.Answered
+		m.Unexpected += r.Unexpected
+		m.Polled += r.Polled
+		m.Canceled += r.Canceled
+		m.DroppedNoMember += r.DroppedNoMember
+		for k, n := range r.ByStatus {
+			m.ByStatus[k] += n
+		}
+		for k, n := range r.ByCode {
+			m.ByCode[k] += n
+		}
+		for k, n := range r.ErrorKinds {
+			kinds[k] += n
+		}
+		if m.FirstError == "" {
+			m.FirstError = r.FirstError
+		}
+		if m.Model == "" {
+			m.Model = r.Model
+		}
+		all = append(all, r.sorted...)
+	}
+	if len(kinds) > 0 {
+		m.ErrorKinds = kinds
+	}
+	slices.Sort(all)
+	m.sorted = all
+	if m.DurationS > 0 {
+		m.RPS = float64(len(all)) / m.DurationS
+	}
+	m.P50ms, m.P95ms, m.P99ms = ms(percentile(all, 0.50)), ms(percentile(all, 0.95)), ms(percentile(all, 0.99))
+	if len(all) > 0 {
+		m.MaxMs = ms(all[len(all)-1])
+	}
+	return m
+}
