@@ -416,6 +416,8 @@ func projectLinear(points []ASPProbePoint, n int) float64 {
 	if den == 0 {
 		return 0
 	}
-	slope := (k*sxy - sx*sy) / den
+	// A cost does not fall as the ASP grows: a negative slope is the
+	// noise of flat points, which projects to their mean, not below it.
+	slope := max((k*sxy-sx*sy)/den, 0)
 	return math.Round(((sy-slope*sx)/k+slope*float64(n))*10) / 10
 }

@@ -51,6 +51,8 @@ func TestStoreQueriesUseIndexes(t *testing.T) {
 		{"members with undelivered decisions (relay)", mongostore.MembersCollection, bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
 		{"outcome by transaction (status query)", mongostore.OutcomesCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
 		{"retention sweep of outcomes", mongostore.OutcomesCollection, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
+		{"a retention sweep's batch of outcomes", mongostore.OutcomesCollection, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: []string{"KMTESTASP000001:261201120000-0000001", "KMTESTASP000001:261201120000-0000002"}}}},
+			{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: time.Now()}}}}, nil},
 		{"parked mark", mongostore.ParkedCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"}}, nil},
 		{"withdrawal of a parked command", mongostore.ParkedCollection, bson.D{{Key: "_id", Value: "KMTESTASP000001:261201120000-0000001"},
 			{Key: "withdrawnAt", Value: bson.D{{Key: "$exists", Value: false}}}}, nil},

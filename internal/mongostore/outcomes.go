@@ -97,15 +97,41 @@ func (s *Store) InsertOutcomes(ctx context.Context, os []pinreset.Outcome) (int,
 	return s.insertMany(ctx, s.outcomes, "outcomes", docs)
 }
 
-// DeleteOutcomesBefore deletes the outcomes completed before t and returns
-// how many: the retention sweep (run by the worker, the same on every
-// server, rather than a TTL index).
-func (s *Store) DeleteOutcomesBefore(ctx context.Context, t time.Time) (int64, error) {
+// DeleteOutcomesBefore deletes at most limit outcome records completed
+// before t and returns how many: one batch of the retention sweep, which
+// the worker runs and paces (worker.Sweep), the same on every server,
+// rather than a TTL index.
+func (s *Store) DeleteOutcomesBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
+	return deleteBefore(ctx, s.outcomes, "completedAt", t, limit)
+}
+
+// deleteBefore deletes at most limit documents of coll whose field is
+// before t: the ids of a batch through field's index, then those ids
+// (still before t). A bounded delete holds the database for a bounded time.
+func deleteBefore(ctx context.Context, coll *mongo.Collection, field string, t time.Time, limit int) (int64, error) {
 	ctx, cancel := maintenance(ctx)
 	defer cancel()
-	res, err := s.outcomes.DeleteMany(ctx, bson.D{{Key: "completedAt", Value: bson.D{{Key: "$lt", Value: t}}}})
+	before := bson.E{Key: field, Value: bson.D{{Key: "$lt", Value: t}}}
+	cur, err := coll.Find(ctx, bson.D{before}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
 	if err != nil {
-		return 0, fmt.Errorf("delete outcomes before %s: %w", t.Format(time.RFC3339), err)
+		return 0, fmt.Errorf("find %s before %s: %w", coll.Name(), t.Format(time.RFC3339), err)
+	}
+	var docs []struct {
+		ID string `bson:"_id"`
+	}
+	if err := cur.All(ctx, &docs); err != nil {
+		return 0, fmt.Errorf("find %s before %s: %w", coll.Name(), t.Format(time.RFC3339), err)
+	}
+	if len(docs) == 0 {
+		return 0, nil
+	}
+	ids := make([]string, len(docs))
+	for i, d := range docs {
+		ids[i] = d.ID
+	}
+	res, err := coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, before})
+	if err != nil {
+		return 0, fmt.Errorf("delete %s before %s: %w", coll.Name(), t.Format(time.RFC3339), err)
 	}
 	return res.DeletedCount, nil
 }

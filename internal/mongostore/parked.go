@@ -80,13 +80,8 @@ func (s *Store) IsWithdrawn(ctx context.Context, aspID, correlationID string) (b
 	return d.WithdrawnAt != nil, nil
 }
 
-// DeleteParkedBefore deletes the markers older than t (the retention sweep).
-func (s *Store) DeleteParkedBefore(ctx context.Context, t time.Time) (int64, error) {
-	ctx, cancel := maintenance(ctx)
-	defer cancel()
-	res, err := s.parked.DeleteMany(ctx, bson.D{{Key: "parkedAt", Value: bson.D{{Key: "$lt", Value: t}}}})
-	if err != nil {
-		return 0, fmt.Errorf("delete parked before %s: %w", t.Format(time.RFC3339), err)
-	}
-	return res.DeletedCount, nil
+// DeleteParkedBefore deletes at most limit markers older than t: one
+// batch of the retention sweep (worker.Sweep).
+func (s *Store) DeleteParkedBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
+	return deleteBefore(ctx, s.parked, "parkedAt", t, limit)
 }

@@ -86,21 +86,48 @@ func SweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		end := loop.Begin()
-		n, err := store.DeleteOutcomesBefore(ctx, time.Now().Add(-retention))
+		n, err := Sweep(ctx, store.DeleteOutcomesBefore, time.Now().Add(-retention), loop)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("sweep outcomes", zap.Error(err))
 		} else if n > 0 {
 			log.Info("swept outcomes", zap.Int64("deleted", n), zap.Duration("retention", retention))
 		}
-		if _, err := store.DeleteParkedBefore(ctx, time.Now().Add(-retention)); err != nil && ctx.Err() == nil {
+		if _, err := Sweep(ctx, store.DeleteParkedBefore, time.Now().Add(-retention), loop); err != nil && ctx.Err() == nil {
 			log.Warn("sweep parked markers", zap.Error(err))
 		}
-		end()
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+		}
+	}
+}
+
+// SweepBatch is how many records one delete of the retention sweep
+// removes.
+const SweepBatch = 1000
+
+// Sweep deletes what del finds before t, SweepBatch at a time, and pauses
+// after each batch as long as the batch took: one delete of an hour's
+// records would hold the database for as long as it runs, while the
+// commands wait behind it; paced, the sweep takes at most about half of
+// the database's time. Each batch is one piece of loop's work. It returns
+// how many records it deleted.
+func Sweep(ctx context.Context, del func(ctx context.Context, before time.Time, limit int) (int64, error), t time.Time, loop *health.Loop) (int64, error) {
+	var total int64
+	for {
+		start := time.Now()
+		end := loop.Begin()
+		n, err := del(ctx, t, SweepBatch)
+		end()
+		total += n
+		if err != nil || n < SweepBatch {
+			return total, err
+		}
+		select {
+		case <-ctx.Done():
+			return total, ctx.Err()
+		case <-time.After(time.Since(start)):
 		}
 	}
 }
