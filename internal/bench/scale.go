@@ -119,7 +119,7 @@ type ScaleSummary struct {
 	P99SmallMs float64 `json:"p99_small_ms"`
 	P99LargeMs float64 `json:"p99_large_ms"`
 
-	// The retention sweep (worker.Sweep over DeleteOutcomesBefore, as the
+	// The retention sweep (worker.Sweep of the outcome records, as the
 	// worker runs it) of the decisions older than half the retention,
 	// run while the large runs' load goes on: answers per second while it
 	// ran, and in the same run before it started (the ingress's count).
@@ -638,7 +638,7 @@ func (r *scaleRun) sweepRun(ctx context.Context) error {
 	a1, t1 := answered(), time.Now()
 	s.RPSBeforeSweep = round2((a1 - a0) / t1.Sub(t0).Seconds())
 	cutoff := time.Now().Add(-r.cfg.Retention / sweepAtRetention)
-	s.SweepDeleted, err = worker.Sweep(ctx, r.store.DeleteOutcomesBefore, cutoff, nil)
+	s.SweepDeleted, err = worker.Sweep(ctx, r.store.OutcomeSweep(), cutoff, nil)
 	if err != nil {
 		return fmt.Errorf("sweep: %w", err)
 	}

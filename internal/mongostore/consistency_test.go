@@ -241,10 +241,12 @@ func TestMaintenanceOutlastsOperationTimeout(t *testing.T) {
 	if _, err := store.InsertMembers(ctx, []pinreset.Member{{ID: "m-1", ASPID: "KMTESTASP000001", LoginID: "one@example.com", PINHash: "h"}}); err != nil {
 		t.Errorf("InsertMembers: %v", err)
 	}
-	if _, err := store.DeleteOutcomesBefore(ctx, time.Now(), 1000); err != nil {
-		t.Errorf("DeleteOutcomesBefore: %v", err)
-	}
-	if _, err := store.DeleteParkedBefore(ctx, time.Now(), 1000); err != nil {
-		t.Errorf("DeleteParkedBefore: %v", err)
+	for _, w := range []mongostore.Sweepable{store.OutcomeSweep(), store.ParkedSweep()} {
+		if _, err := w.DeleteBetween(ctx, time.Now().Add(-time.Hour), time.Now()); err != nil {
+			t.Errorf("DeleteBetween: %v", err)
+		}
+		if _, err := w.AnyBefore(ctx, time.Now()); err != nil {
+			t.Errorf("AnyBefore: %v", err)
+		}
 	}
 }

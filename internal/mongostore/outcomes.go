@@ -97,43 +97,46 @@ func (s *Store) InsertOutcomes(ctx context.Context, os []pinreset.Outcome) (int,
 	return s.insertMany(ctx, s.outcomes, "outcomes", docs)
 }
 
-// DeleteOutcomesBefore deletes at most limit outcome records completed
-// before t and returns how many: one batch of the retention sweep, which
-// the worker runs and paces (worker.Sweep), the same on every server,
-// rather than a TTL index.
-func (s *Store) DeleteOutcomesBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
-	return deleteBefore(ctx, s.outcomes, "completedAt", t, limit)
+// OutcomeSweep is the outcome records as the retention sweep deletes them
+// (worker.Sweep): the worker runs it, the same on every server, rather
+// than a TTL index.
+func (s *Store) OutcomeSweep() Sweepable { return Sweepable{s.outcomes, "completedAt"} }
+
+// Sweepable is a collection the retention sweep deletes from by a time
+// field, one slice of time at a time. On DocumentDB the field's index
+// gives no order: a query for the oldest records, or for a batch of them
+// with a limit, reads every record in its range (and the entries of those
+// deleted before it until they are vacuumed), so the sweep deletes by
+// ranges of time instead, each read only through its own index entries.
+type Sweepable struct {
+	coll  *mongo.Collection
+	field string
 }
 
-// deleteBefore deletes at most limit documents of coll whose field is
-// before t: the ids of a batch through field's index, then those ids
-// (still before t). A bounded delete holds the database for a bounded time.
-func deleteBefore(ctx context.Context, coll *mongo.Collection, field string, t time.Time, limit int) (int64, error) {
+// DeleteBetween deletes the records of [from, to) and returns how many.
+func (w Sweepable) DeleteBetween(ctx context.Context, from, to time.Time) (int64, error) {
 	ctx, cancel := maintenance(ctx)
 	defer cancel()
-	before := bson.E{Key: field, Value: bson.D{{Key: "$lt", Value: t}}}
-	cur, err := coll.Find(ctx, bson.D{before}, options.Find().SetProjection(bson.D{{Key: "_id", Value: 1}}).SetLimit(int64(limit)))
+	res, err := w.coll.DeleteMany(ctx, bson.D{{Key: w.field, Value: bson.D{{Key: "$gte", Value: from}, {Key: "$lt", Value: to}}}})
 	if err != nil {
-		return 0, fmt.Errorf("find %s before %s: %w", coll.Name(), t.Format(time.RFC3339), err)
-	}
-	var docs []struct {
-		ID string `bson:"_id"`
-	}
-	if err := cur.All(ctx, &docs); err != nil {
-		return 0, fmt.Errorf("find %s before %s: %w", coll.Name(), t.Format(time.RFC3339), err)
-	}
-	if len(docs) == 0 {
-		return 0, nil
-	}
-	ids := make([]string, len(docs))
-	for i, d := range docs {
-		ids[i] = d.ID
-	}
-	res, err := coll.DeleteMany(ctx, bson.D{{Key: "_id", Value: bson.D{{Key: "$in", Value: ids}}}, before})
-	if err != nil {
-		return 0, fmt.Errorf("delete %s before %s: %w", coll.Name(), t.Format(time.RFC3339), err)
+		return 0, fmt.Errorf("delete %s from %s to %s: %w", w.coll.Name(), from.Format(time.RFC3339), to.Format(time.RFC3339), err)
 	}
 	return res.DeletedCount, nil
+}
+
+// AnyBefore reports whether a record older than t is left.
+func (w Sweepable) AnyBefore(ctx context.Context, t time.Time) (bool, error) {
+	ctx, cancel := maintenance(ctx)
+	defer cancel()
+	err := w.coll.FindOne(ctx, bson.D{{Key: w.field, Value: bson.D{{Key: "$lt", Value: t}}}},
+		options.FindOne().SetProjection(bson.D{{Key: "_id", Value: 1}})).Err()
+	switch {
+	case errors.Is(err, mongo.ErrNoDocuments):
+		return false, nil
+	case err != nil:
+		return false, fmt.Errorf("find %s before %s: %w", w.coll.Name(), t.Format(time.RFC3339), err)
+	}
+	return true, nil
 }
 
 // maxConflicts bounds Update's attempts when other decisions about the

@@ -80,8 +80,6 @@ func (s *Store) IsWithdrawn(ctx context.Context, aspID, correlationID string) (b
 	return d.WithdrawnAt != nil, nil
 }
 
-// DeleteParkedBefore deletes at most limit markers older than t: one
-// batch of the retention sweep (worker.Sweep).
-func (s *Store) DeleteParkedBefore(ctx context.Context, t time.Time, limit int) (int64, error) {
-	return deleteBefore(ctx, s.parked, "parkedAt", t, limit)
-}
+// ParkedSweep is the parked marks as the retention sweep deletes them
+// (by parkedAt).
+func (s *Store) ParkedSweep() Sweepable { return Sweepable{s.parked, "parkedAt"} }

@@ -86,13 +86,13 @@ func SweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.
 	t := time.NewTicker(time.Hour)
 	defer t.Stop()
 	for {
-		n, err := Sweep(ctx, store.DeleteOutcomesBefore, time.Now().Add(-retention), loop)
+		n, err := Sweep(ctx, store.OutcomeSweep(), time.Now().Add(-retention), loop)
 		if err != nil && ctx.Err() == nil {
 			log.Warn("sweep outcomes", zap.Error(err))
 		} else if n > 0 {
 			log.Info("swept outcomes", zap.Int64("deleted", n), zap.Duration("retention", retention))
 		}
-		if _, err := Sweep(ctx, store.DeleteParkedBefore, time.Now().Add(-retention), loop); err != nil && ctx.Err() == nil {
+		if _, err := Sweep(ctx, store.ParkedSweep(), time.Now().Add(-retention), loop); err != nil && ctx.Err() == nil {
 			log.Warn("sweep parked markers", zap.Error(err))
 		}
 		select {
@@ -103,27 +103,55 @@ func SweepOutcomes(ctx context.Context, store *mongostore.Store, retention time.
 	}
 }
 
-// SweepBatch is how many records one delete of the retention sweep
+// Sweepable is what the retention sweep deletes from, by time
+// (mongostore.Sweepable).
+type Sweepable interface {
+	// DeleteBetween deletes the records of [from, to).
+	DeleteBetween(ctx context.Context, from, to time.Time) (int64, error)
+	// AnyBefore reports whether a record older than t is left.
+	AnyBefore(ctx context.Context, t time.Time) (bool, error)
+}
+
+// SweepBatch is about how many records one delete of the retention sweep
 // removes.
 const SweepBatch = 1000
 
-// Sweep deletes what del finds before t, SweepBatch at a time, and pauses
-// after each batch as long as the batch took: one delete of an hour's
-// records would hold the database for as long as it runs, while the
-// commands wait behind it; paced, the sweep takes at most about half of
-// the database's time. Each batch is one piece of loop's work. It returns
-// how many records it deleted.
-func Sweep(ctx context.Context, del func(ctx context.Context, before time.Time, limit int) (int64, error), t time.Time, loop *health.Loop) (int64, error) {
+// maxSweepSlice bounds a slice of time, far beyond any retention, so that
+// a record with a nonsense time (year 1) is still reached without overflow.
+const maxSweepSlice = 100 * 365 * 24 * time.Hour
+
+// Sweep deletes c's records older than t, one slice of time after another,
+// walking back from t until nothing older is left: each slice is sized
+// from the last one's count to hold about SweepBatch records, and after
+// each delete the sweep pauses as long as the delete took. One delete of
+// an hour's records would hold the database for as long as it runs, while
+// the commands wait behind it; paced, the sweep takes at most about half
+// of the database's time. Walking back, no slice reads the index entries
+// of the records deleted before it. Each slice is one piece of loop's
+// work. It returns how many records it deleted.
+func Sweep(ctx context.Context, c Sweepable, t time.Time, loop *health.Loop) (int64, error) {
 	var total int64
+	hi, width := t, time.Second
 	for {
+		lo := hi.Add(-width)
 		start := time.Now()
 		end := loop.Begin()
-		n, err := del(ctx, t, SweepBatch)
+		n, err := c.DeleteBetween(ctx, lo, hi)
+		more := true
+		if err == nil && n == 0 {
+			more, err = c.AnyBefore(ctx, lo)
+		}
 		end()
 		total += n
-		if err != nil || n < SweepBatch {
+		if err != nil || !more {
 			return total, err
 		}
+		hi = lo
+		next := 4 * float64(width) // in float64: no overflow
+		if n > 0 {
+			next = min(next, float64(width)*SweepBatch/float64(n))
+		}
+		width = time.Duration(min(max(next, float64(time.Millisecond)), float64(maxSweepSlice)))
 		select {
 		case <-ctx.Done():
 			return total, ctx.Err()

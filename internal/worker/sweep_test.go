@@ -3,42 +3,73 @@ package worker_test
 import (
 	"context"
 	"errors"
+	"slices"
 	"testing"
 	"time"
 
 	"github.com/kmwallet/pinreset/internal/worker"
 )
 
-// TestSweepBatches: the retention sweep goes batch by batch until one is
-// not full, and stops at an error or when its context ends.
-func TestSweepBatches(t *testing.T) {
+// records is a Sweepable in memory: record times, and each delete's count.
+type records struct {
+	at      []time.Time
+	deletes []int64
+	fail    error
+}
+
+func (r *records) DeleteBetween(_ context.Context, from, to time.Time) (int64, error) {
+	if r.fail != nil && len(r.deletes) == 2 {
+		return 0, r.fail
+	}
+	before := len(r.at)
+	r.at = slices.DeleteFunc(r.at, func(t time.Time) bool { return !t.Before(from) && t.Before(to) })
+	n := int64(before - len(r.at))
+	r.deletes = append(r.deletes, n)
+	return n, nil
+}
+
+func (r *records) AnyBefore(_ context.Context, t time.Time) (bool, error) {
+	return slices.ContainsFunc(r.at, func(x time.Time) bool { return x.Before(t) }), nil
+}
+
+// TestSweep: the retention sweep deletes everything before its cutoff and
+// nothing after, in slices of about SweepBatch records, across gaps and
+// to a nonsense time; it stops at an error or when its context ends.
+func TestSweep(t *testing.T) {
 	t.Parallel()
-	cutoff := time.Now().Add(-time.Hour)
-	sweep := func(ctx context.Context, batches []int64, fail error) (int64, []int, error) {
-		var limits []int
-		n, err := worker.Sweep(ctx, func(_ context.Context, before time.Time, limit int) (int64, error) {
-			if !before.Equal(cutoff) {
-				t.Errorf("before %v, want %v", before, cutoff)
-			}
-			limits = append(limits, limit)
-			if len(limits) > len(batches) {
-				return 0, fail
-			}
-			return batches[len(limits)-1], nil
-		}, cutoff, nil)
-		return n, limits, err
+	cutoff := time.Date(2026, 12, 1, 0, 0, 0, 0, time.UTC)
+	build := func() *records {
+		r := &records{}
+		for i := range 20_000 { // 10 a second before the cutoff, over 2,000 s
+			r.at = append(r.at, cutoff.Add(-time.Duration(i+1)*100*time.Millisecond))
+		}
+		for i := range 50 { // kept
+			r.at = append(r.at, cutoff.Add(time.Duration(i)*time.Second))
+		}
+		r.at = append(r.at, cutoff.Add(-30*24*time.Hour), time.Time{}) // after a gap of a month; year 1
+		return r
 	}
-	full := int64(worker.SweepBatch)
-	if n, limits, err := sweep(context.Background(), []int64{full, full, 7}, nil); err != nil || n != 2*full+7 || len(limits) != 3 || limits[0] != worker.SweepBatch {
-		t.Fatalf("three batches: %d deleted, limits %v, %v", n, limits, err)
+	r := build()
+	n, err := worker.Sweep(context.Background(), r, cutoff, nil)
+	if err != nil || n != 20_002 || len(r.at) != 50 {
+		t.Fatalf("Sweep: %d deleted, %d left, %v; want 20002 and the 50 after the cutoff", n, len(r.at), err)
 	}
-	boom := errors.New("connection reset")
-	if n, limits, err := sweep(context.Background(), []int64{full}, boom); !errors.Is(err, boom) || n != full || len(limits) != 2 {
-		t.Fatalf("a failing batch: %d deleted, limits %v, %v", n, limits, err)
+	if m := slices.Max(r.deletes); m > 4*worker.SweepBatch {
+		t.Errorf("largest slice %d records, want at most 4 × %d (slices %v)", m, worker.SweepBatch, r.deletes)
+	}
+	if len(r.deletes) > 200 {
+		t.Errorf("%d slices for 20,002 records", len(r.deletes))
+	}
+
+	r = build()
+	r.fail = errors.New("connection reset")
+	if _, err := worker.Sweep(context.Background(), r, cutoff, nil); !errors.Is(err, r.fail) {
+		t.Fatalf("a failing delete: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	cancel()
-	if n, limits, err := sweep(ctx, []int64{full, full, full}, nil); !errors.Is(err, context.Canceled) || n != full || len(limits) != 1 {
-		t.Fatalf("an ended context: %d deleted, limits %v, %v", n, limits, err)
+	r = build()
+	if _, err := worker.Sweep(ctx, r, cutoff, nil); !errors.Is(err, context.Canceled) || len(r.deletes) != 1 {
+		t.Fatalf("an ended context: %v after %d slices", err, len(r.deletes))
 	}
 }
