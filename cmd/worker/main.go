@@ -46,7 +46,7 @@ func run(ctx context.Context, args []string, getenv func(string) string, stderr 
 		return err
 	}
 	defer log.Sync()
-	if limit, tuned := worker.TuneGC(cfg, getenv); tuned {
+	if limit, tuned := worker.TuneGC(worker.MemoryLimit(cfg.HashConcurrency, cfg.Argon2MemoryKiB), getenv); tuned {
 		log.Info("garbage collection by memory limit (GOGC off)", zap.Int64("memory_limit_mib", limit>>20))
 	}
 	if !worker.MADVFree(getenv) {

@@ -393,7 +393,7 @@ func (b *bench) run(ctx context.Context, saturate, light time.Duration, members 
 	}
 	s.OverloadWorkerRSSMB, s.OverloadIngressRSSMB = peakRSSMB(wk), peakRSSMB(ing)
 	if cfg, err := config.LoadWorker(b.getenv(nil)); err == nil {
-		s.WorkerMemoryLimitMB = float64(worker.MemoryLimit(cfg) >> 20)
+		s.WorkerMemoryLimitMB = float64(worker.MemoryLimit(cfg.HashConcurrency, cfg.Argon2MemoryKiB) >> 20)
 	}
 	b.logf("overload: offered %.0f rps, answered %.1f rps (decided %.1f), %v, gave up %d, worker peak %.0f MiB",
 		s.OverloadOfferedRPS, ov.RPS, s.OverloadDecidedRPS, ov.ByStatus, s.OverloadGaveUp, s.OverloadWorkerRSSMB)

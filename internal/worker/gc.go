@@ -4,8 +4,6 @@ import (
 	"math"
 	"runtime/debug"
 	"strings"
-
-	"github.com/kmwallet/pinreset/internal/config"
 )
 
 // Garbage collection for argon2id. Each hash needs a block of
@@ -25,15 +23,16 @@ import (
 // a container's working set, until the kernel reclaims them.
 //
 // TuneGC returns the memory limit in force (bytes) and whether it set the
-// policy. The limit is soft: the heap is kept under it by collecting harder,
-// so it must leave room above the live heap (MemoryLimit does).
-func TuneGC(cfg config.Worker, getenv func(string) string) (limit int64, tuned bool) {
+// policy; without GOMEMLIMIT the limit is def (MemoryLimit's). The limit is
+// soft: the heap is kept under it by collecting harder, so it must leave
+// room above the live heap (MemoryLimit does).
+func TuneGC(def int64, getenv func(string) string) (limit int64, tuned bool) {
 	if getenv("GOGC") != "" {
 		return debug.SetMemoryLimit(-1), false
 	}
 	limit = debug.SetMemoryLimit(-1) // GOMEMLIMIT, or math.MaxInt64 when unset
 	if limit == math.MaxInt64 {
-		limit = MemoryLimit(cfg)
+		limit = def
 		debug.SetMemoryLimit(limit)
 	}
 	debug.SetGCPercent(-1)
@@ -45,8 +44,10 @@ func TuneGC(cfg config.Worker, getenv func(string) string) (limit int64, tuned b
 // block in use and the one just dropped). At the defaults on 2 cores:
 // 64 + 2 × 2 × 19 = 140 MiB. The production manifests set GOMEMLIMIT
 // (192 MiB under a 256 Mi limit), which is used instead.
-func MemoryLimit(cfg config.Worker) int64 {
-	return 64<<20 + 2*int64(max(cfg.HashConcurrency, 1))*int64(cfg.Argon2MemoryKiB)<<10
+// hashConcurrency and argon2MemoryKiB are PINRESET_HASH_CONCURRENCY and
+// PINRESET_ARGON2_MEMORY_KIB.
+func MemoryLimit(hashConcurrency int, argon2MemoryKiB uint32) int64 {
+	return 64<<20 + 2*int64(max(hashConcurrency, 1))*int64(argon2MemoryKiB)<<10
 }
 
 // MADVFree reports whether GODEBUG makes the runtime hand memory back with

@@ -4,8 +4,6 @@ import (
 	"math"
 	"runtime/debug"
 	"testing"
-
-	"github.com/kmwallet/pinreset/internal/config"
 )
 
 // TestTuneGC: without GOGC the worker collects by memory limit only, its
@@ -14,20 +12,20 @@ import (
 func TestTuneGC(t *testing.T) {
 	defer debug.SetGCPercent(debug.SetGCPercent(100))
 	defer debug.SetMemoryLimit(debug.SetMemoryLimit(math.MaxInt64))
-	cfg := config.Worker{HashConcurrency: 2, Argon2MemoryKiB: 19456}
+	def := MemoryLimit(2, 19456)
 	env := func(m map[string]string) func(string) string { return func(k string) string { return m[k] } }
 
-	limit, tuned := TuneGC(cfg, env(nil))
+	limit, tuned := TuneGC(def, env(nil))
 	if !tuned || limit != 64<<20+2*2*19456<<10 || debug.SetGCPercent(-1) != -1 {
 		t.Fatalf("default: limit %d MiB, tuned %v", limit>>20, tuned)
 	}
 	debug.SetGCPercent(100)
 	debug.SetMemoryLimit(230 << 20) // as GOMEMLIMIT=230MiB would at start
-	if limit, _ := TuneGC(cfg, env(nil)); limit != 230<<20 {
+	if limit, _ := TuneGC(def, env(nil)); limit != 230<<20 {
 		t.Fatalf("with GOMEMLIMIT: limit %d MiB, want 230", limit>>20)
 	}
 	debug.SetGCPercent(100)
-	if _, tuned := TuneGC(cfg, env(map[string]string{"GOGC": "100"})); tuned || debug.SetGCPercent(100) != 100 {
+	if _, tuned := TuneGC(def, env(map[string]string{"GOGC": "100"})); tuned || debug.SetGCPercent(100) != 100 {
 		t.Fatal("GOGC set: the policy was changed")
 	}
 }
