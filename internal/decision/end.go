@@ -77,3 +77,20 @@ func (s *Service) Reject(ctx context.Context, cid, aspID string, known bool) (pi
 	}
 	return answer, nil
 }
+
+// Unopened answers a copy of a command that this worker cannot open (its
+// key is not deployed here) from its transaction's recorded outcome, when
+// that outcome answers any copy whatever its content: a rejection or a
+// withdrawal, which carry no fingerprint. A decided transaction's outcome
+// answers only the same request, which cannot be told without opening it:
+// ok is false then, and when nothing is recorded.
+func (s *Service) Unopened(ctx context.Context, cid, aspID string) (o pinreset.Outcome, ok bool, err error) {
+	rec, err := s.Store.Outcome(ctx, aspID, cid)
+	switch {
+	case errors.Is(err, pinreset.ErrNoOutcome):
+		return pinreset.Outcome{}, false, nil
+	case err != nil:
+		return pinreset.Outcome{}, false, err
+	}
+	return rec, rec.Fingerprint == "", nil
+}

@@ -113,6 +113,9 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) (Done, error) {
 	case withdrawn && err != nil:
 		return p.endWithdrawn(ctx, m)
 	case errors.Is(err, pinreset.ErrMissingKey):
+		if d, answered, err := p.answerUnopened(ctx, m); answered || err != nil {
+			return d, err
+		}
 		return Done{}, fmt.Errorf("command %s: %w", m.Key, err)
 	case err != nil:
 		return Done{}, &PoisonError{Err: err}
@@ -165,6 +168,30 @@ func (p *Processor) endWithdrawn(ctx context.Context, m kafka.Message) (Done, er
 	}
 	return Done{ASPID: aspID, Report: decision.Report{Result: pinreset.Result{CorrelationID: cid, ASPID: aspID, Code: answer.Code,
 		MemberID: answer.MemberID, CompletedAt: answer.CompletedAt}, How: "withdrawn"}}, nil
+}
+
+// answerUnopened answers a copy this worker cannot open from its
+// transaction's record when that record answers any copy (a rejection or
+// a withdrawal: decision.Service.Unopened), instead of parking it until a
+// key that may never come.
+func (p *Processor) answerUnopened(ctx context.Context, m kafka.Message) (Done, bool, error) {
+	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
+	if !known {
+		return Done{}, false, nil
+	}
+	o, ok, err := p.Service.Unopened(ctx, cid, aspID)
+	if err != nil || !ok {
+		return Done{}, false, err
+	}
+	r, err := resultOf(m, aspID, o)
+	if err != nil {
+		return Done{}, false, err
+	}
+	if err := p.Publisher.Publish(ctx, r); err != nil {
+		return Done{}, false, fmt.Errorf("answer command %s: %w", cid, err)
+	}
+	return Done{ASPID: aspID, Kind: o.Kind, Report: decision.Report{Result: pinreset.Result{CorrelationID: cid, ASPID: aspID, Code: o.Code,
+		MemberID: o.MemberID, CompletedAt: o.CompletedAt}, How: "repeated"}}, true, nil
 }
 
 // resultOf is the result message that answers m's client with outcome o.

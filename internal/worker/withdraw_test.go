@@ -112,6 +112,37 @@ func TestWithdrawn(t *testing.T) {
 		if after := h.get("m1"); after.Version != before.Version {
 			t.Fatalf("member version %d → %d, want untouched", before.Version, after.Version)
 		}
+		// A client's retry that this worker cannot open either is answered
+		// from the record (a rejection answers any copy), not parked.
+		m.Topic = kafkabus.TopicCommands
+		if err := h.consume(context.Background(), m); err != nil {
+			t.Fatalf("a retry of the rejected command: %v, want it answered", err)
+		}
+		if codes := h.bus.resultsOf(c.CorrelationID); len(codes) != 2 || codes[1] != pinreset.CodeRejected {
+			t.Fatalf("results %v, want 000_422 twice", codes)
+		}
+	})
+
+	t.Run("a copy this worker cannot open of a decided command waits for its key", func(t *testing.T) {
+		h := newHarness(t, nil)
+		h.member("m1", pin, "")
+		c := h.cmd(pinreset.KindReset, "m1", "", other)
+		if code := h.send(c); code != pinreset.CodeSuccess {
+			t.Fatalf("first copy: %s", code)
+		}
+		ring, err := seal.NewKeyring(seal.Key{ID: "k9", Secret: bytes.Repeat([]byte{9}, seal.KeySize)})
+		if err != nil {
+			t.Fatal(err)
+		}
+		v, err := wire.EncodeCommand(c, ring)
+		if err != nil {
+			t.Fatal(err)
+		}
+		// Only the same request gets 000_000 again: that needs it opened.
+		m := kafka.Message{Topic: kafkabus.TopicCommands, Key: []byte(c.CorrelationID), Value: v}
+		if err := h.consume(context.Background(), m); !errors.Is(err, pinreset.ErrMissingKey) {
+			t.Fatalf("%v, want the missing key", err)
+		}
 	})
 
 	t.Run("a withdrawn command about no member is rejected", func(t *testing.T) {
