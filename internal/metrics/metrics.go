@@ -32,6 +32,7 @@ type Worker struct {
 	CommandAge      prometheus.Histogram     // from acceptance by the ingress to the result: end-to-end lag
 	HashDuration    prometheus.Histogram     // one argon2id hash or verification
 	HashesAhead     *prometheus.CounterVec   // new-PIN hashes started ahead of the check, and used
+	Hashes          *prometheus.GaugeVec     // argon2 computations by state: running, waiting for a slot
 	DeadLettered    *prometheus.CounterVec   // by reason: undecodable, unopenable
 	Locks           prometheus.Counter
 	Conflicts       prometheus.Counter     // compare-and-set conflicts (two commands for one member)
@@ -98,6 +99,9 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		HashesAhead: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_hashes_ahead_total", Help: "New-PIN hashes started on an idle core while the current PIN was checked (result=started), and those the check let through (result=used).",
 		}, []string{"result"}),
+		Hashes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pinreset_hashes", Help: "argon2id computations now: running (at most PINRESET_HASH_CONCURRENCY) and waiting for a free slot (state).",
+		}, []string{"state"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_dead_lettered_total", Help: "Commands moved to password.commands.dlq, by reason: unopenable (a sealed part no key opens) or undecodable (anything else; the x-dlq-reason header says what).",
 		}, []string{"reason"}),
@@ -131,6 +135,8 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	}
 	m.HashesAhead.WithLabelValues("started")
 	m.HashesAhead.WithLabelValues("used")
-	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys, m.Damaged)
+	m.Hashes.WithLabelValues("running")
+	m.Hashes.WithLabelValues("waiting")
+	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.Hashes, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys, m.Damaged)
 	return m
 }

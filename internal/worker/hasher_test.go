@@ -4,10 +4,13 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/prometheus/client_golang/prometheus"
 	dto "github.com/prometheus/client_model/go"
 
 	"github.com/kmwallet/pinreset/internal/metrics"
+	"github.com/kmwallet/pinreset/internal/waitfor"
 )
 
 // gateHasher's Hash blocks until release is closed, so a test controls when
@@ -63,5 +66,31 @@ func TestHashAhead(t *testing.T) {
 	}
 	if s, u := counter(t, m, "started"), counter(t, m, "used"); s != 2 || u != 1 {
 		t.Fatalf("hashes ahead started %v, used %v; want 2, 1", s, u)
+	}
+}
+
+// TestHashesGauge: pinreset_hashes shows the computations running (at most
+// the slots) and those waiting for one, and both at zero once they end.
+func TestHashesGauge(t *testing.T) {
+	g := gateHasher{release: make(chan struct{})}
+	m := metrics.NewWorker(prometheus.NewRegistry())
+	h := LimitHashing(g, m, 2)
+	gauge := func() (float64, float64) {
+		return testutil.ToFloat64(m.Hashes.WithLabelValues("running")), testutil.ToFloat64(m.Hashes.WithLabelValues("waiting"))
+	}
+	done := make(chan struct{})
+	for range 3 {
+		go func() { _, _ = h.Hash("111111"); done <- struct{}{} }()
+	}
+	if !waitfor.Until(30*time.Second, func() bool { r, w := gauge(); return r == 2 && w == 1 }) {
+		r, w := gauge()
+		t.Fatalf("three hashes on two slots: running %v, waiting %v; want 2, 1", r, w)
+	}
+	close(g.release)
+	for range 3 {
+		<-done
+	}
+	if r, w := gauge(); r != 0 || w != 0 {
+		t.Fatalf("after: running %v, waiting %v; want 0, 0", r, w)
 	}
 }

@@ -204,11 +204,14 @@ func (t timedHasher) HashAhead(pin string) func() (string, error) {
 		err  error
 	}
 	t.m.HashesAhead.WithLabelValues("started").Inc()
+	running := t.m.Hashes.WithLabelValues("running")
+	running.Inc()
 	done := make(chan result, 1)
 	start := time.Now()
 	go func() {
 		h, err := t.h.Hash(pin)
 		t.observe(start)
+		running.Dec()
 		<-t.slots
 		done <- result{h, err}
 	}()
@@ -219,12 +222,18 @@ func (t timedHasher) HashAhead(pin string) func() (string, error) {
 	}
 }
 
-// admit waits for a slot and returns the func that frees it and records the time.
+// admit waits for a slot and returns the func that frees it and records
+// the time; the hashes gauge shows it waiting, then running.
 func (t timedHasher) admit() func() {
+	waiting, running := t.m.Hashes.WithLabelValues("waiting"), t.m.Hashes.WithLabelValues("running")
+	waiting.Inc()
 	t.slots <- struct{}{}
+	waiting.Dec()
+	running.Inc()
 	start := time.Now()
 	return func() {
 		t.observe(start)
+		running.Dec()
 		<-t.slots
 	}
 }
