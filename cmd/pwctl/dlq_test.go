@@ -6,6 +6,8 @@ import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"io"
+	"net/http"
 	"strings"
 	"sync"
 	"testing"
@@ -19,6 +21,7 @@ import (
 	"github.com/kmwallet/pinreset/cmd/worker/compose"
 	"github.com/kmwallet/pinreset/internal/audit"
 	"github.com/kmwallet/pinreset/internal/config"
+	"github.com/kmwallet/pinreset/internal/freeaddr"
 	"github.com/kmwallet/pinreset/internal/kafkabus"
 	"github.com/kmwallet/pinreset/internal/mongostore"
 	"github.com/kmwallet/pinreset/internal/pinreset"
@@ -424,6 +427,12 @@ func (f *parkedFixture) getenv(k string) string { return f.env[k] }
 
 // startWorker runs a worker with sealKeys until stop or the test's end.
 func (f *parkedFixture) startWorker(sealKeys string) (stop func()) {
+	f.t.Helper()
+	return f.startWorkerOn(sealKeys, "")
+}
+
+// startWorkerOn is startWorker with its admin listener on admin ("": none).
+func (f *parkedFixture) startWorkerOn(sealKeys, admin string) (stop func()) {
 	t := f.t
 	t.Helper()
 	f.env["PINRESET_SEAL_KEYS"] = sealKeys
@@ -431,7 +440,7 @@ func (f *parkedFixture) startWorker(sealKeys string) (stop func()) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	cfg.AdminAddr = ""
+	cfg.AdminAddr = admin
 	wctx, cancel := context.WithCancel(f.ctx)
 	done := make(chan error, 1)
 	go func() { done <- compose.Run(wctx, cfg, zap.NewNop()) }()
@@ -577,7 +586,8 @@ func TestPurgeWithdrawsAParkedCommand(t *testing.T) {
 	})
 	// The client retries (the same message again) while one worker has the
 	// key and one has not: whichever takes it answers the rejection.
-	f.startWorker(fixtureK1 + "," + fixtureK2)
+	admin := freeaddr.For(t)
+	f.startWorkerOn(fixtureK1+","+fixtureK2, admin)
 	f.send(cid, "703152")
 	waitFor(t, 60*time.Second, "the retry answered", func() bool { return len(f.results(cid)) == 2 })
 	if codes := f.results(cid); codes[0] != pinreset.CodeRejected || codes[1] != pinreset.CodeRejected {
@@ -591,6 +601,16 @@ func TestPurgeWithdrawsAParkedCommand(t *testing.T) {
 		t.Errorf("parked list -all: %v\n%s\nwant the one purged copy and no later one", err, out)
 	}
 	f.auditVerifies()
+	// The workers count the operator's purge (pwctl has no /metrics).
+	waitFor(t, 60*time.Second, "the purge counted", func() bool {
+		res, err := http.Get("http://" + admin + "/metrics")
+		if err != nil {
+			return false
+		}
+		defer res.Body.Close()
+		b, _ := io.ReadAll(res.Body)
+		return strings.Contains(string(b), `pinreset_queue_actions{action="purge",queue="parked"} 1`)
+	})
 	var trace, errb bytes.Buffer
 	if err := traceCmdEnv(ctx, []string{"-asp", testASP, "-correlation-id", cid, "-brokers", strings.Join(f.in.Brokers(), ","),
 		"-mongo-uri", f.in.MongoURI()}, f.getenv, &trace, &errb); err != nil || !strings.Contains(trace.String(), "purge") ||

@@ -38,7 +38,7 @@ import (
 // ActionsCollection records what an operator did with a queued message,
 // one document per message, _id "<topic>/<partition>/<offset>": the insert
 // is the claim, so a message is redriven or purged once.
-const actionsCollection = "queue_actions"
+const actionsCollection = mongostore.QueueActionsCollection
 
 // Actions, as stored and as the audit record's Code.
 const (

@@ -40,6 +40,7 @@ type Worker struct {
 	Parked          *prometheus.CounterVec // commands moved to the retry topic, by reason
 	MissingKeys     *prometheus.CounterVec // attempts that needed an undeployed key, by kind
 	Damaged         prometheus.Counter     // commands ended with 000_500 because their member's document is damaged
+	QueueActions    *prometheus.GaugeVec   // operators' redrives and purges recorded, by queue and action
 }
 
 // NewRegistry returns a registry with the Go runtime and process collectors.
@@ -102,6 +103,9 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 		Hashes: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "pinreset_hashes", Help: "argon2id computations now: running (at most PINRESET_HASH_CONCURRENCY) and waiting for a free slot (state).",
 		}, []string{"state"}),
+		QueueActions: prometheus.NewGaugeVec(prometheus.GaugeOpts{
+			Name: "pinreset_queue_actions", Help: "Redrives and purges operators made with pwctl dlq|parked, by queue (dlq, parked) and action (redrive, purge): the records of queue_actions, read every 30 s.",
+		}, []string{"queue", "action"}),
 		DeadLettered: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "pinreset_dead_lettered_total", Help: "Commands moved to password.commands.dlq, by reason: unopenable (a sealed part no key opens) or undecodable (anything else; the x-dlq-reason header says what).",
 		}, []string{"reason"}),
@@ -136,7 +140,12 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	m.HashesAhead.WithLabelValues("started")
 	m.HashesAhead.WithLabelValues("used")
 	m.Hashes.WithLabelValues("running")
+	for _, q := range []string{"dlq", "parked"} {
+		for _, a := range []string{"redrive", "purge"} {
+			m.QueueActions.WithLabelValues(q, a)
+		}
+	}
 	m.Hashes.WithLabelValues("waiting")
-	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.Hashes, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys, m.Damaged)
+	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.Hashes, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys, m.Damaged, m.QueueActions)
 	return m
 }

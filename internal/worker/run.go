@@ -48,6 +48,49 @@ func WatchLag(ctx context.Context, c kafkabus.Cluster, m *metrics.Worker, groups
 	}
 }
 
+// QueueActionCounter counts the operators' queue actions
+// (*mongostore.Store).
+type QueueActionCounter interface {
+	QueueActionCounts(ctx context.Context) ([]mongostore.QueueActionCount, error)
+}
+
+// WatchQueueActions exports the redrives and purges operators recorded
+// (pwctl dlq|parked) every 30 s, until ctx ends: a CLI has no /metrics of
+// its own, so the workers report what it did. A failed read leaves the
+// last figures.
+func WatchQueueActions(ctx context.Context, c QueueActionCounter, m *metrics.Worker, log *zap.Logger) {
+	t := time.NewTicker(30 * time.Second)
+	defer t.Stop()
+	for {
+		if err := CountQueueActions(ctx, c, m); err != nil && ctx.Err() == nil {
+			log.Warn("count queue actions", zap.Error(err))
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// CountQueueActions reads the counts once into m (pinreset_queue_actions,
+// queue dlq or parked).
+func CountQueueActions(ctx context.Context, c QueueActionCounter, m *metrics.Worker) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	counts, err := c.QueueActionCounts(ctx)
+	if err != nil {
+		return err
+	}
+	queues := map[string]string{kafkabus.TopicCommandsDLQ: "dlq", kafkabus.TopicCommandsRetry: "parked"}
+	for _, n := range counts {
+		if q, ok := queues[n.Topic]; ok {
+			m.QueueActions.WithLabelValues(q, n.Action).Set(float64(n.N))
+		}
+	}
+	return nil
+}
+
 // Relay delivers what dead workers left in members' outboxes and prunes
 // what is delivered (decision.Service.Relay) every 5 s, a batch of 500
 // members after another while batches come full, until ctx ends. Several

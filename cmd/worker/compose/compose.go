@@ -179,7 +179,7 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 			}
 		}()
 	}
-	background.Add(3)
+	background.Add(4)
 	go func() {
 		defer background.Done()
 		worker.SweepOutcomes(runCtx, store, cfg.OutcomeRetention, mon.Loop("outcome sweeper", 10*time.Minute), log)
@@ -187,6 +187,10 @@ func Run(ctx context.Context, cfg config.Worker, log *zap.Logger) error {
 	go func() {
 		defer background.Done()
 		worker.Relay(runCtx, svc, mon.Loop("outbox relay", 10*time.Minute), log)
+	}()
+	go func() {
+		defer background.Done()
+		worker.WatchQueueActions(runCtx, store, mt, log)
 	}()
 	go func() {
 		defer background.Done()
