@@ -87,15 +87,7 @@ func TestWithdrawn(t *testing.T) {
 		h.member("m1", pin, "")
 		before := h.get("m1")
 		c := h.cmd(pinreset.KindReset, "m1", "", other)
-		ring, err := seal.NewKeyring(seal.Key{ID: "k9", Secret: bytes.Repeat([]byte{9}, seal.KeySize)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := wire.EncodeCommand(c, ring)
-		if err != nil {
-			t.Fatal(err)
-		}
-		m := kafka.Message{Topic: kafkabus.TopicCommandsRetry, Key: []byte(c.CorrelationID), Value: v}
+		m := unopenable(t, c, kafkabus.TopicCommandsRetry)
 		if err := h.consume(context.Background(), m); !errors.Is(err, pinreset.ErrMissingKey) {
 			t.Fatalf("not withdrawn: %v, want the missing key (tried again)", err)
 		}
@@ -130,16 +122,8 @@ func TestWithdrawn(t *testing.T) {
 		if code := h.send(c); code != pinreset.CodeSuccess {
 			t.Fatalf("first copy: %s", code)
 		}
-		ring, err := seal.NewKeyring(seal.Key{ID: "k9", Secret: bytes.Repeat([]byte{9}, seal.KeySize)})
-		if err != nil {
-			t.Fatal(err)
-		}
-		v, err := wire.EncodeCommand(c, ring)
-		if err != nil {
-			t.Fatal(err)
-		}
 		// Only the same request gets 000_000 again: that needs it opened.
-		m := kafka.Message{Topic: kafkabus.TopicCommands, Key: []byte(c.CorrelationID), Value: v}
+		m := unopenable(t, c, kafkabus.TopicCommands)
 		if err := h.consume(context.Background(), m); !errors.Is(err, pinreset.ErrMissingKey) {
 			t.Fatalf("%v, want the missing key", err)
 		}
@@ -166,4 +150,19 @@ func TestWithdrawn(t *testing.T) {
 			t.Fatalf("a copy on password.commands: %s, want it decided (000_000)", code)
 		}
 	})
+}
+
+// unopenable is c on topic, sealed with a key (k9) the harness's worker
+// does not have.
+func unopenable(t *testing.T, c pinreset.Command, topic string) kafka.Message {
+	t.Helper()
+	ring, err := seal.NewKeyring(seal.Key{ID: "k9", Secret: bytes.Repeat([]byte{9}, seal.KeySize)})
+	if err != nil {
+		t.Fatal(err)
+	}
+	v, err := wire.EncodeCommand(c, ring)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return kafka.Message{Topic: topic, Key: []byte(c.CorrelationID), Value: v}
 }
