@@ -120,3 +120,5 @@ require (
 )
 
 replace github.com/twmb/franz-go/pkg/kfake => ./third_party/kfake
+
+replace github.com/FerretDB/FerretDB/v2 => ./third_party/ferretdb

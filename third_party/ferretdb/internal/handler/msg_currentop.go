@@ -1,0 +1,52 @@
+// Copyright 2021 FerretDB Inc.
+//
+// Licensed under the Apache License, Version 2.0 (the "License");
+// you may not use this file except in compliance with the License.
+// You may obtain a copy of the License at
+//
+//     http://www.apache.org/licenses/LICENSE-2.0
+//
+// Unless required by applicable law or agreed to in writing, software
+// distributed under the License is distributed on an "AS IS" BASIS,
+// WITHOUT WARRANTIES OR CONDITIONS OF ANY KIND, either express or implied.
+// See the License for the specific language governing permissions and
+// limitations under the License.
+
+package handler
+
+import (
+	"context"
+
+	"github.com/FerretDB/wire/wirebson"
+	"github.com/jackc/pgx/v5"
+
+	"github.com/FerretDB/FerretDB/v2/internal/documentdb/documentdb_api"
+	"github.com/FerretDB/FerretDB/v2/internal/handler/middleware"
+	"github.com/FerretDB/FerretDB/v2/internal/util/lazyerrors"
+)
+
+// msgCurrentOp implements `currentOp` command.
+//
+// The passed context is canceled when the client connection is closed.
+//
+// TODO https://github.com/FerretDB/FerretDB/issues/3974
+func (h *Handler) msgCurrentOp(connCtx context.Context, req *middleware.Request) (*middleware.Response, error) {
+	doc := req.Document()
+
+	if _, _, err := h.s.CreateOrUpdateByLSID(connCtx, doc); err != nil {
+		return nil, err
+	}
+
+	var res wirebson.RawDocument
+
+	var err error
+	err = h.p.WithConn(func(conn *pgx.Conn) error {
+		res, err = documentdb_api.CurrentOpCommand(connCtx, conn, h.L, req.DocumentRaw())
+		return err
+	})
+	if err != nil {
+		return nil, lazyerrors.Error(err)
+	}
+
+	return middleware.ResponseDoc(req, res)
+}
