@@ -270,7 +270,7 @@ func TestQueues(t *testing.T) {
 	t.Run("an interrupted redrive is completed by the next run, once", func(t *testing.T) {
 		db := database(t, ctx, in.MongoURI())
 		started := time.Now().Add(-2 * claimStale).UTC().Truncate(time.Millisecond)
-		if _, err := db.Collection(actionsCollection).InsertOne(ctx, action{ID: dlqStale, Topic: kafkabus.TopicCommandsDLQ, CorrelationID: cidStale,
+		if _, err := db.Collection(mongostore.QueueActionsCollection).InsertOne(ctx, action{ID: dlqStale, Topic: kafkabus.TopicCommandsDLQ, CorrelationID: cidStale,
 			Action: actRedrive, Operator: "carol", Note: "crashed", StartedAt: started}); err != nil {
 			t.Fatal(err)
 		}
@@ -388,8 +388,13 @@ const (
 	fixtureLogin = "parked@sandbox.example"
 )
 
-func newParkedFixture(t *testing.T, ctx context.Context) *parkedFixture {
+func newParkedFixture(t *testing.T) *parkedFixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("starts the embedded broker and database and a worker")
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
+	t.Cleanup(cancel)
 	in, err := sandbox.StartInfra(ctx, sandbox.InfraConfig{DataDir: t.TempDir(), KafkaAddr: "127.0.0.1:0", MongoAddr: "127.0.0.1:0"})
 	if err != nil {
 		t.Fatal(err)
@@ -526,12 +531,7 @@ func (f *parkedFixture) auditVerifies() {
 }
 
 func TestRedriveAfterTheKeyIsDeployed(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the embedded broker and database and a worker")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	f := newParkedFixture(t, ctx)
+	f := newParkedFixture(t)
 	const cid = "261207010000-e1e2e3e"
 	f.send(cid, "703152")
 	stop1 := f.startWorker(fixtureK1)
@@ -567,12 +567,8 @@ func TestRedriveAfterTheKeyIsDeployed(t *testing.T) {
 // the worker's next try as rejected (000_422), and nothing applies it
 // after, not even a worker that has its key.
 func TestPurgeWithdrawsAParkedCommand(t *testing.T) {
-	if testing.Short() {
-		t.Skip("starts the embedded broker and database and a worker")
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 4*time.Minute)
-	defer cancel()
-	f := newParkedFixture(t, ctx)
+	f := newParkedFixture(t)
+	ctx := f.ctx
 	const cid = "261207010000-f1f2f3f"
 	f.send(cid, "703152")
 	f.startWorker(fixtureK1)

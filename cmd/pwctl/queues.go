@@ -35,11 +35,6 @@ import (
 	"github.com/kmwallet/pinreset/internal/worker"
 )
 
-// ActionsCollection records what an operator did with a queued message,
-// one document per message, _id "<topic>/<partition>/<offset>": the insert
-// is the claim, so a message is redriven or purged once.
-const actionsCollection = mongostore.QueueActionsCollection
-
 // Actions, as stored and as the audit record's Code.
 const (
 	actRedrive = "redrive"
@@ -344,13 +339,13 @@ func scanPartition(ctx context.Context, cl kafkabus.Cluster, topic string, parti
 }
 
 func loadActions(ctx context.Context, db *mongo.Database, topic string) (map[string]*action, error) {
-	cur, err := db.Collection(actionsCollection).Find(ctx, bson.D{{Key: "topic", Value: topic}})
+	cur, err := db.Collection(mongostore.QueueActionsCollection).Find(ctx, bson.D{{Key: "topic", Value: topic}})
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", actionsCollection, err)
+		return nil, fmt.Errorf("read %s: %w", mongostore.QueueActionsCollection, err)
 	}
 	var docs []action
 	if err := cur.All(ctx, &docs); err != nil {
-		return nil, fmt.Errorf("read %s: %w", actionsCollection, err)
+		return nil, fmt.Errorf("read %s: %w", mongostore.QueueActionsCollection, err)
 	}
 	out := make(map[string]*action, len(docs))
 	for i := range docs {
@@ -695,7 +690,7 @@ func (a *queueActor) act(ctx context.Context, e entry, what string, who actor) (
 	case what == actRedrive && !e.readable:
 		return refused, "its correlation id and ASP cannot be read (not a command of ours, or malformed): purge it instead", nil
 	}
-	coll := a.db.Collection(actionsCollection)
+	coll := a.db.Collection(mongostore.QueueActionsCollection)
 	now := a.now().UTC().Truncate(time.Millisecond)
 	claim := action{ID: e.ID, Topic: e.Topic, CorrelationID: e.CorrelationID, Source: e.Source, Action: what,
 		Operator: who.operator, Note: who.note, StartedAt: now}

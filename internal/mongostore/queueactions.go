@@ -10,8 +10,9 @@ import (
 
 // QueueActionsCollection holds the operators' redrives and purges of the
 // dead-letter and parked queues (pwctl dlq|parked), one document per
-// message acted on, claimed before the action and confirmed (done) after
-// its audit record.
+// message acted on, _id "<topic>/<partition>/<offset>": its insert is the
+// claim, so a message is redriven or purged once, and it is confirmed
+// (done) after the action's audit record.
 const QueueActionsCollection = "queue_actions"
 
 // QueueActionCount is how many confirmed actions of one kind were taken on

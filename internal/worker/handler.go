@@ -104,14 +104,14 @@ func (p *Processor) now() time.Time {
 // is decided as rejected (decision.Service.Withdraw) instead; one this
 // worker cannot open is rejected by its ids (endWithdrawn).
 func (p *Processor) Handle(ctx context.Context, m kafka.Message) (Done, error) {
-	withdrawn, err := p.withdrawn(ctx, m)
+	cid, aspID, withdrawn, err := p.withdrawn(ctx, m)
 	if err != nil {
 		return Done{}, err
 	}
 	cmd, err := wire.DecodeCommand(m.Key, m.Value, p.Sealer)
 	switch {
 	case withdrawn && err != nil:
-		return p.endWithdrawn(ctx, m)
+		return p.endWithdrawn(ctx, m, cid, aspID)
 	case errors.Is(err, pinreset.ErrMissingKey):
 		if d, answered, err := p.answerUnopened(ctx, m); answered || err != nil {
 			return d, err
@@ -129,21 +129,20 @@ func (p *Processor) Handle(ctx context.Context, m kafka.Message) (Done, error) {
 }
 
 // withdrawn reports whether m is a parked copy of a command an operator
-// withdrew. Only parked copies are asked (one read each): a purge acts on
-// the parked list.
-func (p *Processor) withdrawn(ctx context.Context, m kafka.Message) (bool, error) {
+// withdrew, and its ids when it is. Only parked copies are asked (one read
+// each): a purge acts on the parked list.
+func (p *Processor) withdrawn(ctx context.Context, m kafka.Message) (cid, aspID string, withdrawn bool, err error) {
 	if m.Topic != kafkabus.TopicCommandsRetry {
-		return false, nil
+		return "", "", false, nil
 	}
 	cid, aspID, known := wire.PeekIDs(m.Key, m.Value)
 	if !known {
-		return false, nil
+		return "", "", false, nil
 	}
-	w, err := p.Parked.IsWithdrawn(ctx, aspID, cid)
-	if err != nil {
-		return false, fmt.Errorf("command %s: %w", cid, err)
+	if withdrawn, err = p.Parked.IsWithdrawn(ctx, aspID, cid); err != nil {
+		return "", "", false, fmt.Errorf("command %s: %w", cid, err)
 	}
-	return w, nil
+	return cid, aspID, withdrawn, nil
 }
 
 // endWithdrawn ends a withdrawn command this worker cannot open (its key
@@ -153,21 +152,12 @@ func (p *Processor) withdrawn(ctx context.Context, m kafka.Message) (bool, error
 // rejection and a decision of another copy cannot both stand; this one
 // can only be raced by a worker holding the key while an operator
 // redrives and purges the same command at once.
-func (p *Processor) endWithdrawn(ctx context.Context, m kafka.Message) (Done, error) {
-	cid, aspID, _ := wire.PeekIDs(m.Key, m.Value)
-	answer, err := p.Service.Reject(ctx, cid, aspID, true)
+func (p *Processor) endWithdrawn(ctx context.Context, m kafka.Message, cid, aspID string) (Done, error) {
+	o, err := p.Service.Reject(ctx, cid, aspID, true)
 	if err != nil {
 		return Done{}, err
 	}
-	r, err := resultOf(m, aspID, answer)
-	if err != nil {
-		return Done{}, err
-	}
-	if err := p.Publisher.Publish(ctx, r); err != nil {
-		return Done{}, fmt.Errorf("answer withdrawn command %s: %w", cid, err)
-	}
-	return Done{ASPID: aspID, Report: decision.Report{Result: pinreset.Result{CorrelationID: cid, ASPID: aspID, Code: answer.Code,
-		MemberID: answer.MemberID, CompletedAt: answer.CompletedAt}, How: "withdrawn"}}, nil
+	return p.answer(ctx, m, aspID, o, "withdrawn")
 }
 
 // answerUnopened answers a copy this worker cannot open from its
@@ -183,26 +173,32 @@ func (p *Processor) answerUnopened(ctx context.Context, m kafka.Message) (Done, 
 	if err != nil || !ok {
 		return Done{}, false, err
 	}
-	r, err := resultOf(m, aspID, o)
-	if err != nil {
-		return Done{}, false, err
-	}
-	if err := p.Publisher.Publish(ctx, r); err != nil {
-		return Done{}, false, fmt.Errorf("answer command %s: %w", cid, err)
-	}
-	return Done{ASPID: aspID, Kind: o.Kind, Report: decision.Report{Result: pinreset.Result{CorrelationID: cid, ASPID: aspID, Code: o.Code,
-		MemberID: o.MemberID, CompletedAt: o.CompletedAt}, How: "repeated"}}, true, nil
+	d, err := p.answer(ctx, m, aspID, o, "repeated")
+	return d, err == nil, err
 }
 
-// resultOf is the result message that answers m's client with outcome o.
-func resultOf(m kafka.Message, aspID string, o pinreset.Outcome) (kafkabus.Message, error) {
+// answer tells m's client its transaction's outcome o, reached how.
+func (p *Processor) answer(ctx context.Context, m kafka.Message, aspID string, o pinreset.Outcome, how string) (Done, error) {
+	r, msg, err := resultOf(m, aspID, o)
+	if err != nil {
+		return Done{}, err
+	}
+	if err := p.Publisher.Publish(ctx, msg); err != nil {
+		return Done{}, fmt.Errorf("answer command %s: %w", r.CorrelationID, err)
+	}
+	return Done{ASPID: aspID, Kind: o.Kind, Report: decision.Report{Result: r, How: how}}, nil
+}
+
+// resultOf is the result that answers m's client with outcome o, and its
+// message.
+func resultOf(m kafka.Message, aspID string, o pinreset.Outcome) (pinreset.Result, kafkabus.Message, error) {
 	r := pinreset.Result{CorrelationID: string(m.Key), ASPID: aspID, RequestID: header(m, wire.HeaderRequestID), Code: o.Code,
 		Message: o.Code.Message(), MemberID: o.MemberID, CompletedAt: o.CompletedAt.UTC()}
 	v, err := wire.EncodeResult(r)
 	if err != nil {
-		return kafkabus.Message{}, err
+		return pinreset.Result{}, kafkabus.Message{}, err
 	}
-	return kafkabus.Message{Topic: kafkabus.TopicResults, Key: m.Key, Value: v}, nil
+	return r, kafkabus.Message{Topic: kafkabus.TopicResults, Key: m.Key, Value: v}, nil
 }
 
 // PoisonError is a message that can never be processed: retrying cannot
@@ -250,7 +246,7 @@ func (p *Processor) deadLetter(ctx context.Context, m kafka.Message, reason erro
 	)
 	msgs := []kafkabus.Message{{Topic: kafkabus.TopicCommandsDLQ, Key: m.Key, Value: m.Value, Headers: headers}}
 	if len(m.Key) > 0 && len(m.Key) <= 64 {
-		r, err := resultOf(m, aspID, answer)
+		_, r, err := resultOf(m, aspID, answer)
 		if err != nil {
 			return Done{}, err
 		}
