@@ -171,7 +171,7 @@ func (l *AuditLog) backfillOnce(ctx context.Context, lease *auditLease) error {
 		mctx, cancel := maintenance(ctx)
 		cur, err := l.coll.Find(mctx,
 			bson.D{{Key: "once", Value: bson.D{{Key: "$exists", Value: false}}}, {Key: "_id", Value: bson.D{{Key: "$gt", Value: after}}}},
-			options.Find().SetSort(bson.D{{Key: "_id", Value: 1}}).SetLimit(onceBackfillBatch).
+			oneBatch(onceBackfillBatch).SetSort(bson.D{{Key: "_id", Value: 1}}).
 				SetProjection(bson.D{{Key: "chain", Value: 1}, {Key: "correlationId", Value: 1}}))
 		var docs []bson.Raw
 		if err == nil {

@@ -156,8 +156,8 @@ func (s *Store) backfillLoginKeys(ctx context.Context) error {
 func (s *Store) backfillRound(ctx context.Context) (int, error) {
 	ctx, cancel := maintenance(ctx)
 	defer cancel()
-	cur, err := s.members.Find(ctx, bson.D{keyMissing}, options.Find().
-		SetProjection(bson.D{{Key: "aspId", Value: 1}, {Key: "loginId", Value: 1}}).SetLimit(keyBatch))
+	cur, err := s.members.Find(ctx, bson.D{keyMissing}, oneBatch(keyBatch).
+		SetProjection(bson.D{{Key: "aspId", Value: 1}, {Key: "loginId", Value: 1}}))
 	if err != nil {
 		return 0, fmt.Errorf("find members without aspLogin: %w", err)
 	}

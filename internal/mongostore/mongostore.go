@@ -100,6 +100,18 @@ var (
 
 func ptr[T any](v T) *T { return &v }
 
+// oneBatch are the options of a find of at most n documents, all of them
+// in the reply to the find itself: a negative limit (the wire protocol's
+// singleBatch) and a batch that holds them. A find with a positive limit
+// makes FerretDB (v2.5, DocumentDB) keep the PostgreSQL connection for a
+// cursor and close it after, even when every document fits in the first
+// batch: a backend forked and set up again for each such read, 20 to 30
+// ms during which a decision that needs a connection waits for the new one
+// (the relay's read every 5 s, TestFindsKeepTheirConnections).
+func oneBatch(n int) *options.FindOptionsBuilder {
+	return options.Find().SetLimit(-int64(n)).SetBatchSize(int32(n))
+}
+
 // clientOptions are the options Open connects with: cfg's URI, then the
 // forced consistency and timeouts over whatever the URI set.
 func clientOptions(cfg Config) *options.ClientOptions {

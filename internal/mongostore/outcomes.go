@@ -330,7 +330,7 @@ func stateOf(d memberDoc, more ...bson.E) bson.D {
 // has touched since, and those delivered and not pruned yet (the relay's
 // work).
 func (s *Store) Undelivered(ctx context.Context, before time.Time, limit int) ([]pinreset.Member, error) {
-	cur, err := s.members.Find(ctx, bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: before}}}}, options.Find().SetLimit(int64(limit)))
+	cur, err := s.members.Find(ctx, bson.D{{Key: "outbox.at", Value: bson.D{{Key: "$lt", Value: before}}}}, oneBatch(limit))
 	if err != nil {
 		return nil, fmt.Errorf("find undelivered decisions: %w", err)
 	}

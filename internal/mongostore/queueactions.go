@@ -3,9 +3,10 @@ package mongostore
 import (
 	"context"
 	"fmt"
+	"slices"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
-	"go.mongodb.org/mongo-driver/v2/mongo"
+	"go.mongodb.org/mongo-driver/v2/mongo/options"
 )
 
 // QueueActionsCollection holds the operators' redrives and purges of the
@@ -24,29 +25,36 @@ type QueueActionCount struct {
 
 // QueueActionCounts counts the confirmed redrives and purges by topic and
 // action. It reads the whole collection on purpose: operators' actions,
-// a few per incident, not a collection that grows with traffic.
+// a few per incident, not a collection that grows with traffic. A find
+// counted here rather than a $group: FerretDB closes the PostgreSQL
+// connection of every aggregate (see oneBatch), and the workers count
+// every 30 s.
 func (s *Store) QueueActionCounts(ctx context.Context) ([]QueueActionCount, error) {
-	cur, err := s.Database().Collection(QueueActionsCollection).Aggregate(ctx, mongo.Pipeline{
-		{{Key: "$match", Value: bson.D{{Key: "done", Value: true}}}},
-		{{Key: "$group", Value: bson.D{{Key: "_id", Value: bson.D{{Key: "topic", Value: "$topic"}, {Key: "action", Value: "$action"}}},
-			{Key: "n", Value: bson.D{{Key: "$sum", Value: 1}}}}}},
-	})
+	cur, err := s.Database().Collection(QueueActionsCollection).Find(ctx, bson.D{{Key: "done", Value: true}},
+		options.Find().SetProjection(bson.D{{Key: "_id", Value: 0}, {Key: "topic", Value: 1}, {Key: "action", Value: 1}}).SetBatchSize(queueActionsBatch))
 	if err != nil {
 		return nil, fmt.Errorf("count %s: %w", QueueActionsCollection, err)
 	}
 	var rows []struct {
-		ID struct {
-			Topic  string `bson:"topic"`
-			Action string `bson:"action"`
-		} `bson:"_id"`
-		N int64 `bson:"n"`
+		Topic  string `bson:"topic"`
+		Action string `bson:"action"`
 	}
 	if err := cur.All(ctx, &rows); err != nil {
 		return nil, fmt.Errorf("count %s: %w", QueueActionsCollection, err)
 	}
-	out := make([]QueueActionCount, len(rows))
-	for i, r := range rows {
-		out[i] = QueueActionCount{Topic: r.ID.Topic, Action: r.ID.Action, N: r.N}
+	var out []QueueActionCount
+	for _, r := range rows {
+		i := slices.IndexFunc(out, func(c QueueActionCount) bool { return c.Topic == r.Topic && c.Action == r.Action })
+		if i < 0 {
+			i = len(out)
+			out = append(out, QueueActionCount{Topic: r.Topic, Action: r.Action})
+		}
+		out[i].N++
 	}
 	return out, nil
 }
+
+// queueActionsBatch is the batch QueueActionCounts reads in: every record
+// in the find's reply (a cursor that outlives the find costs a
+// connection, as above) up to tens of thousands of actions.
+const queueActionsBatch = 50000

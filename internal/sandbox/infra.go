@@ -168,6 +168,15 @@ func (in *Infra) MongoURI() string {
 	return in.ferret.MongoDBURI()
 }
 
+// PostgresURL is the connection string of the PostgreSQL server under
+// FerretDB ("" with NoMongo), for tests that look beneath the MongoDB wire.
+func (in *Infra) PostgresURL() string {
+	if in.pg == nil {
+		return ""
+	}
+	return in.pg.url()
+}
+
 // MongoAddr is the database's host:port.
 func (in *Infra) MongoAddr() string {
 	u := in.ferret.MongoDBURI()
