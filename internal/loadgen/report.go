@@ -34,6 +34,11 @@ type Report struct {
 	ErrorKinds      map[string]int `json:"error_kinds,omitempty"`
 	FirstError      string         `json:"first_error,omitempty"`
 	Model           string         `json:"model"`
+	// ArrivalLagP50ms and ArrivalLagMaxMs (open model): how late the
+	// generator sent its arrivals, an error of its own that the latency,
+	// run from the scheduled arrival, includes.
+	ArrivalLagP50ms float64 `json:"arrival_lag_p50_ms,omitempty"`
+	ArrivalLagMaxMs float64 `json:"arrival_lag_max_ms,omitempty"`
 
 	sorted []time.Duration
 }
@@ -64,6 +69,9 @@ func (r *loadRun) report() Report {
 	rep.P50ms, rep.P95ms, rep.P99ms = ms(percentile(sorted, 0.50)), ms(percentile(sorted, 0.95)), ms(percentile(sorted, 0.99))
 	if len(sorted) > 0 {
 		rep.MaxMs = ms(sorted[len(sorted)-1])
+	}
+	if lag := slices.Sorted(slices.Values(r.lag)); len(lag) > 0 {
+		rep.ArrivalLagP50ms, rep.ArrivalLagMaxMs = ms(percentile(lag, 0.50)), ms(lag[len(lag)-1])
 	}
 	return rep
 }
@@ -102,6 +110,9 @@ func (rep Report) Print(w io.Writer, o Options) {
 	fmt.Fprintf(w, "duration     %.3f s\n", rep.DurationS)
 	fmt.Fprintf(w, "throughput   %.1f answers/s\n", rep.RPS)
 	fmt.Fprintf(w, "latency      p50 %.1f ms   p95 %.1f ms   p99 %.1f ms   max %.1f ms\n", rep.P50ms, rep.P95ms, rep.P99ms, rep.MaxMs)
+	if o.Rate > 0 {
+		fmt.Fprintf(w, "arrivals     sent %.2f ms late at the median, %.2f ms at most (the generator's own lag, in the latency)\n", rep.ArrivalLagP50ms, rep.ArrivalLagMaxMs)
+	}
 	fmt.Fprintf(w, "by status    %s\n", countList(rep.ByStatus))
 	fmt.Fprintf(w, "by code      %s\n", countList(rep.ByCode))
 	fmt.Fprintf(w, "unexpected   %d (answered with another code than the one aimed for)\n", rep.Unexpected)
