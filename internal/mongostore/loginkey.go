@@ -109,23 +109,26 @@ func (s *Store) ensureLoginIndex(ctx context.Context) error {
 	return s.dropLegacyLoginIndex(mctx)
 }
 
-// dropLegacyLoginIndex drops legacyLoginIndex unless it is gone. Dropped
-// by two workers at once, DocumentDB may answer one with an error (a
-// PostgreSQL deadlock between the two): done when the index is gone
-// meanwhile, else tried again.
+// dropLegacyLoginIndex drops legacyLoginIndex unless it is gone. It looks
+// first: on a database migrated already (every start after the first) a
+// drop of the missing index would be answered IndexNotFound, which
+// FerretDB also logs as an ERROR of its own, a false alarm at every
+// start. Dropped by two workers at once, DocumentDB may answer one with an
+// error (a PostgreSQL deadlock between the two): done when the index is
+// gone meanwhile, else tried again.
 func (s *Store) dropLegacyLoginIndex(ctx context.Context) error {
 	var err error
 	for range 3 {
+		var specs []mongo.IndexSpecification
+		if specs, err = s.members.Indexes().ListSpecifications(ctx); err != nil {
+			continue
+		}
+		if !slices.ContainsFunc(specs, func(ix mongo.IndexSpecification) bool { return ix.Name == legacyLoginIndex.Name }) {
+			return nil
+		}
 		err = s.members.Indexes().DropOne(ctx, legacyLoginIndex.Name)
 		var ce mongo.CommandError
 		if err == nil || errors.As(err, &ce) && ce.Code == indexNotFound {
-			return nil
-		}
-		specs, lerr := s.members.Indexes().ListSpecifications(ctx)
-		if lerr != nil {
-			break
-		}
-		if !slices.ContainsFunc(specs, func(ix mongo.IndexSpecification) bool { return ix.Name == legacyLoginIndex.Name }) {
 			return nil
 		}
 	}

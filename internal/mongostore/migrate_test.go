@@ -6,10 +6,12 @@ import (
 	"fmt"
 	"slices"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
 	"go.mongodb.org/mongo-driver/v2/bson"
+	"go.mongodb.org/mongo-driver/v2/event"
 	"go.mongodb.org/mongo-driver/v2/mongo"
 	"go.mongodb.org/mongo-driver/v2/mongo/options"
 
@@ -32,7 +34,7 @@ func legacyMember(id, asp, login string) bson.D {
 func TestLoginIndexMigration(t *testing.T) {
 	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
 	defer cancel()
-	_, store := startStore(t, "migrate")
+	in, store := startStore(t, "migrate")
 	members := store.Database().Collection(mongostore.MembersCollection)
 	if _, err := members.Indexes().CreateOne(ctx, mongo.IndexModel{
 		Keys:    bson.D{{Key: "aspId", Value: 1}, {Key: "loginId", Value: 1}},
@@ -120,6 +122,27 @@ func TestLoginIndexMigration(t *testing.T) {
 	}
 	if m, err := store.FindMember(ctx, aspA, "late1@example.com"); err != nil || m.ID != "late-1" {
 		t.Errorf("FindMember of a member inserted without aspLogin, after EnsureIndexes: %+v, %v", m, err)
+	}
+
+	// On the migrated database the next start drops nothing: a drop of
+	// the missing index would be answered IndexNotFound, and logged by
+	// FerretDB as an ERROR at every start.
+	var drops atomic.Int64
+	watched, err := mongostore.Open(mongostore.Config{URI: in.MongoURI(), Database: "migrate", Monitor: &event.CommandMonitor{
+		Started: func(_ context.Context, e *event.CommandStartedEvent) {
+			if e.CommandName == "dropIndexes" {
+				drops.Add(1)
+			}
+		}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watched.Close(context.Background())
+	if err := watched.EnsureIndexes(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if n := drops.Load(); n != 0 {
+		t.Errorf("EnsureIndexes on a migrated database sent %d dropIndexes, want none", n)
 	}
 }
 
