@@ -244,10 +244,20 @@ func (l *AuditLog) dropIndex(ctx context.Context, name string) error {
 }
 
 // indexNames lists the trail's indexes (none before the collection exists).
+// It asks whether the collection exists first: listing the indexes of a
+// missing one is answered NamespaceNotFound, which FerretDB also logs as
+// an ERROR of its own, a false alarm at the first start on a new database.
 func (l *AuditLog) indexNames(ctx context.Context) ([]string, error) {
+	colls, err := l.coll.Database().ListCollectionNames(ctx, bson.D{{Key: "name", Value: l.coll.Name()}})
+	if err != nil {
+		return nil, fmt.Errorf("list audit indexes: %w", err)
+	}
+	if len(colls) == 0 {
+		return nil, nil
+	}
 	specs, err := l.coll.Indexes().ListSpecifications(ctx)
 	var ce mongo.CommandError
-	if errors.As(err, &ce) && ce.Code == 26 { // NamespaceNotFound
+	if errors.As(err, &ce) && ce.Code == 26 { // NamespaceNotFound: dropped meanwhile
 		return nil, nil
 	}
 	if err != nil {
