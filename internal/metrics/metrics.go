@@ -140,12 +140,12 @@ func NewWorker(reg prometheus.Registerer) *Worker {
 	m.HashesAhead.WithLabelValues("started")
 	m.HashesAhead.WithLabelValues("used")
 	m.Hashes.WithLabelValues("running")
+	m.Hashes.WithLabelValues("waiting")
 	for _, q := range []string{"dlq", "parked"} {
 		for _, a := range []string{"redrive", "purge"} {
 			m.QueueActions.WithLabelValues(q, a)
 		}
 	}
-	m.Hashes.WithLabelValues("waiting")
 	reg.MustRegister(m.Outcomes, m.CommandDuration, m.CommandAge, m.HashDuration, m.HashesAhead, m.Hashes, m.DeadLettered, m.Locks, m.Conflicts, m.Lag, m.Parked, m.MissingKeys, m.Damaged, m.QueueActions)
 	return m
 }
